@@ -1,0 +1,65 @@
+import Tensors
+
+// Shared model protocols. They live in the core so that a sampler plugin can drive any denoiser plugin,
+// and an encode node any text encoder, without plugins importing each other.
+
+/// A loaded model held in memory (never written to the disk cache).
+public protocol LoadedModel: AnyObject, Sendable {
+    /// Approximate bytes of weights held in memory.
+    var residentBytes: Int { get }
+}
+
+/// How the prompt is prefixed before encoding (SANA's "complex human instruction").
+public enum PromptInstruction: Sendable, Hashable {
+    /// The model's default instruction.
+    case `default`
+    /// No instruction (as diffusers does for negative prompts).
+    case none
+    /// Custom instruction lines.
+    case custom(String)
+}
+
+/// A text encoder that turns prompts into conditioning.
+public protocol TextEncoderModel: LoadedModel {
+    /// Encodes a batch of prompts into embeddings [B, L, D] and mask [B, L].
+    func encode(prompts: [String], instruction: PromptInstruction, maxSequenceLength: Int,
+                context: RunContext) throws -> Conditioning
+}
+
+/// Text-dependent state a denoiser prepares once and reuses at every step (e.g. cross-attention K/V).
+public protocol PreparedText: Sendable {}
+
+/// A model that predicts the flow velocity for a noisy latent (SANA's Linear DiT, or any other).
+public protocol DenoiserModel: LoadedModel {
+    /// Latent channels the model takes.
+    var inChannels: Int { get }
+    /// Pixels per latent cell along each side (the autoencoder's downscale), for user-facing messages.
+    var latentSpatialDivisor: Int { get }
+    /// Whether the model takes a guidance embedding (Sana-Sprint).
+    var takesGuidance: Bool { get }
+
+    /// Precomputes everything that depends only on the text (constant across sampling steps).
+    func prepare(_ conditioning: Conditioning) throws -> any PreparedText
+
+    /// Velocity for `latent` [B, C, h, w] at `timestep` [B] given prepared text; `guidance` [B] if the model takes it.
+    func predict(latent: Tensor, timestep: Tensor, text: any PreparedText, guidance: Tensor?) throws -> Tensor
+}
+
+/// An autoencoder between images [B, 3, H, W] in [-1, 1] and latents [B, C, H/f, W/f].
+public protocol AutoencoderModel: LoadedModel {
+    var latentChannels: Int { get }
+    /// Spatial compression factor f.
+    var downscale: Int { get }
+    var scalingFactor: Float { get }
+    /// Decodes raw (unscaled) latents to images in [-1, 1].
+    func decode(_ latent: Tensor, tileSize: Int?, context: RunContext) throws -> Tensor
+    /// Encodes images in [-1, 1] to raw (unscaled) latents.
+    func encode(_ image: Tensor, tileSize: Int?, context: RunContext) throws -> Tensor
+}
+
+/// An image-to-image upscaling model (ESRGAN family).
+public protocol UpscaleModel: LoadedModel {
+    var scale: Int { get }
+    /// Upscales images [B, 3, H, W] in [0, 1].
+    func upscale(_ image: Tensor, tileSize: Int, overlap: Int, context: RunContext) throws -> Tensor
+}

@@ -1,0 +1,47 @@
+import Foundation
+import Safetensors
+import Tensors
+
+/// Locations and comparisons shared by every test target.
+public enum TestSupport {
+    /// The repository root (found from this file's path).
+    public static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// `Tests/Fixtures`.
+    public static let fixturesDirectory: URL = repositoryRoot.appendingPathComponent("Tests/Fixtures")
+
+    /// Path of a fixture file under `Tests/Fixtures`.
+    public static func fixture(_ relativePath: String) -> String {
+        fixturesDirectory.appendingPathComponent(relativePath).path
+    }
+
+    /// Opens a safetensors fixture.
+    public static func loadFixture(_ relativePath: String) throws -> SafetensorsFile {
+        try SafetensorsFile(path: fixture(relativePath))
+    }
+
+    /// max|a - b| / max|b| (0 when both are zero). The project's standard parity measure.
+    public static func relativeError(_ a: Tensor, _ b: Tensor) -> Float {
+        precondition(a.shape == b.shape, "shape \(a.shape) != \(b.shape)")
+        var maxDiff: Float = 0
+        var maxRef: Float = 0
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                for i in 0..<pa.count {
+                    maxDiff = max(maxDiff, abs(pa[i] - pb[i]))
+                    maxRef = max(maxRef, abs(pb[i]))
+                }
+            }
+        }
+        if maxDiff.isNaN { return .infinity }
+        return maxRef == 0 ? maxDiff : maxDiff / maxRef
+    }
+
+    /// A fresh temporary directory, removed by the caller (or left in /tmp).
+    public static func temporaryDirectory(_ prefix: String = "sanagraph-test") -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
