@@ -13,7 +13,7 @@ public enum Parallel {
     /// Runs `body` over `0..<count` split into contiguous ranges, in parallel when the work is large enough.
     /// - Parameter minChunk: smallest range worth handing to a thread (tune to ~10-50 µs of work).
     @inlinable
-    public static func forEachRange(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+    public static func forEachRange(_ count: Int, minChunk: Int = 1, _ body: @Sendable (Range<Int>) -> Void) {
         guard count > 0 else { return }
         let chunks = Swift.min(workerCount * 4, Swift.max(1, count / Swift.max(1, minChunk)))
         if chunks <= 1 || workerCount == 1 {
@@ -22,12 +22,10 @@ public enum Parallel {
         }
         let base = count / chunks
         let extra = count % chunks
-        withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                let start = c * base + Swift.min(c, extra)
-                let end = start + base + (c < extra ? 1 : 0)
-                body(start..<end)
-            }
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let start = c * base + Swift.min(c, extra)
+            let end = start + base + (c < extra ? 1 : 0)
+            body(start..<end)
         }
     }
 }
