@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Synchronization
 
@@ -12,20 +13,61 @@ public final class CancellationToken: Sendable {
     public var isCancelled: Bool { flag.load(ordering: .sequentiallyConsistent) }
 }
 
-/// What a running node may use: progress, cancellation checks and a logger.
+/// Facts about the whole run that output nodes record as provenance (PNG metadata, path templates).
+public struct RunInfo: Sendable {
+    /// The graph file as given by the user.
+    public var graphFile: String
+    /// The graph file's text, so an output can be re-run later.
+    public var graphSource: String
+    /// Graph-level params after defaults and overrides.
+    public var params: [String: ParamValue]
+    /// Node type name -> version, for every node in the run.
+    public var nodeVersions: [String: Int]
+    /// Node id -> fingerprint of the files it read (model weights).
+    public var fingerprints: [String: String]
+    /// SanaGraph's version string.
+    public var toolVersion: String
+    /// False when the user asked for no metadata (`--no-metadata`).
+    public var writeMetadata: Bool
+    /// Wall-clock start of the run.
+    public var startedAt: Date
+
+    public init(graphFile: String, graphSource: String, params: [String: ParamValue],
+                nodeVersions: [String: Int] = [:], fingerprints: [String: String] = [:],
+                toolVersion: String = SanaGraphVersion.current, writeMetadata: Bool = true, startedAt: Date = Date()) {
+        self.graphFile = graphFile
+        self.graphSource = graphSource
+        self.params = params
+        self.nodeVersions = nodeVersions
+        self.fingerprints = fingerprints
+        self.toolVersion = toolVersion
+        self.writeMetadata = writeMetadata
+        self.startedAt = startedAt
+    }
+}
+
+/// The version of SanaGraph.
+public enum SanaGraphVersion {
+    public static let current = "0.1.0"
+}
+
+/// What a running node may use: progress, cancellation checks, a logger and facts about the run.
 public final class RunContext: Sendable {
     /// The graph node id being run.
     public let nodeID: String
     public let logger: Logger
     public let cancellation: CancellationToken
+    /// Facts about the run (nil when a node runs outside a graph, e.g. in unit tests).
+    public let run: RunInfo?
     private let onProgress: @Sendable (_ nodeID: String, _ completed: Int, _ total: Int) -> Void
 
     public init(nodeID: String, logger: Logger = Logger(label: "sanagraph"),
-                cancellation: CancellationToken = CancellationToken(),
+                cancellation: CancellationToken = CancellationToken(), run: RunInfo? = nil,
                 onProgress: @escaping @Sendable (String, Int, Int) -> Void = { _, _, _ in }) {
         self.nodeID = nodeID
         self.logger = logger
         self.cancellation = cancellation
+        self.run = run
         self.onProgress = onProgress
     }
 
