@@ -48,15 +48,21 @@ let package = Package(
                 path: "Plugins/Upscaler"),
         .target(name: "FlowSolvers", dependencies: ["GraphRuntime", "Tensors"],
                 path: "Plugins/FlowSolvers"),
+        .target(name: "LinearDiT", dependencies: ["GraphRuntime", "Tensors", "Safetensors"],
+                path: "Plugins/LinearDiT"),
+        .target(name: "TextEncoder", dependencies: ["GraphRuntime", "Tensors", "Safetensors"],
+                path: "Plugins/TextEncoder"),
 
         // The CLI: the only place that lists the built-in node packs.
         .executableTarget(
             name: "sanagraph",
             dependencies: [
-                "GraphRuntime", "TensorIO", "ImageIO", "Upscaler", "FlowSolvers",
+                "GraphRuntime", "TensorIO", "ImageIO", "Upscaler", "FlowSolvers", "LinearDiT",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // Kernel benchmark (not a test): tools/bench/kernels.sh compares it with PyTorch.
+        .executableTarget(name: "sanagraph-bench", dependencies: ["Tensors"], swiftSettings: f16c),
 
         // Tests. Fixtures live in Tests/Fixtures and are found through TestSupport.fixturesDirectory.
         .target(name: "TestSupport", dependencies: ["Tensors", "Safetensors", "GraphRuntime"],
@@ -68,6 +74,8 @@ let package = Package(
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "TestSupport"]),
         .testTarget(name: "UpscalerTests", dependencies: ["Upscaler", "TestSupport"]),
         .testTarget(name: "FlowSolversTests", dependencies: ["FlowSolvers", "TestSupport"]),
+        .testTarget(name: "LinearDiTTests", dependencies: ["LinearDiT", "TensorIO", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "TextEncoderTests", dependencies: ["TextEncoder", "TestSupport"]),
     ]
 )

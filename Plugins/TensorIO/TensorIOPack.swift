@@ -1,7 +1,8 @@
 import GraphRuntime
 
-/// Node pack for this plugin (registered by the CLI).
+/// Node pack for this plugin (registered by the CLI): tensor.load and tensor.save, so any component can be
+/// fed from and checked against safetensors files in a YAML graph.
 public enum TensorIOPack: NodePack {
     public static let name = "TensorIO"
-    public static var nodes: [any Node.Type] { [] }
+    public static var nodes: [any Node.Type] { [TensorLoad.self, TensorSave.self] }
 }

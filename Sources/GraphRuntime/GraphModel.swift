@@ -87,14 +87,20 @@ public struct ValidatedGraph: Sendable {
     public var params: [String: ParamValue]
     /// Warnings found during validation (errors make validation fail instead).
     public var warnings: [Diagnostic]
+    /// The graph file's text as loaded (for provenance: `RunInfo.graphSource`).
+    public var source: String
+    /// The graph-level param declarations in file order (types, defaults, docs).
+    public var parameters: [GraphParameter]
 
     public init(file: String, description: String?, nodes: [GraphNode], params: [String: ParamValue],
-                warnings: [Diagnostic]) {
+                warnings: [Diagnostic], source: String = "", parameters: [GraphParameter] = []) {
         self.file = file
         self.description = description
         self.nodes = nodes
         self.params = params
         self.warnings = warnings
+        self.source = source
+        self.parameters = parameters
     }
 
     public func node(_ id: String) -> GraphNode? { nodes.first { $0.id == id } }

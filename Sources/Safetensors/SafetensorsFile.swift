@@ -1,137 +1,149 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Tensors
 
-// FIRST DRAFT (to be hardened by the Safetensors work: strict validation, mmap, sharding, atomic writer).
-
-/// Errors reading or writing safetensors files. Every message names the file (and tensor when relevant).
-public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
-    case unreadable(path: String, reason: String)
-    case invalidHeader(path: String, reason: String)
-    case invalidTensor(path: String, tensor: String, reason: String)
-    case tensorNotFound(path: String, tensor: String, available: [String])
-    case writeFailed(path: String, reason: String)
-
-    public var description: String {
-        switch self {
-        case .unreadable(let p, let r): return "\(p): cannot read safetensors file: \(r)"
-        case .invalidHeader(let p, let r): return "\(p): corrupt safetensors header: \(r)"
-        case .invalidTensor(let p, let t, let r): return "\(p): tensor '\(t)': \(r)"
-        case .tensorNotFound(let p, let t, let a):
-            return "\(p): no tensor named '\(t)' (the file has \(a.count): \(a.prefix(8).joined(separator: ", "))\(a.count > 8 ? ", …" : ""))"
-        case .writeFailed(let p, let r): return "\(p): cannot write safetensors file: \(r)"
-        }
-    }
-}
-
-/// Where one tensor lives inside a file.
-public struct TensorInfo: Sendable, Equatable {
-    public var name: String
-    public var dtype: DType
-    public var shape: [Int]
-    /// Byte range relative to the start of the data section.
-    public var dataOffsets: Range<Int>
-}
-
-/// A safetensors file opened for reading; tensors are read only when asked.
+/// A safetensors file opened for reading.
+///
+/// The file is memory-mapped read-only (`mmap` with `PROT_READ`/`MAP_PRIVATE`) and its header fully validated
+/// at open; tensor bytes are touched only when a tensor is asked for. The mapping lives as long as this object
+/// (and any `RawTensorBytes` taken from it). Opening is cheap even for multi-gigabyte checkpoints.
+///
+/// Caveat: if another process truncates the file while it is mapped, reading the lost pages raises SIGBUS —
+/// as with every mmap reader. Replace model files by rename (as `SafetensorsWriter` does), never in place.
 public final class SafetensorsFile: @unchecked Sendable {
+    /// The path as given.
     public let path: String
+    /// Every tensor with a supported dtype, by name.
     public let tensors: [String: TensorInfo]
+    /// Tensors in a dtype of the format that SanaGraph does not convert (F64, I8, F8_E4M3 …): name → dtype.
+    public let unsupportedTensors: [String: String]
+    /// The optional `__metadata__` string map.
     public let metadata: [String: String]
-    private let data: Data
-    private let dataStart: Int
+    /// Size of the file in bytes.
+    public let fileSize: Int
+    /// Offset of the data section (8 + header length).
+    public let dataStart: Int
 
-    public init(path: String) throws {
+    private let base: UnsafeRawPointer
+
+    /// Opens and validates `path`. Throws `SafetensorsError` naming the file (and tensor) on any problem.
+    public init(path: String) throws(SafetensorsError) {
         self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(path: path, reason: Self.errnoText(errno)) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: Self.errnoText(errno)) }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            throw .unreadable(path: path, reason: "it is a directory (use SafetensorsCheckpoint for model folders)")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
+        let size = Int(st.st_size)
+        fileSize = size
+        if size < 8 {
+            // Also avoids mmap of an empty file, which fails.
+            throw .invalidHeader(path: path, reason: "the file is \(size) bytes, too short to hold the 8-byte header "
+                                 + "length; it is truncated or not a safetensors file")
+        }
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let p, p != UnsafeMutableRawPointer(bitPattern: -1) else {
+            throw .unreadable(path: path, reason: "mmap failed: \(Self.errnoText(errno))")
+        }
+        base = UnsafeRawPointer(p)
+        let header: SafetensorsHeader
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+            header = try SafetensorsHeader.parse(path: path, bytes: UnsafeRawBufferPointer(start: base, count: size))
         } catch {
-            throw SafetensorsError.unreadable(path: path, reason: (error as NSError).localizedDescription)
+            munmap(p, size)
+            throw error
         }
-        guard data.count >= 8 else { throw SafetensorsError.invalidHeader(path: path, reason: "file shorter than 8 bytes") }
-        let headerLength = data.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-        guard headerLength <= data.count - 8 else {
-            throw SafetensorsError.invalidHeader(path: path, reason: "header length \(headerLength) runs past end of file")
-        }
-        dataStart = 8 + headerLength
-        let header = data.subdata(in: 8..<dataStart)
-        guard let json = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else {
-            throw SafetensorsError.invalidHeader(path: path, reason: "header is not a JSON object")
-        }
-        var infos: [String: TensorInfo] = [:]
-        var meta: [String: String] = [:]
-        for (name, value) in json {
-            if name == "__metadata__" {
-                meta = (value as? [String: String]) ?? [:]
-                continue
-            }
-            guard let entry = value as? [String: Any],
-                  let dtypeName = entry["dtype"] as? String,
-                  let shape = entry["shape"] as? [Int],
-                  let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw SafetensorsError.invalidTensor(path: path, tensor: name, reason: "malformed header entry")
-            }
-            guard let dtype = DType(rawValue: dtypeName) else {
-                throw SafetensorsError.invalidTensor(path: path, tensor: name, reason: "unknown dtype \(dtypeName)")
-            }
-            infos[name] = TensorInfo(name: name, dtype: dtype, shape: shape, dataOffsets: offsets[0]..<offsets[1])
-        }
-        tensors = infos
-        metadata = meta
+        tensors = header.tensors
+        unsupportedTensors = header.unsupported
+        metadata = header.metadata
+        dataStart = header.dataStart
     }
 
+    deinit {
+        munmap(UnsafeMutableRawPointer(mutating: base), fileSize)
+    }
+
+    /// Tensor names (supported dtypes only), sorted.
     public var names: [String] { tensors.keys.sorted() }
 
-    /// Reads a tensor converted to fp32.
-    public func tensor(_ name: String) throws -> Tensor {
-        guard let info = tensors[name] else {
-            throw SafetensorsError.tensorNotFound(path: path, tensor: name, available: names)
+    /// Whether the file holds a tensor called `name` (of any dtype).
+    public func contains(_ name: String) -> Bool { tensors[name] != nil || unsupportedTensors[name] != nil }
+
+    /// Where tensor `name` lives, or `tensorNotFound` / `unsupportedDType`.
+    public func info(_ name: String) throws(SafetensorsError) -> TensorInfo {
+        if let info = tensors[name] { return info }
+        if let d = unsupportedTensors[name] { throw .unsupportedDType(path: path, tensor: name, dtype: d) }
+        throw .tensorNotFound(path: path, tensor: name, available: names)
+    }
+
+    /// Reads tensor `name` converted to fp32.
+    public func tensor(_ name: String) throws(SafetensorsError) -> Tensor {
+        let info = try info(name)
+        let bytes = rawPointer(info)
+        return Tensor(decoding: bytes, dtype: info.dtype, shape: info.shape)
+    }
+
+    /// Decodes tensor `name` to fp32 into caller-owned memory of exactly its element count.
+    public func read(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws(SafetensorsError) {
+        let info = try info(name)
+        guard destination.count == info.elementCount else {
+            throw .invalidTensor(path: path, tensor: name,
+                                 reason: "has \(info.elementCount) elements, destination holds \(destination.count)")
         }
-        let out = Tensor(uninitialized: info.shape)
-        let n = out.count
-        data.withUnsafeBytes { raw in
-            let base = raw.baseAddress! + dataStart + info.dataOffsets.lowerBound
-            out.withUnsafeMutableBufferPointer { dst in
-                switch info.dtype {
-                case .f32: for i in 0..<n { dst[i] = base.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
-                case .f16: for i in 0..<n { dst[i] = Float(base.loadUnaligned(fromByteOffset: 2 * i, as: Float16.self)) }
-                case .bf16:
-                    for i in 0..<n {
-                        let bits = UInt32(base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16
-                        dst[i] = Float(bitPattern: bits)
-                    }
-                case .i64: for i in 0..<n { dst[i] = Float(base.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)) }
-                case .i32: for i in 0..<n { dst[i] = Float(base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)) }
-                case .u8, .bool: for i in 0..<n { dst[i] = Float(base.load(fromByteOffset: i, as: UInt8.self)) }
-                }
-            }
-        }
-        return out
+        guard let d = destination.baseAddress else { return }
+        DTypeConversion.decode(info.dtype, from: rawPointer(info), count: info.elementCount, into: d)
+    }
+
+    /// The stored bytes of tensor `name`, without conversion or copy. The result keeps the mapping alive.
+    public func rawBytes(_ name: String) throws(SafetensorsError) -> RawTensorBytes {
+        let info = try info(name)
+        return RawTensorBytes(info: info, bytes: UnsafeRawBufferPointer(start: rawPointer(info), count: info.byteCount),
+                              owner: self)
+    }
+
+    private func rawPointer(_ info: TensorInfo) -> UnsafeRawPointer {
+        // Validated at open: dataStart + dataOffsets lies inside the mapping.
+        let p = base + dataStart + info.dataOffsets.lowerBound
+        if info.byteCount >= 1 << 20 { Self.adviseWillNeed(p, info.byteCount) }
+        return p
+    }
+
+    /// Asks the kernel to start reading a large tensor's pages ahead of the conversion loop.
+    private static func adviseWillNeed(_ p: UnsafeRawPointer, _ count: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let start = Int(bitPattern: p) & ~(page - 1)
+        let end = Int(bitPattern: p) + count
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, Int32(MADV_WILLNEED))
+    }
+
+    static func errnoText(_ code: Int32) -> String {
+        if code == ENOENT { return "no such file" }
+        return String(cString: strerror(code))
     }
 }
 
-/// Writes fp32 tensors to a safetensors file.
-public enum SafetensorsWriter {
-    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to path: String) throws {
-        var header: [String: Any] = [:]
-        if !metadata.isEmpty { header["__metadata__"] = metadata }
-        var offset = 0
-        let names = tensors.keys.sorted()
-        for name in names {
-            let t = tensors[name]!
-            header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + t.byteCount]]
-            offset += t.byteCount
-        }
-        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
-        while (json.count % 8) != 0 { json.append(0x20) }
-        var out = Data()
-        var len = UInt64(json.count).littleEndian
-        withUnsafeBytes(of: &len) { out.append(contentsOf: $0) }
-        out.append(json)
-        for name in names {
-            tensors[name]!.withUnsafeBufferPointer { out.append(UnsafeBufferPointer(start: $0.baseAddress, count: $0.count)) }
-        }
-        do { try out.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw SafetensorsError.writeFailed(path: path, reason: (error as NSError).localizedDescription)
-        }
+/// The stored (unconverted) bytes of one tensor, borrowed from a mapped file that stays alive while this exists.
+public struct RawTensorBytes: @unchecked Sendable {
+    public let info: TensorInfo
+    /// `info.byteCount` bytes in `info.dtype`, little-endian, with no alignment promise.
+    public let bytes: UnsafeRawBufferPointer
+    /// Keeps the mapping alive.
+    public let owner: AnyObject
+
+    public var dtype: DType { info.dtype }
+    public var shape: [Int] { info.shape }
+
+    /// Decodes to a fresh fp32 tensor.
+    public func decoded() -> Tensor {
+        guard let b = bytes.baseAddress else { return Tensor(zeros: info.shape) }
+        return Tensor(decoding: b, dtype: info.dtype, shape: info.shape)
     }
 }

@@ -1,7 +1,27 @@
 import ArgumentParser
 import GraphRuntime
 
+/// The `sanagraph` command: a thin shell over GraphRuntime. Each subcommand lives in its own type.
 @main
 struct SanaGraphCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "sanagraph", abstract: "Run SANA text-to-image workflows described as YAML node graphs.")
+    static let configuration = CommandConfiguration(
+        commandName: "sanagraph",
+        abstract: "Run SANA text-to-image workflows described as YAML node graphs.",
+        discussion: """
+            Examples:
+              sanagraph run Graphs/text2img.yaml --set prompt="a red circle" --set seed=7
+              sanagraph validate my-graph.yaml
+              sanagraph plan my-graph.yaml
+              sanagraph nodes
+              sanagraph dot my-graph.yaml | dot -Tpng > graph.png
+
+            Exit codes: 0 success, 2 invalid graph or params, 3 a node failed, 4 a model/weights file is \
+            missing or corrupt, 5 the --lock file is held, 6 input/output error, 130 interrupted, \
+            64 command-line usage error. See docs/cli.md.
+            """,
+        version: SanaGraphVersion.current,
+        subcommands: [
+            RunCommand.self, ValidateCommand.self, PlanCommand.self, NodesCommand.self, DescribeCommand.self,
+            DotCommand.self, SchemaCommand.self, Inspect.self,
+        ])
 }

@@ -22,19 +22,25 @@ public enum TestSupport {
     }
 
     /// max|a - b| / max|b| (0 when both are zero). The project's standard parity measure.
+    /// NaN in either tensor counts as infinite error unless both have NaN at the same position.
     public static func relativeError(_ a: Tensor, _ b: Tensor) -> Float {
         precondition(a.shape == b.shape, "shape \(a.shape) != \(b.shape)")
         var maxDiff: Float = 0
         var maxRef: Float = 0
+        var nanMismatch = false
         a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 for i in 0..<pa.count {
+                    if pa[i].isNaN || pb[i].isNaN {
+                        if pa[i].isNaN != pb[i].isNaN { nanMismatch = true }
+                        continue
+                    }
                     maxDiff = max(maxDiff, abs(pa[i] - pb[i]))
                     maxRef = max(maxRef, abs(pb[i]))
                 }
             }
         }
-        if maxDiff.isNaN { return .infinity }
+        if nanMismatch { return .infinity }
         return maxRef == 0 ? maxDiff : maxDiff / maxRef
     }
 

@@ -1,0 +1,71 @@
+# SanaGraph — build, demo, tests, fixtures, benchmarks.
+#   make demo      install missing system packages, build, render a demo graph
+#   make test      install missing system packages, run the whole test suite (release)
+#   make fixtures  regenerate test fixtures with the Python reference scripts (never run by CI)
+#   make bench     benchmarks (compare with PyTorch on this machine)
+#   make reference-venv  create the pinned Python reference venv (outside the repo) used by fixtures/bench
+# Run as root or as a user with sudo (only needed when a package is missing).
+
+SWIFT      ?= swift
+# The Python reference (pinned versions) lives in a venv outside the repository.
+REF_VENV   ?= $(HOME)/.cache/sanagraph/reference-venv
+PYTHON     ?= $(REF_VENV)/bin/python
+REF_PACKAGES := torch==2.15.0 diffusers==0.42.1 transformers==5.24.0 safetensors sentencepiece protobuf pillow numpy
+CONFIG     ?= release
+BIN        := .build/$(CONFIG)/sanagraph
+# Debian packages the build needs: OpenBLAS (CBLAS shim), libpng (CPNG shim), pkg-config (finds both).
+APT_PACKAGES := libopenblas-dev libpng-dev pkg-config
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEMO_GRAPH := Graphs/text2img.yaml
+SMOKE_GRAPH := Graphs/smoke.yaml
+
+.PHONY: all deps build demo test fixtures bench clean reference-venv
+
+all: build
+
+# Installs only what is missing (dpkg -s), so it is fast and needs no root when nothing is.
+deps:
+	@command -v $(SWIFT) >/dev/null 2>&1 || { echo "error: '$(SWIFT)' not found; install a Swift 6 toolchain (https://www.swift.org/install/linux/)" >&2; exit 1; }
+	@if command -v dpkg >/dev/null 2>&1; then \
+	  missing=""; \
+	  for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing missing packages:$$missing"; \
+	    $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	  fi; \
+	else \
+	  echo "note: not a Debian system; make sure OpenBLAS, libpng and pkg-config are installed" >&2; \
+	fi
+
+build: deps
+	$(SWIFT) build -c $(CONFIG)
+
+demo: build
+	@if [ -f $(DEMO_GRAPH) ]; then \
+	  $(BIN) run $(DEMO_GRAPH) || { rc=$$?; [ $$rc = 4 ] && echo "the demo graph needs model weights: see README.md and docs/"; exit $$rc; }; \
+	elif [ -f $(SMOKE_GRAPH) ]; then \
+	  echo "$(DEMO_GRAPH) is not there yet; running $(SMOKE_GRAPH) instead"; \
+	  $(BIN) run $(SMOKE_GRAPH) && echo "smoke graph ran: see out/smoke/"; \
+	else \
+	  echo "no demo graph yet ($(DEMO_GRAPH) or $(SMOKE_GRAPH)); the build works: try '$(BIN) nodes'"; \
+	fi
+
+test: deps
+	$(SWIFT) test -c $(CONFIG)
+
+reference-venv:
+	python3 -m venv $(REF_VENV)
+	$(REF_VENV)/bin/pip install $(REF_PACKAGES)
+
+# Each generator regenerates its fixtures with a fixed seed; run from the repository root.
+fixtures:
+	@set -e; for script in tools/reference/*.py; do \
+	  echo "== $$script"; $(PYTHON) $$script; \
+	done
+
+# Benchmarks are filled in by the modules that have them (see docs/performance.md).
+bench: build
+	tools/bench/kernels.sh
+
+clean:
+	rm -rf .build

@@ -1,0 +1,144 @@
+import GraphRuntime
+import Tensors
+
+/// Which update rule a sampling run uses.
+public enum FlowSolverKind: String, Sendable {
+    /// Flow-DPM-Solver: `DPMSolverMultistepScheduler` as SANA ships it.
+    case dpmSolver = "flow_dpm_solver"
+    /// `FlowMatchEulerDiscreteScheduler`.
+    case euler = "flow_euler"
+
+    /// A fresh scheduler of this kind.
+    public func makeScheduler(steps: Int, shift: Double, config: SchedulerConfig) -> any FlowScheduler {
+        switch self {
+        case .dpmSolver: return FlowDPMSolverMultistepScheduler(steps: steps, shift: shift, config: config)
+        case .euler: return FlowMatchEulerScheduler(steps: steps, shift: shift, config: config)
+        }
+    }
+}
+
+/// Settings of one sampling run.
+public struct SamplingOptions: Sendable {
+    /// Steps N of the full schedule (≥ 1).
+    public var steps: Int
+    /// Classifier-free guidance scale; ≤ 1 runs the positive branch only.
+    public var guidance: Double
+    /// Flow shift of the sigma schedule.
+    public var shift: Double
+    /// img2img strength in [0, 1]: the last `round-down` share of the schedule is run (see `startIndex`).
+    public var denoise: Double
+    public var config: SchedulerConfig
+
+    public init(steps: Int = 20, guidance: Double = 4.5, shift: Double = 3.0, denoise: Double = 1.0,
+                config: SchedulerConfig = .sana) {
+        self.steps = steps
+        self.guidance = guidance
+        self.shift = shift
+        self.denoise = denoise
+        self.config = config
+    }
+
+    /// diffusers' img2img `get_timesteps`: `t_start = int(max(N − min(N·strength, N), 0))`.
+    public var startIndex: Int {
+        let n = Double(steps)
+        let initTimestep = min(n * denoise, n)
+        return Int(max(n - initTimestep, 0))
+    }
+}
+
+/// The sampling loop of `SanaPipeline.__call__`, independent of the denoiser.
+public enum FlowSampler {
+    /// Samples latents.
+    ///
+    /// - Parameters:
+    ///   - latent: without `noise`, the initial noise (text-to-image, `denoise` must be 1); with `noise`, the
+    ///     clean latent to re-noise at the first used sigma: x = (1 − σ)·latent + σ·noise (img2img).
+    ///   - negative: the unconditional branch of classifier-free guidance (used when guidance > 1).
+    /// - Returns: latents [B, C, h, w] after the last step.
+    public static func sample(kind: FlowSolverKind, model: any DenoiserModel, positive: Conditioning,
+                              negative: Conditioning?, latent: Tensor, noise: Tensor?, options: SamplingOptions,
+                              context: RunContext) throws -> Tensor {
+        let node = context.nodeID
+        guard latent.rank == 4, latent.shape.allSatisfy({ $0 > 0 }) else {
+            throw NodeError.invalidInput(node: node, message: "latent has shape \(latent.shape); expected [B, C, h, w]")
+        }
+        guard latent.shape[1] == model.inChannels else {
+            throw NodeError.invalidInput(
+                node: node,
+                message: "latent has \(latent.shape[1]) channels but the model takes \(model.inChannels); set "
+                    + "latent.noise's channels to \(model.inChannels)")
+        }
+        if let noise, noise.shape != latent.shape {
+            throw NodeError.invalidInput(
+                node: node, message: "noise has shape \(noise.shape) but latent has \(latent.shape); they must match")
+        }
+        guard !model.takesGuidance else {
+            throw NodeError.invalidInput(
+                node: node,
+                message: "the model takes an embedded guidance scale (Sana-Sprint); these samplers drive "
+                    + "classifier-free-guidance models")
+        }
+        guard options.steps >= 1 else {
+            throw NodeError.invalidParam(node: node, param: "steps", message: "must be at least 1")
+        }
+        guard options.denoise >= 0, options.denoise <= 1 else {
+            throw NodeError.invalidParam(node: node, param: "denoise", message: "must be in [0, 1]")
+        }
+        guard options.shift > 0 else {
+            throw NodeError.invalidParam(node: node, param: "shift", message: "must be greater than 0")
+        }
+        if noise == nil && options.denoise < 1 {
+            throw NodeError.invalidParam(
+                node: node, param: "denoise",
+                message: "denoise < 1 re-noises a clean latent: connect the clean latent to 'latent' and a "
+                    + "latent.noise node to 'noise'")
+        }
+
+        var scheduler = kind.makeScheduler(steps: options.steps, shift: options.shift, config: options.config)
+        let start = noise == nil ? 0 : options.startIndex
+        let count = scheduler.stepCount - start
+        // Nothing to run (denoise 0): the clean latent is the result.
+        guard count > 0 else { return latent.copy() }
+        scheduler.setBeginIndex(start)
+
+        var x: Tensor
+        if let noise {
+            // add_noise / scale_noise at σ of the first used step: (1 − σ)·x0 + σ·ε
+            let sigma = scheduler.sigmas[start]
+            let alpha = 1 - sigma
+            x = Elementwise.map2(latent, noise) { x0, e in alpha * x0 + sigma * e }
+        } else {
+            x = latent.copy()
+        }
+
+        let batch = latent.shape[0]
+        let guided = options.guidance > 1 && negative != nil
+        if options.guidance > 1 && negative == nil {
+            let message = "\(node): guidance \(options.guidance) but no negative conditioning; sampling "
+                + "without classifier-free guidance"
+            context.logger.warning("\(message)")
+        }
+        // Text-dependent state (cross-attention K/V) is computed once for all steps.
+        let conditioning = try ClassifierFreeGuidance.batched(positive: positive, negative: guided ? negative : nil,
+                                                              batch: batch, node: node)
+        let text = try model.prepare(conditioning)
+        let modelBatch = guided ? 2 * batch : batch
+        let scale = Float(options.guidance)
+
+        for i in start..<scheduler.stepCount {
+            try context.checkCancelled()
+            let input = guided ? ClassifierFreeGuidance.concatenateBatch(x, x) : x
+            let timestep = Tensor(repeating: scheduler.modelTimestep(at: i), shape: [modelBatch])
+            var v = try model.predict(latent: input, timestep: timestep, text: text, guidance: nil)
+            guard v.shape == input.shape else {
+                throw NodeError.failed(
+                    node: node, message: "the model returned a prediction of shape \(v.shape) for a latent of "
+                        + "shape \(input.shape)")
+            }
+            if guided { v = ClassifierFreeGuidance.combine(v, scale: scale) }
+            x = scheduler.step(modelOutput: v, sample: x)
+            try context.progress(i - start + 1, of: count)
+        }
+        return x
+    }
+}

@@ -1,0 +1,80 @@
+import GraphRuntime
+import Safetensors
+import Tensors
+
+/// `dit.load`: loads a diffusers `SanaTransformer2DModel` `transformer/` folder as a denoiser.
+public struct DiTLoad: Node {
+    public static let descriptor = NodeDescriptor(
+        typeName: "dit.load", version: 1,
+        summary: "Load SANA's Linear DiT denoiser from a diffusers transformer/ folder (F32/F16/BF16, sharded or not)",
+        outputs: [OutputSpec("model", .denoiserModel, doc: "the denoiser (weights held in fp32)")],
+        params: [ParamSpec("path", .path, doc: "the transformer/ folder holding config.json and the safetensors weights")])
+
+    public init() {}
+
+    public func validate(params: ParamValues) -> [String] {
+        params.optionalString("path") == nil ? ["path must not be empty"] : []
+    }
+
+    /// Fingerprints config.json and every weight file, so edits invalidate cached results.
+    public func fingerprint(params: ParamValues) throws -> String? {
+        let path = params.string("path")
+        do {
+            let config = try FileFingerprint.fast(path + "/config.json")
+            return config + "\n" + (try SafetensorsCheckpoint(path: path).fingerprint())
+        } catch {
+            throw LinearDiTError.weights(path: path, message: error.description)
+        }
+    }
+
+    public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
+        let path = params.string("path")
+        let model = try SanaTransformer2DModel.load(folder: path)
+        context.logger.info("loaded Sana transformer (\(model.config.numLayers) layers, D=\(model.config.innerDim)) from \(path)")
+        return ["model": .denoiser(model)]
+    }
+}
+
+/// `dit.predict`: one denoiser forward, named as diffusers' `SanaTransformer2DModel.forward` arguments.
+public struct DiTPredict: Node {
+    public static let descriptor = NodeDescriptor(
+        typeName: "dit.predict", version: 1,
+        summary: "Run the denoiser once: flow velocity for a latent at a timestep given text embeddings and mask",
+        inputs: [
+            InputSpec("model", .denoiserModel),
+            InputSpec("latent", accepts: [.tensor, .latent], doc: "noisy latent [B, C, h, w]"),
+            InputSpec("encoder_hidden_states", .tensor, doc: "text embeddings [B, L, D_text]"),
+            InputSpec("encoder_attention_mask", .tensor, doc: "0/1 mask [B, L]"),
+            InputSpec("timestep", .tensor, doc: "[B] timesteps as the model takes them (already × timestep_scale)"),
+            InputSpec("guidance", .tensor, optional: true, doc: "[B] guidance (Sana-Sprint only, already × guidance_embeds_scale)"),
+        ],
+        outputs: [OutputSpec("velocity", .tensor, doc: "[B, C, h, w]")])
+
+    public init() {}
+
+    public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
+        let model = try inputs.denoiser("model")
+        let latent = try inputs.tensor("latent")
+        let text = try inputs.tensor("encoder_hidden_states")
+        let mask = try inputs.tensor("encoder_attention_mask")
+        let timestep = try inputs.tensor("timestep")
+        let guidance = try inputs.optionalTensor("guidance")
+        func fail(_ message: String) -> NodeError { .invalidInput(node: inputs.nodeID, message: message) }
+        guard latent.rank == 4 else { throw fail("latent must be [B, C, h, w], got \(latent.shape)") }
+        guard text.rank == 3, text.shape[0] == latent.shape[0] else {
+            throw fail("encoder_hidden_states must be [B, L, D] with B = \(latent.shape[0]), got \(text.shape)")
+        }
+        if model.takesGuidance && guidance == nil {
+            throw fail("this model was trained with guidance embeds (Sana-Sprint): connect 'guidance'")
+        }
+        do {
+            let prepared = try model.prepare(Conditioning(embeddings: text, mask: mask))
+            try context.checkCancelled()
+            let v = try model.predict(latent: latent, timestep: timestep, text: prepared,
+                                      guidance: model.takesGuidance ? guidance : nil)
+            return ["velocity": .tensor(v)]
+        } catch let error as LinearDiTInputError {
+            throw fail(error.description)
+        }
+    }
+}

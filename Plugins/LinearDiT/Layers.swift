@@ -1,0 +1,144 @@
+import Foundation
+import Tensors
+
+// Small layers whose property names mirror diffusers' module names.
+
+/// `nn.Linear`.
+struct Linear: Sendable {
+    var weight: Tensor
+    var bias: Tensor?
+    func callAsFunction(_ x: Tensor) -> Tensor { Ops.linear(x, weight: weight, bias: bias) }
+    var bytes: Int { weight.byteCount + (bias?.byteCount ?? 0) }
+
+    init(_ w: SanaTransformerWeights, _ prefix: String) {
+        weight = w(prefix + ".weight")
+        bias = w.optional(prefix + ".bias")
+    }
+}
+
+/// diffusers `TimestepEmbedding`: linear_1 → SiLU → linear_2.
+struct TimestepEmbedding: Sendable {
+    var linear_1: Linear
+    var linear_2: Linear
+    init(_ w: SanaTransformerWeights, _ prefix: String) {
+        linear_1 = Linear(w, prefix + ".linear_1")
+        linear_2 = Linear(w, prefix + ".linear_2")
+    }
+    func callAsFunction(_ x: Tensor) -> Tensor { linear_2(Ops.silu(linear_1(x))) }
+    var bytes: Int { linear_1.bytes + linear_2.bytes }
+
+    /// diffusers `Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)` in fp32: `[cos(t·f), sin(t·f)]`
+    /// with `f_k = exp(−ln(10000)·k/128)`.
+    static func sinusoid(_ t: [Float], channels: Int = 256) -> Tensor {
+        let half = channels / 2
+        let exponentScale = -Float(log(10_000.0))
+        let freqs = (0..<half).map { k in Foundation.exp(exponentScale * Float(k) / Float(half)) }
+        var out = [Float](repeating: 0, count: t.count * channels)
+        for (b, tv) in t.enumerated() {
+            for k in 0..<half {
+                let a = tv * freqs[k]
+                out[b * channels + k] = Foundation.cos(a)
+                out[b * channels + half + k] = Foundation.sin(a)
+            }
+        }
+        return Tensor(shape: [t.count, channels], values: out)
+    }
+}
+
+/// diffusers `PixArtAlphaTextProjection` (linear_1 → GELU(tanh) → linear_2).
+struct PixArtAlphaTextProjection: Sendable {
+    var linear_1: Linear
+    var linear_2: Linear
+    init(_ w: SanaTransformerWeights, _ prefix: String) {
+        linear_1 = Linear(w, prefix + ".linear_1")
+        linear_2 = Linear(w, prefix + ".linear_2")
+    }
+    func callAsFunction(_ x: Tensor) -> Tensor { linear_2(Ops.gelu(linear_1(x), approximate: .tanh)) }
+    var bytes: Int { linear_1.bytes + linear_2.bytes }
+}
+
+/// diffusers `GLUMBConv` as the Sana block uses it (no norm, no residual), on NCHW.
+struct GLUMBConv: Sendable {
+    var conv_inverted_weight: Tensor, conv_inverted_bias: Tensor
+    var conv_depth_weight: Tensor, conv_depth_bias: Tensor
+    var conv_point_weight: Tensor
+
+    init(_ w: SanaTransformerWeights, _ prefix: String) {
+        conv_inverted_weight = w(prefix + ".conv_inverted.weight"); conv_inverted_bias = w(prefix + ".conv_inverted.bias")
+        conv_depth_weight = w(prefix + ".conv_depth.weight"); conv_depth_bias = w(prefix + ".conv_depth.bias")
+        conv_point_weight = w(prefix + ".conv_point.weight")
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        var a = Ops.conv2d(x, weight: conv_inverted_weight, bias: conv_inverted_bias)
+        Ops.siluInPlace(&a)
+        a = Ops.conv2d(a, weight: conv_depth_weight, bias: conv_depth_bias, padding: 1, groups: a.shape[1])
+        let parts = Ops.chunk(a, 2, axis: 1)
+        let gated = Ops.mul(parts[0], Ops.silu(parts[1]))
+        return Ops.conv2d(gated, weight: conv_point_weight, bias: nil)
+    }
+    var bytes: Int {
+        [conv_inverted_weight, conv_inverted_bias, conv_depth_weight, conv_depth_bias, conv_point_weight]
+            .reduce(0) { $0 + $1.byteCount }
+    }
+}
+
+/// An `Attention` module's projections (and q/k RMSNorm across heads when `qk_norm` is set).
+struct AttentionProjections: Sendable {
+    var to_q: Linear, to_k: Linear, to_v: Linear, to_out: Linear
+    var norm_q: Tensor?, norm_k: Tensor?
+    var heads: Int
+
+    init(_ w: SanaTransformerWeights, _ prefix: String, heads: Int) {
+        to_q = Linear(w, prefix + ".to_q"); to_k = Linear(w, prefix + ".to_k"); to_v = Linear(w, prefix + ".to_v")
+        to_out = Linear(w, prefix + ".to_out.0")
+        norm_q = w.optional(prefix + ".norm_q.weight"); norm_k = w.optional(prefix + ".norm_k.weight")
+        self.heads = heads
+    }
+
+    func query(_ x: Tensor) -> Tensor {
+        let q = to_q(x)
+        return norm_q.map { Ops.rmsNorm(q, weight: $0, eps: 1e-5) } ?? q
+    }
+    func key(_ x: Tensor) -> Tensor {
+        let k = to_k(x)
+        return norm_k.map { Ops.rmsNorm(k, weight: $0, eps: 1e-5) } ?? k
+    }
+    var bytes: Int {
+        to_q.bytes + to_k.bytes + to_v.bytes + to_out.bytes + (norm_q?.byteCount ?? 0) + (norm_k?.byteCount ?? 0)
+    }
+}
+
+/// `[B, N, H·d]` → `[B, N, H, d]` (a free reshape: attention kernels take this tokens-first layout).
+func splitHeads(_ x: Tensor, _ heads: Int) -> Tensor {
+    x.reshaped([x.shape[0], x.shape[1], heads, x.shape[2] / heads])
+}
+
+/// 2-D sin-cos positional embedding `[h·w, D]` (diffusers `get_2d_sincos_pos_embed`, column coordinate first):
+/// grid coordinates in fp32 as torch computes them, the sinusoids in fp64, the result fp32.
+func sincosPositionEmbedding(dim: Int, height h: Int, width w: Int, baseSize: Int, interpolationScale s: Double) -> Tensor {
+    let quarter = dim / 4
+    let omega = (0..<quarter).map { k in 1.0 / Foundation.pow(10_000.0, Double(k) / Double(quarter)) }
+    let gh = (0..<h).map { i in Double(Float(i) / Float(Double(h) / Double(baseSize)) / Float(s)) }
+    let gw = (0..<w).map { j in Double(Float(j) / Float(Double(w) / Double(baseSize)) / Float(s)) }
+    var out = [Float](repeating: 0, count: h * w * dim)
+    for i in 0..<h {
+        for j in 0..<w {
+            let row = (i * w + j) * dim
+            for k in 0..<quarter {
+                out[row + k] = Float(Foundation.sin(gw[j] * omega[k]))
+                out[row + quarter + k] = Float(Foundation.cos(gw[j] * omega[k]))
+                out[row + 2 * quarter + k] = Float(Foundation.sin(gh[i] * omega[k]))
+                out[row + 3 * quarter + k] = Float(Foundation.cos(gh[i] * omega[k]))
+            }
+        }
+    }
+    return Tensor(shape: [h * w, dim], values: out)
+}
+
+/// `clamp(x, −65504, 65504)` in place (diffusers' fp16 clip of the self-attention output).
+func clampToHalfRange(_ x: inout Tensor) {
+    x.withUnsafeMutableBufferPointer { p in
+        for i in p.indices { p[i] = Swift.min(Swift.max(p[i], -65_504), 65_504) }
+    }
+}

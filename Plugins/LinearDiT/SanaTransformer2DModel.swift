@@ -1,0 +1,208 @@
+import GraphRuntime
+import Tensors
+
+/// One `SanaTransformerBlock`: adaLN-modulated ReLU linear self-attention, plain masked cross-attention,
+/// adaLN-modulated Mix-FFN (sana-architecture.md §3.3.5).
+struct SanaTransformerBlock: Sendable {
+    var scale_shift_table: Tensor  // [6, D]
+    var attn1: AttentionProjections
+    var attn2: AttentionProjections
+    var ff: GLUMBConv
+    var normEps: Float
+
+    init(_ w: SanaTransformerWeights, _ prefix: String, config c: SanaTransformerConfig) {
+        scale_shift_table = w(prefix + ".scale_shift_table")
+        attn1 = AttentionProjections(w, prefix + ".attn1", heads: c.numAttentionHeads)
+        attn2 = AttentionProjections(w, prefix + ".attn2", heads: c.numCrossAttentionHeads)
+        ff = GLUMBConv(w, prefix + ".ff")
+        normEps = Float(c.normEps)
+    }
+
+    /// Cross-attention keys and values `[B, L, Hc, dc]` from the normed caption (constant across steps).
+    func crossKeyValue(_ caption: Tensor) -> (key: Tensor, value: Tensor) {
+        (splitHeads(attn2.key(caption), attn2.heads), splitHeads(attn2.to_v(caption), attn2.heads))
+    }
+
+    /// `x` [B, N, D]; `t6` [B, 6, D]; `maskBias` [B, 1, 1, L].
+    func callAsFunction(_ x: Tensor, t6: Tensor, key: Tensor, value: Tensor, maskBias: Tensor,
+                        height: Int, width: Int) -> Tensor {
+        let b = x.shape[0], n = x.shape[1], d = x.shape[2]
+        let mod = Ops.chunk(Ops.add(scale_shift_table.reshaped([1, 6, d]), t6), 6, axis: 1)  // each [B, 1, D]
+        let (shiftMSA, scaleMSA, gateMSA) = (mod[0], mod[1], mod[2])
+        let (shiftMLP, scaleMLP, gateMLP) = (mod[3], mod[4], mod[5])
+        var x = x
+
+        // Self-attention (ReLU linear attention, fp32 core).
+        let n1 = Ops.add(Ops.mul(Ops.layerNorm(x, weight: nil, bias: nil, eps: normEps), Ops.add(scaleMSA, 1)), shiftMSA)
+        let q = splitHeads(attn1.query(n1), attn1.heads)
+        let k = splitHeads(attn1.key(n1), attn1.heads)
+        let v = splitHeads(attn1.to_v(n1), attn1.heads)
+        let a1 = Ops.reluLinearAttention(query: q, key: k, value: v, eps: 1e-15, layout: .tokensFirst)
+        var o1 = attn1.to_out(a1.reshaped([b, n, d]))
+        // sana-architecture.md §7.1: fp16-trained checkpoints never saw values beyond the fp16 range here and
+        // break without this clamp; it is a no-op for the others, so it is always applied.
+        clampToHalfRange(&o1)
+        Ops.addInPlace(&x, Ops.mul(gateMSA, o1))
+
+        // Cross-attention: no norm, no modulation, no gate.
+        let cq = splitHeads(attn2.query(x), attn2.heads)
+        let a2 = Ops.scaledDotProductAttention(query: cq, key: key, value: value, mask: maskBias, layout: .tokensFirst)
+        Ops.addInPlace(&x, attn2.to_out(a2.reshaped([b, n, a2.shape[2] * a2.shape[3]])))
+
+        // Mix-FFN on the token grid as NCHW.
+        let n2 = Ops.add(Ops.mul(Ops.layerNorm(x, weight: nil, bias: nil, eps: normEps), Ops.add(scaleMLP, 1)), shiftMLP)
+        let grid = Ops.permute(n2.reshaped([b, height, width, d]), [0, 3, 1, 2])
+        let f = Ops.permute(ff(grid), [0, 2, 3, 1]).reshaped([b, n, d])
+        Ops.addInPlace(&x, Ops.mul(gateMLP, f))
+        return x
+    }
+
+    var bytes: Int { scale_shift_table.byteCount + attn1.bytes + attn2.bytes + ff.bytes }
+}
+
+/// Text state prepared once per prompt batch: the cross-attention K/V of every block and the mask bias.
+public struct SanaPreparedText: PreparedText {
+    /// Per block, `[B, L, Hc, dc]` keys and values.
+    var keyValues: [(key: Tensor, value: Tensor)]
+    /// `(1 − mask) · −10000` as `[B, 1, 1, L]`.
+    var maskBias: Tensor
+    public var batch: Int { maskBias.shape[0] }
+}
+
+/// Errors from running the model on unusable inputs (exit 3, node failed).
+public enum LinearDiTInputError: CategorizedError, Equatable {
+    case invalid(String)
+    public var category: ErrorCategory { .nodeFailed }
+    public var description: String {
+        switch self { case .invalid(let m): return m }
+    }
+}
+
+/// diffusers `SanaTransformer2DModel`: SANA's Linear DiT denoiser (sana-architecture.md §3), fp32 weights.
+public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
+    public let config: SanaTransformerConfig
+    let patchWeight: Tensor, patchBias: Tensor
+    /// Non-Sprint: `time_embed.emb.timestep_embedder`; Sprint: `time_embed.timestep_embedder`.
+    let timestepEmbedder: TimestepEmbedding
+    let guidanceEmbedder: TimestepEmbedding?
+    let timeLinear: Linear
+    let caption_projection: PixArtAlphaTextProjection
+    let caption_norm: Tensor
+    let transformer_blocks: [SanaTransformerBlock]
+    let scale_shift_table: Tensor
+    let proj_out: Linear
+    public let residentBytes: Int
+
+    init(config c: SanaTransformerConfig, weights w: SanaTransformerWeights) {
+        config = c
+        patchWeight = w("patch_embed.proj.weight"); patchBias = w("patch_embed.proj.bias")
+        if c.guidanceEmbeds {
+            timestepEmbedder = TimestepEmbedding(w, "time_embed.timestep_embedder")
+            guidanceEmbedder = TimestepEmbedding(w, "time_embed.guidance_embedder")
+        } else {
+            timestepEmbedder = TimestepEmbedding(w, "time_embed.emb.timestep_embedder")
+            guidanceEmbedder = nil
+        }
+        timeLinear = Linear(w, "time_embed.linear")
+        caption_projection = PixArtAlphaTextProjection(w, "caption_projection")
+        caption_norm = w("caption_norm.weight")
+        transformer_blocks = (0..<c.numLayers).map { SanaTransformerBlock(w, "transformer_blocks.\($0)", config: c) }
+        scale_shift_table = w("scale_shift_table")
+        proj_out = Linear(w, "proj_out")
+        residentBytes = w.tensors.values.reduce(0) { $0 + $1.byteCount }
+    }
+
+    public var inChannels: Int { config.inChannels }
+    /// DC-AE f32: one latent cell is 32 pixels.
+    public var latentSpatialDivisor: Int { 32 }
+    public var takesGuidance: Bool { config.guidanceEmbeds }
+
+    /// Caption projection + RMSNorm and every block's cross-attention K/V.
+    public func prepare(_ conditioning: Conditioning) throws -> any PreparedText {
+        let y = conditioning.embeddings, m = conditioning.mask
+        guard y.rank == 3, y.shape[2] == config.captionChannels else {
+            throw LinearDiTInputError.invalid("encoder_hidden_states must be [B, L, \(config.captionChannels)], got \(y.shape)")
+        }
+        guard m.shape == [y.shape[0], y.shape[1]] else {
+            throw LinearDiTInputError.invalid("encoder_attention_mask must be [B, L] = \([y.shape[0], y.shape[1]]), got \(m.shape)")
+        }
+        let c = Ops.rmsNorm(caption_projection(y), weight: caption_norm, eps: 1e-5)
+        let bias = Ops.mul(Ops.sub(1, m), -10_000).reshaped([m.shape[0], 1, 1, m.shape[1]])
+        return SanaPreparedText(keyValues: transformer_blocks.map { $0.crossKeyValue(c) }, maskBias: bias)
+    }
+
+    /// Why a latent of `height × width` cells cannot be used, in the user's terms; nil when fine.
+    public func latentSizeProblem(height: Int, width: Int) -> String? {
+        let p = config.patchSize
+        if height <= 0 || width <= 0 { return "the latent is empty" }
+        if height % p != 0 || width % p != 0 {
+            let px = latentSpatialDivisor * p
+            return "image size \(height * latentSpatialDivisor)×\(width * latentSpatialDivisor) px is not usable: with "
+                + "patch_size \(p) width and height must be multiples of \(px) px"
+        }
+        return nil
+    }
+
+    /// Velocity for `latent` [B, C, h, w] at `timestep` [B] (and `guidance` [B] for Sana-Sprint).
+    public func predict(latent: Tensor, timestep: Tensor, text: any PreparedText, guidance: Tensor?) throws -> Tensor {
+        guard let text = text as? SanaPreparedText else {
+            throw LinearDiTInputError.invalid("the prepared text was not made by this Sana transformer")
+        }
+        guard latent.rank == 4, latent.shape[1] == config.inChannels else {
+            throw LinearDiTInputError.invalid("latent must be [B, \(config.inChannels), h, w], got \(latent.shape)")
+        }
+        let b = latent.shape[0], p = config.patchSize, d = config.innerDim
+        if let problem = latentSizeProblem(height: latent.shape[2], width: latent.shape[3]) {
+            throw LinearDiTInputError.invalid(problem)
+        }
+        guard text.batch == b else {
+            throw LinearDiTInputError.invalid("the text batch (\(text.batch)) differs from the latent batch (\(b))")
+        }
+        guard timestep.count == b else {
+            throw LinearDiTInputError.invalid("timestep must hold one value per batch item (\(b)), got \(timestep.shape)")
+        }
+        if config.guidanceEmbeds {
+            guard let g = guidance, g.count == b else {
+                throw LinearDiTInputError.invalid("this model (guidance_embeds) needs a guidance value per batch item (\(b))")
+            }
+        }
+        let hp = latent.shape[2] / p, wp = latent.shape[3] / p, n = hp * wp
+
+        // 1. Patch embedding (+ sin-cos PE for the 2K/4K models).
+        let patches = Ops.conv2d(latent, weight: patchWeight, bias: patchBias, stride: p)
+        var x = Ops.permute(patches, [0, 2, 3, 1]).reshaped([b, n, d])
+        if let s = config.interpolationScale {
+            let pe = sincosPositionEmbedding(dim: d, height: hp, width: wp, baseSize: config.sampleSize / p,
+                                             interpolationScale: s)
+            Ops.addInPlace(&x, pe.reshaped([1, n, d]))
+        }
+
+        // 2. adaLN-single timestep (+ guidance) embedding.
+        var temb = timestepEmbedder(TimestepEmbedding.sinusoid(timestep.scalars))
+        if let guidanceEmbedder, let guidance {
+            Ops.addInPlace(&temb, guidanceEmbedder(TimestepEmbedding.sinusoid(guidance.scalars)))
+        }
+        let t6 = timeLinear(Ops.silu(temb)).reshaped([b, 6, d])
+
+        // 3. Blocks.
+        for (block, kv) in zip(transformer_blocks, text.keyValues) {
+            x = block(x, t6: t6, key: kv.key, value: kv.value, maskBias: text.maskBias, height: hp, width: wp)
+        }
+
+        // 4. Final modulated norm (uses temb, not t6) and projection.
+        let mod = Ops.chunk(Ops.add(scale_shift_table.reshaped([1, 2, d]), temb.reshaped([b, 1, d])), 2, axis: 1)
+        let normed = Ops.add(Ops.mul(Ops.layerNorm(x, weight: nil, bias: nil, eps: 1e-6), Ops.add(mod[1], 1)), mod[0])
+        let out = proj_out(normed)  // [B, N, p·p·C]
+
+        // 5. Unpatchify.
+        let c = config.outputChannels
+        return Ops.permute(out.reshaped([b, hp, wp, p, p, c]), [0, 5, 1, 3, 2, 4]).reshaped([b, c, hp * p, wp * p])
+    }
+
+    /// The full forward as diffusers' `SanaTransformer2DModel.forward` (prepare + predict).
+    public func forward(hiddenStates: Tensor, encoderHiddenStates: Tensor, encoderAttentionMask: Tensor,
+                        timestep: Tensor, guidance: Tensor? = nil) throws -> Tensor {
+        let text = try prepare(Conditioning(embeddings: encoderHiddenStates, mask: encoderAttentionMask))
+        return try predict(latent: hiddenStates, timestep: timestep, text: text, guidance: guidance)
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import GraphRuntime
+import Safetensors
+import Tensors
+
+/// Errors loading a `transformer/` folder. All are `.modelFile` (exit 4) and name the path.
+public enum LinearDiTError: CategorizedError, Equatable {
+    /// config.json missing, unreadable, or describing a model this port cannot run.
+    case invalidConfig(path: String, message: String)
+    /// The weights don't match the config: every missing, unexpected and wrongly shaped key at once.
+    case keyMismatch(path: String, missing: [String], unexpected: [String], wrongShape: [String])
+    /// The weight files could not be opened or read.
+    case weights(path: String, message: String)
+
+    public var category: ErrorCategory { .modelFile }
+
+    public var description: String {
+        switch self {
+        case .invalidConfig(let path, let message): return "\(path): \(message)"
+        case .weights(let path, let message): return "\(path): \(message)"
+        case .keyMismatch(let path, let missing, let unexpected, let wrongShape):
+            var parts: [String] = []
+            func list(_ xs: [String]) -> String {
+                xs.prefix(20).joined(separator: ", ") + (xs.count > 20 ? ", … (\(xs.count) in all)" : "")
+            }
+            if !missing.isEmpty { parts.append("missing \(missing.count) keys: \(list(missing))") }
+            if !unexpected.isEmpty { parts.append("unexpected \(unexpected.count) keys: \(list(unexpected))") }
+            if !wrongShape.isEmpty { parts.append("wrongly shaped \(wrongShape.count) keys: \(list(wrongShape))") }
+            return "\(path): the weights do not match config.json (is this a SanaTransformer2DModel "
+                + "transformer/ folder?); " + parts.joined(separator: "; ")
+        }
+    }
+}
+
+/// The expected checkpoint keys and shapes of a config (sana-architecture.md §3.6).
+enum SanaTransformerKeys {
+    static func expected(_ c: SanaTransformerConfig) -> [String: [Int]] {
+        let d = c.innerDim, p = c.patchSize, h = c.ffnHidden
+        let dc = c.numCrossAttentionHeads * c.crossAttentionHeadDim
+        var k: [String: [Int]] = [
+            "patch_embed.proj.weight": [d, c.inChannels, p, p], "patch_embed.proj.bias": [d],
+            "time_embed.linear.weight": [6 * d, d], "time_embed.linear.bias": [6 * d],
+            "caption_projection.linear_1.weight": [d, c.captionChannels], "caption_projection.linear_1.bias": [d],
+            "caption_projection.linear_2.weight": [d, d], "caption_projection.linear_2.bias": [d],
+            "caption_norm.weight": [d],
+            "scale_shift_table": [2, d],
+            "proj_out.weight": [p * p * c.outputChannels, d], "proj_out.bias": [p * p * c.outputChannels],
+        ]
+        func embedder(_ prefix: String) {
+            k[prefix + ".linear_1.weight"] = [d, 256]; k[prefix + ".linear_1.bias"] = [d]
+            k[prefix + ".linear_2.weight"] = [d, d]; k[prefix + ".linear_2.bias"] = [d]
+        }
+        if c.guidanceEmbeds {
+            embedder("time_embed.timestep_embedder")
+            embedder("time_embed.guidance_embedder")
+        } else {
+            embedder("time_embed.emb.timestep_embedder")
+        }
+        let cross = c.crossAttentionDim ?? d
+        for i in 0..<c.numLayers {
+            let b = "transformer_blocks.\(i)."
+            k[b + "scale_shift_table"] = [6, d]
+            for n in ["to_q", "to_k", "to_v"] {
+                k[b + "attn1.\(n).weight"] = [d, d]
+                if c.attentionBias { k[b + "attn1.\(n).bias"] = [d] }
+            }
+            k[b + "attn1.to_out.0.weight"] = [d, d]; k[b + "attn1.to_out.0.bias"] = [d]
+            k[b + "attn2.to_q.weight"] = [dc, d]; k[b + "attn2.to_q.bias"] = [dc]
+            k[b + "attn2.to_k.weight"] = [dc, cross]; k[b + "attn2.to_k.bias"] = [dc]
+            k[b + "attn2.to_v.weight"] = [dc, cross]; k[b + "attn2.to_v.bias"] = [dc]
+            k[b + "attn2.to_out.0.weight"] = [d, dc]; k[b + "attn2.to_out.0.bias"] = [d]
+            if c.usesQKNorm {
+                k[b + "attn1.norm_q.weight"] = [d]; k[b + "attn1.norm_k.weight"] = [d]
+                k[b + "attn2.norm_q.weight"] = [dc]; k[b + "attn2.norm_k.weight"] = [dc]
+            }
+            k[b + "ff.conv_inverted.weight"] = [2 * h, d, 1, 1]; k[b + "ff.conv_inverted.bias"] = [2 * h]
+            k[b + "ff.conv_depth.weight"] = [2 * h, 1, 3, 3]; k[b + "ff.conv_depth.bias"] = [2 * h]
+            k[b + "ff.conv_point.weight"] = [d, h, 1, 1]
+        }
+        return k
+    }
+}
+
+/// fp32 weights by checkpoint key, checked against the config.
+struct SanaTransformerWeights {
+    var tensors: [String: Tensor]
+
+    /// The tensor `key` (present: the key check ran before).
+    func callAsFunction(_ key: String) -> Tensor { tensors[key]! }
+    func optional(_ key: String) -> Tensor? { tensors[key] }
+}
+
+extension SanaTransformer2DModel {
+    /// Loads a diffusers `transformer/` folder: `config.json` and the weights (one file or an index with shards;
+    /// F32/F16/BF16, converted to fp32 once). `variant` selects e.g. `diffusion_pytorch_model.bf16.safetensors`.
+    /// Throws `LinearDiTError` (exit 4) naming the path; a key mismatch lists every bad key at once.
+    public static func load(folder: String, variant: String? = nil) throws -> SanaTransformer2DModel {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) else {
+            throw LinearDiTError.invalidConfig(path: folder, message: "no such folder; give the model's transformer/ folder")
+        }
+        guard isDir.boolValue else {
+            throw LinearDiTError.invalidConfig(path: folder, message: "not a folder; give the transformer/ folder "
+                                               + "holding config.json and the safetensors weights")
+        }
+        let configPath = (folder as NSString).appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: configPath) else {
+            throw LinearDiTError.invalidConfig(path: configPath, message: "missing or unreadable; a diffusers "
+                                               + "transformer/ folder has one")
+        }
+        let config: SanaTransformerConfig
+        do { config = try JSONDecoder().decode(SanaTransformerConfig.self, from: data) } catch {
+            throw LinearDiTError.invalidConfig(path: configPath, message: "not a valid SanaTransformer2DModel "
+                                               + "config: \(error)")
+        }
+        let problems = config.problems()
+        guard problems.isEmpty else {
+            throw LinearDiTError.invalidConfig(path: configPath, message: problems.joined(separator: "; "))
+        }
+        let checkpoint: SafetensorsCheckpoint
+        do { checkpoint = try SafetensorsCheckpoint(path: folder, variant: variant) } catch {
+            throw LinearDiTError.weights(path: folder, message: error.description)
+        }
+        let weights = try loadWeights(checkpoint, config: config, path: checkpoint.indexPath ?? checkpoint.files.first?.path ?? folder)
+        return SanaTransformer2DModel(config: config, weights: weights)
+    }
+
+    /// Checks every key and shape, then reads all tensors as fp32.
+    static func loadWeights(_ checkpoint: SafetensorsCheckpoint, config: SanaTransformerConfig,
+                            path: String) throws -> SanaTransformerWeights {
+        let expected = SanaTransformerKeys.expected(config)
+        var missing: [String] = [], wrong: [String] = [], unexpected: [String] = []
+        for (key, shape) in expected.sorted(by: { $0.key < $1.key }) {
+            guard checkpoint.contains(key) else { missing.append(key); continue }
+            guard let info = try? checkpoint.info(key) else {
+                wrong.append("\(key) (unsupported dtype)"); continue
+            }
+            if info.shape != shape { wrong.append("\(key) \(info.shape) (expected \(shape))") }
+        }
+        for key in checkpoint.names where expected[key] == nil { unexpected.append(key) }
+        if !missing.isEmpty || !unexpected.isEmpty || !wrong.isEmpty {
+            throw LinearDiTError.keyMismatch(path: path, missing: missing, unexpected: unexpected, wrongShape: wrong)
+        }
+        var tensors: [String: Tensor] = [:]
+        for key in expected.keys {
+            do { tensors[key] = try checkpoint.tensor(key) } catch {
+                throw LinearDiTError.weights(path: path, message: error.description)
+            }
+        }
+        return SanaTransformerWeights(tensors: tensors)
+    }
+}

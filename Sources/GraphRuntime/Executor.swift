@@ -1,0 +1,316 @@
+import Foundation
+import Logging
+
+/// A node failed, was interrupted, or broke its contract while running. Carries the node so every message
+/// names it; the category (exit code) is the underlying error's, `.nodeFailed` for uncategorized errors.
+public struct NodeRunError: CategorizedError {
+    public var nodeID: String
+    public var typeName: String
+    /// What the node threw (or a `NodeError` describing the contract it broke).
+    public var underlying: any Error
+
+    public init(nodeID: String, typeName: String, underlying: any Error) {
+        self.nodeID = nodeID
+        self.typeName = typeName
+        self.underlying = underlying
+    }
+
+    public var category: ErrorCategory { underlying.exitCategory }
+
+    /// The underlying message alone (used in `node_failed` events, which carry the node separately).
+    public var message: String { "\(underlying)" }
+
+    public var description: String {
+        if category == .interrupted { return "interrupted while running node '\(nodeID)' (\(typeName))" }
+        let text = message
+        // NodeError messages usually name the node already; don't say it twice.
+        if text.hasPrefix("node '\(nodeID)'") { return text }
+        return "node '\(nodeID)' (\(typeName)): \(text)"
+    }
+}
+
+/// Errors of the executor itself (not of a node).
+public enum ExecutorError: CategorizedError, Equatable {
+    /// The run was cancelled between nodes.
+    case interrupted
+    /// The plan does not fit the graph (a front-end bug; the message says what).
+    case inconsistentPlan(String)
+
+    public var category: ErrorCategory {
+        switch self {
+        case .interrupted: return .interrupted
+        case .inconsistentPlan: return .invalidGraph
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .interrupted: return "interrupted"
+        case .inconsistentPlan(let message): return "internal error: execution plan does not match the graph: \(message)"
+        }
+    }
+}
+
+/// One step of a plan with its cache key and, if some store already holds it, which one.
+public struct PlannedStep: Sendable {
+    public var step: ExecutionPlan.Step
+    public var typeName: String
+    public var key: CacheKey
+    /// Side-effect nodes always run and are never looked up.
+    public var hasSideEffects: Bool
+    /// The first cache store that holds `key`, or nil when the node would run.
+    public var cachedIn: String?
+}
+
+/// Runs an `ExecutionPlan` one node at a time on the calling thread.
+///
+/// For each step it computes the node's Merkle `CacheKey`, serves the outputs from the first cache store that
+/// has them or runs the node, checks the outputs against the node's declared sockets, offers them to every
+/// store, and releases values after their last consumer. Side-effect nodes always run and are never cached.
+/// One executor (and its stores) may run many graphs: re-running recomputes only nodes whose key changed.
+public final class Executor: Sendable {
+    /// Cache stores, fastest first.
+    public let caches: [any NodeCacheStore]
+    public let cancellation: CancellationToken
+    public let logger: Logger
+    private let emit: @Sendable (RunEvent) -> Void
+
+    /// - Parameters:
+    ///   - caches: stores asked in order; a hit in a later one is copied into the earlier ones.
+    ///   - cancellation: checked before every node and by nodes at their progress points.
+    ///   - events: receives every `RunEvent`, synchronously, on the running thread (and on the thread a node
+    ///     reports progress from).
+    public init(caches: [any NodeCacheStore] = [], cancellation: CancellationToken = CancellationToken(),
+                logger: Logger = Logger(label: "sanagraph"),
+                events: @escaping @Sendable (RunEvent) -> Void = { _ in }) {
+        self.caches = caches
+        self.cancellation = cancellation
+        self.logger = logger
+        self.emit = events
+    }
+
+    // MARK: Keys
+
+    /// Cache keys of every planned node, in plan order. Calls each node's `fingerprint` (which may read files
+    /// but never loads weights).
+    public func cacheKeys(for graph: ValidatedGraph, plan: ExecutionPlan) throws -> [String: CacheKey] {
+        try computeKeys(graph, plan).keys
+    }
+
+    /// What `run` would do for each step: its key and whether a store already holds it.
+    public func preview(_ graph: ValidatedGraph, plan: ExecutionPlan) throws -> [PlannedStep] {
+        let (keys, _) = try computeKeys(graph, plan)
+        return try plan.steps.map { step in
+            let node = try graphNode(graph, step.node)
+            let key = keys[step.node]!
+            let sideEffects = node.descriptor.hasSideEffects
+            let store = sideEffects ? nil : caches.first { $0.contains(key) }?.name
+            return PlannedStep(step: step, typeName: node.descriptor.typeName, key: key,
+                               hasSideEffects: sideEffects, cachedIn: store)
+        }
+    }
+
+    private func graphNode(_ graph: ValidatedGraph, _ id: String) throws -> GraphNode {
+        guard let node = graph.node(id) else {
+            throw ExecutorError.inconsistentPlan("step '\(id)' is not a node of \(graph.file)")
+        }
+        return node
+    }
+
+    /// Keys (and fingerprints) in step order; a node's inputs must come from earlier steps.
+    private func computeKeys(_ graph: ValidatedGraph, _ plan: ExecutionPlan)
+        throws -> (keys: [String: CacheKey], fingerprints: [String: String]) {
+        var keys: [String: CacheKey] = [:]
+        var fingerprints: [String: String] = [:]
+        for step in plan.steps {
+            let node = try graphNode(graph, step.node)
+            let descriptor = node.descriptor
+            var inputKeys: [String: (key: CacheKey, output: String)] = [:]
+            for (socket, ref) in node.inputs {
+                guard let upstream = keys[ref.node] else {
+                    throw ExecutorError.inconsistentPlan(
+                        "node '\(node.id)' input '\(socket)' reads '\(ref)', which is not planned before it")
+                }
+                inputKeys[socket] = (upstream, ref.output)
+            }
+            let fingerprint: String?
+            do {
+                fingerprint = try node.type.init().fingerprint(params: node.params)
+            } catch {
+                throw NodeRunError(nodeID: node.id, typeName: descriptor.typeName, underlying: error)
+            }
+            if let fingerprint { fingerprints[node.id] = fingerprint }
+            keys[node.id] = CacheKey.compute(typeName: descriptor.typeName, version: descriptor.version,
+                                             params: node.params, inputs: inputKeys, fingerprint: fingerprint)
+        }
+        return (keys, fingerprints)
+    }
+
+    // MARK: Running
+
+    /// Runs the plan. Emits `runStarted`, per-node events and `runFinished` (also on failure), then returns the
+    /// summary or throws: a `NodeRunError` naming the node, `ExecutorError.interrupted` when cancelled between
+    /// nodes, or `ExecutorError.inconsistentPlan`.
+    ///
+    /// - Parameter info: provenance for output nodes; its `nodeVersions` and `fingerprints` are filled in here.
+    ///   Defaults to the graph's file, source text and params.
+    @discardableResult
+    public func run(_ graph: ValidatedGraph, plan: ExecutionPlan, info: RunInfo? = nil) throws -> RunSummary {
+        let start = ContinuousClock.now
+        var nodesRun = 0
+        var cachedNodes: [String: String] = [:]
+
+        func finish(_ error: (any Error)?) -> RunSummary {
+            let category = error?.exitCategory
+            let summary = RunSummary(
+                ok: error == nil, seconds: seconds(since: start), nodesRun: nodesRun, nodesCached: cachedNodes.count,
+                cachedNodes: cachedNodes, exitCode: category?.exitCode ?? 0, error: error.map { "\($0)" })
+            emit(.runFinished(summary))
+            return summary
+        }
+
+        emit(.runStarted(graph: graph.file, steps: plan.steps.count, pruned: plan.pruned))
+        do {
+            try checkCancelled()
+            let (keys, fingerprints) = try computeKeysReporting(graph, plan)
+            var runInfo = info ?? RunInfo(graphFile: graph.file, graphSource: graph.source, params: graph.params)
+            for step in plan.steps {
+                let d = try graphNode(graph, step.node).descriptor
+                runInfo.nodeVersions[d.typeName] = d.version
+            }
+            runInfo.fingerprints.merge(fingerprints) { _, new in new }
+
+            // Outputs some planned step reads; anything else is released as soon as it is produced.
+            var consumed = Set<OutputRef>()
+            for step in plan.steps { consumed.formUnion(try graphNode(graph, step.node).inputs.values) }
+
+            var live: [OutputRef: Value] = [:]
+            func release(_ ref: OutputRef) {
+                if live.removeValue(forKey: ref) != nil { emit(.valueReleased(ref)) }
+            }
+
+            for (index, step) in plan.steps.enumerated() {
+                try checkCancelled()
+                let node = try graphNode(graph, step.node)
+                let descriptor = node.descriptor
+                let key = keys[node.id]!
+                let info = CacheEntryInfo(nodeID: node.id, descriptor: descriptor)
+                emit(.nodeStarted(node: node.id, type: descriptor.typeName, index: index + 1,
+                                  total: plan.steps.count))
+                let nodeStart = ContinuousClock.now
+
+                var outputs: NodeOutputs? = nil
+                var servedBy: String? = nil
+                if !descriptor.hasSideEffects {
+                    (outputs, servedBy) = lookup(key, info: info)
+                }
+                if outputs == nil {
+                    outputs = try runNode(node, live: live, runInfo: runInfo)
+                    nodesRun += 1
+                    if !descriptor.hasSideEffects {
+                        for store in caches { store.store(key, outputs: outputs!, info: info) }
+                    }
+                } else {
+                    cachedNodes[node.id] = servedBy
+                }
+                for (name, value) in outputs! { live[OutputRef(node: node.id, output: name)] = value }
+                emit(.nodeFinished(node: node.id, type: descriptor.typeName, seconds: seconds(since: nodeStart),
+                                   cachedFrom: servedBy))
+
+                for ref in step.releaseAfter { release(ref) }
+                for name in outputs!.keys.sorted() where !consumed.contains(OutputRef(node: node.id, output: name)) {
+                    release(OutputRef(node: node.id, output: name))
+                }
+            }
+            // Whatever the plan did not release (nothing, for a correct plan) goes now.
+            for ref in live.keys.sorted(by: { $0.description < $1.description }) { release(ref) }
+            return finish(nil)
+        } catch {
+            _ = finish(error)
+            throw error
+        }
+    }
+
+    private func checkCancelled() throws {
+        if cancellation.isCancelled { throw ExecutorError.interrupted }
+    }
+
+    private func computeKeysReporting(_ graph: ValidatedGraph, _ plan: ExecutionPlan)
+        throws -> (keys: [String: CacheKey], fingerprints: [String: String]) {
+        do {
+            return try computeKeys(graph, plan)
+        } catch let error as NodeRunError {
+            emit(.nodeFailed(node: error.nodeID, type: error.typeName, message: error.message,
+                             category: error.category))
+            throw error
+        }
+    }
+
+    /// The first store holding `key` whose outputs still match the node's declared sockets; copies the hit
+    /// into the faster stores before it.
+    private func lookup(_ key: CacheKey, info: CacheEntryInfo) -> (NodeOutputs?, String?) {
+        for (i, store) in caches.enumerated() {
+            guard let outputs = store.lookup(key, info: info) else { continue }
+            if let problem = Self.checkOutputs(outputs, descriptor: info.descriptor) {
+                // A store returned something the node could not have produced: ignore it and recompute.
+                logger.warning("cache store '\(store.name)' entry for node '\(info.nodeID)' ignored: \(problem)")
+                continue
+            }
+            for faster in caches[..<i] { faster.store(key, outputs: outputs, info: info) }
+            return (outputs, store.name)
+        }
+        return (nil, nil)
+    }
+
+    private func runNode(_ node: GraphNode, live: [OutputRef: Value], runInfo: RunInfo) throws -> NodeOutputs {
+        let typeName = node.descriptor.typeName
+        var values: [String: Value] = [:]
+        for (socket, ref) in node.inputs {
+            guard let value = live[ref] else {
+                throw ExecutorError.inconsistentPlan(
+                    "value '\(ref)' for node '\(node.id)' input '\(socket)' was released before its last use")
+            }
+            values[socket] = value
+        }
+        let emit = self.emit
+        let context = RunContext(
+            nodeID: node.id, logger: logger, cancellation: cancellation, run: runInfo,
+            onProgress: { id, completed, total in emit(.nodeProgress(node: id, completed: completed, total: total)) })
+        do {
+            let outputs = try node.type.init().run(inputs: NodeInputs(values, nodeID: node.id), params: node.params,
+                                                   context: context)
+            if let problem = Self.checkOutputs(outputs, descriptor: node.descriptor) {
+                throw NodeError.failed(node: node.id, message: problem + " (a bug in node type '\(typeName)')")
+            }
+            return outputs
+        } catch {
+            let failure = NodeRunError(nodeID: node.id, typeName: typeName, underlying: error)
+            emit(.nodeFailed(node: node.id, type: typeName, message: failure.message, category: failure.category))
+            throw failure
+        }
+    }
+
+    /// nil when `outputs` are exactly the declared outputs with the declared socket types; else what is wrong.
+    static func checkOutputs(_ outputs: NodeOutputs, descriptor: NodeDescriptor) -> String? {
+        var problems: [String] = []
+        for spec in descriptor.outputs {
+            guard let value = outputs[spec.name] else {
+                problems.append("did not produce its declared output '\(spec.name)' (\(spec.type))")
+                continue
+            }
+            if value.socketType != spec.type {
+                problems.append("output '\(spec.name)' is \(value.socketType), declared \(spec.type)")
+            }
+        }
+        let declared = Set(descriptor.outputs.map(\.name))
+        for name in outputs.keys.sorted() where !declared.contains(name) {
+            problems.append("produced undeclared output '\(name)'")
+        }
+        return problems.isEmpty ? nil : problems.joined(separator: "; ")
+    }
+}
+
+private func seconds(since start: ContinuousClock.Instant) -> Double {
+    let d = ContinuousClock.now - start
+    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+}

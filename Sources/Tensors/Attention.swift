@@ -1,0 +1,142 @@
+// Scaled dot-product attention (softmax attention) with an additive mask, GQA and Gemma-2 logit softcap.
+//
+// Per (batch, head): S = scale·Q Kᵀ and O = P V go through `cblas_sgemm`, called one at a time because
+// OpenBLAS already uses every core; the softcap / mask / softmax pass between them is split over cores.
+// Several heads are batched per pass (scores buffer capped at `attentionScoreBudget` floats) so the parallel pass
+// runs once per group rather than once per head.
+
+import CBLAS
+import Foundation
+
+/// Memory layout of the attention operands.
+public enum AttentionLayout: Sendable, Equatable {
+    /// `[B, H, L, D]` (PyTorch's SDPA layout).
+    case headsFirst
+    /// `[B, L, H, D]`, i.e. a `[B, L, H·D]` projection output reshaped without a permute.
+    case tokensFirst
+}
+
+/// Where one head's `[L, D]` matrix lives inside a 4-D attention operand.
+struct HeadMatrix: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Float>
+    let heads: Int, length: Int, dim: Int
+    let layout: AttentionLayout
+
+    init(_ t: Tensor, layout: AttentionLayout) {
+        base = t.storage.pointer + t.offset
+        self.layout = layout
+        switch layout {
+        case .headsFirst: heads = t.shape[1]; length = t.shape[2]
+        case .tokensFirst: heads = t.shape[2]; length = t.shape[1]
+        }
+        dim = t.shape[3]
+    }
+
+    /// Pointer to row 0 of head `h` in batch `b`.
+    func head(_ b: Int, _ h: Int) -> UnsafeMutablePointer<Float> {
+        switch layout {
+        case .headsFirst: return base + (b * heads + h) * length * dim
+        case .tokensFirst: return base + b * length * heads * dim + h * dim
+        }
+    }
+
+    /// Distance between consecutive rows (tokens) of one head.
+    var rowStride: Int { layout == .headsFirst ? dim : heads * dim }
+}
+
+extension Ops {
+    /// Largest scores buffer (floats) one group of heads may use: 1 Mi floats = 4 MiB, which stays in cache.
+    static let attentionScoreBudget = 1 << 20
+
+    /// Softmax attention: `softmax(scale·Q Kᵀ [softcapped] + mask) V`, like
+    /// `torch.nn.functional.scaled_dot_product_attention` and transformers' Gemma-2 eager attention.
+    ///
+    /// - Parameters:
+    ///   - query: `[B, H, Lq, D]` (or `[B, Lq, H, D]` with `layout: .tokensFirst`).
+    ///   - key: `[B, Hkv, Lk, D]`; `H` must be a multiple of `Hkv` (grouped-query attention: query head `h`
+    ///     reads key/value head `h / (H / Hkv)`, as `repeat_interleave` on the head axis).
+    ///   - value: `[B, Hkv, Lk, Dv]`.
+    ///   - mask: additive mask broadcastable to `[B, H, Lq, Lk]` (e.g. `[B, 1, 1, Lk]` key padding with
+    ///     -10000, or `[B, 1, Lq, Lk]` causal with -inf / finfo.min). Always in heads-first order.
+    ///   - scale: defaults to `1/sqrt(D)`.
+    ///   - softcap: if set, scores become `softcap·tanh(scores/softcap)` after scaling and before the mask
+    ///     (Gemma-2 `attn_logit_softcapping`).
+    /// - Returns: `[B, H, Lq, Dv]` in the query's layout. A query row whose keys are all masked with -inf
+    ///   returns zeros (PyTorch would return NaN).
+    public static func scaledDotProductAttention(
+        query: Tensor, key: Tensor, value: Tensor, mask: Tensor? = nil, scale: Float? = nil,
+        softcap: Float? = nil, layout: AttentionLayout = .headsFirst
+    ) -> Tensor {
+        precondition(query.rank == 4 && key.rank == 4 && value.rank == 4,
+                     "Ops.scaledDotProductAttention: q/k/v must be 4-D, got \(query.shape), \(key.shape), \(value.shape)")
+        let q = HeadMatrix(query, layout: layout)
+        let k = HeadMatrix(key, layout: layout)
+        let v = HeadMatrix(value, layout: layout)
+        let batch = query.shape[0]
+        let heads = q.heads, lq = q.length, d = q.dim
+        let kvHeads = k.heads, lk = k.length, dv = v.dim
+        precondition(key.shape[0] == batch && value.shape[0] == batch && d == k.dim && v.heads == kvHeads
+                     && v.length == lk && kvHeads > 0 && heads % kvHeads == 0 && lk > 0,
+                     "Ops.scaledDotProductAttention: incompatible q \(query.shape), k \(key.shape), v \(value.shape) (\(layout))")
+        let outShape = layout == .headsFirst ? [batch, heads, lq, dv] : [batch, lq, heads, dv]
+        let out = Tensor(uninitialized: outShape)
+        guard out.count > 0 else { return out }
+        let o = HeadMatrix(out, layout: layout)
+
+        // Mask strides over [B, H, Lq, Lk].
+        let maskInfo: (pointer: SendablePointer<Float>, strides: [Int])? = mask.map { mask in
+            guard let s = KernelShape.broadcastStrides(mask.shape, to: [batch, heads, lq, lk]) else {
+                preconditionFailure("Ops.scaledDotProductAttention: mask \(mask.shape) does not broadcast to \([batch, heads, lq, lk])")
+            }
+            return (SendablePointer(mask.storage.pointer + mask.offset), s)
+        }
+        let alpha = scale ?? 1 / Float(d).squareRoot()
+        let group = heads / kvHeads
+        let pairs = batch * heads
+        let perGroup = Swift.max(1, Swift.min(pairs, attentionScoreBudget / Swift.max(1, lq * lk)))
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: perGroup * lq * lk)
+        defer { scores.deallocate() }
+        let sp = SendablePointer(scores)
+
+        var first = 0
+        while first < pairs {
+            let count = Swift.min(perGroup, pairs - first)
+            for i in 0..<count {
+                let b = (first + i) / heads, h = (first + i) % heads
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(lq), Int32(lk), Int32(d), alpha,
+                            q.head(b, h), Int32(q.rowStride), k.head(b, h / group), Int32(k.rowStride),
+                            0, scores + i * lq * lk, Int32(lk))
+            }
+            let firstPair = first
+            Parallel.forEachRange(count * lq, minChunk: Swift.max(1, 8_192 / lk)) { rows in
+                for r in rows {
+                    let row = sp.pointer + r * lk
+                    let pair = firstPair + r / lq
+                    let b = pair / heads, h = pair % heads, i = r % lq
+                    if let cap = softcap {
+                        let inv = 1 / cap
+                        for j in 0..<lk { row[j] = cap * Foundation.tanh(row[j] * inv) }
+                    }
+                    if let (mp, s) = maskInfo {
+                        let m = mp.pointer + b * s[0] + h * s[1] + i * s[2]
+                        let sk = s[3]
+                        if sk == 1 {
+                            for j in 0..<lk { row[j] += m[j] }
+                        } else {
+                            for j in 0..<lk { row[j] += m[j * sk] }
+                        }
+                    }
+                    SoftmaxMath.softmaxRow(row, lk, zeroIfAllMasked: true)
+                }
+            }
+            for i in 0..<count {
+                let b = (first + i) / heads, h = (first + i) % heads
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(lq), Int32(dv), Int32(lk), 1,
+                            scores + i * lq * lk, Int32(lk), v.head(b, h / group), Int32(v.rowStride),
+                            0, o.head(b, h), Int32(o.rowStride))
+            }
+            first += count
+        }
+        return out
+    }
+}

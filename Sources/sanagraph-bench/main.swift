@@ -1,0 +1,178 @@
+// sanagraph-bench: times the CPU kernels of the Tensors module on SANA-sized shapes.
+//
+//   sanagraph-bench kernels [--reps N] [--filter SUBSTRING]
+//
+// Prints one JSON object per line: {"name", "shape", "ms" (median), "min_ms", "reps", "gflop"}; the first line
+// describes the run (threads, OpenBLAS core). tools/bench/kernels.sh runs this and the PyTorch twin
+// (tools/reference/bench_kernels.py) on the same shapes and prints the comparison table.
+// A benchmark, not a test: nothing here asserts timings.
+
+import CBLAS
+import Foundation
+import Tensors
+
+/// One benchmark row: a name the PyTorch side repeats, its shape text, FLOPs (0 if not meaningful) and work.
+struct Row {
+    let name: String
+    let shape: String
+    let gflop: Double
+    let body: () -> Void
+}
+
+@main
+struct Bench {
+    static func main() {
+        var args = Array(CommandLine.arguments.dropFirst())
+        guard args.first == "kernels" else {
+            FileHandle.standardError.write(Data("usage: sanagraph-bench kernels [--reps N] [--filter SUBSTRING]\n".utf8))
+            exit(2)
+        }
+        args.removeFirst()
+        var reps = 5
+        var filter: String?
+        while !args.isEmpty {
+            let flag = args.removeFirst()
+            switch flag {
+            case "--reps":
+                guard let v = args.first.flatMap(Int.init), v > 0 else { usage("--reps needs a positive integer") }
+                reps = v; args.removeFirst()
+            case "--filter":
+                guard let v = args.first else { usage("--filter needs a value") }
+                filter = v; args.removeFirst()
+            default:
+                usage("unknown argument \(flag)")
+            }
+        }
+        let core = String(cString: openblas_get_corename())
+        emit(["run": "swift", "threads": Parallel.workerCount, "openblas_threads": Int(openblas_get_num_threads()),
+              "openblas_core": core, "reps": reps])
+        for row in rows() where filter.map({ row.name.contains($0) }) ?? true {
+            row.body()  // warm-up (page faults, BLAS buffers)
+            var times: [Double] = []
+            for _ in 0..<reps {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                row.body()
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            }
+            times.sort()
+            emit(["name": row.name, "shape": row.shape, "ms": times[times.count / 2], "min_ms": times[0],
+                  "reps": reps, "gflop": row.gflop])
+        }
+    }
+
+    static func usage(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("sanagraph-bench: \(message)\nusage: sanagraph-bench kernels [--reps N] [--filter SUBSTRING]\n".utf8))
+        exit(2)
+    }
+
+    static func emit(_ object: [String: Any]) {
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+        fflush(nil)
+    }
+
+    /// Deterministic uniform values in [-1, 1).
+    static func random(_ shape: [Int], seed: UInt64 = 1) -> Tensor {
+        let t = Tensor(uninitialized: shape)
+        var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        t.withUnsafeMutableBufferPointer { p in
+            for i in 0..<p.count {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17
+                p[i] = Float(Int32(truncatingIfNeeded: s >> 32)) / 2_147_483_648
+            }
+        }
+        return t
+    }
+
+    /// Keeps results alive so the optimiser cannot drop the work.
+    nonisolated(unsafe) static var sink: Float = 0
+    static func keep(_ t: Tensor) { sink += t.withUnsafeBufferPointer { $0.first ?? 0 } }
+
+    static func rows() -> [Row] {
+        var rows: [Row] = []
+        // GEMM 2048×1152×2880: the DiT's M = 2·1024 tokens, 1152 → 2880 projection; raw cblas_sgemm on the
+        // same buffers gives OpenBLAS's own rate for the "% of OpenBLAS" figure.
+        do {
+            let (m, k, n) = (2048, 1152, 2880)
+            let a = random([m, k], seed: 1), b = random([k, n], seed: 2)
+            let c = Tensor(zeros: [m, n])
+            let flop = 2.0 * Double(m * k * n) / 1e9
+            rows.append(Row(name: "gemm_cblas_raw", shape: "\(m)x\(k)x\(n)", gflop: flop) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
+                            a.storage.pointer, Int32(k), b.storage.pointer, Int32(n), 0, c.storage.pointer, Int32(n))
+            })
+            rows.append(Row(name: "gemm_ops_matmul", shape: "\(m)x\(k)x\(n)", gflop: flop) { keep(Ops.matmul(a, b)) })
+        }
+        do {
+            let x = random([2, 1024, 1152], seed: 3), w = random([2880, 1152], seed: 4), bias = random([2880], seed: 5)
+            rows.append(Row(name: "linear", shape: "[2,1024,1152]x[2880,1152]ᵀ+b", gflop: 2.0 * 2048 * 1152 * 2880 / 1e9) {
+                keep(Ops.linear(x, weight: w, bias: bias))
+            })
+        }
+        do {
+            let x = random([2, 2880, 32, 32], seed: 6), w = random([2880, 1, 3, 3], seed: 7), b = random([2880], seed: 8)
+            rows.append(Row(name: "conv2d_depthwise3x3", shape: "[2,2880,32,32] g=2880 k3 p1",
+                            gflop: 2.0 * 2 * 2880 * 1024 * 9 / 1e9) {
+                keep(Ops.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, groups: 2880))
+            })
+        }
+        do {
+            let x = random([2, 1152, 32, 32], seed: 9), w = random([2880, 1152, 1, 1], seed: 10), b = random([2880], seed: 11)
+            rows.append(Row(name: "conv2d_1x1", shape: "[2,1152,32,32]→2880", gflop: 2.0 * 2048 * 1152 * 2880 / 1e9) {
+                keep(Ops.conv2d(x, weight: w, bias: b))
+            })
+        }
+        do {
+            let x = random([2, 1024, 1152], seed: 12)
+            rows.append(Row(name: "layer_norm", shape: "[2,1024,1152] no affine", gflop: 0) {
+                keep(Ops.layerNorm(x, weight: nil, bias: nil, eps: 1e-6))
+            })
+        }
+        do {
+            let q = random([2, 16, 1024, 72], seed: 13), k = random([2, 16, 300, 72], seed: 14)
+            let v = random([2, 16, 300, 72], seed: 15)
+            // Key padding like Sana's cross-attention: batch 0 keeps 300 tokens, batch 1 keeps 77.
+            let mask = Tensor(shape: [2, 1, 1, 300], values: (0..<600).map { i in (i < 300 || i - 300 < 77) ? 0 : -10000 })
+            rows.append(Row(name: "sdpa_cross", shape: "q[2,16,1024,72] kv[2,16,300,72] mask",
+                            gflop: 2.0 * 2 * 2 * 16 * 1024 * 300 * 72 / 1e9) {
+                keep(Ops.scaledDotProductAttention(query: q, key: k, value: v, mask: mask))
+            })
+        }
+        for (heads, d) in [(16, 72), (36, 32)] {
+            let q = random([2, heads, 1024, d], seed: 16), k = random([2, heads, 1024, d], seed: 17)
+            let v = random([2, heads, 1024, d], seed: 18)
+            rows.append(Row(name: "relu_linear_attention_h\(heads)", shape: "[2,\(heads),1024,\(d)]",
+                            gflop: 2.0 * 2 * 2 * Double(heads * 1024 * d * (d + 1)) / 1e9) {
+                keep(Ops.reluLinearAttention(query: q, key: k, value: v))
+            })
+        }
+        do {
+            let x = random([2, 16, 1024, 300], seed: 19)
+            rows.append(Row(name: "softmax", shape: "[2,16,1024,300] last axis", gflop: 0) { keep(Ops.softmax(x)) })
+        }
+        do {
+            let x = random([2, 1024, 2880], seed: 20)
+            rows.append(Row(name: "gelu_tanh", shape: "[2,1024,2880]", gflop: 0) { keep(Ops.gelu(x, approximate: .tanh)) })
+        }
+        do {
+            let x = random([1, 512, 64, 64], seed: 21)
+            rows.append(Row(name: "interpolate_nearest_x2", shape: "[1,512,64,64]→128²", gflop: 0) {
+                keep(Ops.interpolate(x, scaleFactor: 2, mode: .nearest))
+            })
+            let img = random([1, 3, 512, 512], seed: 22)
+            rows.append(Row(name: "interpolate_bicubic", shape: "[1,3,512,512]→1024²", gflop: 0) {
+                keep(Ops.interpolate(img, size: (1024, 1024), mode: .bicubic))
+            })
+            rows.append(Row(name: "interpolate_bilinear_down", shape: "[1,3,512,512]→320²", gflop: 0) {
+                keep(Ops.interpolate(img, size: (320, 320), mode: .bilinear))
+            })
+        }
+        do {
+            let x = random([2, 1024, 1152], seed: 23)
+            rows.append(Row(name: "transpose_nlc_to_ncl", shape: "[2,1024,1152]→[2,1152,1024]", gflop: 0) {
+                keep(Ops.transpose(x, 1, 2))
+            })
+        }
+        return rows
+    }
+}

@@ -1,0 +1,24 @@
+import FlowSolvers
+import GraphRuntime
+import ImageIO
+import LinearDiT
+import TensorIO
+import Upscaler
+
+/// The node packs built into the `sanagraph` binary. This is the only place that lists plugins.
+enum BuiltinPacks {
+    static var all: [any NodePack.Type] {
+        [
+            TensorIOPack.self,
+            ImageIOPack.self,
+            UpscalerPack.self,
+            FlowSolversPack.self,
+            LinearDiTPack.self,
+        ]
+    }
+
+    /// A registry of every built-in node type.
+    static func registry() throws -> NodeRegistry {
+        try NodeRegistry(packs: all)
+    }
+}

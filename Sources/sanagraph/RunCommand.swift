@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import GraphRuntime
+import Logging
+
+/// `sanagraph run FILE`: validate, plan and run a graph.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Validate a graph, then run the nodes its outputs need.",
+        discussion: """
+            Only ancestors of output nodes run, in dependency order; each value is released after its last \
+            consumer. With --repeat, later runs take unchanged nodes from the in-memory cache.
+            SIGINT/SIGTERM stop the run before the next node (or at the next progress point inside one); \
+            outputs are written atomically, so an interrupted run leaves no partial files.
+
+            Exit codes: 0 success, 2 invalid graph or params, 3 a node failed, 4 a model/weights file is \
+            missing or corrupt, 5 the --lock file is held by another run, 6 input/output error, 130 interrupted.
+            """)
+
+    @OptionGroup var graph: GraphOptions
+
+    @Flag(help: "Print events as JSON lines on stdout (one object per line; errors still go to stderr).")
+    var json = false
+
+    @Flag(help: "Print no progress (errors and warnings still go to stderr).")
+    var quiet = false
+
+    @Flag(help: "Also print the nodes' informational log messages (stderr).")
+    var verbose = false
+
+    @Flag(name: .customLong("no-metadata"), help: "Don't record the graph and params in output files.")
+    var noMetadata = false
+
+    @Option(help: ArgumentHelp("Refuse to start (exit 5) while another run holds this lock file.",
+                               valueName: "file"))
+    var lock: String?
+
+    @Option(name: .customLong("repeat"),
+            help: ArgumentHelp("Run the graph this many times in one process.", valueName: "n"))
+    var repetitions = 1
+
+    @Option(name: .customLong("cache-memory"),
+            help: ArgumentHelp("""
+                In-memory cache budget (e.g. 512M, 4G, 0). 'auto': none for a single run, half the \
+                machine's memory with --repeat.
+                """, valueName: "size"))
+    var cacheMemory = "auto"
+
+    func validate() throws {
+        guard repetitions >= 1 else { throw ValidationError("--repeat must be at least 1") }
+        if cacheMemory != "auto" && parseByteSize(cacheMemory) == nil {
+            throw ValidationError("--cache-memory expects a size such as 512M or 4G, or 'auto'")
+        }
+    }
+
+    func run() throws {
+        let printer = EventPrinter(mode: EventPrinter.mode(json: json, quiet: quiet), repetitions: repetitions)
+        // In JSON mode a failure before the run still ends the log with a summary line.
+        let json = self.json
+        let reportEarlyFailure: (any Error) -> Void = { error in
+            guard json else { return }
+            let summary = RunSummary(ok: false, seconds: 0, nodesRun: 0, nodesCached: 0,
+                                     exitCode: error.exitCategory.exitCode, error: "\(error)")
+            Console.out(RunEvent.runFinished(summary).jsonLine + "\n")
+        }
+
+        // Listen for SIGINT/SIGTERM from the start, so an interrupt while loading also ends with exit 130.
+        let token = CancellationToken()
+        let signals = SignalCancellation(token: token)
+        defer { signals.cancel() }
+
+        var runLock: RunLock?
+        if let lock {
+            do {
+                runLock = try RunLock.acquire(path: lock)
+            } catch {
+                Console.error("\(error)")
+                reportEarlyFailure(error)
+                throw exitStatus(for: error)
+            }
+        }
+        defer { runLock?.release() }
+
+        let registry = try builtinRegistry()
+        let validated = try loadGraph(graph, registry: registry, quiet: quiet, onFailure: reportEarlyFailure)
+        let plan = Planner.plan(validated)
+
+        let budget: Int
+        if cacheMemory == "auto" {
+            budget = repetitions > 1 ? Int(ProcessInfo.processInfo.physicalMemory / 2) : 0
+        } else {
+            budget = parseByteSize(cacheMemory) ?? 0
+        }
+        var logger = Logger(label: "sanagraph")
+        logger.logLevel = verbose ? .info : .warning
+        let executor = Executor(caches: [MemoryCache(budget: budget)], cancellation: token, logger: logger,
+                                events: { printer.handle($0) })
+        for _ in 0..<repetitions {
+            let info = RunInfo(graphFile: validated.file, graphSource: validated.source, params: validated.params,
+                               writeMetadata: !noMetadata)
+            do {
+                try executor.run(validated, plan: plan, info: info)
+            } catch {
+                printer.closeLine()
+                Console.error("\(error)")
+                throw exitStatus(for: error)
+            }
+        }
+    }
+}

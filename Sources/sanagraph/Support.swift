@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import GraphRuntime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Small helpers shared by the subcommands: output, exit codes, graph loading.
+
+/// Unbuffered writes to stdout/stderr (one `write(2)` per call, so JSON lines never interleave or get stuck
+/// in a buffer when the process is interrupted).
+enum Console {
+    static func out(_ text: String) { write(STDOUT_FILENO, text) }
+    static func err(_ text: String) { write(STDERR_FILENO, text) }
+
+    /// `error: message` on stderr.
+    static func error(_ message: String) { err("error: \(message)\n") }
+
+    static var stderrIsTTY: Bool { isatty(STDERR_FILENO) == 1 }
+
+    private static func write(_ fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n <= 0 {
+                if n < 0 && errno == EINTR { continue }
+                return
+            }
+            offset += n
+        }
+        bytes.removeAll()
+    }
+}
+
+/// The exit code for an error. The only place categories become process exit codes.
+func exitStatus(for error: any Error) -> ExitCode {
+    ExitCode(error.exitCategory.exitCode)
+}
+
+/// Options naming a graph file and its param overrides (shared by run, validate, plan, dot).
+struct GraphOptions: ParsableArguments {
+    @Argument(help: "The graph file (YAML, format 1).")
+    var file: String
+
+    @Option(name: .customLong("set"),
+            help: ArgumentHelp("Override a graph param (repeatable); later ones win.", valueName: "name=value"))
+    var overrides: [String] = []
+
+    @Option(name: .customLong("params"),
+            help: ArgumentHelp("A YAML file of param values (repeatable); --set wins over it.", valueName: "file"))
+    var paramsFiles: [String] = []
+
+    /// `--set` values as a dictionary, or a usage error (exit 2) naming the bad one.
+    func parsedOverrides() throws -> [String: String] {
+        var result: [String: String] = [:]
+        for item in overrides {
+            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+                throw UsageError("--set expects name=value, got '\(item)'")
+            }
+            result[String(item[..<eq])] = String(item[item.index(after: eq)...])
+        }
+        return result
+    }
+}
+
+/// A command-line mistake outside the graph (exit 2, like an invalid graph).
+struct UsageError: CategorizedError {
+    var message: String
+    init(_ message: String) { self.message = message }
+    var category: ErrorCategory { .invalidGraph }
+    var description: String { message }
+}
+
+/// Builds the registry of built-in nodes; a clash between packs is a build defect, reported plainly.
+func builtinRegistry() throws -> NodeRegistry {
+    do {
+        return try BuiltinPacks.registry()
+    } catch {
+        Console.error("\(error)")
+        throw ExitCode(ErrorCategory.invalidGraph.exitCode)
+    }
+}
+
+/// Loads and validates a graph. On failure prints every diagnostic (or the error) to stderr and throws the
+/// exit code. Warnings are printed unless `quiet`.
+func loadGraph(_ options: GraphOptions, registry: NodeRegistry, quiet: Bool = false,
+               onFailure: (any Error) -> Void = { _ in }) throws -> ValidatedGraph {
+    do {
+        let graph = try GraphLoader.load(file: options.file, registry: registry,
+                                         overrides: try options.parsedOverrides(), paramsFiles: options.paramsFiles)
+        if !quiet {
+            for warning in graph.warnings { Console.err("\(warning)\n") }
+        }
+        return graph
+    } catch let error as GraphValidationError {
+        for diagnostic in error.diagnostics { Console.err("\(diagnostic)\n") }
+        let errors = error.diagnostics.filter { $0.severity == .error }.count
+        Console.err("\(options.file): \(errors) error\(errors == 1 ? "" : "s")\n")
+        onFailure(error)
+        throw exitStatus(for: error)
+    } catch {
+        Console.error("\(error)")
+        onFailure(error)
+        throw exitStatus(for: error)
+    }
+}
+
+/// Parses a byte size: `0`, `512M`, `4G`, `1.5GiB`, `1000000` (bytes).
+func parseByteSize(_ text: String) -> Int? {
+    let t = text.trimmingCharacters(in: .whitespaces).uppercased()
+    let gib = 1_073_741_824.0, mib = 1_048_576.0, kib = 1024.0
+    let units: [(String, Double)] = [("GIB", gib), ("MIB", mib), ("KIB", kib), ("GB", gib), ("MB", mib),
+                                     ("KB", kib), ("G", gib), ("M", mib), ("K", kib), ("B", 1)]
+    for (suffix, scale) in units where t.hasSuffix(suffix) {
+        guard let v = Double(t.dropLast(suffix.count)), v >= 0, v.isFinite else { return nil }
+        return Int(v * scale)
+    }
+    guard let v = Int(t), v >= 0 else { return nil }
+    return v
+}
+
+/// `1.23 GiB`, `512 MiB`, `800 B`.
+func formatBytes(_ n: Int) -> String {
+    let d = Double(n)
+    if d >= Double(1 << 30) { return String(format: "%.2f GiB", d / Double(1 << 30)) }
+    if d >= Double(1 << 20) { return String(format: "%.1f MiB", d / Double(1 << 20)) }
+    if d >= Double(1 << 10) { return String(format: "%.1f KiB", d / Double(1 << 10)) }
+    return "\(n) B"
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Kernel benchmark: Swift (sanagraph-bench) vs PyTorch CPU on the same shapes, in one run.
+#
+#   tools/bench/kernels.sh [--reps N] [--filter SUBSTRING] [--retain-malloc]
+#
+# --retain-malloc sets glibc's MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ for both processes, so freed large
+# buffers are reused instead of being unmapped and page-faulted in again on every call (see docs/performance.md).
+#
+# Env: PYTHON (default: the reference venv of `make reference-venv`, else python3), SCRATCH (SwiftPM scratch path, default .build),
+#      THREADS (default 2): threads for both sides (Swift: SANAGRAPH_THREADS and OPENBLAS_NUM_THREADS, set before
+#      start as swift-notes.md B.1 requires; PyTorch: torch.set_num_threads).
+# Prints machine info and a Markdown table of medians with the Swift/PyTorch ratio (< 1 means Swift is faster)
+# and, for GEMM-like rows, GFLOP/s and the share of raw cblas_sgemm's rate in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+REPS=5
+FILTER=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --reps) REPS="$2"; shift 2 ;;
+        --filter) FILTER="$2"; shift 2 ;;
+        --retain-malloc) export MALLOC_MMAP_THRESHOLD_=2000000000 MALLOC_TRIM_THRESHOLD_=4000000000; shift ;;
+        *) echo "usage: $0 [--reps N] [--filter SUBSTRING] [--retain-malloc]" >&2; exit 2 ;;
+    esac
+done
+if [ -z "${PYTHON:-}" ]; then
+    REF_VENV="${REF_VENV:-$HOME/.cache/sanagraph/reference-venv}"
+    if [ -x "$REF_VENV/bin/python" ]; then PYTHON="$REF_VENV/bin/python"; else PYTHON=python3; fi
+fi
+SCRATCH="${SCRATCH:-.build}"
+THREADS="${THREADS:-2}"
+export SANAGRAPH_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS"
+
+swift build -c release --scratch-path "$SCRATCH" --product sanagraph-bench >&2
+BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/sanagraph-bench"
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+FILTER_ARGS=()
+if [ -n "$FILTER" ]; then FILTER_ARGS=(--filter "$FILTER"); fi
+
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "cpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "command: ${THREADS:+THREADS=$THREADS }tools/bench/kernels.sh --reps $REPS${FILTER:+ --filter $FILTER}${MALLOC_MMAP_THRESHOLD_:+ --retain-malloc}"
+"$BIN" kernels --reps "$REPS" "${FILTER_ARGS[@]}" > "$TMP/swift.jsonl"
+"$PYTHON" tools/reference/bench_kernels.py --reps "$REPS" --threads "$THREADS" "${FILTER_ARGS[@]}" > "$TMP/torch.jsonl"
+
+"$PYTHON" - "$TMP/swift.jsonl" "$TMP/torch.jsonl" <<'PY'
+import json, sys
+
+def load(path):
+    head, rows = None, {}
+    for line in open(path):
+        obj = json.loads(line)
+        if "run" in obj:
+            head = obj
+        else:
+            rows[obj["name"]] = obj
+    return head, rows
+
+sh, swift = load(sys.argv[1])
+th, torch = load(sys.argv[2])
+print(f"swift: {sh['threads']} threads, OpenBLAS core {sh['openblas_core']} ({sh['openblas_threads']} threads); "
+      f"torch {th['torch']}: {th['threads']} threads; medians of {sh['reps']} reps after 1 warm-up")
+print()
+print("| kernel | shape | Swift ms | PyTorch ms | Swift/PyTorch | Swift GFLOP/s |")
+print("|---|---|---:|---:|---:|---:|")
+raw = swift.get("gemm_cblas_raw")
+for name, s in swift.items():
+    t = torch.get(name)
+    tms = f"{t['ms']:.2f}" if t else "–"
+    ratio = f"{s['ms'] / t['ms']:.2f}" if t else "–"
+    rate = f"{s['gflop'] / (s['ms'] / 1e3):.0f}" if s.get("gflop") else ""
+    print(f"| {name} | {s['shape']} | {s['ms']:.2f} | {tms} | {ratio} | {rate} |")
+if raw:
+    print()
+    for name in ("gemm_ops_matmul", "linear", "conv2d_1x1"):
+        if name in swift:
+            print(f"{name}: {100 * raw['ms'] / swift[name]['ms']:.0f} % of raw cblas_sgemm's rate "
+                  f"({raw['gflop'] / (raw['ms'] / 1e3):.0f} GFLOP/s) in this run")
+PY
