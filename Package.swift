@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "TestSupport"]),
         .testTarget(name: "UpscalerTests", dependencies: ["Upscaler", "TestSupport"]),
-        .testTarget(name: "FlowSolversTests", dependencies: ["FlowSolvers", "TestSupport"]),
+        .testTarget(name: "FlowSolversTests", dependencies: ["FlowSolvers", "LinearDiT", "TestSupport"]),
         .testTarget(name: "LinearDiTTests", dependencies: ["LinearDiT", "TensorIO", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
         .testTarget(name: "TextEncoderTests", dependencies: ["TextEncoder", "TestSupport"]),
