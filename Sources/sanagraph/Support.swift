@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GraphRuntime
+import ImageIO
 
 #if canImport(Glibc)
 import Glibc
@@ -42,7 +43,12 @@ func exitStatus(for error: any Error) -> ExitCode {
 /// Options naming a graph file and its param overrides (shared by run, validate, plan, dot).
 struct GraphOptions: ParsableArguments {
     @Argument(help: "The graph file (YAML, format 1).")
-    var file: String
+    var graphFile: String?
+
+    @Option(name: .customLong("from"),
+            help: ArgumentHelp("Take the graph and its params from a PNG that SanaGraph wrote (reproduce it); "
+                               + "--set still overrides.", valueName: "png"))
+    var fromImage: String?
 
     @Option(name: .customLong("set"),
             help: ArgumentHelp("Override a graph param (repeatable); later ones win.", valueName: "name=value"))
@@ -51,6 +57,20 @@ struct GraphOptions: ParsableArguments {
     @Option(name: .customLong("params"),
             help: ArgumentHelp("A YAML file of param values (repeatable); --set wins over it.", valueName: "file"))
     var paramsFiles: [String] = []
+
+    func validate() throws {
+        switch (graphFile, fromImage) {
+        case (nil, nil): throw ValidationError("give a graph file, or --from FILE.png")
+        case (.some, .some): throw ValidationError("give either a graph file or --from FILE.png, not both")
+        default: break
+        }
+        if fromImage != nil && !paramsFiles.isEmpty {
+            throw ValidationError("--params can't be combined with --from (the PNG's params come first); use --set")
+        }
+    }
+
+    /// The graph file, or the PNG it is taken from, for messages.
+    var file: String { graphFile ?? fromImage ?? "" }
 
     /// `--set` values as a dictionary, or a usage error (exit 2) naming the bad one.
     func parsedOverrides() throws -> [String: String] {
@@ -88,8 +108,19 @@ func builtinRegistry() throws -> NodeRegistry {
 func loadGraph(_ options: GraphOptions, registry: NodeRegistry, quiet: Bool = false,
                onFailure: (any Error) -> Void = { _ in }) throws -> ValidatedGraph {
     do {
-        let graph = try GraphLoader.load(file: options.file, registry: registry,
-                                         overrides: try options.parsedOverrides(), paramsFiles: options.paramsFiles)
+        let overrides = try options.parsedOverrides()
+        let graph: ValidatedGraph
+        if let png = options.fromImage {
+            // The recorded params come first; the user's --set wins over them.
+            let recorded = try PNGMetadata.read(path: png)
+            var merged = recorded.params.mapValues(\.description)
+            merged.merge(overrides) { _, user in user }
+            graph = try GraphLoader.load(yaml: recorded.graphSource, file: recorded.graphFile, registry: registry,
+                                         overrides: merged, paramsFiles: options.paramsFiles)
+        } else {
+            graph = try GraphLoader.load(file: options.file, registry: registry,
+                                         overrides: overrides, paramsFiles: options.paramsFiles)
+        }
         if !quiet {
             for warning in graph.warnings { Console.err("\(warning)\n") }
         }

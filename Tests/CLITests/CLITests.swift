@@ -66,6 +66,44 @@ import Glibc
         #expect(FileManager.default.contents(atPath: out2) == data)
     }
 
+    @Test func runFromAPNGReproducesItsGraphAndParamsWithSetOverrides() throws {
+        let dir = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let first = dir.appendingPathComponent("first.png").path
+        let r = try CLI.run(["run", TestSupport.fixture("CLI/resize.yaml"), "--quiet", "--set",
+                             "input=\(TestSupport.fixture("ImageIO/rgb8.png"))", "--set", "out=\(first)",
+                             "--set", "scale=3"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let firstBytes = try #require(FileManager.default.contents(atPath: first))
+
+        // Same graph and params from the PNG alone: identical pixels, so identical bytes but for metadata time.
+        let again = dir.appendingPathComponent("again.png").path
+        let r2 = try CLI.run(["run", "--from", first, "--quiet", "--set", "out=\(again)"])
+        #expect(r2.status == 0, "\(r2.stderr)")
+        let inspectFirst = try CLI.run(["inspect", first, "--json"])
+        let inspectAgain = try CLI.run(["inspect", again, "--json"])
+        #expect(inspectFirst.status == 0 && inspectAgain.status == 0)
+        #expect(inspectAgain.stdout.contains("resize.yaml"))
+        let againBytes = try #require(FileManager.default.contents(atPath: again))
+        #expect(againBytes.count > 0 && firstBytes.count > 0)
+
+        // An override changes the result: scale 1 gives a smaller picture than scale 3.
+        let smaller = dir.appendingPathComponent("smaller.png").path
+        let r3 = try CLI.run(["run", "--from", first, "--quiet", "--set", "out=\(smaller)", "--set", "scale=1"])
+        #expect(r3.status == 0, "\(r3.stderr)")
+        let w = { (path: String) -> UInt32 in
+            let d = FileManager.default.contents(atPath: path) ?? Data()
+            return d.count >= 24 ? d[16..<20].reduce(0) { $0 << 8 | UInt32($1) } : 0   // IHDR width
+        }
+        #expect(w(again) == w(first))
+        #expect(w(smaller) * 3 == w(first))
+
+        // A PNG without SanaGraph metadata can't be re-run.
+        let foreign = try CLI.run(["run", "--from", TestSupport.fixture("ImageIO/rgb8.png")])
+        #expect(foreign.status == 2, "\(foreign.stderr)")
+        #expect(foreign.stderr.contains("rgb8.png"))
+    }
+
     @Test func jsonEventsOfARepeatedRunShowCacheHits() throws {
         let dir = TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
