@@ -10,9 +10,25 @@ enum SoftmaxMath {
     /// Inputs below -87.3 (including -inf) give exactly 0, above 88.72 give +inf.
     @inlinable @inline(__always)
     static func exp(_ xIn: V) -> V {
-        let lo: Float = -87.3, hi: Float = 88.0
-        var x = xIn.replacing(with: lo, where: xIn .< lo)
-        x = x.replacing(with: hi, where: x .> hi)
+        var x = xIn.replacing(with: -87.3, where: xIn .< -87.3)
+        x = x.replacing(with: 88.0, where: x .> 88.0)
+        var y = expInRange(x)
+        y = y.replacing(with: 0, where: xIn .< -87.3)
+        y = y.replacing(with: .infinity, where: xIn .> 88.72)
+        return y
+    }
+
+    /// exp(x) for x ≤ 0 (softmax after the max shift): the clamps of `exp` above 0 are not needed.
+    /// Inputs below -87.3 (including -inf) give exactly 0; NaN stays NaN.
+    @inlinable @inline(__always)
+    static func expNonPositive(_ xIn: V) -> V {
+        let x = xIn.replacing(with: -87.3, where: xIn .< -87.3)
+        return expInRange(x).replacing(with: 0, where: xIn .< -87.3)
+    }
+
+    /// exp(x) for x already inside [-87.3, 88]: the range reduction and polynomial described at `exp`.
+    @inlinable @inline(__always)
+    static func expInRange(_ x: V) -> V {
         // n = round(x / ln2) with the 1.5·2^23 trick (SIMD .rounded() is scalarised on baseline x86-64).
         let magic: Float = 12_582_912
         let t = x * 1.442_695_04 + magic
@@ -28,34 +44,7 @@ enum SoftmaxMath {
         p = p * (r * r) + r + 1
         // 2^n: the low mantissa bits of t hold n (offset by 0x4B400000).
         let nBits = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000
-        let scale = unsafeBitCast((nBits &+ 127) &<< 23, to: V.self)
-        var y = p * scale
-        y = y.replacing(with: 0, where: xIn .< lo)
-        y = y.replacing(with: .infinity, where: xIn .> 88.72)
-        return y
-    }
-
-    /// exp(x) for x ≤ 0 (softmax after the max shift): the clamps of `exp` above 0 are not needed.
-    /// Inputs below -87.3 (including -inf) give exactly 0; NaN stays NaN.
-    @inlinable @inline(__always)
-    static func expNonPositive(_ xIn: V) -> V {
-        let lo: Float = -87.3
-        let x = xIn.replacing(with: lo, where: xIn .< lo)
-        let magic: Float = 12_582_912
-        let t = x * 1.442_695_04 + magic
-        let n = t - magic
-        var r = x - n * 0.693_359_375
-        r = r + n * 2.121_944_4e-4
-        var p = V(repeating: 1.987_569_15e-4)
-        p = p * r + 1.398_199_950_7e-3
-        p = p * r + 8.333_451_907_3e-3
-        p = p * r + 4.166_579_589_4e-2
-        p = p * r + 1.666_666_545_9e-1
-        p = p * r + 5.000_000_120_1e-1
-        p = p * (r * r) + r + 1
-        let nBits = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000
-        let y = p * unsafeBitCast((nBits &+ 127) &<< 23, to: V.self)
-        return y.replacing(with: 0, where: xIn .< lo)
+        return p * unsafeBitCast((nBits &+ 127) &<< 23, to: V.self)
     }
 
     /// Loads `count` (< 8) elements, filling the rest with `fill`.
