@@ -55,13 +55,7 @@ enum PNGCodec {
         let out = Tensor(uninitialized: [1, 3, height, width])
 
         if sixteen {
-            var buffer = [UInt16](repeating: 0, count: plane * channels)
-            let ok = buffer.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
-            guard ok != 0 else {
-                let message = libpngMessage(&image)
-                png_image_free(&image)
-                throw ImageIOError.corrupt(path: path, reason: message)
-            }
+            let buffer = try finishRead(&image, as: UInt16.self, count: plane * channels, path: path)
             out.withUnsafeMutableBufferPointer { dst in
                 for i in 0..<plane {
                     let alpha = hasAlpha ? UInt32(buffer[i * 4 + 3]) : 65535
@@ -74,13 +68,7 @@ enum PNGCodec {
                 }
             }
         } else {
-            var buffer = [UInt8](repeating: 0, count: plane * channels)
-            let ok = buffer.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
-            guard ok != 0 else {
-                let message = libpngMessage(&image)
-                png_image_free(&image)
-                throw ImageIOError.corrupt(path: path, reason: message)
-            }
+            let buffer = try finishRead(&image, as: UInt8.self, count: plane * channels, path: path)
             out.withUnsafeMutableBufferPointer { dst in
                 for i in 0..<plane {
                     for c in 0..<3 { dst[c * plane + i] = Float(buffer[i * channels + c]) / 255 }
@@ -186,6 +174,19 @@ enum PNGCodec {
             throw ImageIOError.unwritable(path: path, reason: "PNG encoding failed: \(message)")
         }
         throw ImageIOError.unwritable(path: path, reason: "PNG encoding failed: output buffer too small")
+    }
+
+    /// Decodes the pixels of a begun read into a new buffer; on failure frees `image` and throws `.corrupt`.
+    static func finishRead<T: FixedWidthInteger>(_ image: inout png_image, as: T.Type, count: Int,
+                                                 path: String) throws -> [T] {
+        var buffer = [T](repeating: 0, count: count)
+        let ok = buffer.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
+        guard ok != 0 else {
+            let message = libpngMessage(&image)
+            png_image_free(&image)
+            throw ImageIOError.corrupt(path: path, reason: message)
+        }
+        return buffer
     }
 
     static func libpngMessage(_ image: inout png_image) -> String {

@@ -212,12 +212,7 @@ extension Ops {
             let outerStride = Array(mStride[0..<(m - 1)])
             Parallel.forEachRange(rows, minChunk: Swift.max(1, 16_384 / run)) { range in
                 for r in range {
-                    var rem = r
-                    var offset = 0
-                    for d in stride(from: outerShape.count - 1, through: 0, by: -1) {
-                        offset += (rem % outerShape[d]) * outerStride[d]
-                        rem /= outerShape[d]
-                    }
+                    let offset = Self.stridedOffset(of: r, shape: outerShape, strides: outerStride)
                     (dst.pointer + r * run).update(from: src.pointer + offset, count: run)
                 }
             }
@@ -269,17 +264,25 @@ extension Ops {
         let outerStride = Array(mStride[0..<(m - 1)])
         Parallel.forEachRange(rows, minChunk: Swift.max(1, 8_192 / run)) { range in
             for r in range {
-                var rem = r
-                var offset = 0
-                for d in stride(from: outerShape.count - 1, through: 0, by: -1) {
-                    offset += (rem % outerShape[d]) * outerStride[d]
-                    rem /= outerShape[d]
-                }
-                let s = src.pointer + offset
+                let s = src.pointer + Self.stridedOffset(of: r, shape: outerShape, strides: outerStride)
                 let o = dst.pointer + r * run
                 for j in 0..<run { o[j] = s[j * runStride] }
             }
         }
         return out
+    }
+}
+
+extension Ops {
+    /// Input offset of row-major index `index` over `shape` when the input walks it with `strides`.
+    @inline(__always)
+    static func stridedOffset(of index: Int, shape: [Int], strides: [Int]) -> Int {
+        var rem = index
+        var offset = 0
+        for d in stride(from: shape.count - 1, through: 0, by: -1) {
+            offset += (rem % shape[d]) * strides[d]
+            rem /= shape[d]
+        }
+        return offset
     }
 }
