@@ -52,12 +52,14 @@ let package = Package(
                 path: "Plugins/LinearDiT"),
         .target(name: "TextEncoder", dependencies: ["GraphRuntime", "Tensors", "Safetensors"],
                 path: "Plugins/TextEncoder"),
+        .target(name: "DCAE", dependencies: ["GraphRuntime", "Tensors", "Safetensors"],
+                path: "Plugins/DCAE"),
 
         // The CLI: the only place that lists the built-in node packs.
         .executableTarget(
             name: "sanagraph",
             dependencies: [
-                "GraphRuntime", "TensorIO", "ImageIO", "Upscaler", "FlowSolvers", "LinearDiT",
+                "GraphRuntime", "TensorIO", "ImageIO", "Upscaler", "FlowSolvers", "LinearDiT", "TextEncoder", "DCAE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -76,6 +78,7 @@ let package = Package(
         .testTarget(name: "FlowSolversTests", dependencies: ["FlowSolvers", "LinearDiT", "TestSupport"]),
         .testTarget(name: "LinearDiTTests", dependencies: ["LinearDiT", "TensorIO", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
-        .testTarget(name: "TextEncoderTests", dependencies: ["TextEncoder", "TestSupport"]),
+        .testTarget(name: "TextEncoderTests", dependencies: ["TextEncoder", "TensorIO", "TestSupport"]),
+        .testTarget(name: "DCAETests", dependencies: ["DCAE", "TensorIO", "TestSupport"]),
     ]
 )

@@ -1,8 +1,10 @@
+import DCAE
 import FlowSolvers
 import GraphRuntime
 import ImageIO
 import LinearDiT
 import TensorIO
+import TextEncoder
 import Upscaler
 
 /// The node packs built into the `sanagraph` binary. This is the only place that lists plugins.
@@ -14,6 +16,8 @@ enum BuiltinPacks {
             UpscalerPack.self,
             FlowSolversPack.self,
             LinearDiTPack.self,
+            TextEncoderPack.self,
+            DCAEPack.self,
         ]
     }
 
