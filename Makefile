@@ -2,7 +2,7 @@
 #   make demo      install missing system packages, build, render a demo graph
 #   make test      install missing system packages, run the whole test suite (release)
 #   make fixtures  regenerate test fixtures with the Python reference scripts (never run by CI)
-#   make bench     benchmarks (compare with PyTorch on this machine)
+#   make bench     benchmarks (compare with PyTorch on this machine; PYTHON=…, BENCH_ARGS=--quick)
 #   make reference-venv  create the pinned Python reference venv (outside the repo) used by fixtures/bench
 # Run as root or as a user with sudo (only needed when a package is missing).
 
@@ -40,9 +40,16 @@ deps:
 build: deps
 	$(SWIFT) build -c $(CONFIG)
 
+# The demo renders the shipped model (models/sana-shapes) at its defaults; PROMPT="..." and SEED=N change them.
+DEMO_OUT   := out/demo/text2img.png
+PROMPT     ?= a red circle above a blue square on a white background
+SEED       ?= 0
 demo: build
 	@if [ -f $(DEMO_GRAPH) ]; then \
-	  $(BIN) run $(DEMO_GRAPH) || { rc=$$?; [ $$rc = 4 ] && echo "the demo graph needs model weights: see README.md and docs/"; exit $$rc; }; \
+	  rm -f $(DEMO_OUT); \
+	  $(BIN) run $(DEMO_GRAPH) --set "prompt=$(PROMPT)" --set seed=$(SEED) --set output=$(DEMO_OUT) \
+	    || { rc=$$?; [ $$rc = 4 ] && echo "the demo graph needs model weights (models/sana-shapes): see README.md and docs/graphs.md"; exit $$rc; }; \
+	  echo "demo picture: $(DEMO_OUT)  (prompt: \"$(PROMPT)\", seed $(SEED); more in docs/graphs.md)"; \
 	elif [ -f $(SMOKE_GRAPH) ]; then \
 	  echo "$(DEMO_GRAPH) is not there yet; running $(SMOKE_GRAPH) instead"; \
 	  $(BIN) run $(SMOKE_GRAPH) && echo "smoke graph ran: see out/smoke/"; \
@@ -63,9 +70,12 @@ fixtures:
 	  echo "== $$script"; $(PYTHON) $$script; \
 	done
 
-# Benchmarks are filled in by the modules that have them (see docs/performance.md).
+# Kernels, then models (DiT load/forward; DC-AE, Gemma, text2img once registered), each side by side with
+# PyTorch on the same shapes (docs/performance.md). BENCH_ARGS=--quick skips the 1024 px rows.
+BENCH_ARGS ?=
 bench: build
-	tools/bench/kernels.sh
+	PYTHON="$(PYTHON)" tools/bench/kernels.sh
+	PYTHON="$(PYTHON)" tools/bench/models.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf .build

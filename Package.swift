@@ -34,6 +34,8 @@ let package = Package(
             name: "GraphRuntime",
             dependencies: [
                 "Tensors",
+                // The disk cache stores node outputs as safetensors blobs (written atomically).
+                "Safetensors",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -63,8 +65,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        // Kernel benchmark (not a test): tools/bench/kernels.sh compares it with PyTorch.
-        .executableTarget(name: "sanagraph-bench", dependencies: ["Tensors"], swiftSettings: f16c),
+        // Kernel and model benchmark (not a test): tools/bench/ compares it with PyTorch.
+        .executableTarget(name: "sanagraph-bench", dependencies: ["Tensors", "Safetensors", "GraphRuntime", "LinearDiT"],
+                          swiftSettings: f16c),
 
         // Tests. Fixtures live in Tests/Fixtures and are found through TestSupport.fixturesDirectory.
         .target(name: "TestSupport", dependencies: ["Tensors", "Safetensors", "GraphRuntime"],

@@ -1,7 +1,7 @@
 import GraphRuntime
 
-/// Node pack for SANA's deep-compression autoencoder (diffusers `AutoencoderDC`).
+/// Node pack for SANA's deep-compression autoencoder (diffusers `AutoencoderDC`): dcae.load, dcae.decode, dcae.encode.
 public enum DCAEPack: NodePack {
     public static let name = "DCAE"
-    public static var nodes: [any Node.Type] { [] }
+    public static var nodes: [any Node.Type] { [DCAELoad.self, DCAEDecode.self, DCAEEncode.self] }
 }

@@ -6,7 +6,7 @@ import Tensors
 enum SampleNodeSupport {
     static func descriptor(typeName: String, summary: String, stepsDoc: String) -> NodeDescriptor {
         NodeDescriptor(
-            typeName: typeName, version: 1, summary: summary,
+            typeName: typeName, version: 2, summary: summary,
             inputs: [
                 InputSpec("model", .denoiserModel, doc: "the denoiser (e.g. dit.load)"),
                 InputSpec("positive", .conditioning, doc: "prompt conditioning (text.encode)"),
@@ -22,8 +22,9 @@ enum SampleNodeSupport {
                 ParamSpec("steps", .int, default: .int(20), min: 1, max: 1000, doc: stepsDoc),
                 ParamSpec("guidance", .float, default: .float(4.5), min: 0, max: 100,
                           doc: "classifier-free guidance scale; <= 1 runs without the negative branch"),
-                ParamSpec("shift", .float, default: .float(3.0), min: 0.01, max: 100,
-                          doc: "flow shift of the sigma schedule (SANA: 3.0; 4K models: 6.0)"),
+                ParamSpec("shift", .float, default: .float(0), min: 0, max: 100,
+                          doc: "flow shift of the sigma schedule (SANA: 3.0; 4K models: 6.0); 0 = the "
+                              + "scheduler config's flow_shift (3.0 without a config)"),
                 ParamSpec("denoise", .float, default: .float(1.0), min: 0, max: 1,
                           doc: "img2img strength: runs the last steps*denoise steps (needs 'noise' when < 1)"),
                 ParamSpec("scheduler_config", .path, default: .string(""),
@@ -60,7 +61,8 @@ enum SampleNodeSupport {
     static func run(kind: FlowSolverKind, inputs: NodeInputs, params: ParamValues,
                     context: RunContext) throws -> NodeOutputs {
         let config = try schedulerConfig(params)
-        let shift = params.double("shift")
+        // 0 = "as the model's scheduler config says" (SANA's 3.0 when there is none).
+        let shift = params.double("shift") > 0 ? params.double("shift") : config.flowShift
         if params.optionalString("scheduler_config") != nil, config.flowShift != shift {
             let message = "\(context.nodeID): shift \(shift) is used; the scheduler config's flow_shift is "
                 + "\(config.flowShift)"

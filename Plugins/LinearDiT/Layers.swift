@@ -57,26 +57,34 @@ struct PixArtAlphaTextProjection: Sendable {
     var bytes: Int { linear_1.bytes + linear_2.bytes }
 }
 
-/// diffusers `GLUMBConv` as the Sana block uses it (no norm, no residual), on NCHW.
+/// diffusers `GLUMBConv` as the Sana block uses it (no norm, no residual): 1×1 conv → SiLU → depthwise 3×3 →
+/// GLU (`a · silu(gate)`) → 1×1 conv, run on tokens-first `[B, N, D]` (see `tokensFirst`).
 struct GLUMBConv: Sendable {
     var conv_inverted_weight: Tensor, conv_inverted_bias: Tensor
     var conv_depth_weight: Tensor, conv_depth_bias: Tensor
     var conv_point_weight: Tensor
 
+    /// `conv_depth_weight` tap-major `[9, 2H]` for the channels-last kernel (prepared once at load).
+    var depthTaps: Tensor
+
     init(_ w: SanaTransformerWeights, _ prefix: String) {
         conv_inverted_weight = w(prefix + ".conv_inverted.weight"); conv_inverted_bias = w(prefix + ".conv_inverted.bias")
         conv_depth_weight = w(prefix + ".conv_depth.weight"); conv_depth_bias = w(prefix + ".conv_depth.bias")
         conv_point_weight = w(prefix + ".conv_point.weight")
+        depthTaps = Ops.depthwiseTapsChannelsLast(conv_depth_weight)  // diffusers fixes kernel_size 3
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        var a = Ops.conv2d(x, weight: conv_inverted_weight, bias: conv_inverted_bias)
+    /// The same function on tokens `[B, N, D]` of an `height × width` grid, without leaving the tokens-first
+    /// layout: the 1×1 convs are linears over tokens, the depthwise conv and GLU gate one fused pass.
+    func tokensFirst(_ x: Tensor, height: Int, width: Int) -> Tensor {
+        let hidden2 = conv_inverted_weight.shape[0], d = conv_inverted_weight.shape[1]
+        var a = Ops.linear(x, weight: conv_inverted_weight.reshaped([hidden2, d]), bias: conv_inverted_bias)
         Ops.siluInPlace(&a)
-        a = Ops.conv2d(a, weight: conv_depth_weight, bias: conv_depth_bias, padding: 1, groups: a.shape[1])
-        let parts = Ops.chunk(a, 2, axis: 1)
-        let gated = Ops.mul(parts[0], Ops.silu(parts[1]))
-        return Ops.conv2d(gated, weight: conv_point_weight, bias: nil)
+        let gated = Ops.depthwiseConv3x3GLUChannelsLast(a, height: height, width: width, taps: depthTaps,
+                                                        bias: conv_depth_bias)
+        return Ops.linear(gated, weight: conv_point_weight.reshaped([conv_point_weight.shape[0], hidden2 / 2]), bias: nil)
     }
+
     var bytes: Int {
         [conv_inverted_weight, conv_inverted_bias, conv_depth_weight, conv_depth_bias, conv_point_weight]
             .reduce(0) { $0 + $1.byteCount }
@@ -134,11 +142,4 @@ func sincosPositionEmbedding(dim: Int, height h: Int, width w: Int, baseSize: In
         }
     }
     return Tensor(shape: [h * w, dim], values: out)
-}
-
-/// `clamp(x, −65504, 65504)` in place (diffusers' fp16 clip of the self-attention output).
-func clampToHalfRange(_ x: inout Tensor) {
-    x.withUnsafeMutableBufferPointer { p in
-        for i in p.indices { p[i] = Swift.min(Swift.max(p[i], -65_504), 65_504) }
-    }
 }

@@ -32,28 +32,26 @@ struct SanaTransformerBlock: Sendable {
         let (shiftMLP, scaleMLP, gateMLP) = (mod[3], mod[4], mod[5])
         var x = x
 
-        // Self-attention (ReLU linear attention, fp32 core).
-        let n1 = Ops.add(Ops.mul(Ops.layerNorm(x, weight: nil, bias: nil, eps: normEps), Ops.add(scaleMSA, 1)), shiftMSA)
+        // Self-attention (ReLU linear attention, fp32 core). Norm + modulation is one fused pass.
+        let n1 = Ops.layerNormModulated(x, scale: scaleMSA, shift: shiftMSA, eps: normEps)
         let q = splitHeads(attn1.query(n1), attn1.heads)
         let k = splitHeads(attn1.key(n1), attn1.heads)
         let v = splitHeads(attn1.to_v(n1), attn1.heads)
         let a1 = Ops.reluLinearAttention(query: q, key: k, value: v, eps: 1e-15, layout: .tokensFirst)
-        var o1 = attn1.to_out(a1.reshaped([b, n, d]))
+        let o1 = attn1.to_out(a1.reshaped([b, n, d]))
         // sana-architecture.md §7.1: fp16-trained checkpoints never saw values beyond the fp16 range here and
-        // break without this clamp; it is a no-op for the others, so it is always applied.
-        clampToHalfRange(&o1)
-        Ops.addInPlace(&x, Ops.mul(gateMSA, o1))
+        // break without this clamp; it is a no-op for the others, so it is always applied (fused with the gate).
+        Ops.addGatedInPlace(&x, gate: gateMSA, o1, clampMagnitude: 65_504)
 
         // Cross-attention: no norm, no modulation, no gate.
         let cq = splitHeads(attn2.query(x), attn2.heads)
         let a2 = Ops.scaledDotProductAttention(query: cq, key: key, value: value, mask: maskBias, layout: .tokensFirst)
         Ops.addInPlace(&x, attn2.to_out(a2.reshaped([b, n, a2.shape[2] * a2.shape[3]])))
 
-        // Mix-FFN on the token grid as NCHW.
-        let n2 = Ops.add(Ops.mul(Ops.layerNorm(x, weight: nil, bias: nil, eps: normEps), Ops.add(scaleMLP, 1)), shiftMLP)
-        let grid = Ops.permute(n2.reshaped([b, height, width, d]), [0, 3, 1, 2])
-        let f = Ops.permute(ff(grid), [0, 2, 3, 1]).reshaped([b, n, d])
-        Ops.addInPlace(&x, Ops.mul(gateMLP, f))
+        // Mix-FFN on the token grid, kept tokens-first (channels-last): no permutes.
+        let n2 = Ops.layerNormModulated(x, scale: scaleMLP, shift: shiftMLP, eps: normEps)
+        let f = ff.tokensFirst(n2, height: height, width: width)
+        Ops.addGatedInPlace(&x, gate: gateMLP, f)
         return x
     }
 
@@ -93,8 +91,12 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
     let proj_out: Linear
     public let residentBytes: Int
 
-    init(config c: SanaTransformerConfig, weights w: SanaTransformerWeights) {
+    /// Pixels per latent cell: the sibling `../vae` config's factor when the loader found one, else DC-AE f32's 32.
+    public let latentSpatialDivisor: Int
+
+    init(config c: SanaTransformerConfig, weights w: SanaTransformerWeights, latentSpatialDivisor: Int = 32) {
         config = c
+        self.latentSpatialDivisor = latentSpatialDivisor
         patchWeight = w("patch_embed.proj.weight"); patchBias = w("patch_embed.proj.bias")
         if c.guidanceEmbeds {
             timestepEmbedder = TimestepEmbedding(w, "time_embed.timestep_embedder")
@@ -113,9 +115,9 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
     }
 
     public var inChannels: Int { config.inChannels }
-    /// DC-AE f32: one latent cell is 32 pixels.
-    public var latentSpatialDivisor: Int { 32 }
     public var takesGuidance: Bool { config.guidanceEmbeds }
+    public var sampleSize: Int? { config.sampleSize }
+    public var patchSize: Int { config.patchSize }
 
     /// Caption projection + RMSNorm and every block's cross-attention K/V.
     public func prepare(_ conditioning: Conditioning) throws -> any PreparedText {
@@ -191,7 +193,7 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
 
         // 4. Final modulated norm (uses temb, not t6) and projection.
         let mod = Ops.chunk(Ops.add(scale_shift_table.reshaped([1, 2, d]), temb.reshaped([b, 1, d])), 2, axis: 1)
-        let normed = Ops.add(Ops.mul(Ops.layerNorm(x, weight: nil, bias: nil, eps: 1e-6), Ops.add(mod[1], 1)), mod[0])
+        let normed = Ops.layerNormModulated(x, scale: mod[1], shift: mod[0], eps: 1e-6)
         let out = proj_out(normed)  // [B, N, p·p·C]
 
         // 5. Unpatchify.

@@ -122,7 +122,20 @@ extension SanaTransformer2DModel {
             throw LinearDiTError.weights(path: folder, message: error.description)
         }
         let weights = try loadWeights(checkpoint, config: config, path: checkpoint.indexPath ?? checkpoint.files.first?.path ?? folder)
-        return SanaTransformer2DModel(config: config, weights: weights)
+        return SanaTransformer2DModel(config: config, weights: weights,
+                                      latentSpatialDivisor: siblingVAEFactor(folder: folder) ?? 32)
+    }
+
+    /// The spatial factor of the autoencoder in a diffusers model folder's sibling `vae/` (as SanaPipeline
+    /// computes it: 2^(number of encoder stages − 1)), or nil when there is none or it is unreadable.
+    static func siblingVAEFactor(folder: String) -> Int? {
+        let path = ((folder as NSString).deletingLastPathComponent as NSString)
+            .appendingPathComponent("vae/config.json")
+        guard let data = FileManager.default.contents(atPath: path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let stages = (object["encoder_block_out_channels"] ?? object["decoder_block_out_channels"]) as? [Any],
+              (1...12).contains(stages.count) else { return nil }
+        return 1 << (stages.count - 1)
     }
 
     /// Checks every key and shape, then reads all tensors as fp32.
@@ -143,10 +156,33 @@ extension SanaTransformer2DModel {
         }
         var tensors: [String: Tensor] = [:]
         for key in expected.keys {
-            do { tensors[key] = try checkpoint.tensor(key) } catch {
+            do { tensors[key] = try fp32Weight(checkpoint.rawBytes(key)) } catch {
                 throw LinearDiTError.weights(path: path, message: error.description)
             }
         }
         return SanaTransformerWeights(tensors: tensors)
+    }
+
+    /// fp32 weights are used in place from the read-only file mapping (no copy, no page faults on fresh memory:
+    /// loading is then free and pages come in from the page cache as the first forward reads them); F16/BF16
+    /// are converted once into fresh buffers. The model never writes to its weights.
+    static func fp32Weight(_ raw: RawTensorBytes) -> Tensor {
+        let count = raw.shape.reduce(1, *)
+        if raw.dtype == .f32, count > 0, let base = raw.bytes.baseAddress,
+           Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+            let pointer = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Float.self))
+            return Tensor(storage: TensorStorage(borrowing: pointer, count: count, owner: raw.owner), shape: raw.shape)
+        }
+        let decoded = raw.decoded()
+        // The converted copy is what the model keeps: drop the source pages from this process (the page cache
+        // keeps them), or the mapped F16 file would count in RSS on top of the fp32 weights until the end of
+        // the load (peak 3.3 GiB instead of 2.3 for Sana-600M).
+        if let base = raw.bytes.baseAddress, raw.bytes.count >= 1 << 20 {
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let start = Int(bitPattern: base) & ~(page - 1)
+            let end = Int(bitPattern: base) + raw.bytes.count
+            _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, Int32(MADV_DONTNEED))
+        }
+        return decoded
     }
 }

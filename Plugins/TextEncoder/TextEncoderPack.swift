@@ -3,5 +3,5 @@ import GraphRuntime
 /// Node pack for SANA's Gemma-2 text encoder: text_encoder.load and text.encode.
 public enum TextEncoderPack: NodePack {
     public static let name = "TextEncoder"
-    public static var nodes: [any Node.Type] { [] }
+    public static var nodes: [any Node.Type] { [TextEncoderLoad.self, TextEncode.self] }
 }

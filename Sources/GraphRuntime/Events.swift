@@ -15,6 +15,11 @@ public enum RunEvent: Sendable {
     case nodeFailed(node: String, type: String, message: String, category: ErrorCategory)
     /// The executor dropped its reference to a value after its last consumer (liveness).
     case valueReleased(OutputRef)
+    /// A node neither ran nor came from cache because every node that reads it was served from cache
+    /// (e.g. a text encoder loader whose prompts are already encoded on disk).
+    case nodeSkipped(node: String, type: String)
+    /// A cache store had a problem with a node's entry (corrupt blob discarded, write failed); the run goes on.
+    case cacheWarning(node: String, store: String, message: String)
     /// The run ended.
     case runFinished(RunSummary)
 
@@ -27,6 +32,8 @@ public enum RunEvent: Sendable {
         case .nodeFinished: return "node_finished"
         case .nodeFailed: return "node_failed"
         case .valueReleased: return "value_released"
+        case .nodeSkipped: return "node_skipped"
+        case .cacheWarning: return "cache_warning"
         case .runFinished: return "run_finished"
         }
     }
@@ -64,11 +71,19 @@ public enum RunEvent: Sendable {
         case .valueReleased(let ref):
             o.add("node", .string(ref.node))
             o.add("output", .string(ref.output))
+        case .nodeSkipped(let node, let type):
+            o.add("node", .string(node))
+            o.add("type", .string(type))
+        case .cacheWarning(let node, let store, let message):
+            o.add("node", .string(node))
+            o.add("cache", .string(store))
+            o.add("message", .string(message))
         case .runFinished(let summary):
             o.add("ok", .bool(summary.ok))
             o.add("seconds", .double(summary.seconds))
             o.add("nodes_run", .int(summary.nodesRun))
             o.add("nodes_cached", .int(summary.nodesCached))
+            o.add("nodes_skipped", .int(summary.nodesSkipped))
             o.add("exit_code", .int(Int(summary.exitCode)))
             if let error = summary.error { o.add("error", .string(error)) }
         }
@@ -87,18 +102,21 @@ public struct RunSummary: Sendable {
     public var nodesCached: Int
     /// Node id -> the cache store that served it.
     public var cachedNodes: [String: String]
+    /// Nodes not needed because everything that reads them came from cache.
+    public var nodesSkipped: Int
     /// The process exit code this outcome maps to (0 on success).
     public var exitCode: Int32
     /// The error message when the run failed.
     public var error: String?
 
     public init(ok: Bool, seconds: Double, nodesRun: Int, nodesCached: Int, cachedNodes: [String: String] = [:],
-                exitCode: Int32, error: String? = nil) {
+                exitCode: Int32, error: String? = nil, nodesSkipped: Int = 0) {
         self.ok = ok
         self.seconds = seconds
         self.nodesRun = nodesRun
         self.nodesCached = nodesCached
         self.cachedNodes = cachedNodes
+        self.nodesSkipped = nodesSkipped
         self.exitCode = exitCode
         self.error = error
     }

@@ -60,6 +60,8 @@ public struct PlannedStep: Sendable {
     public var hasSideEffects: Bool
     /// The first cache store that holds `key`, or nil when the node would run.
     public var cachedIn: String?
+    /// True when the node would neither run nor be read: everything that consumes it comes from cache.
+    public var skipped: Bool = false
 }
 
 /// Runs an `ExecutionPlan` one node at a time on the calling thread.
@@ -67,6 +69,9 @@ public struct PlannedStep: Sendable {
 /// For each step it computes the node's Merkle `CacheKey`, serves the outputs from the first cache store that
 /// has them or runs the node, checks the outputs against the node's declared sockets, offers them to every
 /// store, and releases values after their last consumer. Side-effect nodes always run and are never cached.
+/// Nodes that no store holds and whose every reader is served from cache are skipped (`nodeSkipped`), so a
+/// model loader is not run when its consumers' results are on disk; should such a reader's entry turn out
+/// unusable, the skipped inputs are produced on demand.
 /// One executor (and its stores) may run many graphs: re-running recomputes only nodes whose key changed.
 public final class Executor: Sendable {
     /// Cache stores, fastest first.
@@ -100,14 +105,37 @@ public final class Executor: Sendable {
     /// What `run` would do for each step: its key and whether a store already holds it.
     public func preview(_ graph: ValidatedGraph, plan: ExecutionPlan) throws -> [PlannedStep] {
         let (keys, _) = try computeKeys(graph, plan)
+        let (holder, needed) = try demand(graph, plan, keys)
         return try plan.steps.map { step in
             let node = try graphNode(graph, step.node)
-            let key = keys[step.node]!
-            let sideEffects = node.descriptor.hasSideEffects
-            let store = sideEffects ? nil : caches.first { $0.contains(key) }?.name
-            return PlannedStep(step: step, typeName: node.descriptor.typeName, key: key,
-                               hasSideEffects: sideEffects, cachedIn: store)
+            let store = holder[step.node]
+            return PlannedStep(step: step, typeName: node.descriptor.typeName, key: keys[step.node]!,
+                               hasSideEffects: node.descriptor.hasSideEffects, cachedIn: store,
+                               skipped: store == nil && !needed.contains(step.node))
         }
+    }
+
+    /// Which store holds each node's entry (`contains`, nothing loaded), and which nodes must be produced:
+    /// output nodes, and every input of a needed node that no store holds. The rest are skipped, so a loader
+    /// whose consumers are all cached is never run.
+    private func demand(_ graph: ValidatedGraph, _ plan: ExecutionPlan, _ keys: [String: CacheKey])
+        throws -> (holder: [String: String], needed: Set<String>) {
+        var holder: [String: String] = [:]
+        for step in plan.steps {
+            let node = try graphNode(graph, step.node)
+            guard !node.descriptor.hasSideEffects, let key = keys[step.node] else { continue }
+            let info = CacheEntryInfo(nodeID: node.id, descriptor: node.descriptor)
+            if let store = caches.first(where: { $0.accepts(info) && $0.contains(key) }) { holder[node.id] = store.name }
+        }
+        var needed = Set<String>()
+        for step in plan.steps.reversed() {
+            let node = try graphNode(graph, step.node)
+            if node.descriptor.hasSideEffects { needed.insert(node.id) }
+            // A needed node that will be served from cache needs none of its inputs.
+            guard needed.contains(node.id), holder[node.id] == nil else { continue }
+            for ref in node.inputs.values { needed.insert(ref.node) }
+        }
+        return (holder, needed)
     }
 
     private func graphNode(_ graph: ValidatedGraph, _ id: String) throws -> GraphNode {
@@ -140,8 +168,10 @@ public final class Executor: Sendable {
                 throw NodeRunError(nodeID: node.id, typeName: descriptor.typeName, underlying: error)
             }
             if let fingerprint { fingerprints[node.id] = fingerprint }
+            // Stores may canonicalise what enters the key (the disk cache hashes file contents).
+            let keyed = fingerprint.map { raw in caches.reduce(raw) { $1.canonicalFingerprint($0) } }
             keys[node.id] = CacheKey.compute(typeName: descriptor.typeName, version: descriptor.version,
-                                             params: node.params, inputs: inputKeys, fingerprint: fingerprint)
+                                             params: node.params, inputs: inputKeys, fingerprint: keyed)
         }
         return (keys, fingerprints)
     }
@@ -158,13 +188,15 @@ public final class Executor: Sendable {
     public func run(_ graph: ValidatedGraph, plan: ExecutionPlan, info: RunInfo? = nil) throws -> RunSummary {
         let start = ContinuousClock.now
         var nodesRun = 0
+        var skipped = Set<String>()
         var cachedNodes: [String: String] = [:]
 
         func finish(_ error: (any Error)?) -> RunSummary {
             let category = error?.exitCategory
             let summary = RunSummary(
                 ok: error == nil, seconds: seconds(since: start), nodesRun: nodesRun, nodesCached: cachedNodes.count,
-                cachedNodes: cachedNodes, exitCode: category?.exitCode ?? 0, error: error.map { "\($0)" })
+                cachedNodes: cachedNodes, exitCode: category?.exitCode ?? 0, error: error.map { "\($0)" },
+                nodesSkipped: skipped.count)
             emit(.runFinished(summary))
             return summary
         }
@@ -179,32 +211,58 @@ public final class Executor: Sendable {
                 runInfo.nodeVersions[d.typeName] = d.version
             }
             runInfo.fingerprints.merge(fingerprints) { _, new in new }
+            let (holder, needed) = try demand(graph, plan, keys)
 
             // Outputs some planned step reads; anything else is released as soon as it is produced.
             var consumed = Set<OutputRef>()
             for step in plan.steps { consumed.formUnion(try graphNode(graph, step.node).inputs.values) }
+            // The step after which each consumed value is released (for values produced late, see below).
+            var releaseAt: [OutputRef: Int] = [:]
+            var stepIndex: [String: Int] = [:]
+            for (index, step) in plan.steps.enumerated() {
+                stepIndex[step.node] = index
+                for ref in step.releaseAfter { releaseAt[ref] = index }
+            }
 
             var live: [OutputRef: Value] = [:]
             func release(_ ref: OutputRef) {
                 if live.removeValue(forKey: ref) != nil { emit(.valueReleased(ref)) }
             }
 
-            for (index, step) in plan.steps.enumerated() {
+            /// Serves node `id` from cache or runs it, first producing any input that is not live (an input
+            /// skipped because its consumer was expected in cache, whose entry then turned out unusable).
+            /// `mustProduce == false`: a cache miss skips the node instead of running it.
+            func produce(_ id: String, mustProduce: Bool) throws -> NodeOutputs? {
                 try checkCancelled()
-                let node = try graphNode(graph, step.node)
+                let node = try graphNode(graph, id)
                 let descriptor = node.descriptor
                 let key = keys[node.id]!
-                let info = CacheEntryInfo(nodeID: node.id, descriptor: descriptor)
-                emit(.nodeStarted(node: node.id, type: descriptor.typeName, index: index + 1,
-                                  total: plan.steps.count))
+                let index = stepIndex[id] ?? 0
+                let emit = self.emit, logger = self.logger, nodeID = node.id
+                let info = CacheEntryInfo(nodeID: nodeID, descriptor: descriptor, warn: { store, message in
+                    logger.warning("\(message)")
+                    emit(.cacheWarning(node: nodeID, store: store, message: message))
+                })
                 let nodeStart = ContinuousClock.now
-
                 var outputs: NodeOutputs? = nil
                 var servedBy: String? = nil
                 if !descriptor.hasSideEffects {
                     (outputs, servedBy) = lookup(key, info: info)
                 }
+                if outputs == nil && !mustProduce {
+                    skipped.insert(node.id)
+                    emit(.nodeSkipped(node: node.id, type: descriptor.typeName))
+                    return nil
+                }
+                emit(.nodeStarted(node: node.id, type: descriptor.typeName, index: index + 1,
+                                  total: plan.steps.count))
+                skipped.remove(node.id)
                 if outputs == nil {
+                    for ref in node.inputs.values.sorted(by: { $0.description < $1.description })
+                    where live[ref] == nil {
+                        guard let upstream = try produce(ref.node, mustProduce: true) else { continue }
+                        for (name, value) in upstream { live[OutputRef(node: ref.node, output: name)] = value }
+                    }
                     outputs = try runNode(node, live: live, runInfo: runInfo)
                     nodesRun += 1
                     if !descriptor.hasSideEffects {
@@ -213,13 +271,34 @@ public final class Executor: Sendable {
                 } else {
                     cachedNodes[node.id] = servedBy
                 }
-                for (name, value) in outputs! { live[OutputRef(node: node.id, output: name)] = value }
                 emit(.nodeFinished(node: node.id, type: descriptor.typeName, seconds: seconds(since: nodeStart),
                                    cachedFrom: servedBy))
+                return outputs
+            }
 
-                for ref in step.releaseAfter { release(ref) }
-                for name in outputs!.keys.sorted() where !consumed.contains(OutputRef(node: node.id, output: name)) {
-                    release(OutputRef(node: node.id, output: name))
+            for (index, step) in plan.steps.enumerated() {
+                let node = try graphNode(graph, step.node)
+                let isNeeded = needed.contains(node.id)
+                if !isNeeded && holder[node.id] == nil {
+                    // Nothing that runs reads it, and no store has it: don't compute it at all.
+                    try checkCancelled()
+                    skipped.insert(node.id)
+                    emit(.nodeSkipped(node: node.id, type: node.descriptor.typeName))
+                    continue
+                }
+                if let outputs = try produce(node.id, mustProduce: isNeeded) {
+                    for (name, value) in outputs { live[OutputRef(node: node.id, output: name)] = value }
+                    for ref in step.releaseAfter { release(ref) }
+                    for name in outputs.keys.sorted() where !consumed.contains(OutputRef(node: node.id, output: name)) {
+                        release(OutputRef(node: node.id, output: name))
+                    }
+                } else {
+                    for ref in step.releaseAfter { release(ref) }
+                }
+                // Values produced late (for a recomputed node) whose last planned use has passed.
+                for ref in live.keys.sorted(by: { $0.description < $1.description })
+                where (releaseAt[ref] ?? index) <= index {
+                    release(ref)
                 }
             }
             // Whatever the plan did not release (nothing, for a correct plan) goes now.
@@ -253,7 +332,7 @@ public final class Executor: Sendable {
             guard let outputs = store.lookup(key, info: info) else { continue }
             if let problem = Self.checkOutputs(outputs, descriptor: info.descriptor) {
                 // A store returned something the node could not have produced: ignore it and recompute.
-                logger.warning("cache store '\(store.name)' entry for node '\(info.nodeID)' ignored: \(problem)")
+                info.warn(store.name, "cache store '\(store.name)' entry for node '\(info.nodeID)' ignored: \(problem)")
                 continue
             }
             for faster in caches[..<i] { faster.store(key, outputs: outputs, info: info) }

@@ -5,10 +5,15 @@ public struct CacheEntryInfo: Sendable {
     /// The graph node id (for logs; never part of the key).
     public var nodeID: String
     public var descriptor: NodeDescriptor
+    /// Reports a problem with the store's entry for this node (corrupt blob, failed write): the executor logs it
+    /// and emits a `cache_warning` event. The run goes on; the node is recomputed.
+    public var warn: @Sendable (_ store: String, _ message: String) -> Void
 
-    public init(nodeID: String, descriptor: NodeDescriptor) {
+    public init(nodeID: String, descriptor: NodeDescriptor,
+                warn: @escaping @Sendable (_ store: String, _ message: String) -> Void = { _, _ in }) {
         self.nodeID = nodeID
         self.descriptor = descriptor
+        self.warn = warn
     }
 }
 
@@ -27,6 +32,16 @@ public protocol NodeCacheStore: AnyObject, Sendable {
     func lookup(_ key: CacheKey, info: CacheEntryInfo) -> NodeOutputs?
     /// Offers outputs for storage; a store may decline silently.
     func store(_ key: CacheKey, outputs: NodeOutputs, info: CacheEntryInfo)
+    /// Whether this store would keep (and may serve) this node's outputs at all. Default: every node.
+    func accepts(_ info: CacheEntryInfo) -> Bool
+    /// The form of a node's fingerprint that enters cache keys. The executor passes each fingerprint through
+    /// every store in order; a persistent store replaces file metadata by content hashes. Default: unchanged.
+    func canonicalFingerprint(_ fingerprint: String) -> String
+}
+
+extension NodeCacheStore {
+    public func accepts(_ info: CacheEntryInfo) -> Bool { true }
+    public func canonicalFingerprint(_ fingerprint: String) -> String { fingerprint }
 }
 
 /// An in-memory LRU cache of node outputs bounded by a byte budget (sum of `Value.byteCount`).

@@ -37,12 +37,23 @@ public protocol DenoiserModel: LoadedModel {
     var latentSpatialDivisor: Int { get }
     /// Whether the model takes a guidance embedding (Sana-Sprint).
     var takesGuidance: Bool { get }
+    /// Native latent size in cells per side (diffusers' transformer `sample_size`: 32 for SANA 1024 px models),
+    /// or nil when unknown. Used for "auto" image sizes and to pick the resolution-binning table.
+    var sampleSize: Int? { get }
+    /// Latent cells per token along each side (the transformer's `patch_size`); latents must be multiples of it.
+    var patchSize: Int { get }
 
     /// Precomputes everything that depends only on the text (constant across sampling steps).
     func prepare(_ conditioning: Conditioning) throws -> any PreparedText
 
     /// Velocity for `latent` [B, C, h, w] at `timestep` [B] given prepared text; `guidance` [B] if the model takes it.
     func predict(latent: Tensor, timestep: Tensor, text: any PreparedText, guidance: Tensor?) throws -> Tensor
+}
+
+extension DenoiserModel {
+    /// Unknown unless the model says.
+    public var sampleSize: Int? { nil }
+    public var patchSize: Int { 1 }
 }
 
 /// An autoencoder between images [B, 3, H, W] in [-1, 1] and latents [B, C, H/f, W/f].

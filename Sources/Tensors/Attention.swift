@@ -97,46 +97,135 @@ extension Ops {
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: perGroup * lq * lk)
         defer { scores.deallocate() }
         let sp = SendablePointer(scores)
+        let padding = maskInfo.flatMap { keyPadding($0.pointer.pointer, $0.strides, key: k, batch: batch, heads: heads,
+                                                 group: group, lk: lk) }
+
+        /// Mask (+ softcap) and softmax of one score row over its first `n` keys.
+        @Sendable func prepareRow(_ row: UnsafeMutablePointer<Float>, pair: Int, i: Int, n: Int) {
+            let b = pair / heads, h = pair % heads
+            if let cap = softcap {
+                let inv = 1 / cap
+                for j in 0..<n { row[j] = cap * Foundation.tanh(row[j] * inv) }
+            }
+            if let (mp, s) = maskInfo {
+                let m = mp.pointer + b * s[0] + h * s[1] + i * s[2]
+                let sk = s[3]
+                if sk == 1 {
+                    for j in 0..<n { row[j] += m[j] }
+                } else {
+                    for j in 0..<n { row[j] += m[j * sk] }
+                }
+            }
+        }
 
         var first = 0
         while first < pairs {
             let count = Swift.min(perGroup, pairs - first)
+            let firstPair = first
             for i in 0..<count {
-                let b = (first + i) / heads, h = (first + i) % heads
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(lq), Int32(lk), Int32(d), alpha,
+                let pair = first + i, b = pair / heads, h = pair % heads
+                let n = padding?.kept[pair] ?? lk
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(lq), Int32(n), Int32(d), alpha,
                             q.head(b, h), Int32(q.rowStride), k.head(b, h / group), Int32(k.rowStride),
                             0, scores + i * lq * lk, Int32(lk))
             }
-            let firstPair = first
+            // Rows whose dropped (padding) keys might not underflow to exactly 0 after all: their pair is redone
+            // over every key below. One flag per row, so parallel chunks never share a write.
+            let failed = UnsafeMutablePointer<Bool>.allocate(capacity: count * lq)
+            defer { failed.deallocate() }
+            failed.initialize(repeating: false, count: count * lq)
+            let fp = SendablePointer(failed)
             Parallel.forEachRange(count * lq, minChunk: Swift.max(1, 8_192 / lk)) { rows in
                 for r in rows {
                     let row = sp.pointer + r * lk
-                    let pair = firstPair + r / lq
-                    let b = pair / heads, h = pair % heads, i = r % lq
-                    if let cap = softcap {
-                        let inv = 1 / cap
-                        for j in 0..<lk { row[j] = cap * Foundation.tanh(row[j] * inv) }
-                    }
-                    if let (mp, s) = maskInfo {
-                        let m = mp.pointer + b * s[0] + h * s[1] + i * s[2]
-                        let sk = s[3]
-                        if sk == 1 {
-                            for j in 0..<lk { row[j] += m[j] }
-                        } else {
-                            for j in 0..<lk { row[j] += m[j * sk] }
+                    let pair = firstPair + r / lq, i = r % lq
+                    let n = padding?.kept[pair] ?? lk
+                    prepareRow(row, pair: pair, i: i, n: n)
+                    if n < lk, let padding {
+                        // Exact skip: every dropped key's exponent must be < −87.3, where exp gives exactly 0
+                        // (SoftmaxMath.expNonPositive), so the full softmax has exact zeros there.
+                        let b = pair / heads, h = pair % heads
+                        var rowMax = -Float.infinity
+                        for j in 0..<n where row[j] > rowMax { rowMax = row[j] }
+                        let qRow = q.head(b, h) + i * q.rowStride
+                        var qq: Float = 0
+                        for j in 0..<d { qq += qRow[j] * qRow[j] }
+                        let scoreBound = softcap.map { Swift.abs($0) } ?? alpha * qq.squareRoot() * padding.keyNorm[pair]
+                        guard scoreBound + padding.maskMax[pair] - rowMax < -100 else {
+                            fp.pointer[r] = true
+                            continue
                         }
                     }
-                    SoftmaxMath.softmaxRow(row, lk, zeroIfAllMasked: true)
+                    SoftmaxMath.softmaxRow(row, n, zeroIfAllMasked: true)
                 }
             }
             for i in 0..<count {
-                let b = (first + i) / heads, h = (first + i) % heads
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(lq), Int32(dv), Int32(lk), 1,
-                            scores + i * lq * lk, Int32(lk), v.head(b, h / group), Int32(v.rowStride),
+                let pair = first + i, b = pair / heads, h = pair % heads
+                var n = padding?.kept[pair] ?? lk
+                let slot = scores + i * lq * lk
+                if n < lk && (0..<lq).contains(where: { failed[i * lq + $0] }) {
+                    n = lk
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(lq), Int32(lk), Int32(d), alpha,
+                                q.head(b, h), Int32(q.rowStride), k.head(b, h / group), Int32(k.rowStride),
+                                0, slot, Int32(lk))
+                    let slotS = SendablePointer(slot)
+                    Parallel.forEachRange(lq, minChunk: Swift.max(1, 8_192 / lk)) { rows in
+                        for r in rows {
+                            prepareRow(slotS.pointer + r * lk, pair: pair, i: r, n: lk)
+                            SoftmaxMath.softmaxRow(slotS.pointer + r * lk, lk, zeroIfAllMasked: true)
+                        }
+                    }
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(lq), Int32(dv), Int32(n), 1,
+                            slot, Int32(lk), v.head(b, h / group), Int32(v.rowStride),
                             0, o.head(b, h), Int32(o.rowStride))
             }
             first += count
         }
         return out
+    }
+}
+
+/// Trailing key padding per (batch, head): keys whose additive mask is ≤ −1000 for every query can be left out
+/// of both GEMMs when their softmax weight is exactly 0 (checked per row against `keyNorm`/`maskMax`).
+struct KeyPadding: Sendable {
+    /// Keys computed per pair (`lk` when nothing is dropped).
+    var kept: [Int]
+    /// Largest mask value among the dropped keys.
+    var maskMax: [Float]
+    /// Largest L2 norm among the dropped keys.
+    var keyNorm: [Float]
+}
+
+extension Ops {
+    /// Finds droppable trailing padding keys for a query-independent mask (`strides[2] == 0`); nil otherwise.
+    static func keyPadding(_ mask: UnsafeMutablePointer<Float>, _ s: [Int], key k: HeadMatrix, batch: Int, heads: Int,
+                           group: Int, lk: Int) -> KeyPadding? {
+        guard s[2] == 0 else { return nil }
+        var p = KeyPadding(kept: [], maskMax: [], keyNorm: [])
+        var any = false
+        for pair in 0..<(batch * heads) {
+            let b = pair / heads, h = pair % heads
+            let m = mask + b * s[0] + h * s[1]
+            var last = lk - 1
+            while last >= 0 && m[last * s[3]] <= -1_000 { last -= 1 }
+            let kept = last + 1
+            guard kept > 0 && kept < lk else {
+                p.kept.append(lk); p.maskMax.append(0); p.keyNorm.append(0)
+                continue
+            }
+            any = true
+            var maskMax = -Float.infinity, normMax: Float = 0
+            let kh = k.head(b, h / group)
+            for j in kept..<lk {
+                maskMax = Swift.max(maskMax, m[j * s[3]])
+                let row = kh + j * k.rowStride
+                var kk: Float = 0
+                for c in 0..<k.dim { kk += row[c] * row[c] }
+                normMax = Swift.max(normMax, kk.squareRoot())
+            }
+            p.kept.append(kept); p.maskMax.append(maskMax); p.keyNorm.append(normMax)
+        }
+        return any ? p : nil
     }
 }

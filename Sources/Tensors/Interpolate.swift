@@ -81,6 +81,20 @@ extension Ops {
                         for ox in 0..<wOut { o[ox] = line[xi[ox]] }
                         continue
                     }
+                    if ty.taps == 2 && tx.taps == 2 {
+                        // Bilinear, unrolled (same operations and order as the general loop below).
+                        let l0 = p + yi[2 * oy] * wIn, l1 = p + yi[2 * oy + 1] * wIn
+                        let wy0 = yw[2 * oy], wy1 = yw[2 * oy + 1]
+                        for ox in 0..<wOut {
+                            let x0 = xi[2 * ox], x1 = xi[2 * ox + 1], w0 = xw[2 * ox], w1 = xw[2 * ox + 1]
+                            var t0 = l0[x0] * w0
+                            t0 += l0[x1] * w1
+                            var t1 = l1[x0] * w0
+                            t1 += l1[x1] * w1
+                            o[ox] = t0 * wy0 + t1 * wy1
+                        }
+                        continue
+                    }
                     for ox in 0..<wOut {
                         // PyTorch order: for each y tap, t = Σ_x w_x·in (first term by product), then Σ t·w_y.
                         var acc: Float = 0

@@ -152,7 +152,7 @@ extension Ops {
     }
 
     /// Rows per parallel chunk so a chunk holds about 16 Ki elements.
-    private static func rowChunk(_ d: Int) -> Int { Swift.max(1, 16_384 / d) }
+    static func rowChunk(_ d: Int) -> Int { Swift.max(1, 16_384 / d) }
 }
 
 /// Vectorised fp32 reductions (16 lanes of partial sums, then one horizontal sum).

@@ -109,8 +109,13 @@ final class EventPrinter: Sendable {
             line("\(prefix) \(node): \(category == .interrupted ? "interrupted" : "failed")")
         case .valueReleased:
             return
+        case .nodeSkipped(let node, _):
+            line("[-] \(node): skipped (everything that reads it comes from cache)")
+        case .cacheWarning:
+            return // the executor logs it on stderr already
         case .runFinished(let summary):
-            let counts = "\(summary.nodesRun) ran, \(summary.nodesCached) from cache"
+            let skipped = summary.nodesSkipped > 0 ? ", \(summary.nodesSkipped) skipped" : ""
+            let counts = "\(summary.nodesRun) ran, \(summary.nodesCached) from cache\(skipped)"
             if summary.ok {
                 line("finished in \(formatSeconds(summary.seconds)) (\(counts))")
             } else {

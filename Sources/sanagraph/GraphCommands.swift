@@ -28,18 +28,25 @@ struct PlanCommand: ParsableCommand {
         discussion: """
             Node fingerprints are computed (they may read file metadata or hash small files), so the cache keys \
             shown are the ones a run would use. The cache column says 'run' for nodes that would run, 'always' \
-            for output nodes, or the store holding the result.
+            for output nodes, 'cached (disk)' for nodes the disk cache would serve, or 'skip' for nodes nothing \
+            needs because everything reading them is cached. Nothing is written to the cache.
             """)
 
     @OptionGroup var graph: GraphOptions
 
+    @OptionGroup var cache: CacheOptions
+
     func run() throws {
         let validated = try loadGraph(graph, registry: try builtinRegistry())
         let plan = Planner.plan(validated)
-        // Only the in-memory store exists so far, and it is empty in a new process.
-        let executor = Executor(caches: [MemoryCache(budget: 0)])
+        // The in-memory store is empty in a new process; the disk store is opened read-only (plan writes nothing).
         let steps: [PlannedStep]
         do {
+            let mode = try cache.mode()
+            let (disk, warning) = DiskCacheSetup.open(mode: mode == .off ? .off : .readOnly,
+                                                      directory: cache.directory, maxBytes: nil)
+            if let warning, mode != .readWrite { Console.err("warning: \(warning)\n") }
+            let executor = Executor(caches: [MemoryCache(budget: 0)] + (disk.map { [$0] } ?? []))
             steps = try executor.preview(validated, plan: plan)
         } catch {
             Console.error("\(error)")
@@ -48,7 +55,7 @@ struct PlanCommand: ParsableCommand {
         let pruned = plan.pruned.isEmpty ? "" : ", \(plan.pruned.count) pruned"
         Console.out("\(validated.file): \(steps.count) step\(steps.count == 1 ? "" : "s")\(pruned)\n")
         let rows = steps.enumerated().map { i, s -> [String] in
-            let cache = s.hasSideEffects ? "always" : (s.cachedIn.map { "cached (\($0))" } ?? "run")
+            let cache = s.hasSideEffects ? "always" : (s.cachedIn.map { "cached (\($0))" } ?? (s.skipped ? "skip" : "run"))
             let releases = s.step.releaseAfter.map(\.description).joined(separator: ", ")
             return ["\(i + 1)", s.step.node, s.typeName, cache, s.key.short, releases.isEmpty ? "-" : releases]
         }

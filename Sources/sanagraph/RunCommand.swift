@@ -10,7 +10,7 @@ struct RunCommand: ParsableCommand {
         abstract: "Validate a graph, then run the nodes its outputs need.",
         discussion: """
             Only ancestors of output nodes run, in dependency order; each value is released after its last \
-            consumer. With --repeat, later runs take unchanged nodes from the in-memory cache.
+            consumer. Nodes whose key (type, version, params, inputs, files read) is in the disk cache are not             run again, across processes (--cache rw|ro|off, --cache-dir; docs/cache.md); with --repeat, later             runs also take unchanged nodes from the in-memory cache. A disk cache that can't be used gives a             warning and the run goes on without it.
             SIGINT/SIGTERM stop the run before the next node (or at the next progress point inside one); \
             outputs are written atomically, so an interrupted run leaves no partial files.
 
@@ -19,6 +19,8 @@ struct RunCommand: ParsableCommand {
             """)
 
     @OptionGroup var graph: GraphOptions
+
+    @OptionGroup var cache: CacheOptions
 
     @Flag(help: "Print events as JSON lines on stdout (one object per line; errors still go to stderr).")
     var json = false
@@ -92,9 +94,22 @@ struct RunCommand: ParsableCommand {
         } else {
             budget = parseByteSize(cacheMemory) ?? 0
         }
-        var logger = Logger(label: "sanagraph")
+        // Log lines (node messages, cache warnings) go to stderr: stdout carries only JSON events with --json.
+        var logger = Logger(label: "sanagraph", factory: { StreamLogHandler.standardError(label: $0) })
         logger.logLevel = verbose ? .info : .warning
-        let executor = Executor(caches: [MemoryCache(budget: budget)], cancellation: token, logger: logger,
+        let disk: DiskCache?
+        do {
+            disk = try cache.openForRun(logger: logger) { warning in
+                Console.err("warning: \(warning)\n")
+                if json { Console.out(RunEvent.cacheWarning(node: "", store: "disk", message: warning).jsonLine + "\n") }
+            }
+        } catch {
+            Console.error("\(error)")
+            reportEarlyFailure(error)
+            throw exitStatus(for: error)
+        }
+        let caches: [any NodeCacheStore] = [MemoryCache(budget: budget)] + (disk.map { [$0] } ?? [])
+        let executor = Executor(caches: caches, cancellation: token, logger: logger,
                                 events: { printer.handle($0) })
         for _ in 0..<repetitions {
             let info = RunInfo(graphFile: validated.file, graphSource: validated.source, params: validated.params,

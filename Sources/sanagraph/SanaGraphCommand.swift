@@ -14,14 +14,15 @@ struct SanaGraphCommand: ParsableCommand {
               sanagraph plan my-graph.yaml
               sanagraph nodes
               sanagraph dot my-graph.yaml | dot -Tpng > graph.png
+              sanagraph cache stats
 
             Exit codes: 0 success, 2 invalid graph or params, 3 a node failed, 4 a model/weights file is \
             missing or corrupt, 5 the --lock file is held, 6 input/output error, 130 interrupted, \
-            64 command-line usage error. See docs/cli.md.
+            64 command-line usage error; 'cache verify' exits 1 when it finds a bad entry. See docs/cli.md.
             """,
         version: SanaGraphVersion.current,
         subcommands: [
             RunCommand.self, ValidateCommand.self, PlanCommand.self, NodesCommand.self, DescribeCommand.self,
-            DotCommand.self, SchemaCommand.self, Inspect.self,
+            DotCommand.self, SchemaCommand.self, Inspect.self, CacheCommand.self,
         ])
 }

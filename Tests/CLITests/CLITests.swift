@@ -246,7 +246,7 @@ import Glibc
         #expect(r.status == 0)
         #expect(r.stdout.hasPrefix("latent.noise (version "))
         #expect(r.stdout.contains("outputs:\n  latent: Latent"))
-        #expect(r.stdout.contains("  width: int = 1024, range 1...65536"))
+        #expect(r.stdout.contains("  width: int = 1024, range 0...65536"))
         #expect(r.stdout.contains("  rng: one of torch = \"torch\""))
         let save = try CLI.run(["describe", "tensor.save"])
         #expect(save.stdout.contains("output node: always runs, never cached"))
@@ -337,6 +337,14 @@ enum CLI {
         return binary
     }
 
+    /// The environment for a child process: a fresh disk cache folder per run, so tests neither see nor fill the
+    /// user's `~/.cache/sanagraph` (a test that wants a shared cache passes `--cache-dir`, which wins).
+    static func environment(cacheIn folder: URL) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["SANAGRAPH_CACHE_DIR"] = folder.appendingPathComponent("cache").path
+        return env
+    }
+
     /// Runs the binary to completion with stdout and stderr captured (through files: no pipe deadlocks).
     static func run(_ arguments: [String], directory: URL? = nil) throws -> Result {
         let tmp = TestSupport.temporaryDirectory("sanagraph-cli")
@@ -347,6 +355,7 @@ enum CLI {
         let process = Process()
         process.executableURL = try executable()
         process.arguments = arguments
+        process.environment = environment(cacheIn: tmp)
         process.currentDirectoryURL = directory ?? tmp
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = try FileHandle(forWritingTo: outURL)
@@ -368,6 +377,7 @@ enum CLI {
         let process = Process()
         process.executableURL = try executable()
         process.arguments = arguments
+        process.environment = environment(cacheIn: TestSupport.temporaryDirectory("sanagraph-cli-start"))
         let pipe = Pipe()
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = pipe

@@ -139,7 +139,9 @@ import TestSupport
         try executor.run(graph, plan: ExecTest.plan(graph))
         log.clear()
         try executor.run(graph, plan: ExecTest.plan(graph))
-        #expect(log.finished == ["t": false, "s": true, "out": false])
+        // `t` is not in the cache, and `s`, its only reader, is: `t` is skipped rather than recomputed.
+        #expect(log.finished == ["s": true, "out": false])
+        #expect(log.trace.contains("node_skipped:t"))
     }
 
     @Test func hitInASlowerStoreIsCopiedIntoTheFasterOne() throws {

@@ -93,6 +93,8 @@ final class EventLog: Sendable {
             case .runStarted: return "run_started"
             case .runFinished: return "run_finished"
             case .nodeProgress: return nil
+            case .nodeSkipped(let n, _): return "node_skipped:\(n)"
+            case .cacheWarning(let n, _, _): return "cache_warning:\(n)"
             }
         }
     }

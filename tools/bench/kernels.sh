@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Kernel benchmark: Swift (sanagraph-bench) vs PyTorch CPU on the same shapes, in one run.
+# Kernel benchmark: Swift (sanagraph-bench) vs PyTorch CPU on the same shapes, in one run, interleaved per row.
 #
 #   tools/bench/kernels.sh [--reps N] [--filter SUBSTRING] [--retain-malloc]
 #
@@ -43,8 +43,11 @@ if [ -n "$FILTER" ]; then FILTER_ARGS=(--filter "$FILTER"); fi
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "cpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "command: ${THREADS:+THREADS=$THREADS }tools/bench/kernels.sh --reps $REPS${FILTER:+ --filter $FILTER}${MALLOC_MMAP_THRESHOLD_:+ --retain-malloc}"
-"$BIN" kernels --reps "$REPS" "${FILTER_ARGS[@]}" > "$TMP/swift.jsonl"
-"$PYTHON" tools/reference/bench_kernels.py --reps "$REPS" --threads "$THREADS" "${FILTER_ARGS[@]}" > "$TMP/torch.jsonl"
+# Row by row, Swift then PyTorch, so both sides of a row see the same machine load (the box is shared).
+for name in $("$BIN" kernels --list "${FILTER_ARGS[@]}"); do
+    "$BIN" kernels --reps "$REPS" --filter "=$name" >> "$TMP/swift.jsonl"
+    "$PYTHON" tools/reference/bench_kernels.py --reps "$REPS" --threads "$THREADS" --filter "=$name" >> "$TMP/torch.jsonl"
+done
 
 "$PYTHON" - "$TMP/swift.jsonl" "$TMP/torch.jsonl" <<'PY'
 import json, sys

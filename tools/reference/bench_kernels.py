@@ -1,6 +1,6 @@
 """PyTorch twin of `sanagraph-bench kernels`: the same rows (names and shapes) on PyTorch CPU, 2 threads.
 
-    python tools/reference/bench_kernels.py [--reps N] [--filter SUBSTRING] [--threads T]
+    python tools/reference/bench_kernels.py [--reps N] [--filter SUBSTRING|=NAME] [--threads T]
 
 Prints one JSON object per line like the Swift side ({"name", "shape", "ms" (median), "min_ms", "reps"});
 tools/bench/kernels.sh joins both. This is a benchmark, not a fixture generator: run with no arguments (as
@@ -88,7 +88,7 @@ def main():
                       "reps": args.reps}), flush=True)
     with torch.inference_mode():
         for name, shape, fn in rows():
-            if args.filter and args.filter not in name:
+            if args.filter and (name != args.filter[1:] if args.filter.startswith("=") else args.filter not in name):
                 continue
             fn()  # warm-up
             times = []

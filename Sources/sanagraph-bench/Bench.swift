@@ -1,6 +1,7 @@
 // sanagraph-bench: times the CPU kernels of the Tensors module on SANA-sized shapes.
 //
-//   sanagraph-bench kernels [--reps N] [--filter SUBSTRING]
+//   sanagraph-bench kernels [--reps N] [--filter SUBSTRING|=NAME] [--list]
+//   sanagraph-bench serve      (model rows driven by tools/reference/bench_models.py; see ModelServer.swift)
 //
 // Prints one JSON object per line: {"name", "shape", "ms" (median), "min_ms", "reps", "gflop"}; the first line
 // describes the run (threads, OpenBLAS core). tools/bench/kernels.sh runs this and the PyTorch twin
@@ -23,19 +24,26 @@ struct Row {
 struct Bench {
     static func main() {
         var args = Array(CommandLine.arguments.dropFirst())
+        if args.first == "serve" {
+            ModelServer.run()
+            return
+        }
         guard args.first == "kernels" else {
-            FileHandle.standardError.write(Data("usage: sanagraph-bench kernels [--reps N] [--filter SUBSTRING]\n".utf8))
+            FileHandle.standardError.write(Data("usage: sanagraph-bench kernels [--reps N] [--filter SUBSTRING|=NAME] [--list] | serve\n".utf8))
             exit(2)
         }
         args.removeFirst()
         var reps = 5
         var filter: String?
+        var list = false
         while !args.isEmpty {
             let flag = args.removeFirst()
             switch flag {
             case "--reps":
                 guard let v = args.first.flatMap(Int.init), v > 0 else { usage("--reps needs a positive integer") }
                 reps = v; args.removeFirst()
+            case "--list":
+                list = true
             case "--filter":
                 guard let v = args.first else { usage("--filter needs a value") }
                 filter = v; args.removeFirst()
@@ -46,7 +54,15 @@ struct Bench {
         let core = String(cString: openblas_get_corename())
         emit(["run": "swift", "threads": Parallel.workerCount, "openblas_threads": Int(openblas_get_num_threads()),
               "openblas_core": core, "reps": reps])
-        for row in rows() where filter.map({ row.name.contains($0) }) ?? true {
+        // "=NAME" selects one row exactly (tools/bench/kernels.sh interleaves the two sides row by row).
+        let selected = rows().filter { row in
+            filter.map { $0.hasPrefix("=") ? row.name == $0.dropFirst() : row.name.contains($0) } ?? true
+        }
+        if list {
+            for row in selected { print(row.name) }
+            return
+        }
+        for row in selected {
             row.body()  // warm-up (page faults, BLAS buffers)
             var times: [Double] = []
             for _ in 0..<reps {
@@ -61,7 +77,7 @@ struct Bench {
     }
 
     static func usage(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("sanagraph-bench: \(message)\nusage: sanagraph-bench kernels [--reps N] [--filter SUBSTRING]\n".utf8))
+        FileHandle.standardError.write(Data("sanagraph-bench: \(message)\nusage: sanagraph-bench kernels [--reps N] [--filter SUBSTRING|=NAME] [--list]\n".utf8))
         exit(2)
     }
 

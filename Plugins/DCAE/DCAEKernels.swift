@@ -1,0 +1,147 @@
+import Foundation
+import Tensors
+
+// DC-AE's channel shortcuts as single fused passes over NCHW tensors (each adds into a tensor the caller owns),
+// parallel over output channel planes. They replace diffusers' chains of pixel (un)shuffle, repeat_interleave,
+// unflatten and mean, which would each materialise a full-size temporary.
+
+enum DCAEKernels {
+    /// Planes per parallel chunk: about 32 K elements of work each.
+    private static func chunk(_ plane: Int) -> Int { Swift.max(1, 32_768 / Swift.max(plane, 1)) }
+
+    /// `out += pixel_shuffle(repeat_interleave(x, repeats, dim=1), 2)` (DCUpBlock2d shortcut):
+    /// `out[c, 2Y+i, 2X+j] += x[(4c + 2i + j) / repeats, Y, X]`. `out` is `[B, C_in·repeats/4, 2H, 2W]`.
+    static func addShuffledRepeat(_ out: inout Tensor, _ x: Tensor, repeats: Int) {
+        let (b, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let cout = out.shape[1]
+        precondition(out.shape == [b, cin * repeats / 4, 2 * h, 2 * w] && cin * repeats == 4 * cout,
+                     "DCUpBlock2d shortcut: \(x.shape) × \(repeats) does not match \(out.shape)")
+        let px = SendablePointer(x.storage.pointer + x.offset), po = SendablePointer(out.storage.pointer + out.offset)
+        let outPlane = 4 * h * w
+        Parallel.forEachRange(b * cout, minChunk: chunk(outPlane)) { planes in
+            for p in planes {
+                let image = p / cout, c = p % cout
+                let dst = po.pointer + p * outPlane
+                for i in 0..<2 {
+                    for j in 0..<2 {
+                        let src = px.pointer + (image * cin + (4 * c + 2 * i + j) / repeats) * h * w
+                        for y in 0..<h {
+                            let s = src + y * w, d = dst + (2 * y + i) * 2 * w + j
+                            for xx in 0..<w { d[2 * xx] += s[xx] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `out += pixel_unshuffle(x, 2).unflatten(1, (-1, groupSize)).mean(2)` (DCDownBlock2d shortcut):
+    /// `out[o, Y, X] += mean over k < groupSize of u[o·groupSize + k, Y, X]` with `u[4c + 2i + j, Y, X] = x[c, 2Y+i, 2X+j]`.
+    static func addUnshuffledGroupMean(_ out: inout Tensor, _ x: Tensor, groupSize g: Int) {
+        let (b, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = (h / 2, w / 2)
+        let cout = out.shape[1]
+        precondition(h % 2 == 0 && w % 2 == 0 && out.shape == [b, cout, oh, ow] && cout * g == 4 * cin,
+                     "DCDownBlock2d shortcut: \(x.shape) with groups of \(g) does not match \(out.shape)")
+        let px = SendablePointer(x.storage.pointer + x.offset), po = SendablePointer(out.storage.pointer + out.offset)
+        let outPlane = oh * ow
+        let inv = 1 / Float(g)
+        Parallel.forEachRange(b * cout, minChunk: chunk(outPlane * g)) { planes in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: outPlane) { acc in
+                for p in planes {
+                    let image = p / cout, o = p % cout
+                    acc.initialize(repeating: 0)
+                    for k in 0..<g {
+                        let u = o * g + k
+                        let c = u / 4, i = (u % 4) / 2, j = u % 2
+                        let src = px.pointer + (image * cin + c) * h * w
+                        for y in 0..<oh {
+                            let s = src + (2 * y + i) * w + j, a = acc.baseAddress! + y * ow
+                            for xx in 0..<ow { a[xx] += s[2 * xx] }
+                        }
+                    }
+                    let dst = po.pointer + p * outPlane
+                    for q in 0..<outPlane { dst[q] += acc[q] * inv }
+                }
+            }
+        }
+    }
+
+    /// `out += x.repeat_interleave(repeats, dim=1)` (Decoder in-shortcut): `out[c] += x[c / repeats]`.
+    static func addRepeatedChannels(_ out: inout Tensor, _ x: Tensor, repeats: Int) {
+        let (b, cin) = (x.shape[0], x.shape[1])
+        let plane = x.count / Swift.max(1, b * cin)
+        let cout = cin * repeats
+        precondition(out.shape[0] == b && out.shape[1] == cout && out.count == b * cout * plane,
+                     "decoder in-shortcut: \(x.shape) × \(repeats) does not match \(out.shape)")
+        let px = SendablePointer(x.storage.pointer + x.offset), po = SendablePointer(out.storage.pointer + out.offset)
+        Parallel.forEachRange(b * cout, minChunk: chunk(plane)) { planes in
+            for p in planes {
+                let src = px.pointer + ((p / cout) * cin + (p % cout) / repeats) * plane
+                let dst = po.pointer + p * plane
+                for q in 0..<plane { dst[q] += src[q] }
+            }
+        }
+    }
+
+    /// `out += x.unflatten(1, (-1, groupSize)).mean(2)` (Encoder out-shortcut): `out[o] += mean(x[o·g ..< o·g+g])`.
+    static func addGroupMean(_ out: inout Tensor, _ x: Tensor, groupSize g: Int) {
+        let (b, cin) = (x.shape[0], x.shape[1])
+        let plane = x.count / Swift.max(1, b * cin)
+        let cout = cin / g
+        precondition(cin % g == 0 && out.shape[0] == b && out.shape[1] == cout && out.count == b * cout * plane,
+                     "encoder out-shortcut: \(x.shape) in groups of \(g) does not match \(out.shape)")
+        let px = SendablePointer(x.storage.pointer + x.offset), po = SendablePointer(out.storage.pointer + out.offset)
+        let inv = 1 / Float(g)
+        Parallel.forEachRange(b * cout, minChunk: chunk(plane * g)) { planes in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: plane) { acc in
+                for p in planes {
+                    acc.initialize(repeating: 0)
+                    let src = px.pointer + ((p / cout) * cin + (p % cout) * g) * plane
+                    for k in 0..<g {
+                        let s = src + k * plane
+                        for q in 0..<plane { acc[q] += s[q] }
+                    }
+                    let dst = po.pointer + p * plane
+                    for q in 0..<plane { dst[q] += acc[q] * inv }
+                }
+            }
+        }
+    }
+
+    /// `x · scale[c] + shift[c]` per channel (BatchNorm2d in eval mode).
+    static func channelAffine(_ x: Tensor, scale: [Float], shift: [Float]) -> Tensor {
+        let (b, c) = (x.shape[0], x.shape[1])
+        let plane = x.count / Swift.max(1, b * c)
+        let out = Tensor(uninitialized: x.shape)
+        let px = SendablePointer(x.storage.pointer + x.offset), po = SendablePointer(out.storage.pointer)
+        Parallel.forEachRange(b * c, minChunk: chunk(plane)) { planes in
+            for p in planes {
+                let (s, t) = (scale[p % c], shift[p % c])
+                let src = px.pointer + p * plane, dst = po.pointer + p * plane
+                for q in 0..<plane { dst[q] = src[q] * s + t }
+            }
+        }
+        return out
+    }
+
+    /// GLU with SiLU gate over channels: `[B, 2C, …] → a[:, :C] · silu(a[:, C:])`.
+    static func gluSiLU(_ a: Tensor) -> Tensor {
+        let parts = Ops.chunk(a, 2, axis: 1)
+        var gate = Ops.silu(parts[1])
+        Ops.mulInPlace(&gate, parts[0])
+        return gate
+    }
+
+    /// Mish in place: `x · tanh(softplus(x))`, softplus linear above 20 as in PyTorch.
+    static func mishInPlace(_ x: inout Tensor) {
+        let px = SendablePointer(x.storage.pointer + x.offset)
+        Parallel.forEachRange(x.count, minChunk: 16_384) { range in
+            for i in range {
+                let v = px.pointer[i]
+                let sp = v > 20 ? v : Foundation.log1p(Foundation.exp(v))
+                px.pointer[i] = v * Foundation.tanh(sp)
+            }
+        }
+    }
+}

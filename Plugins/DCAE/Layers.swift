@@ -1,0 +1,316 @@
+import Foundation
+import Tensors
+
+// DC-AE building blocks (diffusers autoencoder_dc.py, SanaMultiscaleLinearAttention, GLUMBConv) on NCHW fp32
+// tensors. Property names mirror the checkpoint keys.
+
+/// Hands out weights by checkpoint key and records every key and shape the model asks for, so the same code
+/// that builds the model also defines the expected key set (first pass with `tensors == nil`: shapes only).
+final class WeightStore {
+    /// Key → expected shape, filled while the model is built.
+    private(set) var expected: [String: [Int]] = [:]
+    /// Keys accepted but not required (BatchNorm's `num_batches_tracked`).
+    private(set) var tolerated: Set<String> = []
+    /// The loaded fp32 tensors, or nil while only collecting the key set.
+    let tensors: [String: Tensor]?
+    var isCollecting: Bool { tensors == nil }
+
+    init(tensors: [String: Tensor]?) { self.tensors = tensors }
+
+    private static let placeholder = Tensor(zeros: [0])
+
+    /// The tensor `key`, which must have `shape` (checked before the second pass).
+    func callAsFunction(_ key: String, _ shape: [Int]) -> Tensor {
+        expected[key] = shape
+        return tensors?[key] ?? Self.placeholder
+    }
+
+    /// An `nn.Linear` weight `[out, in]` as a 1×1 conv weight `[out, in, 1, 1]` (a free view), so a Linear over
+    /// the channel axis (diffusers' `movedim(1, -1)` → Linear → `movedim(-1, 1)`) becomes one GEMM on NCHW.
+    func linearAsConv(_ key: String, _ out: Int, _ inDim: Int) -> Tensor {
+        let w = self(key, [out, inDim])
+        return isCollecting ? w : w.reshaped([out, inDim, 1, 1])
+    }
+
+    func tolerate(_ key: String) { tolerated.insert(key) }
+}
+
+/// `nn.Conv2d` (square kernel, same stride/padding on both axes).
+struct Conv2d: Sendable {
+    var weight: Tensor
+    var bias: Tensor?
+    var stride = 1, padding = 0, groups = 1
+
+    init(_ w: WeightStore, _ prefix: String, _ cin: Int, _ cout: Int, kernel: Int, stride: Int = 1,
+         padding: Int? = nil, groups: Int = 1, bias: Bool = true) {
+        weight = w(prefix + ".weight", [cout, cin / groups, kernel, kernel])
+        self.bias = bias ? w(prefix + ".bias", [cout]) : nil
+        self.stride = stride
+        self.padding = padding ?? kernel / 2
+        self.groups = groups
+    }
+
+    init(weight: Tensor, bias: Tensor? = nil) { self.weight = weight; self.bias = bias }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        Ops.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, groups: groups)
+    }
+    var bytes: Int { weight.byteCount + (bias?.byteCount ?? 0) }
+}
+
+/// diffusers `get_activation` (the names of `ACT2CLS`).
+enum Activation: Sendable {
+    case silu, relu, gelu, mish
+
+    init(_ name: String) {
+        switch name {
+        case "relu": self = .relu
+        case "gelu": self = .gelu
+        case "mish": self = .mish
+        default: self = .silu  // "silu" / "swish"; other names are rejected by the config check
+        }
+    }
+
+    func apply(_ x: inout Tensor) {
+        switch self {
+        case .silu: Ops.siluInPlace(&x)
+        case .relu: Ops.reluInPlace(&x)
+        case .gelu: Ops.geluInPlace(&x)  // nn.GELU(): exact erf form
+        case .mish: DCAEKernels.mishInPlace(&x)
+        }
+    }
+}
+
+/// The per-pixel channel norm of a block: diffusers `RMSNorm(C, 1e-5, affine, bias)` over the channel axis
+/// ("rms_norm"), or `nn.BatchNorm2d(C, eps 1e-5)` in eval mode with running statistics ("batch_norm").
+enum ChannelNorm: Sendable {
+    case rms(weight: Tensor, bias: Tensor)
+    case batch(weight: Tensor, bias: Tensor, mean: Tensor, variance: Tensor)
+
+    static let eps: Float = 1e-5
+
+    init(_ w: WeightStore, _ prefix: String, _ c: Int, type: String) {
+        if type == "batch_norm" {
+            self = .batch(weight: w(prefix + ".weight", [c]), bias: w(prefix + ".bias", [c]),
+                          mean: w(prefix + ".running_mean", [c]), variance: w(prefix + ".running_var", [c]))
+            w.tolerate(prefix + ".num_batches_tracked")
+        } else {
+            self = .rms(weight: w(prefix + ".weight", [c]), bias: w(prefix + ".bias", [c]))
+        }
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        switch self {
+        case .rms(let weight, let bias):
+            return Ops.channelRMSNorm(x, weight: weight, bias: bias, eps: Self.eps)
+        case .batch(let weight, let bias, let mean, let variance):
+            // (x − mean) / sqrt(var + eps) · w + b  as one per-channel affine map.
+            let (w, b, m, v) = (weight.scalars, bias.scalars, mean.scalars, variance.scalars)
+            let scale = (0..<w.count).map { w[$0] / (v[$0] + Self.eps).squareRoot() }
+            let shift = (0..<w.count).map { b[$0] - m[$0] * scale[$0] }
+            return DCAEKernels.channelAffine(x, scale: scale, shift: shift)
+        }
+    }
+
+    var bytes: Int {
+        switch self {
+        case .rms(let w, let b): return w.byteCount + b.byteCount
+        case .batch(let w, let b, let m, let v): return w.byteCount + b.byteCount + m.byteCount + v.byteCount
+        }
+    }
+}
+
+/// diffusers `ResBlock`: conv1 (3×3) → act → conv2 (3×3, no bias) → norm, plus the input.
+struct ResBlock: Sendable {
+    var conv1: Conv2d, conv2: Conv2d, norm: ChannelNorm
+    var nonlinearity: Activation
+
+    init(_ w: WeightStore, _ prefix: String, _ c: Int, normType: String, actFn: String) {
+        conv1 = Conv2d(w, prefix + ".conv1", c, c, kernel: 3)
+        conv2 = Conv2d(w, prefix + ".conv2", c, c, kernel: 3, bias: false)
+        norm = ChannelNorm(w, prefix + ".norm", c, type: normType)
+        nonlinearity = Activation(actFn)
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        var h = conv1(x)
+        nonlinearity.apply(&h)
+        var y = norm(conv2(h))
+        Ops.addInPlace(&y, x)
+        return y
+    }
+    var bytes: Int { conv1.bytes + conv2.bytes + norm.bytes }
+}
+
+/// diffusers `SanaMultiscaleLinearAttention` with `residual_connection=True`, as the EfficientViT block uses it.
+///
+/// `to_q | to_k | to_v` are fused into one 1×1 conv whose output is the concatenation diffusers builds; the
+/// attention kernel then regroups those channels in blocks of `3·head_dim` exactly as diffusers' reshape does
+/// (sana-architecture.md §4.2: the names q/k/v do not mean what they say).
+struct SanaMultiscaleLinearAttention: Sendable {
+    var to_qkv: Tensor          // [3·inner, C, 1, 1]
+    var to_qkv_multiscale: [(proj_in: Conv2d, proj_out: Conv2d)]
+    var to_out: Tensor          // [C, inner·(1+K), 1, 1]
+    var norm_out: ChannelNorm
+    var headDim: Int
+
+    init(_ w: WeightStore, _ prefix: String, _ c: Int, headDim: Int, kernelSizes: [Int], normType: String) {
+        let heads = c / headDim, inner = heads * headDim
+        let q = w.linearAsConv(prefix + ".to_q.weight", inner, c)
+        let k = w.linearAsConv(prefix + ".to_k.weight", inner, c)
+        let v = w.linearAsConv(prefix + ".to_v.weight", inner, c)
+        to_qkv = w.isCollecting ? q : Ops.concat([q, k, v], axis: 0)
+        to_qkv_multiscale = kernelSizes.enumerated().map { i, kernel in
+            let p = prefix + ".to_qkv_multiscale.\(i)"
+            return (Conv2d(w, p + ".proj_in", 3 * inner, 3 * inner, kernel: kernel, groups: 3 * inner, bias: false),
+                    Conv2d(w, p + ".proj_out", 3 * inner, 3 * inner, kernel: 1, groups: 3 * heads, bias: false))
+        }
+        to_out = w.linearAsConv(prefix + ".to_out.weight", c, inner * (1 + kernelSizes.count))
+        norm_out = ChannelNorm(w, prefix + ".norm_out", c, type: normType)
+        self.headDim = headDim
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let (b, h, wd) = (x.shape[0], x.shape[2], x.shape[3])
+        let qkv = Ops.conv2d(x, weight: to_qkv, bias: nil)
+        var branches = [qkv]
+        for (projIn, projOut) in to_qkv_multiscale { branches.append(projOut(projIn(qkv))) }
+        let all = branches.count == 1 ? qkv : Ops.concat(branches, axis: 1)
+        let groups = all.shape[1] / (3 * headDim)
+        let attended = Ops.sanaMultiscaleAttention(qkv: all.reshaped([b, groups, 3 * headDim, h * wd]), headDim: headDim)
+        let projected = Ops.conv2d(attended.reshaped([b, groups * headDim, h, wd]), weight: to_out, bias: nil)
+        var y = norm_out(projected)
+        Ops.addInPlace(&y, x)
+        return y
+    }
+
+    var bytes: Int {
+        to_qkv.byteCount + to_out.byteCount + norm_out.bytes
+            + to_qkv_multiscale.reduce(0) { $0 + $1.proj_in.bytes + $1.proj_out.bytes }
+    }
+}
+
+/// diffusers `GLUMBConv(C, C, expand_ratio 4, norm "rms_norm", residual)`.
+struct GLUMBConv: Sendable {
+    var conv_inverted: Conv2d, conv_depth: Conv2d, conv_point: Conv2d
+    var norm: ChannelNorm
+
+    init(_ w: WeightStore, _ prefix: String, _ c: Int) {
+        let hidden = 4 * c
+        conv_inverted = Conv2d(w, prefix + ".conv_inverted", c, 2 * hidden, kernel: 1)
+        conv_depth = Conv2d(w, prefix + ".conv_depth", 2 * hidden, 2 * hidden, kernel: 3, groups: 2 * hidden)
+        conv_point = Conv2d(w, prefix + ".conv_point", hidden, c, kernel: 1, bias: false)
+        norm = ChannelNorm(w, prefix + ".norm", c, type: "rms_norm")
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        var a = conv_inverted(x)
+        Ops.siluInPlace(&a)
+        a = conv_depth(a)
+        let gated = DCAEKernels.gluSiLU(a)
+        var y = norm(conv_point(gated))
+        Ops.addInPlace(&y, x)
+        return y
+    }
+    var bytes: Int { conv_inverted.bytes + conv_depth.bytes + conv_point.bytes + norm.bytes }
+}
+
+/// diffusers `EfficientViTBlock`: multiscale linear attention, then GLUMBConv (both residual).
+struct EfficientViTBlock: Sendable {
+    var attn: SanaMultiscaleLinearAttention
+    var conv_out: GLUMBConv
+
+    init(_ w: WeightStore, _ prefix: String, _ c: Int, headDim: Int, kernelSizes: [Int], normType: String) {
+        attn = SanaMultiscaleLinearAttention(w, prefix + ".attn", c, headDim: headDim, kernelSizes: kernelSizes,
+                                             normType: normType)
+        conv_out = GLUMBConv(w, prefix + ".conv_out", c)
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor { conv_out(attn(x)) }
+    var bytes: Int { attn.bytes + conv_out.bytes }
+}
+
+/// diffusers `DCDownBlock2d`: halves H and W. "Conv" type: stride-2 3×3 conv; "pixel_unshuffle" type: 3×3 conv to
+/// Cout/4 then pixel unshuffle. The shortcut adds the pixel-unshuffled input averaged over channel groups.
+struct DCDownBlock2d: Sendable {
+    var conv: Conv2d
+    var downsample: Bool
+    var shortcut: Bool
+    var groupSize: Int
+
+    init(_ w: WeightStore, _ prefix: String, _ cin: Int, _ cout: Int, downsample: Bool, shortcut: Bool) {
+        conv = Conv2d(w, prefix + ".conv", cin, downsample ? cout / 4 : cout, kernel: 3, stride: downsample ? 1 : 2)
+        self.downsample = downsample
+        self.shortcut = shortcut
+        groupSize = cin * 4 / cout
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        var y = conv(x)
+        if downsample { y = Ops.pixelUnshuffle(y, downscale: 2) }
+        if shortcut { DCAEKernels.addUnshuffledGroupMean(&y, x, groupSize: groupSize) }
+        return y
+    }
+    var bytes: Int { conv.bytes }
+}
+
+/// diffusers `DCUpBlock2d`: doubles H and W. "interpolate" type: nearest ×2 then 3×3 conv; "pixel_shuffle" type:
+/// 3×3 conv to 4·Cout then pixel shuffle. The shortcut adds the input's channels repeated and pixel-shuffled.
+struct DCUpBlock2d: Sendable {
+    var conv: Conv2d
+    var interpolate: Bool
+    var shortcut: Bool
+    var repeats: Int
+
+    init(_ w: WeightStore, _ prefix: String, _ cin: Int, _ cout: Int, interpolate: Bool, shortcut: Bool) {
+        conv = Conv2d(w, prefix + ".conv", cin, interpolate ? cout : cout * 4, kernel: 3)
+        self.interpolate = interpolate
+        self.shortcut = shortcut
+        repeats = cout * 4 / cin
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        var y: Tensor
+        if interpolate {
+            y = conv(Ops.interpolate(x, scaleFactor: 2, mode: .nearest))
+        } else {
+            y = Ops.pixelShuffle(conv(x), upscale: 2)
+        }
+        if shortcut { DCAEKernels.addShuffledRepeat(&y, x, repeats: repeats) }
+        return y
+    }
+    var bytes: Int { conv.bytes }
+}
+
+/// One entry of an encoder/decoder stage (an `nn.Sequential` element).
+enum StageBlock: Sendable {
+    case res(ResBlock)
+    case efficientViT(EfficientViTBlock)
+    case down(DCDownBlock2d)
+    case up(DCUpBlock2d)
+
+    static func make(_ w: WeightStore, _ prefix: String, type: String, _ c: Int, headDim: Int, kernelSizes: [Int],
+                     normType: String, actFn: String) -> StageBlock {
+        type == "EfficientViTBlock"
+            ? .efficientViT(EfficientViTBlock(w, prefix, c, headDim: headDim, kernelSizes: kernelSizes, normType: normType))
+            : .res(ResBlock(w, prefix, c, normType: normType, actFn: actFn))
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        switch self {
+        case .res(let b): return b(x)
+        case .efficientViT(let b): return b(x)
+        case .down(let b): return b(x)
+        case .up(let b): return b(x)
+        }
+    }
+
+    var bytes: Int {
+        switch self {
+        case .res(let b): return b.bytes
+        case .efficientViT(let b): return b.bytes
+        case .down(let b): return b.bytes
+        case .up(let b): return b.bytes
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+import GraphRuntime
+import Safetensors
+import Tensors
+
+/// Errors loading a `text_encoder/` folder. All are `.modelFile` (exit 4) and name the path.
+public enum TextEncoderLoadError: CategorizedError, Equatable {
+    /// config.json missing, unreadable, or describing a model this port cannot run.
+    case invalidConfig(path: String, message: String)
+    /// The weights don't match the config: every missing, unexpected and wrongly shaped key at once.
+    case keyMismatch(path: String, missing: [String], unexpected: [String], wrongShape: [String])
+    /// The weight files could not be opened or read.
+    case weights(path: String, message: String)
+
+    public var category: ErrorCategory { .modelFile }
+
+    public var description: String {
+        switch self {
+        case .invalidConfig(let path, let message): return "\(path): \(message)"
+        case .weights(let path, let message): return "\(path): \(message)"
+        case .keyMismatch(let path, let missing, let unexpected, let wrongShape):
+            func list(_ xs: [String]) -> String {
+                xs.prefix(20).joined(separator: ", ") + (xs.count > 20 ? ", … (\(xs.count) in all)" : "")
+            }
+            var parts: [String] = []
+            if !missing.isEmpty { parts.append("missing \(missing.count) keys: \(list(missing))") }
+            if !unexpected.isEmpty { parts.append("unexpected \(unexpected.count) keys: \(list(unexpected))") }
+            if !wrongShape.isEmpty { parts.append("wrongly shaped \(wrongShape.count) keys: \(list(wrongShape))") }
+            return "\(path): the weights do not match config.json (is this a Gemma2Model text_encoder/ folder?); "
+                + parts.joined(separator: "; ")
+        }
+    }
+}
+
+/// The expected checkpoint keys and shapes of a config (base-model naming, without `model.`).
+enum Gemma2Keys {
+    static func expected(_ c: Gemma2Config) -> [String: [Int]] {
+        let d = c.hiddenSize, hq = c.numAttentionHeads * c.headDim, hkv = c.numKeyValueHeads * c.headDim
+        var k: [String: [Int]] = ["embed_tokens.weight": [c.vocabSize, d], "norm.weight": [d]]
+        for i in 0..<c.numHiddenLayers {
+            let p = "layers.\(i)."
+            k[p + "self_attn.q_proj.weight"] = [hq, d]
+            k[p + "self_attn.k_proj.weight"] = [hkv, d]
+            k[p + "self_attn.v_proj.weight"] = [hkv, d]
+            k[p + "self_attn.o_proj.weight"] = [d, hq]
+            k[p + "mlp.gate_proj.weight"] = [c.intermediateSize, d]
+            k[p + "mlp.up_proj.weight"] = [c.intermediateSize, d]
+            k[p + "mlp.down_proj.weight"] = [d, c.intermediateSize]
+            for n in ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                      "post_feedforward_layernorm"] {
+                k[p + n + ".weight"] = [d]
+            }
+        }
+        return k
+    }
+
+    /// Checkpoint key → base key: drops a leading `model.` (CausalLM checkpoints); nil for keys that are ignored
+    /// (`lm_head.weight`, tied to the embedding and unused by the encoder).
+    static func baseName(_ key: String) -> String? {
+        if key == "lm_head.weight" || key == "model.lm_head.weight" { return nil }
+        return key.hasPrefix("model.") ? String(key.dropFirst(6)) : key
+    }
+}
+
+extension Gemma2Model {
+    /// Loads a diffusers `text_encoder/` folder (transformers `Gemma2Model` or `Gemma2ForCausalLM` save):
+    /// `config.json` and `model.safetensors` or `model.safetensors.index.json` with shards (`variant` picks e.g.
+    /// `model.bf16.safetensors`). Keys may carry a `model.` prefix; `lm_head.weight` is ignored. F32/F16/BF16,
+    /// converted to fp32 once. Throws `TextEncoderLoadError` (exit 4); a key mismatch lists every bad key at once.
+    public static func load(folder: String, variant: String? = nil) throws -> Gemma2Model {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) else {
+            throw TextEncoderLoadError.invalidConfig(path: folder, message: "no such folder; give the model's "
+                                                     + "text_encoder/ folder")
+        }
+        guard isDir.boolValue else {
+            throw TextEncoderLoadError.invalidConfig(path: folder, message: "not a folder; give the text_encoder/ "
+                                                     + "folder holding config.json and the safetensors weights")
+        }
+        let configPath = (folder as NSString).appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: configPath) else {
+            throw TextEncoderLoadError.invalidConfig(path: configPath, message: "missing or unreadable; a diffusers "
+                                                     + "text_encoder/ folder has one")
+        }
+        let config: Gemma2Config
+        do { config = try JSONDecoder().decode(Gemma2Config.self, from: data) } catch {
+            throw TextEncoderLoadError.invalidConfig(path: configPath, message: "not a valid Gemma2Config: \(error)")
+        }
+        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let type = object["model_type"] as? String, type != "gemma2" {
+            throw TextEncoderLoadError.invalidConfig(path: configPath, message: "model_type '\(type)' is not "
+                                                     + "supported (only gemma2, SANA's Gemma-2 text encoder)")
+        }
+        let problems = config.problems()
+        guard problems.isEmpty else {
+            throw TextEncoderLoadError.invalidConfig(path: configPath, message: problems.joined(separator: "; "))
+        }
+        let checkpoint: SafetensorsCheckpoint
+        do { checkpoint = try SafetensorsCheckpoint(path: folder, variant: variant) } catch {
+            throw TextEncoderLoadError.weights(path: folder, message: error.description)
+        }
+        return try load(checkpoint, config: config,
+                        path: checkpoint.indexPath ?? checkpoint.files.first?.path ?? folder)
+    }
+
+    /// Checks every key and shape, then reads all tensors as fp32 and assembles the layers.
+    static func load(_ checkpoint: SafetensorsCheckpoint, config: Gemma2Config, path: String) throws -> Gemma2Model {
+        let expected = Gemma2Keys.expected(config)
+        var found: [String: String] = [:]  // base key → checkpoint key
+        var unexpected: [String] = [], wrong: [String] = [], missing: [String] = []
+        for key in checkpoint.names {
+            guard let base = Gemma2Keys.baseName(key) else { continue }
+            if expected[base] == nil || found[base] != nil { unexpected.append(key); continue }
+            found[base] = key
+        }
+        for (base, shape) in expected.sorted(by: { $0.key < $1.key }) {
+            guard let key = found[base] else { missing.append(base); continue }
+            guard let info = try? checkpoint.info(key) else { wrong.append("\(key) (unsupported dtype)"); continue }
+            if info.shape != shape { wrong.append("\(key) \(info.shape) (expected \(shape))") }
+        }
+        // Tensors in dtypes the reader can't convert are not in `names`; report them too.
+        for file in checkpoint.files {
+            for (key, dtype) in file.unsupportedTensors.sorted(by: { $0.key < $1.key })
+            where Gemma2Keys.baseName(key) != nil {
+                wrong.append("\(key) (dtype \(dtype); F32, F16 or BF16 expected)")
+                if let base = Gemma2Keys.baseName(key) { missing.removeAll { $0 == base } }
+            }
+        }
+        if !missing.isEmpty || !unexpected.isEmpty || !wrong.isEmpty {
+            throw TextEncoderLoadError.keyMismatch(path: path, missing: missing, unexpected: unexpected.sorted(),
+                                                   wrongShape: wrong)
+        }
+        func read(_ base: String) throws -> Tensor {
+            do { return try checkpoint.tensor(found[base]!) } catch {
+                throw TextEncoderLoadError.weights(path: path, message: error.description)
+            }
+        }
+        let eps = Float(config.rmsNormEps)
+        var layers: [Gemma2DecoderLayer] = []
+        for i in 0..<config.numHiddenLayers {
+            let p = "layers.\(i)."
+            let attention = Gemma2Attention(
+                qProj: try read(p + "self_attn.q_proj.weight"), kProj: try read(p + "self_attn.k_proj.weight"),
+                vProj: try read(p + "self_attn.v_proj.weight"), oProj: try read(p + "self_attn.o_proj.weight"),
+                heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads, headDim: config.headDim,
+                scale: config.attentionScale, softcap: config.attnLogitSoftcapping.map { Float($0) })
+            let mlp = Gemma2MLP(gateProj: try read(p + "mlp.gate_proj.weight"), upProj: try read(p + "mlp.up_proj.weight"),
+                                downProj: try read(p + "mlp.down_proj.weight"), approximation: config.geluApproximation)
+            layers.append(Gemma2DecoderLayer(
+                selfAttn: attention, mlp: mlp,
+                inputLayernorm: try read(p + "input_layernorm.weight"),
+                postAttentionLayernorm: try read(p + "post_attention_layernorm.weight"),
+                preFeedforwardLayernorm: try read(p + "pre_feedforward_layernorm.weight"),
+                postFeedforwardLayernorm: try read(p + "post_feedforward_layernorm.weight"),
+                eps: eps, slidingWindow: config.slidingWindow(layer: i)))
+        }
+        return Gemma2Model(config: config, embedTokens: try read("embed_tokens.weight"), layers: layers,
+                           norm: try read("norm.weight"))
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import GraphRuntime
+import Safetensors
+import Tensors
+
+/// `text_encoder.load`: loads SANA's Gemma-2 text encoder (`text_encoder/`) and its tokenizer (`tokenizer/`).
+public struct TextEncoderLoad: Node {
+    public static let descriptor = NodeDescriptor(
+        typeName: "text_encoder.load", version: 1,
+        summary: "Load SANA's Gemma-2 text encoder from a diffusers text_encoder/ folder and its tokenizer",
+        outputs: [OutputSpec("encoder", .textEncoderModel, doc: "Gemma2Model (fp32 weights) + GemmaTokenizer")],
+        params: [
+            ParamSpec("path", .path, doc: "the text_encoder/ folder holding config.json and the safetensors weights "
+                      + "(single file or sharded with an index; F32/F16/BF16)"),
+            ParamSpec("tokenizer", .path, default: .string(""),
+                      doc: "a tokenizer/ folder holding tokenizer.json (or the file); empty = the sibling "
+                      + "folder <path>/../tokenizer"),
+        ])
+
+    public init() {}
+
+    /// The tokenizer path the params name (default: the `tokenizer/` folder next to `path`).
+    static func tokenizerPath(_ params: ParamValues) -> String {
+        if let t = params.optionalString("tokenizer") { return t }
+        let path = params.string("path")
+        let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
+        return ((trimmed as NSString).deletingLastPathComponent as NSString).appendingPathComponent("tokenizer")
+    }
+
+    static func tokenizerFile(_ path: String) -> String {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            return (path as NSString).appendingPathComponent("tokenizer.json")
+        }
+        return path
+    }
+
+    public func validate(params: ParamValues) -> [String] {
+        params.optionalString("path") == nil ? ["path must not be empty"] : []
+    }
+
+    /// Fingerprints config.json, every weight file and tokenizer.json, so edits invalidate cached results.
+    public func fingerprint(params: ParamValues) throws -> String? {
+        let path = params.string("path")
+        let tokenizer = Self.tokenizerFile(Self.tokenizerPath(params))
+        let weights: String
+        do {
+            weights = try FileFingerprint.fast(path + "/config.json") + "\n"
+                + (try SafetensorsCheckpoint(path: path).fingerprint())
+        } catch {
+            throw TextEncoderLoadError.weights(path: path, message: error.description)
+        }
+        do {
+            return weights + "\n" + (try FileFingerprint.fast(tokenizer))
+        } catch {
+            throw TokenizerError.unreadable(path: tokenizer, reason: "\(error)")
+        }
+    }
+
+    public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
+        let path = params.string("path")
+        let tokenizerPath = Self.tokenizerPath(params)
+        // The tokenizer first: it is small, so a wrong path fails before gigabytes are read.
+        let tokenizer = try GemmaTokenizer(contentsOf: tokenizerPath)
+        let model = try Gemma2Model.load(folder: path)
+        let encoder = SanaTextEncoder(model: model, tokenizer: tokenizer)
+        context.logger.info("loaded Gemma-2 text encoder (\(model.config.numHiddenLayers) layers, hidden \(model.config.hiddenSize)) from \(path), tokenizer \(tokenizer.path)")
+        return ["encoder": .textEncoder(encoder)]
+    }
+}
+
+/// `text.encode`: prompts → conditioning, as diffusers' `SanaPipeline.encode_prompt`.
+public struct TextEncode: Node {
+    public static let descriptor = NodeDescriptor(
+        typeName: "text.encode", version: 1,
+        summary: "Encode prompts into SANA conditioning (embeddings [B, L, C] + mask [B, L]) as SanaPipeline.encode_prompt",
+        inputs: [InputSpec("encoder", .textEncoderModel)],
+        outputs: [OutputSpec("conditioning", .conditioning,
+                             doc: "embeddings [B, max_sequence_length, C] and 0/1 mask [B, max_sequence_length]")],
+        params: [
+            ParamSpec("text", .string, doc: "the prompt (lowercased and stripped as diffusers does); with "
+                      + "split_lines, one prompt per line"),
+            ParamSpec("instruction", .string, default: .string("default"),
+                      doc: "'default' = diffusers' complex human instruction, 'none' = no instruction (as diffusers "
+                      + "encodes negative prompts), anything else = a custom instruction prefixed verbatim"),
+            ParamSpec("max_sequence_length", .int, default: .int(300), min: 1, max: 8192,
+                      doc: "tokens kept per prompt (L)"),
+            ParamSpec("split_lines", .bool, default: .bool(false),
+                      doc: "treat every non-blank line of text as one prompt of a batch (B = number of lines)"),
+        ])
+
+    public init() {}
+
+    /// The prompts the params describe.
+    static func prompts(_ params: ParamValues) -> [String] {
+        let text = params.string("text")
+        guard case .bool(true)? = params["split_lines"] else { return [text] }
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            .filter { !PythonString.strip($0).isEmpty }
+    }
+
+    static func instruction(_ params: ParamValues) -> PromptInstruction {
+        switch params.optionalString("instruction") {
+        case nil, "default"?: return .default
+        case "none"?: return .none
+        case let text?: return .custom(text)
+        }
+    }
+
+    public func validate(params: ParamValues) -> [String] {
+        if case .bool(true)? = params["split_lines"], Self.prompts(params).isEmpty {
+            return ["text holds no prompt line (split_lines is on and every line is blank)"]
+        }
+        return []
+    }
+
+    public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
+        let encoder = try inputs.textEncoder("encoder")
+        let prompts = Self.prompts(params)
+        let length = params.int("max_sequence_length")
+        let conditioning = try encoder.encode(prompts: prompts, instruction: Self.instruction(params),
+                                              maxSequenceLength: length, context: context)
+        return ["conditioning": .conditioning(conditioning)]
+    }
+}

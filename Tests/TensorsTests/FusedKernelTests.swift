@@ -1,0 +1,188 @@
+import Foundation
+import Testing
+@testable import Tensors
+import TestSupport
+
+/// The fused DiT kernels against the chains of unfused ops they replace (which are checked against PyTorch
+/// in their own suites): exact where the fused kernel performs the same fp32 operations in the same order.
+@Suite("Fused kernels")
+struct FusedKernelTests {
+    @Test("layerNormModulated equals layerNorm · (1 + scale) + shift, bit for bit")
+    func layerNormModulatedMatchesChain() {
+        var r = SeededValues(seed: 11)
+        let x = r.tensor([2, 37, 96], scale: 3, offset: 0.5)
+        let scale = r.tensor([2, 1, 96]), shift = r.tensor([2, 1, 96])
+        let fused = Ops.layerNormModulated(x, scale: scale, shift: shift, eps: 1e-6)
+        let chain = Ops.add(Ops.mul(Ops.layerNorm(x, weight: nil, bias: nil, eps: 1e-6), Ops.add(scale, 1)), shift)
+        #expect(fused.shape == chain.shape)
+        #expect(fused.scalars == chain.scalars)
+    }
+
+    @Test("addGatedInPlace equals x + gate · clamp(y), bit for bit")
+    func gatedAddMatchesChain() {
+        var r = SeededValues(seed: 12)
+        let x = r.tensor([2, 19, 40]), gate = r.tensor([2, 1, 40])
+        var y = r.tensor([2, 19, 40], scale: 100_000)  // some values beyond the fp16 range
+        var fused = x.copy()
+        Ops.addGatedInPlace(&fused, gate: gate, y, clampMagnitude: 65_504)
+        y.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = min(max(p[i], -65_504), 65_504) } }
+        let chain = Ops.add(x, Ops.mul(gate, y))
+        #expect(fused.scalars == chain.scalars)
+
+        var unclamped = x.copy()
+        Ops.addGatedInPlace(&unclamped, gate: gate, y)
+        #expect(unclamped.scalars == chain.scalars)
+    }
+
+    @Test("channels-last depthwise 3×3 + GLU equals NCHW conv2d → chunk → a · silu(g)",
+          arguments: [(5, 7, 24), (1, 1, 8), (4, 3, 300)])
+    func depthwiseGLUMatchesNCHW(_ h: Int, _ w: Int, _ c2: Int) {
+        var r = SeededValues(seed: UInt64(h * 1000 + w * 10 + c2))
+        let tokens = r.tensor([2, h * w, c2], scale: 2)
+        let weight = r.tensor([c2, 1, 3, 3]), bias = r.tensor([c2])
+        let fused = Ops.depthwiseConv3x3GLUChannelsLast(tokens, height: h, width: w,
+                                                       taps: Ops.depthwiseTapsChannelsLast(weight), bias: bias)
+        let grid = Ops.permute(tokens.reshaped([2, h, w, c2]), [0, 3, 1, 2])
+        let conv = Ops.conv2d(grid, weight: weight, bias: bias, padding: 1, groups: c2)
+        let parts = Ops.chunk(conv, 2, axis: 1)
+        let ref = Ops.permute(Ops.mul(parts[0], Ops.silu(parts[1])), [0, 2, 3, 1]).reshaped([2, h * w, c2 / 2])
+        #expect(fused.shape == [2, h * w, c2 / 2])
+        #expect(TestSupport.relativeError(fused, ref) <= 1e-6)
+    }
+
+    @Test("SDPA skipping trailing padding keys equals the full computation")
+    func paddingSkipMatchesFullMask() {
+        var r = SeededValues(seed: 13)
+        let (b, h, lq, lk, d) = (2, 3, 17, 29, 8)
+        let q = r.tensor([b, h, lq, d], scale: 2), k = r.tensor([b, h, lk, d], scale: 2)
+        let v = r.tensor([b, h, lk, d])
+        // Batch 0 keeps 29 keys, batch 1 keeps 9 (diffusers' (1 − mask)·−10000 bias).
+        let keep = (0..<(b * lk)).map { i -> Float in (i < lk || i - lk < 9) ? 0 : -10_000 }
+        let padding = Tensor(shape: [b, 1, 1, lk], values: keep)
+        // The same mask expanded over the queries is not query-independent, so it runs the full path.
+        let full = Ops.add(padding, Tensor(zeros: [b, 1, lq, lk]))
+        let skipped = Ops.scaledDotProductAttention(query: q, key: k, value: v, mask: padding)
+        let reference = Ops.scaledDotProductAttention(query: q, key: k, value: v, mask: full)
+        #expect(TestSupport.relativeError(skipped, reference) <= 1e-6)
+    }
+
+    @Test("SDPA falls back to every key when padding scores could still matter")
+    func paddingSkipFallsBack() {
+        var r = SeededValues(seed: 14)
+        let (b, h, lq, lk, d) = (1, 2, 5, 12, 4)
+        // Huge keys in the padding: their masked scores exceed the kept ones, so they are not negligible.
+        let q = r.tensor([b, h, lq, d], offset: 2)
+        var kValues = r.tensor([b, h, lk, d]).scalars
+        for head in 0..<h { for j in 8..<lk { for c in 0..<d { kValues[(head * lk + j) * d + c] = 20_000 } } }
+        let k = Tensor(shape: [b, h, lk, d], values: kValues)
+        let v = r.tensor([b, h, lk, d])
+        let padding = Tensor(shape: [b, 1, 1, lk], values: (0..<lk).map { $0 < 8 ? 0 : -10_000 })
+        let full = Ops.add(padding, Tensor(zeros: [b, 1, lq, lk]))
+        let y = Ops.scaledDotProductAttention(query: q, key: k, value: v, mask: padding)
+        let reference = Ops.scaledDotProductAttention(query: q, key: k, value: v, mask: full)
+        #expect(y.scalars.allSatisfy { $0.isFinite })
+        #expect(TestSupport.relativeError(y, reference) <= 1e-6)
+    }
+
+    @Test("bilinear fast path equals the general resampling order (upscale and downscale)")
+    func bilinearMatchesAcrossSizes() {
+        var r = SeededValues(seed: 15)
+        let x = r.tensor([1, 2, 9, 13])
+        let down = Ops.interpolate(x, size: (5, 7), mode: .bilinear)
+        let up = Ops.interpolate(x, size: (20, 31), mode: .bilinear, alignCorners: true)
+        // Direct evaluation of PyTorch's formula for one output pixel of each.
+        func sample(_ oy: Int, _ ox: Int, outH: Int, outW: Int, align: Bool) -> Float {
+            func axis(_ o: Int, _ inSize: Int, _ outSize: Int) -> (Int, Int, Float) {
+                let scale: Float = align ? Float(inSize - 1) / Float(outSize - 1) : Float(inSize) / Float(outSize)
+                var real = align ? scale * Float(o) : scale * (Float(o) + 0.5) - 0.5
+                if real < 0 { real = 0 }
+                let i0 = min(Int(real.rounded(.down)), inSize - 1)
+                let l1 = min(max(real - Float(i0), 0), 1)
+                return (i0, i0 + (i0 < inSize - 1 ? 1 : 0), l1)
+            }
+            let (y0, y1, ly) = axis(oy, 9, outH), (x0, x1, lx) = axis(ox, 13, outW)
+            var t0 = x[0, 1, y0, x0] * (1 - lx)
+            t0 += x[0, 1, y0, x1] * lx
+            var t1 = x[0, 1, y1, x0] * (1 - lx)
+            t1 += x[0, 1, y1, x1] * lx
+            return t0 * (1 - ly) + t1 * ly
+        }
+        #expect(down[0, 1, 3, 4] == sample(3, 4, outH: 5, outW: 7, align: false))
+        #expect(up[0, 1, 17, 29] == sample(17, 29, outH: 20, outW: 31, align: true))
+    }
+}
+
+@Suite("Buffer pool")
+struct BufferPoolTests {
+    @Test("a freed block is handed out again for the same rounded size; other sizes get new blocks")
+    func reusesFreedBlocks() throws {
+        let pool = BufferPool(capacityBytes: 64 << 20)
+        let (a, na) = try #require(pool.take(bytes: 5 << 20))
+        #expect(na == 6 << 20)  // rounded up to 2 MiB
+        pool.give(a, bytes: na)
+        let (b, nb) = try #require(pool.take(bytes: (5 << 20) + 123))
+        #expect(b == a && nb == na)
+        let (c, nc) = try #require(pool.take(bytes: 9 << 20))
+        #expect(c != a && nc == 10 << 20)
+        #expect(pool.statistics.hits == 1 && pool.statistics.misses == 2)
+        pool.give(b, bytes: nb)
+        pool.give(c, bytes: nc)
+        pool.trim()
+    }
+
+    @Test("evicting to make room works after a size class was emptied by reuse")
+    func evictsAfterReuse() throws {
+        let pool = BufferPool(capacityBytes: 10 << 20)
+        let (a, na) = try #require(pool.take(bytes: 6 << 20))
+        pool.give(a, bytes: na)
+        let (b, nb) = try #require(pool.take(bytes: 6 << 20))  // empties the 6 MiB class
+        let (c, nc) = try #require(pool.take(bytes: 8 << 20))
+        pool.give(c, bytes: nc)
+        pool.give(b, bytes: nb)  // needs room: evicts the 8 MiB block
+        #expect(pool.cachedBytes == 6 << 20)
+        pool.trim()
+    }
+
+    @Test("large tensors recycle their storage through the shared pool")
+    func tensorsRecycle() {
+        let count = (26 << 20) / 4  // an unusual size, so parallel tests don't take this block in between
+        var first: UnsafeMutablePointer<Float>?
+        do {
+            let t = Tensor(repeating: 7, shape: [count])
+            first = t.storage.pointer
+        }
+        let z = Tensor(zeros: [count])
+        #expect(z.storage.pointer == first)
+        #expect(z.scalars.allSatisfy { $0 == 0 })  // zero-filled even on a recycled block
+    }
+
+    @Test("the pool keeps at most its capacity and trims to nothing")
+    func capacityAndTrim() {
+        let pool = BufferPool(capacityBytes: 8 << 20)
+        var blocks: [(UnsafeMutableRawPointer, Int)] = []
+        for _ in 0..<3 { if let b = pool.take(bytes: 4 << 20) { blocks.append(b) } }
+        #expect(blocks.count == 3)
+        for (p, n) in blocks { pool.give(p, bytes: n) }
+        #expect(pool.cachedBytes == 8 << 20)
+        if let big = pool.take(bytes: 12 << 20) { pool.give(big.0, bytes: big.1) }  // larger than capacity: freed
+        #expect(pool.cachedBytes <= 8 << 20)
+        pool.trim()
+        #expect(pool.cachedBytes == 0)
+    }
+
+    @Test("borrowed storage is never freed by the tensor and keeps its owner alive")
+    func borrowedStorage() {
+        final class Owner {
+            let pointer = UnsafeMutablePointer<Float>.allocate(capacity: 16)
+            init() { pointer.initialize(repeating: 3, count: 16) }
+            deinit { pointer.deallocate() }
+        }
+        var t: Tensor?
+        do {
+            let owner = Owner()
+            t = Tensor(storage: TensorStorage(borrowing: owner.pointer, count: 16, owner: owner), shape: [4, 4])
+        }
+        #expect(t?[3, 3] == 3)
+        #expect(t?.scalars.reduce(0, +) == 48)
+    }
+}

@@ -1,0 +1,298 @@
+"""Model benchmark: SanaGraph vs PyTorch/diffusers CPU on the same inputs, interleaved, in one run.
+
+    python tools/reference/bench_models.py --run [--quick] [--reps N] [--rows NAME,NAME] [--threads T]
+        [--work DIR] [--bench-bin PATH] [--sanagraph PATH]
+
+`tools/bench/models.sh` (part of `make bench`) builds the binaries and calls this. Not a fixture generator: run
+with no arguments (as `make fixtures` runs every tools/reference/*.py) it prints this note and exits.
+
+Rows (each has a name; `--rows` picks some):
+  dit-load-f16    load the Sana-600M transformer/ folder, fp16 variant, from page cache (both sides to fp32)
+  dit-load-f32    same, fp32 file
+  dit-512         DiT forward, Sana-600M config, batch 2, latent 16x16 (512 px), 300 text tokens
+  dit-1024        same at latent 32x32 (1024 px); skipped by --quick
+  dcae-decode-512, dcae-decode-1024, gemma-encode, text2img-512
+                  graph rows: run only when the CLI registers their node types (`sanagraph nodes`);
+                  otherwise they print "skipped" with the missing node types.
+
+Swift runs in one long-lived `sanagraph-bench serve` process (model rows) or as `sanagraph run --json`
+(graph rows, timed from the node events); PyTorch in this process with torch.set_num_threads(T). Each rep
+runs the Swift call and then the PyTorch call, so both see the same machine load; medians are printed with
+the ratio Swift/PyTorch (< 1: Swift faster), the parity error of the outputs, and both processes' peak RSS.
+Random weights (Sana-600M config as tools/reference/dit_full_compare.py) are written once to --work and reused.
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+SANA_600M = dict(in_channels=32, out_channels=32, num_attention_heads=36, attention_head_dim=32, num_layers=28,
+                 num_cross_attention_heads=16, cross_attention_head_dim=72, cross_attention_dim=1152,
+                 caption_channels=2304, mlp_ratio=2.5, sample_size=16, patch_size=1)
+WEIGHTS_STAMP = "sana600m-v1"
+
+
+def make_weights(folder):
+    """Random Sana-600M weights as dit_full_compare.py draws them, saved fp32 and as the fp16 variant."""
+    import torch
+    from diffusers import SanaTransformer2DModel
+    torch.manual_seed(0)
+    model = SanaTransformer2DModel(**SANA_600M).eval()
+    for name, p in model.named_parameters():
+        std = 1.0 / (p.shape[-1] ** 0.5) if p.ndim >= 2 and "table" not in name else 0.02
+        p.data = (1.0 + 0.1 * torch.randn_like(p)) if "norm" in name else std * torch.randn_like(p)
+    model.save_pretrained(folder, safe_serialization=True)
+    model.to(torch.float16).save_pretrained(folder, safe_serialization=True, variant="fp16")
+    with open(os.path.join(folder, "stamp"), "w") as f:
+        f.write(WEIGHTS_STAMP)
+
+
+def make_inputs(path, latent):
+    import torch
+    from safetensors.torch import save_file
+    g = torch.Generator().manual_seed(latent)
+    B, L = 2, 300
+    mask = torch.zeros(B, L)
+    mask[0, :120] = 1
+    mask[1, :37] = 1
+    save_file(dict(hidden_states=torch.randn(B, 32, latent, latent, generator=g),
+                   encoder_hidden_states=torch.randn(B, L, 2304, generator=g),
+                   encoder_attention_mask=mask, timestep=torch.tensor([999.0, 500.0])), path)
+
+
+class Swift:
+    """The `sanagraph-bench serve` process."""
+
+    def __init__(self, binary, env):
+        self.p = subprocess.Popen([binary, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+
+    def __call__(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        text = self.p.stdout.readline()
+        if not text:
+            raise RuntimeError(f"sanagraph-bench serve exited with code {self.p.wait()} during '{line}' (see stderr)")
+        reply = json.loads(text)
+        if not reply.get("ok"):
+            raise RuntimeError(f"sanagraph-bench serve: {line}: {reply.get('error')}")
+        return reply
+
+    def close(self):
+        try:
+            self.p.stdin.write("quit\n")
+            self.p.stdin.flush()
+        except BrokenPipeError:  # the server already died; its error is in the row's note
+            pass
+        self.p.wait()
+
+
+def peak_gib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.results = []  # (name, shape, swift_ms, torch_ms, note)
+        self.torch_model = None
+        self.swift = None
+
+    def add(self, name, shape, swift_ms, torch_ms, note=""):
+        self.results.append((name, shape, swift_ms, torch_ms, note))
+        s = f"{swift_ms:.1f}" if swift_ms is not None else "–"
+        t = f"{torch_ms:.1f}" if torch_ms is not None else "–"
+        print(f"  {name}: swift {s} ms, torch {t} ms {note}", file=sys.stderr, flush=True)
+
+    # ---- DiT rows ---------------------------------------------------------------------------------------------
+    def folder(self):
+        folder = os.path.join(self.args.work, "transformer")
+        stamp = os.path.join(folder, "stamp")
+        if not (os.path.exists(stamp) and open(stamp).read() == WEIGHTS_STAMP):
+            print("writing random Sana-600M weights (once) ...", file=sys.stderr, flush=True)
+            shutil.rmtree(folder, ignore_errors=True)
+            # A child process, so this process's peak RSS is the benchmark's, not the weight generator's.
+            subprocess.run([sys.executable, __file__, "--make-weights", folder], check=True)
+        return folder
+
+    def swift_server(self):
+        if self.swift is None:
+            env = dict(os.environ, SANAGRAPH_THREADS=str(self.args.threads), OPENBLAS_NUM_THREADS=str(self.args.threads))
+            self.swift = Swift(self.args.bench_bin, env)
+        return self.swift
+
+    def dit_load(self, variant):
+        import torch
+        from diffusers import SanaTransformer2DModel
+        folder = self.folder()
+        sw = self.swift_server()
+        suffix = f".{variant}.safetensors" if variant else "model.safetensors"
+        files = [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(suffix)]
+        s_times, t_times = [], []
+        for _ in range(max(2, self.args.reps // 2)):
+            # "From page cache": read the file through first, or whichever side goes first pays the disk.
+            for path in files:
+                with open(path, "rb") as fh:
+                    while fh.read(1 << 24):
+                        pass
+            s_times.append(sw(f"dit.load {folder}" + (f" {variant}" if variant else ""))["seconds"] * 1e3)
+            self.torch_model = None
+            t0 = time.perf_counter()
+            self.torch_model = SanaTransformer2DModel.from_pretrained(folder, variant=variant,
+                                                                      torch_dtype=torch.float32).eval()
+            t_times.append((time.perf_counter() - t0) * 1e3)
+        name = "dit-load-f16" if variant == "fp16" else "dit-load-f32"
+        size = sum(os.path.getsize(f) for f in files)
+        self.add(name, f"Sana-600M {variant or 'fp32'} file {size / 2**30:.2f} GiB → fp32",
+                 statistics.median(s_times), statistics.median(t_times),
+                 f"(Swift RSS after load {sw('rss')['rss_gib']:.2f} GiB)")
+
+    def dit_forward(self, latent):
+        import torch
+        from safetensors.torch import load_file
+        if self.torch_model is None:
+            self.dit_load("fp16")
+        sw = self.swift_server()
+        io = os.path.join(self.args.work, f"dit-inputs-{latent}.safetensors")
+        if not os.path.exists(io):
+            make_inputs(io, latent)
+        sw(f"dit.inputs {io}")
+        inp = load_file(io)
+        s_times, t_times = [], []
+        ref = None
+        with torch.no_grad():
+            for rep in range(self.args.reps + 1):  # rep 0 is the warm-up of both sides
+                s = sw("dit.forward")["ms"]
+                t0 = time.perf_counter()
+                ref = self.torch_model(hidden_states=inp["hidden_states"], encoder_hidden_states=inp["encoder_hidden_states"],
+                                       timestep=inp["timestep"], encoder_attention_mask=inp["encoder_attention_mask"],
+                                       return_dict=False)[0]
+                t = (time.perf_counter() - t0) * 1e3
+                if rep > 0:
+                    s_times.append(s)
+                    t_times.append(t)
+        out = os.path.join(self.args.work, "dit-out.f32")
+        sw(f"save {out}")
+        import numpy as np
+        v = torch.from_numpy(np.fromfile(out, dtype=np.float32).reshape(ref.shape))
+        err = float((v - ref).abs().max() / ref.abs().max())
+        rss = sw("rss")
+        self.add(f"dit-{latent * 32}", f"Sana-600M b2, latent {latent}x{latent}, 300 tokens",
+                 statistics.median(s_times), statistics.median(t_times),
+                 f"(max|Δ|/max|ref| {err:.1e}; Swift peak RSS {rss['peak_gib']:.2f} GiB, PyTorch {peak_gib():.2f} GiB)")
+
+    # ---- graph rows (modules written by other issues) ----------------------------------------------------------
+    def registered(self):
+        if not hasattr(self, "_nodes"):
+            try:
+                out = subprocess.run([self.args.sanagraph, "nodes"], capture_output=True, text=True, check=True).stdout
+                self._nodes = out
+            except (OSError, subprocess.CalledProcessError) as e:
+                self._nodes = ""
+                print(f"cannot list node types with {self.args.sanagraph}: {e}", file=sys.stderr)
+        return self._nodes
+
+    def graph_row(self, name, shape, needs):
+        """Rows for modules still being written: they run once their node types are registered and a runner
+        (`run_<name>` below) exists; until then the table says which node types are missing."""
+        missing = [n for n in needs if n not in self.registered()]
+        if missing:
+            self.add(name, shape, None, None, "skipped: node types not registered yet: " + ", ".join(missing))
+            return
+        runner = getattr(self, "run_" + name.replace("-", "_"), None)
+        if runner is None:
+            self.add(name, shape, None, None, "skipped: node types exist; no runner in bench_models.py yet")
+            return
+        runner(name, shape)
+
+    def run_graph_node(self, graph_text, node):
+        """Runs `sanagraph run --json` on a graph and returns the seconds of `node` from its events."""
+        path = os.path.join(self.args.work, "graph.yaml")
+        with open(path, "w") as f:
+            f.write(graph_text)
+        env = dict(os.environ, SANAGRAPH_THREADS=str(self.args.threads), OPENBLAS_NUM_THREADS=str(self.args.threads))
+        out = subprocess.run([self.args.sanagraph, "run", path, "--json", "--cache", "off"], capture_output=True,
+                             text=True, env=env)
+        seconds = None
+        for line in out.stdout.splitlines():
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if e.get("node") == node and "seconds" in e:
+                seconds = e["seconds"]
+        if out.returncode != 0 or seconds is None:
+            raise RuntimeError(f"sanagraph run failed ({out.returncode}): {out.stderr.strip()[-500:]}")
+        return seconds
+
+
+ROWS = {
+    "dit-load-f16": lambda b: b.dit_load("fp16"),
+    "dit-load-f32": lambda b: b.dit_load(None),
+    "dit-512": lambda b: b.dit_forward(16),
+    "dit-1024": lambda b: b.dit_forward(32),
+    "dcae-decode-512": lambda b: b.graph_row("dcae-decode-512", "DC-AE f32c32 decode, latent 16x16",
+                                             ["dcae.load", "dcae.decode"]),
+    "dcae-decode-1024": lambda b: b.graph_row("dcae-decode-1024", "DC-AE f32c32 decode, latent 32x32",
+                                              ["dcae.load", "dcae.decode"]),
+    "gemma-encode": lambda b: b.graph_row("gemma-encode", "Gemma-2-2B, one prompt + instruction, 300 tokens",
+                                          ["text_encoder.load", "text.encode"]),
+    "text2img-512": lambda b: b.graph_row("text2img-512", "Graphs/text2img.yaml, 512 px, 20 steps",
+                                          ["text_encoder.load", "text.encode", "dit.load", "dcae.decode"]),
+}
+QUICK_SKIP = {"dit-1024", "dcae-decode-1024", "dit-load-f32"}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", action="store_true", help="actually run (guard against `make fixtures`)")
+    ap.add_argument("--make-weights", metavar="FOLDER", help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true", help="skip the 1024 px rows and the fp32 load row")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--rows", default="", help="comma-separated row names (default: all)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "sanagraph-bench"))
+    ap.add_argument("--bench-bin", default=".build/release/sanagraph-bench")
+    ap.add_argument("--sanagraph", default=".build/release/sanagraph")
+    args = ap.parse_args()
+    if args.make_weights:
+        make_weights(args.make_weights)
+        return
+    if not args.run:
+        print(__doc__)
+        return
+    import torch
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.work, exist_ok=True)
+    names = [n for n in args.rows.split(",") if n] or [n for n in ROWS if not (args.quick and n in QUICK_SKIP)]
+    unknown = [n for n in names if n not in ROWS]
+    if unknown:
+        sys.exit(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
+    bench = Bench(args)
+    print(f"torch {torch.__version__}: {torch.get_num_threads()} threads; medians of {args.reps} interleaved reps "
+          f"after 1 warm-up (load rows: {max(2, args.reps // 2)} reps)")
+    try:
+        for n in names:
+            try:
+                ROWS[n](bench)
+            except Exception as e:  # one failing row must not hide the others
+                bench.add(n, "", None, None, f"failed: {e}")
+    finally:
+        if bench.swift:
+            bench.swift.close()
+    print()
+    print("| row | shape | Swift ms | PyTorch ms | Swift/PyTorch | note |")
+    print("|---|---|---:|---:|---:|---|")
+    for name, shape, s, t, note in bench.results:
+        ratio = f"{s / t:.2f}" if s is not None and t else "–"
+        sf = f"{s:.0f}" if s is not None else "–"
+        tf = f"{t:.0f}" if t is not None else "–"
+        print(f"| {name} | {shape} | {sf} | {tf} | {ratio} | {note.strip('()')} |")
+
+
+if __name__ == "__main__":
+    main()
