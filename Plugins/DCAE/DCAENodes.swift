@@ -24,7 +24,7 @@ public struct DCAELoad: Node {
             let config = try FileFingerprint.fast(path + "/config.json")
             return config + "\n" + (try SafetensorsCheckpoint(path: path).fingerprint())
         } catch {
-            throw DCAEError.weights(path: path, message: "\(error)")
+            throw ModelFolderError.weights(path: path, message: "\(error)")
         }
     }
 

@@ -23,7 +23,7 @@ public struct DiTLoad: Node {
             let config = try FileFingerprint.fast(path + "/config.json")
             return config + "\n" + (try SafetensorsCheckpoint(path: path).fingerprint())
         } catch {
-            throw LinearDiTError.weights(path: path, message: error.description)
+            throw ModelFolderError.weights(path: path, message: error.description)
         }
     }
 

@@ -3,35 +3,6 @@ import GraphRuntime
 import Safetensors
 import Tensors
 
-/// Errors loading a `transformer/` folder. All are `.modelFile` (exit 4) and name the path.
-public enum LinearDiTError: CategorizedError, Equatable {
-    /// config.json missing, unreadable, or describing a model this port cannot run.
-    case invalidConfig(path: String, message: String)
-    /// The weights don't match the config: every missing, unexpected and wrongly shaped key at once.
-    case keyMismatch(path: String, missing: [String], unexpected: [String], wrongShape: [String])
-    /// The weight files could not be opened or read.
-    case weights(path: String, message: String)
-
-    public var category: ErrorCategory { .modelFile }
-
-    public var description: String {
-        switch self {
-        case .invalidConfig(let path, let message): return "\(path): \(message)"
-        case .weights(let path, let message): return "\(path): \(message)"
-        case .keyMismatch(let path, let missing, let unexpected, let wrongShape):
-            var parts: [String] = []
-            func list(_ xs: [String]) -> String {
-                xs.prefix(20).joined(separator: ", ") + (xs.count > 20 ? ", … (\(xs.count) in all)" : "")
-            }
-            if !missing.isEmpty { parts.append("missing \(missing.count) keys: \(list(missing))") }
-            if !unexpected.isEmpty { parts.append("unexpected \(unexpected.count) keys: \(list(unexpected))") }
-            if !wrongShape.isEmpty { parts.append("wrongly shaped \(wrongShape.count) keys: \(list(wrongShape))") }
-            return "\(path): the weights do not match config.json (is this a SanaTransformer2DModel "
-                + "transformer/ folder?); " + parts.joined(separator: "; ")
-        }
-    }
-}
-
 /// The expected checkpoint keys and shapes of a config (sana-architecture.md §3.6).
 enum SanaTransformerKeys {
     static func expected(_ c: SanaTransformerConfig) -> [String: [Int]] {
@@ -93,35 +64,14 @@ struct SanaTransformerWeights {
 extension SanaTransformer2DModel {
     /// Loads a diffusers `transformer/` folder: `config.json` and the weights (one file or an index with shards;
     /// F32/F16/BF16, converted to fp32 once). `variant` selects e.g. `diffusion_pytorch_model.bf16.safetensors`.
-    /// Throws `LinearDiTError` (exit 4) naming the path; a key mismatch lists every bad key at once.
+    /// Throws `ModelFolderError` (exit 4) naming the path; a key mismatch lists every bad key at once.
     public static func load(folder: String, variant: String? = nil) throws -> SanaTransformer2DModel {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) else {
-            throw LinearDiTError.invalidConfig(path: folder, message: "no such folder; give the model's transformer/ folder")
+        let model = try ModelFolder<SanaTransformerConfig>(path: folder, role: "transformer/",
+                                                           modelName: "SanaTransformer2DModel", variant: variant) {
+            config, _ in config.problems()
         }
-        guard isDir.boolValue else {
-            throw LinearDiTError.invalidConfig(path: folder, message: "not a folder; give the transformer/ folder "
-                                               + "holding config.json and the safetensors weights")
-        }
-        let configPath = (folder as NSString).appendingPathComponent("config.json")
-        guard let data = FileManager.default.contents(atPath: configPath) else {
-            throw LinearDiTError.invalidConfig(path: configPath, message: "missing or unreadable; a diffusers "
-                                               + "transformer/ folder has one")
-        }
-        let config: SanaTransformerConfig
-        do { config = try JSONDecoder().decode(SanaTransformerConfig.self, from: data) } catch {
-            throw LinearDiTError.invalidConfig(path: configPath, message: "not a valid SanaTransformer2DModel "
-                                               + "config: \(error)")
-        }
-        let problems = config.problems()
-        guard problems.isEmpty else {
-            throw LinearDiTError.invalidConfig(path: configPath, message: problems.joined(separator: "; "))
-        }
-        let checkpoint: SafetensorsCheckpoint
-        do { checkpoint = try SafetensorsCheckpoint(path: folder, variant: variant) } catch {
-            throw LinearDiTError.weights(path: folder, message: error.description)
-        }
-        let weights = try loadWeights(checkpoint, config: config, path: checkpoint.indexPath ?? checkpoint.files.first?.path ?? folder)
+        let config = model.config
+        let weights = try loadWeights(model.checkpoint, config: config, path: model.weightsPath)
         return SanaTransformer2DModel(config: config, weights: weights,
                                       latentSpatialDivisor: siblingVAEFactor(folder: folder) ?? 32)
     }
@@ -152,12 +102,12 @@ extension SanaTransformer2DModel {
         }
         for key in checkpoint.names where expected[key] == nil { unexpected.append(key) }
         if !missing.isEmpty || !unexpected.isEmpty || !wrong.isEmpty {
-            throw LinearDiTError.keyMismatch(path: path, missing: missing, unexpected: unexpected, wrongShape: wrong)
+            throw ModelFolderError.keyMismatch(path: path, folder: "a SanaTransformer2DModel transformer/ folder", missing: missing, unexpected: unexpected, wrongShape: wrong)
         }
         var tensors: [String: Tensor] = [:]
         for key in expected.keys {
             do { tensors[key] = try fp32Weight(checkpoint.rawBytes(key)) } catch {
-                throw LinearDiTError.weights(path: path, message: error.description)
+                throw ModelFolderError.weights(path: path, message: error.description)
             }
         }
         return SanaTransformerWeights(tensors: tensors)

@@ -3,35 +3,6 @@ import GraphRuntime
 import Safetensors
 import Tensors
 
-/// Errors loading a `text_encoder/` folder. All are `.modelFile` (exit 4) and name the path.
-public enum TextEncoderLoadError: CategorizedError, Equatable {
-    /// config.json missing, unreadable, or describing a model this port cannot run.
-    case invalidConfig(path: String, message: String)
-    /// The weights don't match the config: every missing, unexpected and wrongly shaped key at once.
-    case keyMismatch(path: String, missing: [String], unexpected: [String], wrongShape: [String])
-    /// The weight files could not be opened or read.
-    case weights(path: String, message: String)
-
-    public var category: ErrorCategory { .modelFile }
-
-    public var description: String {
-        switch self {
-        case .invalidConfig(let path, let message): return "\(path): \(message)"
-        case .weights(let path, let message): return "\(path): \(message)"
-        case .keyMismatch(let path, let missing, let unexpected, let wrongShape):
-            func list(_ xs: [String]) -> String {
-                xs.prefix(20).joined(separator: ", ") + (xs.count > 20 ? ", … (\(xs.count) in all)" : "")
-            }
-            var parts: [String] = []
-            if !missing.isEmpty { parts.append("missing \(missing.count) keys: \(list(missing))") }
-            if !unexpected.isEmpty { parts.append("unexpected \(unexpected.count) keys: \(list(unexpected))") }
-            if !wrongShape.isEmpty { parts.append("wrongly shaped \(wrongShape.count) keys: \(list(wrongShape))") }
-            return "\(path): the weights do not match config.json (is this a Gemma2Model text_encoder/ folder?); "
-                + parts.joined(separator: "; ")
-        }
-    }
-}
-
 /// The expected checkpoint keys and shapes of a config (base-model naming, without `model.`).
 enum Gemma2Keys {
     static func expected(_ c: Gemma2Config) -> [String: [Int]] {
@@ -66,41 +37,18 @@ extension Gemma2Model {
     /// Loads a diffusers `text_encoder/` folder (transformers `Gemma2Model` or `Gemma2ForCausalLM` save):
     /// `config.json` and `model.safetensors` or `model.safetensors.index.json` with shards (`variant` picks e.g.
     /// `model.bf16.safetensors`). Keys may carry a `model.` prefix; `lm_head.weight` is ignored. F32/F16/BF16,
-    /// converted to fp32 once. Throws `TextEncoderLoadError` (exit 4); a key mismatch lists every bad key at once.
+    /// converted to fp32 once. Throws `ModelFolderError` (exit 4); a key mismatch lists every bad key at once.
     public static func load(folder: String, variant: String? = nil) throws -> Gemma2Model {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) else {
-            throw TextEncoderLoadError.invalidConfig(path: folder, message: "no such folder; give the model's "
-                                                     + "text_encoder/ folder")
+        let model = try ModelFolder<Gemma2Config>(path: folder, role: "text_encoder/", modelName: "Gemma2Config",
+                                                  variant: variant) { config, json in
+            // model_type first: other model types decode into Gemma2Config too, with misleading problems.
+            if let object = try? JSONSerialization.jsonObject(with: json) as? [String: Any],
+               let type = object["model_type"] as? String, type != "gemma2" {
+                return ["model_type '\(type)' is not supported (only gemma2, SANA's Gemma-2 text encoder)"]
+            }
+            return config.problems()
         }
-        guard isDir.boolValue else {
-            throw TextEncoderLoadError.invalidConfig(path: folder, message: "not a folder; give the text_encoder/ "
-                                                     + "folder holding config.json and the safetensors weights")
-        }
-        let configPath = (folder as NSString).appendingPathComponent("config.json")
-        guard let data = FileManager.default.contents(atPath: configPath) else {
-            throw TextEncoderLoadError.invalidConfig(path: configPath, message: "missing or unreadable; a diffusers "
-                                                     + "text_encoder/ folder has one")
-        }
-        let config: Gemma2Config
-        do { config = try JSONDecoder().decode(Gemma2Config.self, from: data) } catch {
-            throw TextEncoderLoadError.invalidConfig(path: configPath, message: "not a valid Gemma2Config: \(error)")
-        }
-        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           let type = object["model_type"] as? String, type != "gemma2" {
-            throw TextEncoderLoadError.invalidConfig(path: configPath, message: "model_type '\(type)' is not "
-                                                     + "supported (only gemma2, SANA's Gemma-2 text encoder)")
-        }
-        let problems = config.problems()
-        guard problems.isEmpty else {
-            throw TextEncoderLoadError.invalidConfig(path: configPath, message: problems.joined(separator: "; "))
-        }
-        let checkpoint: SafetensorsCheckpoint
-        do { checkpoint = try SafetensorsCheckpoint(path: folder, variant: variant) } catch {
-            throw TextEncoderLoadError.weights(path: folder, message: error.description)
-        }
-        return try load(checkpoint, config: config,
-                        path: checkpoint.indexPath ?? checkpoint.files.first?.path ?? folder)
+        return try load(model.checkpoint, config: model.config, path: model.weightsPath)
     }
 
     /// Checks every key and shape, then reads all tensors as fp32 and assembles the layers.
@@ -127,12 +75,12 @@ extension Gemma2Model {
             }
         }
         if !missing.isEmpty || !unexpected.isEmpty || !wrong.isEmpty {
-            throw TextEncoderLoadError.keyMismatch(path: path, missing: missing, unexpected: unexpected.sorted(),
+            throw ModelFolderError.keyMismatch(path: path, folder: "a Gemma2Model text_encoder/ folder", missing: missing, unexpected: unexpected.sorted(),
                                                    wrongShape: wrong)
         }
         func read(_ base: String) throws -> Tensor {
             do { return try checkpoint.tensor(found[base]!) } catch {
-                throw TextEncoderLoadError.weights(path: path, message: error.description)
+                throw ModelFolderError.weights(path: path, message: error.description)
             }
         }
         let eps = Float(config.rmsNormEps)

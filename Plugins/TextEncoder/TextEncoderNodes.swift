@@ -48,7 +48,7 @@ public struct TextEncoderLoad: Node {
             weights = try FileFingerprint.fast(path + "/config.json") + "\n"
                 + (try SafetensorsCheckpoint(path: path).fingerprint())
         } catch {
-            throw TextEncoderLoadError.weights(path: path, message: error.description)
+            throw ModelFolderError.weights(path: path, message: error.description)
         }
         do {
             return weights + "\n" + (try FileFingerprint.fast(tokenizer))

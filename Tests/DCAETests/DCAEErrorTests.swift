@@ -8,7 +8,7 @@ import Testing
 import TestSupport
 
 /// Bad models and bad inputs give one clear, categorized error naming the file or node.
-@Suite struct DCAEErrorTests {
+@Suite struct ModelFolderErrorTests {
     static let fixture = "mixed_interpolate_f32"
     static var folder: String { DCAEParityTests.folder(fixture) }
 
@@ -21,7 +21,7 @@ import TestSupport
     }
 
     @Test func missingFolderIsAModelFileError() throws {
-        let error = #expect(throws: DCAEError.self) { try AutoencoderDC.load(folder: "/nonexistent/vae") }
+        let error = #expect(throws: ModelFolderError.self) { try AutoencoderDC.load(folder: "/nonexistent/vae") }
         #expect(error?.category == .modelFile)
         #expect(error?.category.exitCode == 4)
         #expect(error?.description.contains("/nonexistent/vae") == true)
@@ -31,7 +31,7 @@ import TestSupport
         let vae = try Self.copyOfFixture()
         defer { try? FileManager.default.removeItem(at: vae.deletingLastPathComponent()) }
         try FileManager.default.removeItem(at: vae.appendingPathComponent("config.json"))
-        let error = #expect(throws: DCAEError.self) { try AutoencoderDC.load(folder: vae.path) }
+        let error = #expect(throws: ModelFolderError.self) { try AutoencoderDC.load(folder: vae.path) }
         #expect(error?.description.contains("config.json") == true)
     }
 
@@ -43,7 +43,7 @@ import TestSupport
         json["decoder_block_types"] = ["ResBlock", "AttnBlock", "EfficientViTBlock"]
         json["decoder_conv_act_fn"] = "relu6"
         try JSONSerialization.data(withJSONObject: json).write(to: configURL)
-        let error = #expect(throws: DCAEError.self) { try AutoencoderDC.load(folder: vae.path) }
+        let error = #expect(throws: ModelFolderError.self) { try AutoencoderDC.load(folder: vae.path) }
         let text = error?.description ?? ""
         #expect(text.contains("config.json") && text.contains("AttnBlock") && text.contains("relu6"), "\(text)")
     }
@@ -54,7 +54,7 @@ import TestSupport
         let weights = vae.appendingPathComponent("diffusion_pytorch_model.safetensors")
         let bytes = try Data(contentsOf: weights)
         try bytes.prefix(bytes.count / 2).write(to: weights)  // truncated download
-        let error = #expect(throws: DCAEError.self) { try AutoencoderDC.load(folder: vae.path) }
+        let error = #expect(throws: ModelFolderError.self) { try AutoencoderDC.load(folder: vae.path) }
         #expect(error?.category == .modelFile)
         #expect(error?.description.contains("diffusion_pytorch_model.safetensors") == true, "\(error?.description ?? "")")
     }
@@ -70,8 +70,8 @@ import TestSupport
         tensors.removeValue(forKey: "encoder.conv_in.bias")                      // missing
         tensors["decoder.extra.weight"] = Tensor(zeros: [2])                     // unexpected
         try SafetensorsWriter.write(tensors, to: path)
-        let error = #expect(throws: DCAEError.self) { try AutoencoderDC.load(folder: vae.path) }
-        guard case .keyMismatch(let p, let missing, let unexpected, let wrong) = error else {
+        let error = #expect(throws: ModelFolderError.self) { try AutoencoderDC.load(folder: vae.path) }
+        guard case .keyMismatch(let p, _, let missing, let unexpected, let wrong) = error else {
             Issue.record("expected keyMismatch, got \(String(describing: error))"); return
         }
         #expect(p == path)

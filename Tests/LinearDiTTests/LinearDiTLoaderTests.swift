@@ -45,8 +45,8 @@ import TestSupport
         do {
             _ = try SanaTransformer2DModel.load(folder: dir.path)
             Issue.record("expected a key mismatch")
-        } catch let error as LinearDiTError {
-            guard case .keyMismatch(_, let missing, let unexpected, let wrong) = error else {
+        } catch let error as ModelFolderError {
+            guard case .keyMismatch(_, _, let missing, let unexpected, let wrong) = error else {
                 Issue.record("wrong error \(error)"); return
             }
             #expect(missing == ["caption_norm.weight", "transformer_blocks.1.attn2.to_k.bias"])

@@ -60,8 +60,8 @@ import TestSupport
         do {
             _ = try Gemma2Model.load(folder: dir.path)
             Issue.record("expected a key mismatch")
-        } catch let error as TextEncoderLoadError {
-            guard case .keyMismatch(_, let missing, let unexpected, let wrong) = error else {
+        } catch let error as ModelFolderError {
+            guard case .keyMismatch(_, _, let missing, let unexpected, let wrong) = error else {
                 Issue.record("wrong error \(error)"); return
             }
             #expect(missing == ["layers.1.mlp.up_proj.weight", "norm.weight"])
@@ -79,7 +79,7 @@ import TestSupport
             do {
                 _ = try Gemma2Model.load(folder: path)
                 Issue.record("expected an error for \(path)")
-            } catch let error as TextEncoderLoadError {
+            } catch let error as ModelFolderError {
                 #expect(error.category == .modelFile)
                 #expect(error.description.contains(path), "\(error)")
             }
@@ -96,7 +96,7 @@ import TestSupport
             do {
                 _ = try Gemma2Model.load(folder: dir.path)
                 Issue.record("expected a config error for \(config)")
-            } catch let error as TextEncoderLoadError {
+            } catch let error as ModelFolderError {
                 guard case .invalidConfig(let path, let message) = error else { Issue.record("\(error)"); continue }
                 #expect(path.hasSuffix("config.json") && message.contains(needle), "\(message)")
             }
@@ -112,7 +112,7 @@ import TestSupport
         do {
             _ = try Gemma2Model.load(folder: dir.path)
             Issue.record("expected a weights error")
-        } catch let error as TextEncoderLoadError {
+        } catch let error as ModelFolderError {
             #expect(error.category == .modelFile)
             #expect(error.description.contains("model.safetensors"), "\(error)")
         }
