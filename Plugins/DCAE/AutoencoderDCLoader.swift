@@ -30,7 +30,8 @@ extension AutoencoderDC {
         }
         var tensors: [String: Tensor] = [:]
         for key in spec.expected.keys {
-            do { tensors[key] = try checkpoint.tensor(key) } catch {
+            // Releasing each tensor's source pages once converted keeps the peak near the fp32 weights.
+            do { tensors[key] = try checkpoint.tensor(key, releasingSource: true) } catch {
                 throw ModelFolderError.weights(path: path, message: error.description)
             }
             // A NaN/inf weight would silently turn every decoded image black; report the file instead.

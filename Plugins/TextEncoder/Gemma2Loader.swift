@@ -79,7 +79,8 @@ extension Gemma2Model {
                                                    wrongShape: wrong)
         }
         func read(_ base: String) throws -> Tensor {
-            do { return try checkpoint.tensor(found[base]!) } catch {
+            // Releasing each tensor's BF16/F16 source pages once converted keeps the peak near the fp32 weights.
+            do { return try checkpoint.tensor(found[base]!, releasingSource: true) } catch {
                 throw ModelFolderError.weights(path: path, message: error.description)
             }
         }

@@ -72,6 +72,12 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
     /// Reads `name` converted to fp32.
     public func tensor(_ name: String) throws(SafetensorsError) -> Tensor { try file(containing: name).tensor(name) }
 
+    /// Reads tensor `name` as fp32 and, with `releasingSource`, drops the process's mapped source pages after the
+    /// conversion (see `SafetensorsFile.tensor(_:releasingSource:)`): what loaders converting a whole model use.
+    public func tensor(_ name: String, releasingSource: Bool) throws(SafetensorsError) -> Tensor {
+        try file(containing: name).tensor(name, releasingSource: releasingSource)
+    }
+
     /// The stored bytes and dtype of `name`, without conversion or copy (keeps its file mapped).
     public func rawBytes(_ name: String) throws(SafetensorsError) -> RawTensorBytes {
         try file(containing: name).rawBytes(name)

@@ -90,6 +90,18 @@ public final class SafetensorsFile: @unchecked Sendable {
         return Tensor(decoding: bytes, dtype: info.dtype, shape: info.shape)
     }
 
+    /// Reads tensor `name` converted to fp32 like `tensor(_:)`; with `releasingSource`, then drops this process's
+    /// mapped source pages of a large tensor (`MADV_DONTNEED`; the page cache keeps them and a later read
+    /// re-faults them). Model loaders use it so that the mapped F16/BF16 file does not stay resident on top of
+    /// the fp32 copies until the end of the load (Gemma-2-2B: 4.9 GiB of BF16 pages over 9.8 GiB of weights).
+    public func tensor(_ name: String, releasingSource: Bool) throws(SafetensorsError) -> Tensor {
+        let info = try info(name)
+        let bytes = rawPointer(info)
+        let tensor = Tensor(decoding: bytes, dtype: info.dtype, shape: info.shape)
+        if releasingSource { Self.releasePages(bytes, info.byteCount) }
+        return tensor
+    }
+
     /// Decodes tensor `name` to fp32 into caller-owned memory of exactly its element count.
     public func read(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws(SafetensorsError) {
         let info = try info(name)
@@ -124,6 +136,17 @@ public final class SafetensorsFile: @unchecked Sendable {
         _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, Int32(MADV_WILLNEED))
     }
 
+    /// Drops this process's pages of a mapped range of at least 1 MiB (smaller ones are not worth a system
+    /// call and share pages with their neighbours). The mapping is read-only and private, so the data stays
+    /// valid: the next read re-faults the pages from the page cache.
+    static func releasePages(_ p: UnsafeRawPointer, _ count: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0, count >= 1 << 20 else { return }
+        let start = Int(bitPattern: p) & ~(page - 1)
+        let end = Int(bitPattern: p) + count
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, Int32(MADV_DONTNEED))
+    }
+
     static func errnoText(_ code: Int32) -> String {
         if code == ENOENT { return "no such file" }
         return String(cString: strerror(code))
@@ -145,5 +168,12 @@ public struct RawTensorBytes: @unchecked Sendable {
     public func decoded() -> Tensor {
         guard let b = bytes.baseAddress else { return Tensor(zeros: info.shape) }
         return Tensor(decoding: b, dtype: info.dtype, shape: info.shape)
+    }
+
+    /// Drops this process's pages of these bytes once they are converted (see
+    /// `SafetensorsFile.tensor(_:releasingSource:)`); the bytes stay readable.
+    public func releaseSourcePages() {
+        guard let b = bytes.baseAddress else { return }
+        SafetensorsFile.releasePages(b, bytes.count)
     }
 }

@@ -4,7 +4,8 @@
 #   tools/bench/models.sh [--quick] [--reps N] [--rows NAME,NAME]
 #
 # Rows, options and method: tools/reference/bench_models.py (DiT Sana-600M load/forward at 512 and 1024 px,
-# plus DC-AE / Gemma / text2img rows that run once those node types are registered). --quick skips 1024 px.
+# plus DC-AE decode 512/1024, Gemma-2-2B encode and text2img 512 px on the random full-size pipeline of
+# text2img_full_compare.py, --pipeline DIR). --quick skips 1024 px, the fp32 load, gemma-encode and text2img-512.
 # Env: PYTHON (default: the reference venv of `make reference-venv`), SCRATCH (SwiftPM scratch path, default
 #      .build), THREADS (default 2, both sides), BENCH_WORK (weights and inputs, default $TMPDIR/sanagraph-bench;
 #      ~3.6 GB written once).

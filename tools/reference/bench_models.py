@@ -11,9 +11,16 @@ Rows (each has a name; `--rows` picks some):
   dit-load-f32    same, fp32 file
   dit-512         DiT forward, Sana-600M config, batch 2, latent 16x16 (512 px), 300 text tokens
   dit-1024        same at latent 32x32 (1024 px); skipped by --quick
-  dcae-decode-512, dcae-decode-1024, gemma-encode, text2img-512
-                  graph rows: run only when the CLI registers their node types (`sanagraph nodes`);
-                  otherwise they print "skipped" with the missing node types.
+  dcae-decode-512 DC-AE dc-ae-f32c32-sana-1.0 decode of a random 1x32x16x16 latent (decode only)
+  dcae-decode-1024 same, 1x32x32x32 latent; skipped by --quick
+  gemma-encode    Gemma-2-2B encode of one prompt with diffusers' complex human instruction, 300 tokens kept
+                  (encode only; the load times are in the note); skipped by --quick
+  text2img-512    whole text-to-image process, 512 px, 20 steps, guidance 4.5, loads included:
+                  `sanagraph run Graphs/text2img.yaml` vs SanaPipeline.from_pretrained + call; skipped by --quick
+                  These four use the random full-size pipeline of text2img_full_compare.py (--pipeline, default
+                  /tmp/text2img-full/model, built there once if absent: ~10 GB disk, minutes) and run only when
+                  the CLI registers their node types (`sanagraph nodes`). Each side runs in a fresh child process
+                  (peak RSS of that process alone, via wait4), Swift first, the files read through page cache first.
 
 Swift runs in one long-lived `sanagraph-bench serve` process (model rows) or as `sanagraph run --json`
 (graph rows, timed from the node events); PyTorch in this process with torch.set_num_threads(T). Each rep
@@ -230,6 +237,220 @@ class Bench:
         return seconds
 
 
+    # ---- graph rows: both sides in fresh child processes (peak RSS of each is its own) ------------------------
+    def pipeline(self):
+        """The random full-size SanaPipeline folder of text2img_full_compare.py (Gemma-2-2B, Sana-600M 512 px,
+        DC-AE f32c32, bf16 files), built once (~10 GB disk, minutes) unless --pipeline already holds one."""
+        folder = self.args.pipeline
+        if not os.path.exists(os.path.join(folder, "model_index.json")):
+            print(f"building the random full-size pipeline in {folder} (once) ...", file=sys.stderr, flush=True)
+            script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "text2img_full_compare.py")
+            subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {os.path.dirname(script)!r}); "
+                            f"import text2img_full_compare as t; t.build({folder!r})"], check=True)
+        return folder
+
+    def env(self):
+        t = str(self.args.threads)
+        return dict(os.environ, SANAGRAPH_THREADS=t, OPENBLAS_NUM_THREADS=t, OMP_NUM_THREADS=t, MKL_NUM_THREADS=t)
+
+    @staticmethod
+    def warm_cache(folder):
+        """Reads the weights through once, so that each side loads from page cache."""
+        for root, _, files in os.walk(folder):
+            for f in files:
+                if f.endswith(".safetensors"):
+                    with open(os.path.join(root, f), "rb") as fh:
+                        while fh.read(1 << 24):
+                            pass
+
+    def measured(self, cmd):
+        """Runs cmd under a wrapper that prints the peak RSS of cmd alone; returns (stdout, wall s, peak GiB)."""
+        wrapper = ("import os, subprocess, sys, time; t0 = time.perf_counter(); p = subprocess.Popen(sys.argv[1:]); "
+                   "_, status, ru = os.wait4(p.pid, 0); sys.stderr.write('BENCH_PEAK_KB %d %f\\n' % "
+                   "(ru.ru_maxrss, time.perf_counter() - t0)); sys.exit(os.waitstatus_to_exitcode(status))")
+        p = subprocess.run([sys.executable, "-c", wrapper] + cmd, capture_output=True, text=True, env=self.env())
+        line = next((ln for ln in p.stderr.splitlines() if ln.startswith("BENCH_PEAK_KB ")), None)
+        if p.returncode != 0 or line is None:
+            raise RuntimeError(f"{os.path.basename(cmd[0])} failed ({p.returncode}): {p.stderr.strip()[-600:]}")
+        kb, wall = line.split()[1:]
+        return p.stdout, float(wall), int(kb) / 2**20
+
+    def swift_graph(self, graph_text, name):
+        """`sanagraph run --json` on a graph; returns ({node: seconds}, wall s, peak GiB)."""
+        path = os.path.join(self.args.work, f"{name}.yaml")
+        with open(path, "w") as f:
+            f.write(graph_text)
+        out, wall, peak = self.measured([self.args.sanagraph, "run", path, "--json", "--cache", "off"])
+        seconds = {}
+        for line in out.splitlines():
+            if line.startswith("{"):
+                e = json.loads(line)
+                if e.get("event") == "node_finished":
+                    seconds[e["node"]] = e.get("seconds", 0.0)
+        return seconds, wall, peak
+
+    def torch_child(self, row, *extra):
+        """This script in a child process (`--torch-row`); returns (its JSON result, peak GiB)."""
+        out, _, peak = self.measured([sys.executable, os.path.abspath(__file__), "--torch-row", row,
+                                      "--threads", str(self.args.threads)] + list(extra))
+        return json.loads(next(ln for ln in out.splitlines() if ln.startswith("{"))), peak
+
+    def graph_rows(self, name, shape, swift_once, torch_once, note=""):
+        """reps interleaved runs of two fresh processes; medians, ratio and the larger peak RSS of each side."""
+        s_times, t_times, s_peak, t_peak, extra = [], [], 0.0, 0.0, {}
+        for _ in range(self.args.reps):
+            s, sp = swift_once()
+            t, tp = torch_once()
+            s_times.append(s)
+            t_times.append(t)
+            s_peak, t_peak = max(s_peak, sp), max(t_peak, tp)
+        self.add(name, shape, statistics.median(s_times), statistics.median(t_times),
+                 f"({note}Swift peak RSS {s_peak:.2f} GiB, PyTorch {t_peak:.2f} GiB)")
+
+    def run_dcae_decode_512(self, name, shape):
+        self.dcae_decode(name, shape, 16)
+
+    def run_dcae_decode_1024(self, name, shape):
+        self.dcae_decode(name, shape, 32)
+
+    def dcae_decode(self, name, shape, latent):
+        import torch
+        from safetensors.torch import save_file
+        vae = os.path.join(self.pipeline(), "vae")
+        z = os.path.join(self.args.work, f"dcae-latent-{latent}.safetensors")
+        if not os.path.exists(z):
+            save_file({"latent": torch.randn(1, 32, latent, latent, generator=torch.Generator().manual_seed(latent))}, z)
+        out = os.path.join(self.args.work, "dcae-swift.safetensors")
+        graph = f"""sanagraph: 1
+nodes:
+  vae: {{type: dcae.load, params: {{path: "{vae}"}}}}
+  z: {{type: tensor.load, params: {{path: "{z}", name: latent}}}}
+  decode: {{type: dcae.decode, inputs: {{vae: vae, latent: z}}, params: {{apply_scaling_factor: false}}}}
+  save: {{type: tensor.save, inputs: {{tensor: decode.image}}, params: {{path: "{out}", name: image}}}}
+"""
+        self.warm_cache(vae)
+
+        def swift_once():
+            sec, _, peak = self.swift_graph(graph, name)
+            return sec["decode"] * 1e3, peak
+
+        def torch_once():
+            r, peak = self.torch_child("dcae", vae, z, os.path.join(self.args.work, "dcae-torch.safetensors"))
+            return r["ms"], peak
+
+        self.graph_rows(name, shape, swift_once, torch_once, "decode only, both load bf16 → fp32 first; ")
+        from safetensors.torch import load_file
+        a = load_file(out)["image"]
+        b = load_file(os.path.join(self.args.work, "dcae-torch.safetensors"))["image"]
+        err = float((a - b).abs().max() * 255)
+        name_, shape_, s, t, note = self.results[-1]
+        self.results[-1] = (name_, shape_, s, t, f"(max pixel |Δ| {err:.3f}/255; " + note.strip("()") + ")")
+
+    def run_gemma_encode(self, name, shape):
+        model = self.pipeline()
+        folder, tok = os.path.join(model, "text_encoder"), os.path.join(model, "tokenizer")
+        out = os.path.join(self.args.work, "gemma-swift.safetensors")
+        graph = f"""sanagraph: 1
+nodes:
+  encoder: {{type: text_encoder.load, params: {{path: "{folder}", tokenizer: "{tok}"}}}}
+  positive: {{type: text.encode, inputs: {{encoder: encoder}}, params: {{text: "{PROMPT}", instruction: default, max_sequence_length: 300}}}}
+  save: {{type: tensor.save, inputs: {{tensor: positive}}, params: {{path: "{out}", name: c}}}}
+"""
+        self.warm_cache(folder)
+        loads = {}
+
+        def swift_once():
+            sec, _, peak = self.swift_graph(graph, name)
+            loads["swift"] = sec["encoder"]
+            return sec["positive"] * 1e3, peak
+
+        def torch_once():
+            r, peak = self.torch_child("gemma", folder, tok)
+            loads["torch"] = r["load_s"]
+            return r["ms"], peak
+
+        self.graph_rows(name, shape, swift_once, torch_once)
+        name_, shape_, s, t, note = self.results[-1]
+        self.results[-1] = (name_, shape_, s, t, f"(encode only; load bf16 → fp32: Swift {loads['swift']:.1f} s, "
+                            f"PyTorch {loads['torch']:.1f} s; " + note.strip("()") + ")")
+
+    def run_text2img_512(self, name, shape):
+        """Whole process on both sides, loads included: `sanagraph run Graphs/text2img.yaml` vs a python process
+        running SanaPipeline.from_pretrained + the pipeline call (text2img_full_compare.py's two sides)."""
+        model = self.pipeline()
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "text2img_full_compare.py")
+        out = os.path.join(self.args.work, "text2img-swift.png")
+        self.warm_cache(model)
+        parts = {}
+
+        def swift_once():
+            cmd = [self.args.sanagraph, "run", "Graphs/text2img.yaml", "--json", "--no-metadata", "--cache", "off",
+                   "--set", f"models={model}", "--set", f"prompt={PROMPT}", "--set", "steps=20",
+                   "--set", "width=512", "--set", "height=512", "--set", f"output={out}"]
+            text, wall, peak = self.measured(cmd)
+            sec = {}
+            for line in text.splitlines():
+                if line.startswith("{"):
+                    e = json.loads(line)
+                    if e.get("event") == "node_finished":
+                        sec[e["node"]] = e.get("seconds", 0.0)
+            parts["swift"] = sec.get("sample", 0.0)
+            return wall * 1e3, peak
+
+        def torch_once():
+            text, wall, peak = self.measured([sys.executable, script, "--torch-side", "--model", model,
+                                              "--work", self.args.work, "--steps", "20", "--size", "512"])
+            r = json.loads(next(ln for ln in text.splitlines() if ln.startswith("RESULT "))[len("RESULT "):])
+            parts["torch"] = r["transformer"]
+            parts["torch_call"] = r["pipeline_call"]
+            return wall * 1e3, peak
+
+        self.graph_rows(name, shape, swift_once, torch_once)
+        name_, shape_, s, t, note = self.results[-1]
+        self.results[-1] = (name_, shape_, s, t, f"(whole process incl. loads and Python start-up; sampling: Swift "
+                            f"{parts['swift']:.1f} s, diffusers {parts['torch']:.1f} s; diffusers pipeline call "
+                            f"{parts['torch_call']:.1f} s; " + note.strip("()") + ")")
+
+
+PROMPT = "a red circle above a blue square on a white background"
+
+
+def torch_row(args, rest):
+    """Child process of a graph row: one PyTorch run, prints one JSON line."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    torch.set_num_threads(args.threads)
+    if args.torch_row == "dcae":
+        from diffusers import AutoencoderDC
+        folder, z_path, out = rest
+        model = AutoencoderDC.from_pretrained(folder, torch_dtype=torch.float32).eval()
+        z = load_file(z_path)["latent"]
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            x = model.decode(z, return_dict=False)[0]
+            ms = (time.perf_counter() - t0) * 1e3
+        # dcae.decode's image output is the [0, 1] picture: compare with diffusers' postprocessing of it.
+        save_file({"image": (x / 2 + 0.5).clamp(0, 1).contiguous()}, out)
+        print(json.dumps({"ms": ms}))
+    elif args.torch_row == "gemma":
+        import inspect
+        from diffusers import SanaPipeline
+        from transformers import Gemma2Model, GemmaTokenizerFast
+        folder, tok = rest
+        t0 = time.perf_counter()
+        model = Gemma2Model.from_pretrained(folder, torch_dtype=torch.float32).eval()
+        load_s = time.perf_counter() - t0
+        pipe = SanaPipeline(tokenizer=GemmaTokenizerFast.from_pretrained(tok), text_encoder=model, vae=None,
+                            transformer=None, scheduler=None)
+        chi = list(inspect.signature(SanaPipeline.__call__).parameters["complex_human_instruction"].default)
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            pipe.encode_prompt(PROMPT, do_classifier_free_guidance=False, device="cpu", max_sequence_length=300,
+                               complex_human_instruction=chi)
+            ms = (time.perf_counter() - t0) * 1e3
+        print(json.dumps({"ms": ms, "load_s": load_s}))
+
+
 ROWS = {
     "dit-load-f16": lambda b: b.dit_load("fp16"),
     "dit-load-f32": lambda b: b.dit_load(None),
@@ -244,21 +465,30 @@ ROWS = {
     "text2img-512": lambda b: b.graph_row("text2img-512", "Graphs/text2img.yaml, 512 px, 20 steps",
                                           ["text_encoder.load", "text.encode", "dit.load", "dcae.decode"]),
 }
-QUICK_SKIP = {"dit-1024", "dcae-decode-1024", "dit-load-f32"}
+QUICK_SKIP = {"dit-1024", "dcae-decode-1024", "dit-load-f32", "gemma-encode", "text2img-512"}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", action="store_true", help="actually run (guard against `make fixtures`)")
     ap.add_argument("--make-weights", metavar="FOLDER", help=argparse.SUPPRESS)
-    ap.add_argument("--quick", action="store_true", help="skip the 1024 px rows and the fp32 load row")
+    ap.add_argument("--quick", action="store_true",
+                    help="skip the 1024 px rows, the fp32 load row and the Gemma and text2img rows")
+    ap.add_argument("--pipeline", default="/tmp/text2img-full/model",
+                    help="random full-size SanaPipeline folder of text2img_full_compare.py (built there if absent)")
+    ap.add_argument("--torch-row", help=argparse.SUPPRESS)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--rows", default="", help="comma-separated row names (default: all)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "sanagraph-bench"))
     ap.add_argument("--bench-bin", default=".build/release/sanagraph-bench")
     ap.add_argument("--sanagraph", default=".build/release/sanagraph")
-    args = ap.parse_args()
+    args, rest = ap.parse_known_args()
+    if args.torch_row:
+        torch_row(args, rest)
+        return
+    if rest:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.make_weights:
         make_weights(args.make_weights)
         return
@@ -274,7 +504,7 @@ def main():
         sys.exit(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
     bench = Bench(args)
     print(f"torch {torch.__version__}: {torch.get_num_threads()} threads; medians of {args.reps} interleaved reps "
-          f"after 1 warm-up (load rows: {max(2, args.reps // 2)} reps)")
+          f"after 1 warm-up (load rows: {max(2, args.reps // 2)} reps; graph rows: fresh processes, no warm-up)")
     try:
         for n in names:
             try:
