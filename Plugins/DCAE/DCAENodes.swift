@@ -1,6 +1,5 @@
 import Foundation
 import GraphRuntime
-import Safetensors
 import Tensors
 
 /// `dcae.load`: loads a diffusers `AutoencoderDC` `vae/` folder.
@@ -19,13 +18,7 @@ public struct DCAELoad: Node {
 
     /// Fingerprints config.json and every weight file, so edits invalidate cached results.
     public func fingerprint(params: ParamValues) throws -> String? {
-        let path = params.string("path")
-        do {
-            let config = try FileFingerprint.fast(path + "/config.json")
-            return config + "\n" + (try SafetensorsCheckpoint(path: path).fingerprint())
-        } catch {
-            throw ModelFolderError.weights(path: path, message: "\(error)")
-        }
+        try ModelFolder<AutoencoderDCConfig>.fingerprint(path: params.string("path"))
     }
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {

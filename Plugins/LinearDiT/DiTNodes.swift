@@ -1,5 +1,4 @@
 import GraphRuntime
-import Safetensors
 import Tensors
 
 /// `dit.load`: loads a diffusers `SanaTransformer2DModel` `transformer/` folder as a denoiser.
@@ -18,13 +17,7 @@ public struct DiTLoad: Node {
 
     /// Fingerprints config.json and every weight file, so edits invalidate cached results.
     public func fingerprint(params: ParamValues) throws -> String? {
-        let path = params.string("path")
-        do {
-            let config = try FileFingerprint.fast(path + "/config.json")
-            return config + "\n" + (try SafetensorsCheckpoint(path: path).fingerprint())
-        } catch {
-            throw ModelFolderError.weights(path: path, message: error.description)
-        }
+        try ModelFolder<SanaTransformerConfig>.fingerprint(path: params.string("path"))
     }
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {

@@ -43,13 +43,7 @@ public struct TextEncoderLoad: Node {
     public func fingerprint(params: ParamValues) throws -> String? {
         let path = params.string("path")
         let tokenizer = Self.tokenizerFile(Self.tokenizerPath(params))
-        let weights: String
-        do {
-            weights = try FileFingerprint.fast(path + "/config.json") + "\n"
-                + (try SafetensorsCheckpoint(path: path).fingerprint())
-        } catch {
-            throw ModelFolderError.weights(path: path, message: error.description)
-        }
+        let weights = try ModelFolder<Gemma2Config>.fingerprint(path: path)
         do {
             return weights + "\n" + (try FileFingerprint.fast(tokenizer))
         } catch {

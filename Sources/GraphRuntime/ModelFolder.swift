@@ -77,6 +77,17 @@ public struct ModelFolder<Config: Decodable> {
         }
     }
 
+    /// The cache fingerprint of a model folder: its config.json and every weight file (path, size, mtime, inode), so
+    /// editing either invalidates cached results. Cheap: nothing is read or decoded.
+    public static func fingerprint(path: String) throws -> String {
+        do {
+            return try FileFingerprint.fast(path + "/config.json") + "\n"
+                + (try SafetensorsCheckpoint(path: path).fingerprint())
+        } catch {
+            throw ModelFolderError.weights(path: path, message: "\(error)")
+        }
+    }
+
     /// The weights' path for messages: the shard index, else the single file.
     public var weightsPath: String { checkpoint.indexPath ?? checkpoint.files.first?.path ?? path }
 }
