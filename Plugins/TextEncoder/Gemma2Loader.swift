@@ -103,7 +103,11 @@ extension Gemma2Model {
                 postFeedforwardLayernorm: try read(p + "post_feedforward_layernorm.weight"),
                 eps: eps, slidingWindow: config.slidingWindow(layer: i)))
         }
-        return Gemma2Model(config: config, embedTokens: try read("embed_tokens.weight"), layers: layers,
+        let embedding: RawTensorBytes
+        do { embedding = try checkpoint.rawBytes(found["embed_tokens.weight"]!) } catch {
+            throw ModelFolderError.weights(path: path, message: error.description)
+        }
+        return Gemma2Model(config: config, embedTokens: embedding, layers: layers,
                            norm: try read("norm.weight"))
     }
 }

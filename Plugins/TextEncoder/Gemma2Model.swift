@@ -1,5 +1,6 @@
 import Foundation
 import GraphRuntime
+import Safetensors
 import Tensors
 
 // transformers' `Gemma2Model` (decoder only, no LM head), in fp32. Property names mirror the checkpoint keys
@@ -64,20 +65,24 @@ struct Gemma2DecoderLayer: Sendable {
 /// diffusers' SanaPipeline takes (`text_encoder(ids, attention_mask=mask)[0]`).
 public final class Gemma2Model: Sendable {
     public let config: Gemma2Config
-    let embedTokens: Tensor
+    /// `embed_tokens.weight` as stored in the checkpoint (any supported dtype), read from the file mapping: a
+    /// prompt needs a few hundred of its rows, so converting the whole table to fp32 at load (Gemma-2-2B:
+    /// 256 000 × 2304, 2.4 GB, a fifth of the model) would cost time and memory for nothing.
+    let embedTokens: RawTensorBytes
     let layers: [Gemma2DecoderLayer]
     let norm: Tensor
 
-    init(config: Gemma2Config, embedTokens: Tensor, layers: [Gemma2DecoderLayer], norm: Tensor) {
+    init(config: Gemma2Config, embedTokens: RawTensorBytes, layers: [Gemma2DecoderLayer], norm: Tensor) {
         self.config = config
         self.embedTokens = embedTokens
         self.layers = layers
         self.norm = norm
     }
 
-    /// Bytes of weights held (fp32).
+    /// Bytes of weights held: the fp32 layers plus the mapped embedding table (of which only the rows of
+    /// tokens seen so far are actually resident).
     public var residentBytes: Int {
-        var n = embedTokens.byteCount + norm.byteCount
+        var n = embedTokens.bytes.count + norm.byteCount
         for l in layers {
             n += l.selfAttn.qProj.byteCount + l.selfAttn.kProj.byteCount + l.selfAttn.vProj.byteCount
                 + l.selfAttn.oProj.byteCount + l.mlp.gateProj.byteCount + l.mlp.upProj.byteCount
@@ -93,7 +98,8 @@ public final class Gemma2Model: Sendable {
         let b = ids.count, l = ids.first?.count ?? 0, d = config.hiddenSize
         let out = Tensor(uninitialized: [b, l, d])
         let normalizer = Float(Double(d).squareRoot())
-        let table = embedTokens.storage.pointer + embedTokens.offset
+        guard let table = embedTokens.bytes.baseAddress else { return out }
+        let rowBytes = d * embedTokens.dtype.size
         for (bi, row) in ids.enumerated() {
             guard row.count == l else { throw .raggedBatch }
             for (li, id) in row.enumerated() {
@@ -101,8 +107,8 @@ public final class Gemma2Model: Sendable {
                     throw .tokenOutOfRange(id: id, vocabSize: config.vocabSize)
                 }
                 let dst = out.storage.pointer + (bi * l + li) * d
-                let src = table + id * d
-                for j in 0..<d { dst[j] = src[j] * normalizer }
+                DTypeConversion.decode(embedTokens.dtype, from: table + id * rowBytes, count: d, into: dst)
+                for j in 0..<d { dst[j] *= normalizer }
             }
         }
         return out

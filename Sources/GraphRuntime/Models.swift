@@ -21,9 +21,19 @@ public enum PromptInstruction: Sendable, Hashable {
 
 /// A text encoder that turns prompts into conditioning.
 public protocol TextEncoderModel: LoadedModel {
-    /// Encodes a batch of prompts into embeddings [B, L, D] and mask [B, L].
-    func encode(prompts: [String], instruction: PromptInstruction, maxSequenceLength: Int,
+    /// Encodes a batch of prompts into embeddings [B, L, D] and mask [B, L]. With `skipPadding`, rows whose mask
+    /// is 0 may be left as zeros instead of computed (denoisers mask them out of cross-attention).
+    func encode(prompts: [String], instruction: PromptInstruction, maxSequenceLength: Int, skipPadding: Bool,
                 context: RunContext) throws -> Conditioning
+}
+
+extension TextEncoderModel {
+    /// Encodes with every row computed, padding included (what the reference pipelines return).
+    public func encode(prompts: [String], instruction: PromptInstruction, maxSequenceLength: Int,
+                       context: RunContext) throws -> Conditioning {
+        try encode(prompts: prompts, instruction: instruction, maxSequenceLength: maxSequenceLength,
+                   skipPadding: false, context: context)
+    }
 }
 
 /// Text-dependent state a denoiser prepares once and reuses at every step (e.g. cross-attention K/V).

@@ -4,6 +4,7 @@ import CBLAS
 // - depthwise (groups == in == out channels): direct loops over zero-padded planes, parallel over planes,
 //   with unrolled 3×3 and 5×5 windows for stride 1;
 // - pointwise 1×1, stride 1, no padding: one GEMM per image (per group when grouped) straight on the input;
+// - dense 3×3 stride 1 over enough pixels: Winograd F(2×2, 3×3) (Ops+Winograd.swift);
 // - everything else: im2col over tiles of output rows + one GEMM per tile and group.
 // The output is pre-filled with the bias and GEMMs accumulate onto it (beta = 1), so the bias add is free.
 
@@ -43,6 +44,8 @@ extension Ops {
             depthwiseConv(x, weight, bias, geometry, into: out)
         } else if kh == 1 && kw == 1 && stride == (1, 1) && padding == (0, 0) {
             pointwiseConv(x, weight, bias, geometry, into: out)
+        } else if Winograd3x3.isWorthwhile(geometry) {
+            Winograd3x3.conv(x, weight, bias, geometry, into: out)
         } else {
             im2colConv(x, weight, bias, geometry, into: out)
         }

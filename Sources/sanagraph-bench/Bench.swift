@@ -138,6 +138,17 @@ struct Bench {
                 keep(Ops.conv2d(x, weight: w, bias: b))
             })
         }
+        // Dense 3×3 convolutions at DC-AE f32c32 decoder shapes (ResBlock convs at 512 px: 128 ch at 512², 512 ch
+        // at 128²; their conv_out, 128 → 3): the Winograd path and, for conv_out, im2col.
+        for (name, c, cout, side, seed) in [("conv2d_3x3_c128", 128, 128, 256, 16), ("conv2d_3x3_c512", 512, 512, 64, 19),
+                                             ("conv2d_3x3_out3", 128, 3, 256, 22)] {
+            let x = random([1, c, side, side], seed: UInt64(seed)), w = random([cout, c, 3, 3], seed: UInt64(seed + 1))
+            let b = random([cout], seed: UInt64(seed + 2))
+            rows.append(Row(name: name, shape: "[1,\(c),\(side),\(side)]→\(cout) k3 p1",
+                            gflop: 2.0 * Double(side * side * c * cout * 9) / 1e9) {
+                keep(Ops.conv2d(x, weight: w, bias: b, stride: 1, padding: 1))
+            })
+        }
         do {
             let x = random([2, 1024, 1152], seed: 12)
             rows.append(Row(name: "layer_norm", shape: "[2,1024,1152] no affine", gflop: 0) {

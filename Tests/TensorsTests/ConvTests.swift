@@ -5,10 +5,10 @@ import TestSupport
 
 @Suite("Conv2d")
 struct ConvTests {
-    @Test("conv2d matches F.conv2d on every path: im2col, pointwise, grouped, depthwise, strides, padding, dilation")
+    @Test("conv2d matches F.conv2d on every path: im2col, pointwise, grouped, depthwise, Winograd, strides, padding, dilation")
     func matchesTorch() throws {
         let (f, cases) = try CoreFixtures.load("conv2d")
-        #expect(cases.count == 21)
+        #expect(cases.count == 23)
         for c in cases {
             let stride = try #require(c.pair("stride")), padding = try #require(c.pair("padding"))
             let dilation = try #require(c.pair("dilation")), groups = try #require(c.int("groups"))
@@ -58,6 +58,41 @@ struct ConvTests {
         Ops.im2colConv(x, w, b, g, into: reference)
         #expect(fast.shape == [2, channels, 37, 45])
         #expect(TestSupport.relativeError(fast, reference) <= 1e-6)
+    }
+
+    @Test("Winograd F(2×2, 3×3) agrees with im2col in one band and in bands of one tile row",
+          arguments: [(1, 1), (0, 0), (2, 1)])
+    func winogradAgreesWithIm2col(padding: (Int, Int)) {
+        var rng = SeededValues(seed: 50 + UInt64(padding.0))
+        let x = rng.tensor([2, 19, 35, 41]), w = rng.tensor([23, 19, 3, 3]), b = rng.tensor([23])
+        let g = geometry(x, w, stride: (1, 1), padding: padding, groups: 1)
+        #expect(Winograd3x3.isWorthwhile(g))
+        let reference = Tensor(uninitialized: [2, 23, g.hout, g.wout])
+        Ops.im2colConv(x, w, b, g, into: reference)
+        let whole = Tensor(uninitialized: reference.shape), banded = Tensor(uninitialized: reference.shape)
+        Winograd3x3.conv(x, w, b, g, into: whole)
+        Winograd3x3.conv(x, w, b, g, into: banded, maxBandFloats: 1)
+        #expect(TestSupport.relativeError(whole, reference) <= 2e-6)
+        #expect(banded.scalars == whole.scalars)
+        let noBias = Tensor(uninitialized: reference.shape), referenceNoBias = Tensor(uninitialized: reference.shape)
+        Winograd3x3.conv(x, w, nil, g, into: noBias)
+        Ops.im2colConv(x, w, nil, g, into: referenceNoBias)
+        #expect(TestSupport.relativeError(noBias, referenceNoBias) <= 2e-6)
+    }
+
+    @Test("conv2d takes the Winograd path only for dense 3×3 stride-1 convolutions with enough tiles and channels")
+    func winogradPathSelection() {
+        func accepts(_ x: [Int], _ w: [Int], stride: Int = 1, groups: Int = 1) -> Bool {
+            Winograd3x3.isWorthwhile(geometry(Tensor(zeros: x), Tensor(zeros: w), stride: (stride, stride),
+                                              padding: (1, 1), groups: groups))
+        }
+        #expect(accepts([1, 128, 64, 64], [128, 128, 3, 3]))
+        #expect(!accepts([1, 128, 64, 64], [128, 128, 3, 3], stride: 2))
+        #expect(!accepts([1, 128, 64, 64], [128, 64, 3, 3], groups: 2))
+        #expect(!accepts([1, 128, 64, 64], [3, 128, 3, 3]))      // DC-AE conv_out: 3 output channels
+        #expect(!accepts([1, 3, 64, 64], [64, 3, 3, 3]))         // RGB input
+        #expect(!accepts([1, 512, 16, 16], [512, 512, 3, 3]))    // 64 tiles: transform cost not repaid
+        #expect(!accepts([1, 128, 64, 64], [128, 128, 5, 5]))
     }
 
     @Test("pointwise GEMM path agrees with a direct per-pixel sum on a grouped 1×1 convolution")

@@ -83,6 +83,40 @@ import TestSupport
         }
     }
 
+    @Test func skipPaddingKeepsEveryComputedRowAndZeroesThePaddingPastTheLongestPrompt() throws {
+        let encoder = try Self.encoder()
+        let expected = try SafetensorsFile(path: Self.root + "/expected.safetensors")
+        let context = RunContext(nodeID: "test")
+        var sawPadding = false
+        for c in try Self.cases().cases {
+            let full = try encoder.encode(prompts: c.prompts, instruction: c.promptInstruction,
+                                          maxSequenceLength: c.maxSequenceLength, context: context)
+            let skipped = try encoder.encode(prompts: c.prompts, instruction: c.promptInstruction,
+                                             maxSequenceLength: c.maxSequenceLength, skipPadding: true, context: context)
+            #expect(skipped.mask.scalars == full.mask.scalars, "\(c.name)")
+            #expect(skipped.embeddings.shape == full.embeddings.shape, "\(c.name)")
+            let d = full.embeddings.shape[2]
+            let mask = full.mask.scalars, a = skipped.embeddings.scalars, b = full.embeddings.scalars
+            let reference = try expected.tensor(c.name + ".embeddings").scalars
+            for (row, m) in mask.enumerated() {
+                let rows = row * d..<(row + 1) * d
+                if m == 0, a[rows].allSatisfy({ $0 == 0 }) {
+                    sawPadding = true
+                } else {
+                    // Real rows, and padding rows before the batch's longest prompt ends (computed like real
+                    // ones): the same values up to summation order (attention sums run over fewer keys), so as
+                    // close to diffusers as the full run is.
+                    let scale = reference.lazy.map(abs).max() ?? 1
+                    let vsFull = zip(a[rows], b[rows]).map { abs($0 - $1) }.max() ?? 0
+                    let vsDiffusers = zip(a[rows], reference[rows]).map { abs($0 - $1) }.max() ?? 0
+                    #expect(vsFull <= 1e-5 * scale, "\(c.name) row \(row): \(vsFull)")
+                    #expect(vsDiffusers <= 1e-4 * scale, "\(c.name) row \(row): \(vsDiffusers)")
+                }
+            }
+        }
+        #expect(sawPadding)
+    }
+
     @Test func shardedBF16CausalLMCheckpointWithModelPrefixLoadsAndMatches() throws {
         let encoder = try Self.encoder(Self.root + "/text_encoder_bf16_sharded")
         let expected = try SafetensorsFile(path: Self.root + "/expected.safetensors")

@@ -102,6 +102,11 @@ def conv_fixtures(g):
     conv("dw5narrow", randn(g, 1, 3, 7, 3), 3, 5, padding=(2, 2), groups=3)  # narrower than the kernel
     conv("dw4", randn(g, 1, 3, 8, 8), 3, 4, padding=(1, 1), groups=3)
     conv("dw1", randn(g, 1, 6, 4, 5), 6, 1, groups=6)
+    # Winograd F(2×2, 3×3) path (3×3, stride 1, ≥ 16 channels each side, ≥ 256 output tiles); its own generator
+    # so the cases above and the other fixture files keep their values
+    g = torch.Generator().manual_seed(SEED + 1)
+    conv("winogradOdd", randn(g, 1, 16, 33, 31), 17, 3, padding=(1, 1))   # odd sizes: partial edge tiles
+    conv("winogradPad2x1", randn(g, 1, 16, 30, 32), 16, 3, padding=(2, 1), bias=False)
     save("conv2d", t, cases)
 
 
