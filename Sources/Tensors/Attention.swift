@@ -94,8 +94,10 @@ extension Ops {
         let group = heads / kvHeads
         let pairs = batch * heads
         let perGroup = Swift.max(1, Swift.min(pairs, attentionScoreBudget / Swift.max(1, lq * lk)))
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: perGroup * lq * lk)
-        defer { scores.deallocate() }
+        // From the buffer pool: a fresh multi-megabyte block would page-fault on every call.
+        let scoreStorage = TensorStorage(uninitializedCount: perGroup * lq * lk)
+        defer { withExtendedLifetime(scoreStorage) {} }
+        let scores = scoreStorage.pointer
         let sp = SendablePointer(scores)
         let padding = maskInfo.flatMap { keyPadding($0.pointer.pointer, $0.strides, key: k, batch: batch, heads: heads,
                                                  group: group, lk: lk) }

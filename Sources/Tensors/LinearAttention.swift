@@ -37,11 +37,10 @@ extension Ops {
         let dp = dv + 1
 
         // Contiguous per-head copies: relu(Q), relu(K) [N, D] and Vp = [V | 1] [N, Dv+1].
-        let qr = UnsafeMutablePointer<Float>.allocate(capacity: pairs * n * d)
-        let kr = UnsafeMutablePointer<Float>.allocate(capacity: pairs * n * d)
-        let vp = UnsafeMutablePointer<Float>.allocate(capacity: pairs * n * dp)
-        let kv = UnsafeMutablePointer<Float>.allocate(capacity: d * dp)
-        defer { qr.deallocate(); kr.deallocate(); vp.deallocate(); kv.deallocate() }
+        // Scratch from the buffer pool (fresh multi-megabyte blocks would page-fault on every call).
+        let scratch = TensorStorage(uninitializedCount: pairs * n * (2 * d + dp) + d * dp)
+        defer { withExtendedLifetime(scratch) {} }
+        let qr = scratch.pointer, kr = qr + pairs * n * d, vp = kr + pairs * n * d, kv = vp + pairs * n * dp
         let (qrS, krS, vpS) = (SendablePointer(qr), SendablePointer(kr), SendablePointer(vp))
         Parallel.forEachRange(pairs * n, minChunk: Swift.max(1, 4_096 / (2 * d + dp))) { rows in
             for r in rows {
@@ -97,11 +96,10 @@ extension Ops {
         let src = SendablePointer(qkv.storage.pointer + qkv.offset)
         let dst = SendablePointer(out.storage.pointer)
         // relu(Q), relu(K) [d, N] per group, and (linear path) Vp = [V; 1] [d+1, N].
-        let qr = UnsafeMutablePointer<Float>.allocate(capacity: pairs * d * n)
-        let kr = UnsafeMutablePointer<Float>.allocate(capacity: pairs * d * n)
         let linear = n > d
-        let vp = UnsafeMutablePointer<Float>.allocate(capacity: linear ? pairs * dp * n : 1)
-        defer { qr.deallocate(); kr.deallocate(); vp.deallocate() }
+        let scratch = TensorStorage(uninitializedCount: pairs * d * n * 2 + (linear ? pairs * dp * n : 0))
+        defer { withExtendedLifetime(scratch) {} }
+        let qr = scratch.pointer, kr = qr + pairs * d * n, vp = kr + pairs * d * n
         let (qrS, krS, vpS) = (SendablePointer(qr), SendablePointer(kr), SendablePointer(vp))
         Parallel.forEachRange(pairs * d, minChunk: Swift.max(1, 8_192 / n)) { rows in
             for r in rows {

@@ -5,6 +5,8 @@ import CBLAS
 //   with unrolled 3×3 and 5×5 windows for stride 1;
 // - pointwise 1×1, stride 1, no padding: one GEMM per image (per group when grouped) straight on the input;
 // - dense 3×3 stride 1 over enough pixels: Winograd F(2×2, 3×3) (Ops+Winograd.swift);
+// - stride 1 with at most 4 output channels (an image head such as DC-AE's conv_out): direct loops, since a GEMM
+//   with m ≤ 4 runs at memory speed over a 9× larger im2col matrix;
 // - everything else: im2col over tiles of output rows + one GEMM per tile and group.
 // The output is pre-filled with the bias and GEMMs accumulate onto it (beta = 1), so the bias add is free.
 
@@ -46,6 +48,8 @@ extension Ops {
             pointwiseConv(x, weight, bias, geometry, into: out)
         } else if Winograd3x3.isWorthwhile(geometry) {
             Winograd3x3.conv(x, weight, bias, geometry, into: out)
+        } else if geometry.fitsFewOutputChannels {
+            fewOutputChannelsConv(x, weight, bias, geometry, into: out)
         } else {
             im2colConv(x, weight, bias, geometry, into: out)
         }
@@ -205,6 +209,59 @@ extension Ops {
         }
     }
 
+    /// Stride-1, ungrouped convolution to at most 4 output channels, parallel over bands of output rows: per
+    /// input channel, the band's input rows are copied into a zero-padded scratch and every output channel
+    /// accumulates its kh·kw taps along whole rows (the accumulating output rows stay in cache).
+    static func fewOutputChannelsConv(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, _ g: ConvGeometry, into out: Tensor) {
+        fillChannels(out, bias: bias)
+        let px = SendablePointer(x.storage.pointer + x.offset)
+        let pw = SendablePointer(weight.storage.pointer + weight.offset)
+        let po = SendablePointer(out.storage.pointer)
+        let taps = g.kh * g.kw, inPlane = g.h * g.w, outPlane = g.hout * g.wout
+        let paddedW = g.wout + (g.kw - 1) * g.dilationW
+        let bandRows = 8
+        let bands = (g.hout + bandRows - 1) / bandRows
+        Parallel.forEachRange(g.n * bands, minChunk: 1) { work in
+            let scratchRows = bandRows + (g.kh - 1) * g.dilationH
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: scratchRows * paddedW) { scratch in
+                let padded = scratch.baseAddress!
+                for item in work {
+                    let image = item / bands, oy0 = (item % bands) * bandRows
+                    let rows = Swift.min(bandRows, g.hout - oy0)
+                    let inputRows = rows + (g.kh - 1) * g.dilationH
+                    for ci in 0..<g.cin {
+                        let plane = px.pointer + (image * g.cin + ci) * inPlane
+                        for r in 0..<inputRows {
+                            let iy = oy0 + r - g.padH, dst = padded + r * paddedW
+                            dst.update(repeating: 0, count: paddedW)
+                            // paddedW = w + 2·padW: the row sits at column padW.
+                            if iy >= 0 && iy < g.h { (dst + g.padW).update(from: plane + iy * g.w, count: g.w) }
+                        }
+                        for co in 0..<g.cout {
+                            let k = pw.pointer + (co * g.cin + ci) * taps
+                            let o = po.pointer + (image * g.cout + co) * outPlane + oy0 * g.wout
+                            for r in 0..<rows {
+                                let dst = o + r * g.wout
+                                for ky in 0..<g.kh {
+                                    let src = padded + (r + ky * g.dilationH) * paddedW
+                                    if g.kw == 3 && g.dilationW == 1 {
+                                        let (a, b, c) = (k[ky * 3], k[ky * 3 + 1], k[ky * 3 + 2])
+                                        for xx in 0..<g.wout { dst[xx] += a * src[xx] + b * src[xx + 1] + c * src[xx + 2] }
+                                    } else {
+                                        for kx in 0..<g.kw {
+                                            let wv = k[ky * g.kw + kx], s = src + kx * g.dilationW
+                                            for xx in 0..<g.wout { dst[xx] += wv * s[xx] }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Writes `bias[c]` (or 0) into every output plane.
     private static func fillChannels(_ out: Tensor, bias: Tensor?) {
         let channels = out.shape[1], plane = out.shape[2] * out.shape[3]
@@ -220,6 +277,9 @@ extension Ops {
 struct ConvGeometry: Sendable {
     var n, cin, h, w, cout, kh, kw, hout, wout: Int
     var strideH, strideW, padH, padW, dilationH, dilationW, groups: Int
+
+    /// Whether `fewOutputChannelsConv` applies: stride 1, one group, at most 4 output channels.
+    var fitsFewOutputChannels: Bool { strideH == 1 && strideW == 1 && groups == 1 && cout <= 4 }
 
     /// Output columns `lo..<hi` for which kernel column `kx` reads inside the input row.
     @inline(__always)

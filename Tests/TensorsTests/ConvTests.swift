@@ -5,10 +5,10 @@ import TestSupport
 
 @Suite("Conv2d")
 struct ConvTests {
-    @Test("conv2d matches F.conv2d on every path: im2col, pointwise, grouped, depthwise, Winograd, strides, padding, dilation")
+    @Test("conv2d matches F.conv2d on every path: im2col, pointwise, grouped, depthwise, Winograd, few output channels, strides, padding, dilation")
     func matchesTorch() throws {
         let (f, cases) = try CoreFixtures.load("conv2d")
-        #expect(cases.count == 23)
+        #expect(cases.count == 25)
         for c in cases {
             let stride = try #require(c.pair("stride")), padding = try #require(c.pair("padding"))
             let dilation = try #require(c.pair("dilation")), groups = try #require(c.int("groups"))
@@ -93,6 +93,23 @@ struct ConvTests {
         #expect(!accepts([1, 3, 64, 64], [64, 3, 3, 3]))         // RGB input
         #expect(!accepts([1, 512, 16, 16], [512, 512, 3, 3]))    // 64 tiles: transform cost not repaid
         #expect(!accepts([1, 128, 64, 64], [128, 128, 5, 5]))
+    }
+
+    @Test("the few-output-channels path agrees with im2col across row bands, batches, padding and dilation")
+    func fewOutputChannelsAgreeWithIm2col() {
+        var rng = SeededValues(seed: 60)
+        let x = rng.tensor([2, 9, 29, 37]), w = rng.tensor([3, 9, 3, 3]), b = rng.tensor([3])
+        for (padding, dilation) in [((1, 1), 1), ((0, 2), 1), ((2, 2), 2)] {
+            var g = geometry(x, w, stride: (1, 1), padding: padding, groups: 1)
+            g.dilationH = dilation; g.dilationW = dilation
+            g.hout = x.shape[2] + 2 * padding.0 - dilation * 2
+            g.wout = x.shape[3] + 2 * padding.1 - dilation * 2
+            #expect(g.fitsFewOutputChannels && !Winograd3x3.isWorthwhile(g))
+            let direct = Tensor(uninitialized: [2, 3, g.hout, g.wout]), reference = Tensor(uninitialized: direct.shape)
+            Ops.fewOutputChannelsConv(x, w, b, g, into: direct)
+            Ops.im2colConv(x, w, b, g, into: reference)
+            #expect(TestSupport.relativeError(direct, reference) <= 1e-6, "padding \(padding) dilation \(dilation)")
+        }
     }
 
     @Test("pointwise GEMM path agrees with a direct per-pixel sum on a grouped 1×1 convolution")

@@ -44,10 +44,10 @@ def rows():
                 lambda: F.conv2d(xd, wd, bd, stride=1, padding=1, groups=2880)))
     xp, wp, bp = rand(2, 1152, 32, 32, seed=9), rand(2880, 1152, 1, 1, seed=10), rand(2880, seed=11)
     out.append(("conv2d_1x1", "[2,1152,32,32]→2880", lambda: F.conv2d(xp, wp, bp)))
-    for name, c, cout, side, seed in [("conv2d_3x3_c128", 128, 128, 256, 16), ("conv2d_3x3_c512", 512, 512, 64, 19),
-                                      ("conv2d_3x3_out3", 128, 3, 256, 22)]:
-        x3, w3, b3 = rand(1, c, side, side, seed=seed), rand(cout, c, 3, 3, seed=seed + 1), rand(cout, seed=seed + 2)
-        out.append((name, f"[1,{c},{side},{side}]→{cout} k3 p1",
+    for name, cin, cout, side, seed in [("conv2d_3x3_c128", 128, 128, 256, 16), ("conv2d_3x3_c512", 512, 512, 64, 19),
+                                        ("conv2d_3x3_out3", 128, 3, 256, 22)]:
+        x3, w3, b3 = rand(1, cin, side, side, seed=seed), rand(cout, cin, 3, 3, seed=seed + 1), rand(cout, seed=seed + 2)
+        out.append((name, f"[1,{cin},{side},{side}]→{cout} k3 p1",
                     lambda x3=x3, w3=w3, b3=b3: F.conv2d(x3, w3, b3, stride=1, padding=1)))
     xl = rand(2, 1024, 1152, seed=12)
     out.append(("layer_norm", "[2,1024,1152] no affine", lambda: F.layer_norm(xl, (1152,), eps=1e-6)))

@@ -107,6 +107,9 @@ def conv_fixtures(g):
     g = torch.Generator().manual_seed(SEED + 1)
     conv("winogradOdd", randn(g, 1, 16, 33, 31), 17, 3, padding=(1, 1))   # odd sizes: partial edge tiles
     conv("winogradPad2x1", randn(g, 1, 16, 30, 32), 16, 3, padding=(2, 1), bias=False)
+    # few output channels (stride 1, ≤ 4 out): direct path
+    conv("fewOut3x3", randn(g, 1, 12, 17, 23), 3, 3, padding=(1, 1))       # DC-AE conv_out style
+    conv("fewOutK5", randn(g, 2, 5, 9, 11), 2, (5, 3), padding=(2, 0), bias=False)
     save("conv2d", t, cases)
 
 
