@@ -229,17 +229,54 @@ public struct DCAEInputError: Error, CustomStringConvertible, Equatable {
 }
 
 /// diffusers `AutoencoderDC` (SANA's deep-compression autoencoder), weights held in fp32.
+///
+/// A loaded model converts each half's weights on its first use: a text-to-image run only ever decodes, so the
+/// encoder (half of DC-AE f32c32, 0.6 GB in fp32) is never converted, and the decoder's 0.6 GB are not held while
+/// the transformer samples.
 public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
     public let config: AutoencoderDCConfig
-    let encoder: DCEncoder
-    let decoder: DCDecoder
-    public let residentBytes: Int
+    /// Reads the fp32 weights whose keys start with a prefix (`"encoder."`, `"decoder."`); nil when built eagerly.
+    private let source: (@Sendable (String) throws -> WeightStore)?
+    private let lock = NSLock()
+    private var encoderHalf: DCEncoder?
+    private var decoderHalf: DCDecoder?
 
+    /// Both halves from weights in hand.
     init(config: AutoencoderDCConfig, weights: WeightStore) {
         self.config = config
-        encoder = DCEncoder(weights, config)
-        decoder = DCDecoder(weights, config)
-        residentBytes = encoder.bytes + decoder.bytes
+        source = nil
+        encoderHalf = DCEncoder(weights, config)
+        decoderHalf = DCDecoder(weights, config)
+    }
+
+    /// Each half built from `source(prefix)` when first used.
+    init(config: AutoencoderDCConfig, source: @escaping @Sendable (String) throws -> WeightStore) {
+        self.config = config
+        self.source = source
+    }
+
+    /// Bytes of fp32 weights converted so far (the halves used so far).
+    public var residentBytes: Int { lock.withLock { (encoderHalf?.bytes ?? 0) + (decoderHalf?.bytes ?? 0) } }
+
+    /// Whether the encoder's weights have been converted (it is built on the first encode).
+    public var encoderIsLoaded: Bool { lock.withLock { encoderHalf != nil } }
+
+    func encoder() throws -> DCEncoder {
+        try lock.withLock {
+            if let e = encoderHalf { return e }
+            let e = DCEncoder(try source!("encoder."), config)
+            encoderHalf = e
+            return e
+        }
+    }
+
+    func decoder() throws -> DCDecoder {
+        try lock.withLock {
+            if let d = decoderHalf { return d }
+            let d = DCDecoder(try source!("decoder."), config)
+            decoderHalf = d
+            return d
+        }
     }
 
     public var latentChannels: Int { config.latentChannels }
@@ -249,13 +286,13 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
     /// The decoder on raw latents, untiled (diffusers `decoder(z)`).
     public func decoderForward(_ latent: Tensor) throws -> Tensor {
         try checkLatent(latent)
-        return decoder(latent)
+        return try decoder()(latent)
     }
 
     /// The encoder on images in [-1, 1], untiled (diffusers `encoder(x)`).
     public func encoderForward(_ image: Tensor) throws -> Tensor {
         try checkImage(image)
-        return encoder(image)
+        return try encoder()(image)
     }
 
     /// Decodes raw latents. `tileSize` N (nil/0 = automatic, 1024) bounds memory for large images: above N² pixels
@@ -263,6 +300,7 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
     /// stages run in full-width bands with a receptive-field margin — the result equals the whole-image decode.
     public func decode(_ latent: Tensor, tileSize: Int?, context: RunContext) throws -> Tensor {
         try checkLatent(latent)
+        let decoder = try decoder()
         let f = downscale
         let (h, w) = (latent.shape[2] * f, latent.shape[3] * f)
         guard let rows = TiledCoding.plan(height: h, width: w, tileSize: tileSize ?? 0, ratio: f) else {
@@ -281,6 +319,7 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
     /// attention block run in bands, the rest whole).
     public func encode(_ image: Tensor, tileSize: Int?, context: RunContext) throws -> Tensor {
         try checkImage(image)
+        let encoder = try encoder()
         guard let rows = TiledCoding.plan(height: image.shape[2], width: image.shape[3], tileSize: tileSize ?? 0,
                                           ratio: downscale) else {
             return try encoder.forward(image, cancel: context.checkCancelled)
@@ -303,6 +342,7 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
     public func tiledDecode(_ latent: Tensor, tile: Int, stride: Int, context: RunContext? = nil) throws -> Tensor {
         try checkLatent(latent)
         try checkTiling(tile: tile, stride: stride)
+        let decoder = try decoder()
         let f = downscale
         return try TiledCoding.run(latent, tileIn: tile / f, strideIn: stride / f, blend: tile - stride,
                                    strideOut: stride, padTo: 1,
@@ -313,6 +353,7 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
     public func tiledEncode(_ image: Tensor, tile: Int, stride: Int, context: RunContext? = nil) throws -> Tensor {
         try checkImage(image)
         try checkTiling(tile: tile, stride: stride)
+        let encoder = try encoder()
         let f = downscale
         return try TiledCoding.run(image, tileIn: tile, strideIn: stride, blend: tile / f - stride / f,
                                    strideOut: stride / f, padTo: f,

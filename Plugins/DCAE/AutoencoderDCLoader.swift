@@ -4,15 +4,17 @@ import Safetensors
 import Tensors
 
 extension AutoencoderDC {
-    /// Loads a diffusers `vae/` folder: `config.json` and the weights (one file or an index with shards; F32/F16/BF16,
-    /// converted to fp32 once). Throws `ModelFolderError` (exit 4) naming the path; a key mismatch lists every bad key.
+    /// Loads a diffusers `vae/` folder: `config.json` and the weights (one file or an index with shards; F32/F16/BF16).
+    /// Every key and shape is checked now; each half's weights are converted to fp32 on its first use. Throws
+    /// `ModelFolderError` (exit 4) naming the path — a key mismatch lists every bad key — here, or from the first
+    /// decode/encode for a tensor that cannot be read or holds non-finite values.
     public static func load(folder: String, variant: String? = nil) throws -> AutoencoderDC {
         let folder = try ModelFolder<AutoencoderDCConfig>(path: folder, role: "vae/", modelName: "AutoencoderDC",
                                                           variant: variant) { config, _ in config.problems() }
         return try load(folder.checkpoint, config: folder.config, path: folder.weightsPath)
     }
 
-    /// Checks every key and shape against the config, then reads all tensors as fp32 and builds the model.
+    /// Checks every key and shape against the config; the model reads each half's tensors as fp32 when first used.
     static func load(_ checkpoint: SafetensorsCheckpoint, config: AutoencoderDCConfig, path: String) throws -> AutoencoderDC {
         let spec = WeightStore(tensors: nil)
         _ = AutoencoderDC(config: config, weights: spec)
@@ -28,17 +30,20 @@ extension AutoencoderDC {
         if !missing.isEmpty || !unexpected.isEmpty || !wrong.isEmpty {
             throw ModelFolderError.keyMismatch(path: path, folder: "an AutoencoderDC vae/ folder", missing: missing, unexpected: unexpected, wrongShape: wrong)
         }
-        var tensors: [String: Tensor] = [:]
-        for key in spec.expected.keys {
-            // Releasing each tensor's source pages once converted keeps the peak near the fp32 weights.
-            do { tensors[key] = try checkpoint.tensor(key, releasingSource: true) } catch {
-                throw ModelFolderError.weights(path: path, message: error.description)
+        let keys = Array(spec.expected.keys)
+        return AutoencoderDC(config: config) { prefix in
+            var tensors: [String: Tensor] = [:]
+            for key in keys where key.hasPrefix(prefix) {
+                // Releasing each tensor's source pages once converted keeps the peak near the fp32 weights.
+                do { tensors[key] = try checkpoint.tensor(key, releasingSource: true) } catch {
+                    throw ModelFolderError.weights(path: path, message: String(describing: error))
+                }
+                // A NaN/inf weight would silently turn every decoded image black; report the file instead.
+                if tensors[key]?.withUnsafeBufferPointer({ $0.contains { !$0.isFinite } }) == true {
+                    throw ModelFolderError.weights(path: path, message: "tensor \(key) holds non-finite values; the file is corrupt")
+                }
             }
-            // A NaN/inf weight would silently turn every decoded image black; report the file instead.
-            if tensors[key]?.withUnsafeBufferPointer({ $0.contains { !$0.isFinite } }) == true {
-                throw ModelFolderError.weights(path: path, message: "tensor \(key) holds non-finite values; the file is corrupt")
-            }
+            return WeightStore(tensors: tensors)
         }
-        return AutoencoderDC(config: config, weights: WeightStore(tensors: tensors))
     }
 }

@@ -81,6 +81,39 @@ import TestSupport
         #expect(error?.category == .modelFile)
     }
 
+    @Test func nonFiniteDecoderWeightFailsTheDecodeNodeNamingTheFileWithExitCode4() throws {
+        let vae = try Self.copyOfFixture()
+        let dir = vae.deletingLastPathComponent()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = vae.appendingPathComponent("diffusion_pytorch_model.safetensors").path
+        let file = try SafetensorsFile(path: path)
+        var tensors: [String: Tensor] = [:]
+        for name in file.names { tensors[name] = try file.tensor(name) }
+        var poisoned = tensors["decoder.conv_out.weight"]!.scalars
+        poisoned[0] = .nan
+        tensors["decoder.conv_out.weight"] = Tensor(shape: tensors["decoder.conv_out.weight"]!.shape, values: poisoned)
+        try SafetensorsWriter.write(tensors, to: path)
+        // Loading checks keys and shapes only; the decoder's weights are converted (and checked) on first use.
+        #expect(try AutoencoderDC.load(folder: vae.path).residentBytes == 0)
+        let out = dir.appendingPathComponent("out.safetensors").path
+        let yaml = """
+        sanagraph: 1
+        nodes:
+          vae: {type: dcae.load, params: {path: "\(vae.path)"}}
+          z: {type: tensor.load, params: {path: "\(DCAEParityTests.io(Self.fixture))", name: scaled_latent}}
+          decode: {type: dcae.decode, inputs: {vae: vae, latent: z}}
+          save: {type: tensor.save, inputs: {tensor: decode.image}, params: {path: "\(out)", name: x}}
+        """
+        do {
+            try DCAEParityTests.run(yaml)
+            Issue.record("expected a failure")
+        } catch {
+            #expect(error.exitCategory.exitCode == 4, "\(error)")
+            #expect("\(error)".contains(path) && "\(error)".contains("non-finite"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: out), "no partial output")
+    }
+
     @Test func wrongLatentChannelsFailsTheDecodeNode() throws {
         let dir = TestSupport.temporaryDirectory("dcae-wrong-latent")
         defer { try? FileManager.default.removeItem(at: dir) }

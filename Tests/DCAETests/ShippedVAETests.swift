@@ -17,6 +17,16 @@ import TestSupport
         #expect(abs(vae.scalingFactor - 0.34597834944725037) < 1e-7)
         #expect(vae.config.decoderBlockOutChannels == [32, 64, 128, 128, 256])
         #expect(vae.config.upsampleBlockType == "interpolate" && vae.config.downsampleBlockType == "Conv")
+        #expect(vae.residentBytes == 0)  // nothing converted until a half is used
+    }
+
+    @Test func decodingConvertsOnlyTheDecoderWeights() throws {
+        let vae = try AutoencoderDC.load(folder: Self.folder)
+        _ = try vae.decode(TestPictures.noise([1, 16, 2, 2], seed: 1), tileSize: nil, context: RunContext(nodeID: "decode"))
+        let decoderBytes = vae.residentBytes
+        #expect(decoderBytes > 5_000_000 && !vae.encoderIsLoaded)
+        _ = try vae.encode(TestPictures.noise([1, 3, 32, 32], seed: 2), tileSize: nil, context: RunContext(nodeID: "encode"))
+        #expect(vae.encoderIsLoaded && vae.residentBytes > decoderBytes)
         #expect(vae.residentBytes > 20_000_000)  // ≈ 6.7 M parameters held in fp32
     }
 
