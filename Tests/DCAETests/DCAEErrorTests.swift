@@ -20,6 +20,17 @@ import TestSupport
         return dst
     }
 
+    /// Rewrites the weights file of a copied vae/ folder after `edit`; returns its path.
+    static func rewriteWeights(of vae: URL, _ edit: (inout [String: Tensor]) -> Void) throws -> String {
+        let path = vae.appendingPathComponent("diffusion_pytorch_model.safetensors").path
+        let file = try SafetensorsFile(path: path)
+        var tensors: [String: Tensor] = [:]
+        for name in file.names { tensors[name] = try file.tensor(name) }
+        edit(&tensors)
+        try SafetensorsWriter.write(tensors, to: path)
+        return path
+    }
+
     @Test func missingFolderIsAModelFileError() throws {
         let error = #expect(throws: ModelFolderError.self) { try AutoencoderDC.load(folder: "/nonexistent/vae") }
         #expect(error?.category == .modelFile)
@@ -62,14 +73,11 @@ import TestSupport
     @Test func misshapedMissingAndUnexpectedKeysAreListedTogether() throws {
         let vae = try Self.copyOfFixture()
         defer { try? FileManager.default.removeItem(at: vae.deletingLastPathComponent()) }
-        let path = vae.appendingPathComponent("diffusion_pytorch_model.safetensors").path
-        let file = try SafetensorsFile(path: path)
-        var tensors: [String: Tensor] = [:]
-        for name in file.names { tensors[name] = try file.tensor(name) }
-        tensors["decoder.conv_out.weight"] = Tensor(zeros: [3, 8, 1, 1])       // wrong shape
-        tensors.removeValue(forKey: "encoder.conv_in.bias")                      // missing
-        tensors["decoder.extra.weight"] = Tensor(zeros: [2])                     // unexpected
-        try SafetensorsWriter.write(tensors, to: path)
+        let path = try Self.rewriteWeights(of: vae) { tensors in
+            tensors["decoder.conv_out.weight"] = Tensor(zeros: [3, 8, 1, 1])       // wrong shape
+            tensors.removeValue(forKey: "encoder.conv_in.bias")                      // missing
+            tensors["decoder.extra.weight"] = Tensor(zeros: [2])                     // unexpected
+        }
         let error = #expect(throws: ModelFolderError.self) { try AutoencoderDC.load(folder: vae.path) }
         guard case .keyMismatch(let p, _, let missing, let unexpected, let wrong) = error else {
             Issue.record("expected keyMismatch, got \(String(describing: error))"); return
@@ -85,14 +93,11 @@ import TestSupport
         let vae = try Self.copyOfFixture()
         let dir = vae.deletingLastPathComponent()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let path = vae.appendingPathComponent("diffusion_pytorch_model.safetensors").path
-        let file = try SafetensorsFile(path: path)
-        var tensors: [String: Tensor] = [:]
-        for name in file.names { tensors[name] = try file.tensor(name) }
-        var poisoned = tensors["decoder.conv_out.weight"]!.scalars
-        poisoned[0] = .nan
-        tensors["decoder.conv_out.weight"] = Tensor(shape: tensors["decoder.conv_out.weight"]!.shape, values: poisoned)
-        try SafetensorsWriter.write(tensors, to: path)
+        let path = try Self.rewriteWeights(of: vae) { tensors in
+            var poisoned = tensors["decoder.conv_out.weight"]!.scalars
+            poisoned[0] = .nan
+            tensors["decoder.conv_out.weight"] = Tensor(shape: tensors["decoder.conv_out.weight"]!.shape, values: poisoned)
+        }
         // Loading checks keys and shapes only; the decoder's weights are converted (and checked) on first use.
         #expect(try AutoencoderDC.load(folder: vae.path).residentBytes == 0)
         let out = dir.appendingPathComponent("out.safetensors").path
