@@ -36,43 +36,57 @@ extension Ops {
         let pairs = batch * heads
         let dp = dv + 1
 
-        // Contiguous per-head copies: relu(Q), relu(K) [N, D] and Vp = [V | 1] [N, Dv+1].
-        // Scratch from the buffer pool (fresh multi-megabyte blocks would page-fault on every call).
-        let scratch = TensorStorage(uninitializedCount: pairs * n * (2 * d + dp) + d * dp)
+        // Heads run in parallel on our workers, each head start to finish in the worker's own scratch (relu(K),
+        // Vp = [V | 1], relu(Q): ~0.9 MB at N = 1024, cache-resident): one read of q/k/v and one write of the
+        // output. Each head's GEMMs are small (D × Dv+1 over N); handed to OpenBLAS whole they would wake its
+        // threads for microseconds of work, so they are cut into pieces below its multithreading threshold
+        // (m·n·k ≤ 262 144), which it runs on the calling thread.
+        let perWorker = n * (2 * d + dp) + d * dp
+        let workers = Swift.min(Parallel.workerCount, pairs)
+        let scratch = TensorStorage(uninitializedCount: workers * perWorker)  // pool-backed when large
         defer { withExtendedLifetime(scratch) {} }
-        let qr = scratch.pointer, kr = qr + pairs * n * d, vp = kr + pairs * n * d, kv = vp + pairs * n * dp
-        let (qrS, krS, vpS) = (SendablePointer(qr), SendablePointer(kr), SendablePointer(vp))
-        Parallel.forEachRange(pairs * n, minChunk: Swift.max(1, 4_096 / (2 * d + dp))) { rows in
-            for r in rows {
-                let pair = r / n, t = r % n
-                let b = pair / heads, h = pair % heads
-                let qs = q.head(b, h) + t * q.rowStride, ks = k.head(b, h) + t * k.rowStride
-                let vs = v.head(b, h) + t * v.rowStride
-                let qd = qrS.pointer + r * d, kd = krS.pointer + r * d, vd = vpS.pointer + r * dp
-                for j in 0..<d {
-                    qd[j] = qs[j] > 0 ? qs[j] : 0
-                    kd[j] = ks[j] > 0 ? ks[j] : 0
+        let base = SendablePointer(scratch.pointer)
+        let piece = Swift.max(1, 240_000 / (d * dp))
+        Parallel.forEachRange(workers, minChunk: 1) { ws in
+            for w in ws {
+                let kr = base.pointer + w * perWorker, vp = kr + n * d, qr = vp + n * dp, kv = qr + n * d
+                for pair in stride(from: w, to: pairs, by: workers) {
+                    let b = pair / heads, h = pair % heads
+                    let qs = q.head(b, h), ks = k.head(b, h), vs = v.head(b, h)
+                    for t in 0..<n {
+                        let kRow = ks + t * k.rowStride, kd = kr + t * d
+                        for j in 0..<d { kd[j] = kRow[j] > 0 ? kRow[j] : 0 }
+                        let vd = vp + t * dp
+                        vd.update(from: vs + t * v.rowStride, count: dv)
+                        vd[dv] = 1
+                    }
+                    // KV [D, Dv+1] = relu(K)ᵀ Vp, accumulated over pieces of the N rows.
+                    var n0 = 0
+                    while n0 < n {
+                        let c = Swift.min(piece, n - n0)
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(d), Int32(dp), Int32(c), 1,
+                                    kr + n0 * d, Int32(d), vp + n0 * dp, Int32(dp), n0 == 0 ? 0 : 1, kv, Int32(dp))
+                        n0 += c
+                    }
+                    for t in 0..<n {
+                        let qRow = qs + t * q.rowStride, qd = qr + t * d
+                        for j in 0..<d { qd[j] = qRow[j] > 0 ? qRow[j] : 0 }
+                    }
+                    // O [N, Dv+1] = relu(Q) KV in row pieces, over Vp (no longer needed); then out = O / O[:, Dv].
+                    var m0 = 0
+                    while m0 < n {
+                        let c = Swift.min(piece, n - m0)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(c), Int32(dp), Int32(d), 1,
+                                    qr + m0 * d, Int32(d), kv, Int32(dp), 0, vp + m0 * dp, Int32(dp))
+                        m0 += c
+                    }
+                    let os = o.head(b, h)
+                    for t in 0..<n {
+                        let src = vp + t * dp, dst = os + t * o.rowStride
+                        let denominator = src[dv] + eps
+                        for j in 0..<dv { dst[j] = src[j] / denominator }
+                    }
                 }
-                for j in 0..<dv { vd[j] = vs[j] }
-                vd[dv] = 1
-            }
-        }
-        for pair in 0..<pairs {
-            let kHead = kr + pair * n * d, qHead = qr + pair * n * d, vHead = vp + pair * n * dp
-            // KV [D, Dv+1] = relu(K)ᵀ Vp
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(d), Int32(dp), Int32(n), 1,
-                        kHead, Int32(d), vHead, Int32(dp), 0, kv, Int32(dp))
-            // O [N, Dv+1] = relu(Q) KV, written over this head's Vp (no longer needed).
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(dp), Int32(d), 1,
-                        qHead, Int32(d), kv, Int32(dp), 0, vHead, Int32(dp))
-        }
-        Parallel.forEachRange(pairs * n, minChunk: Swift.max(1, 8_192 / dp)) { rows in
-            for r in rows {
-                let pair = r / n, t = r % n
-                let src = vpS.pointer + r * dp
-                let dst = o.head(pair / heads, pair % heads) + t * o.rowStride
-                let denominator = src[dv] + eps
-                for j in 0..<dv { dst[j] = src[j] / denominator }
             }
         }
         return out

@@ -23,6 +23,37 @@ struct LinearAttentionTests {
         #expect(TestSupport.relativeError(swap(y), try f.tensor("sana.out")) <= AttentionFixtures.tolerance)
     }
 
+    @Test("long sequences (GEMMs cut into pieces, heads spread over workers) match a direct double-precision sum",
+          arguments: [AttentionLayout.headsFirst, .tokensFirst])
+    func longSequenceMatchesDirectSum(layout: AttentionLayout) {
+        var rng = SeededValues(seed: 70)
+        let (b, h, n, d, dv) = (2, 3, 700, 32, 24)  // 700 rows = 4 pieces of 227
+        let q = rng.tensor([b, h, n, d]), k = rng.tensor([b, h, n, d]), v = rng.tensor([b, h, n, dv])
+        let swap = { (t: Tensor) in layout == .headsFirst ? t : Ops.permute(t, [0, 2, 1, 3]) }
+        let y = swap(Ops.reluLinearAttention(query: swap(q), key: swap(k), value: swap(v), layout: layout))
+        let (qs, ks, vs) = (q.scalars, k.scalars, v.scalars)
+        var reference = [Float](repeating: 0, count: b * h * n * dv)
+        for pair in 0..<(b * h) {
+            var kv = [Double](repeating: 0, count: d * (dv + 1))
+            for t in 0..<n {
+                for i in 0..<d {
+                    let kr = Double(Swift.max(0, ks[(pair * n + t) * d + i]))
+                    for j in 0..<dv { kv[i * (dv + 1) + j] += kr * Double(vs[(pair * n + t) * dv + j]) }
+                    kv[i * (dv + 1) + dv] += kr
+                }
+            }
+            for t in 0..<n {
+                var o = [Double](repeating: 0, count: dv + 1)
+                for i in 0..<d {
+                    let qr = Double(Swift.max(0, qs[(pair * n + t) * d + i]))
+                    for j in 0...dv { o[j] += qr * kv[i * (dv + 1) + j] }
+                }
+                for j in 0..<dv { reference[(pair * n + t) * dv + j] = Float(o[j] / (o[dv] + 1e-15)) }
+            }
+        }
+        #expect(TestSupport.relativeError(y, Tensor(shape: [b, h, n, dv], values: reference)) <= 1e-5)
+    }
+
     @Test("a token with relu(q) = 0 gives 0 (eps keeps 0/0 finite)")
     func zeroQueryGivesZero() throws {
         let f = try AttentionFixtures.open("linear_attention")
