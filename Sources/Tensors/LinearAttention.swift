@@ -4,8 +4,10 @@
 //                                  `apply_quadratic_attention`
 // Both pad V with a row of ones so one product yields numerator and denominator:
 //   o_n = (Σ_m v_m relu(k_m)ᵀ) relu(q_n) / ((Σ_m relu(k_m))ᵀ relu(q_n) + eps).
-// The elementwise passes (ReLU, padding, division) run over cores; the two small GEMMs per head go to
-// `cblas_sgemm` one head at a time (OpenBLAS owns the cores during a GEMM).
+// Transformer path: heads run in parallel on our workers, each calling `cblas_sgemm` with pieces small enough
+// that OpenBLAS runs them on the calling thread (the one exception to "never call BLAS inside a Parallel loop",
+// see Ops+Matmul.swift: below OpenBLAS's multithreading threshold the calls do not touch its thread pool).
+// DC-AE path: the elementwise passes run over cores and the GEMMs go to OpenBLAS one group at a time.
 
 import CBLAS
 

@@ -2,6 +2,8 @@ import CBLAS
 
 // GEMM-backed kernels. OpenBLAS runs its own threads over both cores during a call, so these functions
 // never call BLAS from inside a `Parallel` loop (see swift-notes.md B.1): batches are a plain serial loop.
+// Exception: calls with m·n·k ≤ 262 144 (OpenBLAS's SMP_THRESHOLD_MIN × GEMM_MULTITHREAD_THRESHOLD) run
+// single-threaded on the caller, and two workers issuing such calls do scale (Ops.reluLinearAttention).
 
 extension Ops {
     /// `torch.matmul` for rank ≥ 2 operands: `[..., M, K] × [..., K, N] → [..., M, N]`.
