@@ -261,21 +261,18 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
     /// Whether the encoder's weights have been converted (it is built on the first encode).
     public var encoderIsLoaded: Bool { lock.withLock { encoderHalf != nil } }
 
-    func encoder() throws -> DCEncoder {
-        try lock.withLock {
-            if let e = encoderHalf { return e }
-            let e = DCEncoder(try source!("encoder."), config)
-            encoderHalf = e
-            return e
-        }
-    }
+    func encoder() throws -> DCEncoder { try half(\.encoderHalf, "encoder.", DCEncoder.init) }
 
-    func decoder() throws -> DCDecoder {
+    func decoder() throws -> DCDecoder { try half(\.decoderHalf, "decoder.", DCDecoder.init) }
+
+    /// The half in `slot`, built from the weights under `prefix` on first use.
+    private func half<Half>(_ slot: ReferenceWritableKeyPath<AutoencoderDC, Half?>, _ prefix: String,
+                            _ build: (WeightStore, AutoencoderDCConfig) -> Half) throws -> Half {
         try lock.withLock {
-            if let d = decoderHalf { return d }
-            let d = DCDecoder(try source!("decoder."), config)
-            decoderHalf = d
-            return d
+            if let built = self[keyPath: slot] { return built }
+            let built = build(try source!(prefix), config)
+            self[keyPath: slot] = built
+            return built
         }
     }
 

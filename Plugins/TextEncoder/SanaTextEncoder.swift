@@ -78,8 +78,7 @@ public final class SanaTextEncoder: TextEncoderModel {
     /// padding rows of the result (mask 0) are zeros. The other rows are unchanged: padding is on the right and
     /// attention is causal, so no real token ever attends to a padding position. A denoiser masks padding rows
     /// out of cross-attention (diffusers' `(1 − mask)·−10000` bias), so the picture does not change either, while
-    /// a short prompt skips most of the work (the default instruction plus a 10-token prompt is ~150 of 420
-    /// positions; an empty negative prompt is 1 of 300).
+    /// a prompt costs its own tokens instead of the full padded length (an empty negative prompt: 1 of 300).
     public func encode(prompts: [String], instruction: PromptInstruction, maxSequenceLength: Int,
                        skipPadding: Bool, context: RunContext) throws -> Conditioning {
         guard maxSequenceLength >= 1 else { throw TextEncoderRunError.badLength(maxSequenceLength) }
