@@ -1,4 +1,5 @@
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Tensors
 
 /// Classifier-free guidance as `SanaPipeline` does it: one model call on the batch [negative; positive],

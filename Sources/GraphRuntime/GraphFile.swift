@@ -1,3 +1,4 @@
+import SanaGraphKit
 import Yams
 
 // Stage 1 of loading: the YAML text -> a `RawGraph` that keeps every value's Yams node (and so its line and

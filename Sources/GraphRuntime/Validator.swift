@@ -1,3 +1,4 @@
+import SanaGraphKit
 import Yams
 
 // Stage 3 of loading: node types, node params, inputs and edges, cycles, output nodes and unused params are
@@ -12,7 +13,7 @@ enum Validator {
         let file = raw.file
         let ids = raw.nodes.map(\.id)
         let indexOf = Dictionary(raw.nodes.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
-        let types: [(any Node.Type)?] = raw.nodes.map { n in n.typeName.flatMap { registry.nodeType(named: $0) } }
+        let types: [(any SanaGraphKit.Node.Type)?] = raw.nodes.map { n in n.typeName.flatMap { registry.nodeType(named: $0) } }
         var anyUnknownType = false
 
         // Node types.
@@ -61,7 +62,7 @@ enum Validator {
                    let output = producer.descriptor.outputs.first(where: { $0.name == ref.output }),
                    !spec.accepts.contains(output.type) {
                     diagnostics.error("input '\(input.socket)' of \(descriptor?.typeName ?? "") accepts "
-                                      + spec.accepts.map(\.rawValue).joined(separator: " or ")
+                                      + spec.accepts.map(\.name).joined(separator: " or ")
                                       + ", but '\(ref)' is \(output.type)", at: input.referenceLocation, node: node.id)
                 }
                 if spec != nil { inputs[i][input.socket] = ref }
@@ -70,7 +71,7 @@ enum Validator {
                 let given = Set(node.inputs.map(\.socket))
                 for spec in descriptor.inputs where !spec.optional && !given.contains(spec.name) {
                     diagnostics.error("missing required input '\(spec.name)' ("
-                                      + spec.accepts.map(\.rawValue).joined(separator: " or ")
+                                      + spec.accepts.map(\.name).joined(separator: " or ")
                                       + ") of \(descriptor.typeName)", at: node.location, node: node.id)
                 }
             }
@@ -110,7 +111,7 @@ enum Validator {
     }
 
     /// Checks the params of a node of known type; returns them with defaults filled in.
-    private static func checkParams(_ node: RawNode, type: any Node.Type, file: String, scope: inout ParamScope,
+    private static func checkParams(_ node: RawNode, type: any SanaGraphKit.Node.Type, file: String, scope: inout ParamScope,
                                     diagnostics: inout DiagnosticList) -> ParamValues {
         let descriptor = type.descriptor
         let before = diagnostics.errorCount
@@ -168,7 +169,7 @@ enum Validator {
 
     /// Parses `node` or `node.output` and checks that it names an existing output.
     private static func resolveReference(_ reference: String, input: RawInput, raw: RawGraph, ids: [String],
-                                         indexOf: [String: Int], types: [(any Node.Type)?],
+                                         indexOf: [String: Int], types: [(any SanaGraphKit.Node.Type)?],
                                          diagnostics: inout DiagnosticList, nodeID: String) -> OutputRef? {
         let at = input.referenceLocation
         let parts = reference.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
