@@ -16,13 +16,27 @@ enum Validator {
         let types: [(any SanaGraphKit.Node.Type)?] = raw.nodes.map { n in n.typeName.flatMap { registry.nodeType(named: $0) } }
         var anyUnknownType = false
 
-        // Node types.
+        // Packs the graph requires, then node types (naming the missing packs).
+        let loadHint = "load it with --plugin PATH or a folder in SANAGRAPH_PLUGIN_PATH (docs/plugins.md)"
+        let missingPacks = raw.requires.filter { !registry.hasPack(named: $0.name) }
+        for pack in missingPacks {
+            diagnostics.error("the graph requires node pack '\(pack.name)', which is not loaded; \(loadHint)",
+                              at: pack.location)
+        }
         for (i, node) in raw.nodes.enumerated() {
             guard let typeName = node.typeName else { anyUnknownType = true; continue }
             if types[i] == nil {
                 anyUnknownType = true
-                let hint = Suggestions.closest(to: typeName, in: registry.typeNames).map { " (did you mean '\($0)'?)" }
-                    ?? " (run 'sanagraph nodes' to list the node types)"
+                let hint: String
+                if !missingPacks.isEmpty {
+                    let names = missingPacks.map { "'\($0.name)'" }.joined(separator: ", ")
+                    hint = " (probably from the required pack\(missingPacks.count > 1 ? "s" : "") \(names), not loaded)"
+                } else if let close = Suggestions.closest(to: typeName, in: registry.typeNames) {
+                    hint = " (did you mean '\(close)'?)"
+                } else {
+                    hint = " (run 'sanagraph nodes' to list the node types; a type from a plugin needs the plugin: "
+                        + "\(loadHint))"
+                }
                 diagnostics.error("unknown node type '\(typeName)'\(hint)", at: node.typeLocation, node: node.id)
             }
         }

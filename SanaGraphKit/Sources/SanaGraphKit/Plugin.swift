@@ -135,7 +135,8 @@ public enum SanaGraphPlugin {
             try register(registrar)
             return Status.registered.rawValue
         } catch {
-            registrar.failure = String(describing: error)
+            // A malloc'ed C string, freed by the host.
+            slots[Slot.failure] = UInt64(UInt(bitPattern: strdup(String(describing: error))))
             return Status.registrationFailed.rawValue
         }
     }
@@ -154,7 +155,9 @@ public enum SanaGraphPlugin {
     /// "SGPLUG01": the request layout below.
     @usableFromInline static var requestMagic: UInt64 { 0x5347_504C_5547_3031 }
 
-    /// The request is eight 64-bit slots.
+    /// The request is eight 64-bit slots: magic, host SDK version, host compiler (C string), plugin SDK version
+    /// (out), plugin compiler (out, C string in the plugin's image), registrar (Unmanaged), failure message (out,
+    /// malloc'ed C string).
     @usableFromInline enum Slot {
         @usableFromInline static var magic: Int { 0 }
         @usableFromInline static var hostSDKVersion: Int { 1 }
@@ -162,6 +165,7 @@ public enum SanaGraphPlugin {
         @usableFromInline static var pluginSDKVersion: Int { 3 }
         @usableFromInline static var pluginCompiler: Int { 4 }
         @usableFromInline static var registrar: Int { 5 }
+        @usableFromInline static var failure: Int { 6 }
     }
 
     /// What the host learns from calling a plugin's entry point.
@@ -188,17 +192,21 @@ public enum SanaGraphPlugin {
         let raw = withExtendedLifetime(registrar) { slots.withUnsafeMutableBytes { entry($0.baseAddress!) } }
         let pluginCompiler = UnsafePointer<CChar>(bitPattern: UInt(slots[Slot.pluginCompiler]))
             .map { String(cString: $0) } ?? "unknown"
+        var failure: String?
+        if let message = UnsafeMutablePointer<CChar>(bitPattern: UInt(slots[Slot.failure])) {
+            failure = String(cString: message)
+            free(message)
+        }
         let status = Status(rawValue: raw)
         return Answer(status: status, rawStatus: raw, pluginSDKVersion: Int(slots[Slot.pluginSDKVersion]),
                       pluginCompiler: pluginCompiler, packs: status == .registered ? registrar.packs : [],
-                      failure: registrar.failure)
+                      failure: failure)
     }
 }
 
 /// Collects the packs a plugin registers. The host registers them after the entry point returns, all or none.
 public final class PluginRegistrar: @unchecked Sendable {
     public private(set) var packs: [any NodePack.Type] = []
-    @usableFromInline var failure: String?
 
     @usableFromInline init() {}
 
