@@ -120,7 +120,7 @@ public struct GridComposeNode: Node {
             throw NodeError.invalidInput(node: context.nodeID, message: "the grid would be \(outW)×\(outH) pixels; "
                                          + "use fewer images, smaller ones or less padding")
         }
-        let out = Tensor(uninitialized: [1, 3, outH, outW])
+        var out = Tensor(uninitialized: [1, 3, outH, outW])
         out.withUnsafeMutableBufferPointer { dst in
             for c in 0..<3 {
                 dst[(c * outH * outW)..<((c + 1) * outH * outW)].update(repeating: layout.background[c])
