@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // C libraries from Debian packages.
@@ -39,6 +41,10 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // A heap keeps planning O(n log n) for wide graphs.
+                .product(name: "HeapModule", package: "swift-collections"),
+                // FilePath: path manipulation that is right on Linux (no NSString path APIs).
+                .product(name: "SystemPackage", package: "swift-system"),
             ]),
 
         // Node families.

@@ -53,6 +53,29 @@ func location(_ node: Yams.Node, file: String) -> SourceLocation {
     return SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
 }
 
+/// A YAML int scalar's value, or nil when it does not fit an `Int`. Yams' own `Node.int` traps on sexagesimal
+/// values whose place values overflow (`1:0:0:0:0:0:0:0:0:0:0:0`), so those are computed here with checks.
+func yamlInt(_ node: Yams.Node) -> Int? {
+    guard case .scalar(let s) = node else { return nil }
+    let text = s.string.replacingOccurrences(of: "_", with: "")
+    guard text.contains(":") else { return node.int }
+    var digits = Substring(text)
+    var negative = false
+    if let sign = digits.first, sign == "-" || sign == "+" {
+        negative = sign == "-"
+        digits = digits.dropFirst()
+    }
+    var value = 0
+    for part in digits.split(separator: ":", omittingEmptySubsequences: false) {
+        guard let n = Int(part), n >= 0 else { return nil }
+        let (shifted, o1) = value.multipliedReportingOverflow(by: 60)
+        let (sum, o2) = shifted.addingReportingOverflow(n)
+        if o1 || o2 { return nil }
+        value = sum
+    }
+    return negative ? -value : value
+}
+
 /// A short description of what kind of YAML value a node is, for "expected X, got Y" messages.
 func yamlKind(_ node: Yams.Node) -> String {
     switch node {
@@ -158,6 +181,10 @@ struct RawGraph {
     /// Parses `text`. Returns nil only when the YAML itself can't be read (the error is in `diagnostics`).
     static func parse(_ text: String, file: String, diagnostics: inout DiagnosticList) -> RawGraph? {
         let start = SourceLocation(file: file, line: 1, column: 1)
+        if let v = YAMLGuard.check(text) {
+            diagnostics.error(v.message, at: SourceLocation(file: file, line: v.line, column: v.column))
+            return nil
+        }
         let root: Yams.Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -172,7 +199,7 @@ struct RawGraph {
             return nil
         }
         var graph = RawGraph(file: file, nodesLocation: start)
-        var sawVersion = false, sawNodes = false
+        var sawVersion = false, sawNodes = false, nodesUsable = true
         var guessedKeys: Set<String> = []  // keys a misspelt key probably meant
         for (key, value) in top {
             let keyLocation = location(key, file: file)
@@ -183,7 +210,7 @@ struct RawGraph {
             switch name {
             case "sanagraph":
                 sawVersion = true
-                if value.tagName != .int || value.int != 1 {
+                if value.tagName != .int || yamlInt(value) != 1 {
                     let shown = value.scalar?.string ?? yamlKind(value)
                     diagnostics.error("unsupported graph format version '\(shown)'; this SanaGraph reads format 1 "
                                       + "(write 'sanagraph: 1')", at: location(value, file: file))
@@ -198,7 +225,7 @@ struct RawGraph {
             case "nodes":
                 sawNodes = true
                 graph.nodesLocation = keyLocation
-                graph.parseNodes(value, diagnostics: &diagnostics)
+                if !graph.parseNodes(value, diagnostics: &diagnostics) { nodesUsable = false }
             default:
                 if let guess = Suggestions.closest(to: name, in: topLevelKeys) { guessedKeys.insert(guess) }
                 diagnostics.error("unknown top-level key '\(name)'"
@@ -212,15 +239,20 @@ struct RawGraph {
         if !sawNodes && !guessedKeys.contains("nodes") {
             diagnostics.error("missing 'nodes:' (the graph's nodes)", at: start)
         }
-        graph.hasNodesKey = sawNodes
+        graph.hasNodesKey = sawNodes && nodesUsable
         return graph
     }
 
-    /// A value that should be a mapping (an absent/null value counts as empty).
+    /// A value that should be a mapping. An empty value (`params:` or `params: null`) is an error too: it is
+    /// usually a mapping whose lines lost their indentation; `{}` writes an empty one.
     private func mapping(_ value: Yams.Node, what: String, diagnostics: inout DiagnosticList,
                          node: String? = nil) -> Yams.Node.Mapping? {
         if case .mapping(let m) = value { return m }
-        if value.tagName == .null { return Yams.Node.Mapping([]) }
+        if value.tagName == .null {
+            diagnostics.error("\(what) has no value; give a mapping (indented below it), write {} for none, or "
+                              + "remove the key", at: location(value, file: file), node: node)
+            return nil
+        }
         diagnostics.error("\(what) must be a mapping, got \(yamlKind(value))", at: location(value, file: file),
                           node: node)
         return nil
@@ -287,8 +319,14 @@ struct RawGraph {
         }
     }
 
-    private mutating func parseNodes(_ value: Yams.Node, diagnostics: inout DiagnosticList) {
-        guard let m = mapping(value, what: "'nodes'", diagnostics: &diagnostics) else { return }
+    /// False when `nodes:` is unusable as a whole (reported).
+    private mutating func parseNodes(_ value: Yams.Node, diagnostics: inout DiagnosticList) -> Bool {
+        guard let m = mapping(value, what: "'nodes'", diagnostics: &diagnostics) else { return false }
+        if m.count > GraphLimits.maxNodes {
+            diagnostics.error("the graph has \(m.count) nodes, above the limit of \(GraphLimits.maxNodes)",
+                              at: location(value, file: file))
+            return false
+        }
         for (key, body) in m {
             let keyLocation = location(key, file: file)
             guard let id = scalarString(key) else {
@@ -366,5 +404,6 @@ struct RawGraph {
             }
             nodes.append(node)
         }
+        return true
     }
 }

@@ -81,9 +81,22 @@ struct Operand {
         case .null: kind = .null
         case .bool: kind = node.bool.map { .bool($0) } ?? .string(s.string)
         case .int:
-            if let v = node.int { kind = .int(v) } else if let d = node.float { kind = .float(d) } else { kind = .string(s.string) }
+            if let v = yamlInt(node) { kind = .int(v) } else if let d = node.float { kind = .float(d) } else { kind = .string(s.string) }
         case .float: kind = node.float.map { .float($0) } ?? .string(s.string)
         default: kind = .string(s.string)
+        }
+    }
+
+    /// A `--set` value: text for string and path params, else read as one plain YAML scalar, so `--set` accepts
+    /// exactly what a params file or the graph accepts (`7`, `7.0`, `0x10`, `yes`, `.inf` …).
+    init(commandLine text: String, type: GraphParamType) {
+        switch type {
+        case .string, .path:
+            self.init(kind: .string(text), text: text)
+        case .int, .float, .bool:
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            let tag = Resolver.default.resolveTag(of: Yams.Node(trimmed))
+            self.init(yaml: Yams.Node(trimmed, Tag(tag), .plain))!
         }
     }
 
@@ -141,7 +154,17 @@ func convert(_ operand: Operand, to type: ParamType) -> Result<ParamValue, Conve
     case .bool:
         if case .bool(let v) = operand.kind { return .success(.bool(v)) }
         return mismatch("true or false")
-    case .string, .path:
+    case .string:
+        if operand.text.utf8.count > GraphLimits.maxStringBytes {
+            return .failure(.init("the text is \(operand.text.utf8.count) bytes, above the limit of "
+                                  + "\(GraphLimits.maxStringBytes)\(origin)"))
+        }
+        return .success(.string(operand.text))
+    case .path:
+        // An empty path is the node's business (some mean "none"); a NUL would silently cut the path.
+        if !operand.text.isEmpty, let problem = BoundedFile.pathProblem(operand.text) {
+            return .failure(.init("\(problem)\(origin)"))
+        }
         return .success(.string(operand.text))
     case .choice(let choices):
         let text = operand.text
@@ -324,28 +347,13 @@ struct ParamScope {
                               + Suggestions.didYouMeanOrList(name, in: names, noun: "its params"), at: nil)
             return
         }
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        let value: ParamValue?
-        switch param.type {
-        case .int: value = Int(trimmed).map { .int($0) }
-        case .float: value = Double(trimmed).flatMap { $0.isFinite ? .float($0) : nil }
-        case .bool:
-            switch trimmed.lowercased() {
-            case "true", "yes", "on", "1": value = .bool(true)
-            case "false", "no", "off", "0": value = .bool(false)
-            default: value = nil
-            }
-        case .string, .path: value = .string(text)
-        }
-        guard let value else {
-            let expected = param.type == .int ? "an integer such as 42"
-                : param.type == .float ? "a number such as 4.5" : "true or false"
-            diagnostics.error("\(shown): param '\(name)' is \(param.type.withArticle); expected \(expected), "
-                              + "got '\(text)'", at: nil)
+        switch convert(Operand(commandLine: text, type: param.type), to: param.type.paramType) {
+        case .success(let value):
+            set(name, value, problemPrefix: "\(shown): param '\(name)': ", at: nil, diagnostics: &diagnostics)
+        case .failure(let e):
+            diagnostics.error("\(shown): param '\(name)' is \(param.type.withArticle): \(e.message)", at: nil)
             broken.insert(name)
-            return
         }
-        set(name, value, problemPrefix: "\(shown): param '\(name)': ", at: nil, diagnostics: &diagnostics)
     }
 
     private mutating func applyParamsFile(_ path: String, diagnostics: inout DiagnosticList) {

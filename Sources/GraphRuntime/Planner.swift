@@ -1,3 +1,5 @@
+import HeapModule
+
 /// Orders a validated graph for execution.
 public enum Planner {
     /// Only ancestors of output (side-effect) nodes run, in deterministic dependency order (ties broken by
@@ -24,17 +26,15 @@ public enum Planner {
             waiting[i] = producers[i].count
             for p in producers[i] { consumers[p].append(i) }
         }
-        var ready = needed.filter { waiting[$0] == 0 }.sorted()
+        // A min-heap of positions: O(n log n) however wide the graph is.
+        var ready = Heap(needed.filter { waiting[$0] == 0 })
         var order: [Int] = []
-        while !ready.isEmpty {
-            let i = ready.removeFirst()
+        order.reserveCapacity(needed.count)
+        while let i = ready.popMin() {
             order.append(i)
             for c in consumers[i] {
                 waiting[c] -= 1
-                if waiting[c] == 0 {
-                    let at = ready.firstIndex { $0 > c } ?? ready.count
-                    ready.insert(c, at: at)
-                }
+                if waiting[c] == 0 { ready.insert(c) }
             }
         }
         // A validated graph has no cycles; should one slip through, keep the remaining nodes in file order
