@@ -49,7 +49,7 @@ enum SampleNodeSupport {
             file = [path + "/scheduler_config.json", path + "/scheduler/scheduler_config.json"]
                 .first(where: { fm.fileExists(atPath: $0) }) ?? path
         }
-        let bytes = fm.contents(atPath: file) ?? Data()
+        let bytes = (try? BoundedFile.read(file, limit: GraphLimits.maxConfigBytes).get()) ?? []
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a 64
         for b in bytes {
             hash ^= UInt64(b)

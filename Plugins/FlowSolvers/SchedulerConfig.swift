@@ -66,8 +66,10 @@ public struct SchedulerConfig: Sendable, Equatable {
         } else if !fm.fileExists(atPath: path) {
             throw SchedulerConfigError.notFound(path: path)
         }
-        guard let data = fm.contents(atPath: file) else {
-            throw SchedulerConfigError.malformed(path: file, message: "file is unreadable")
+        let data: Data
+        switch BoundedFile.read(file, limit: GraphLimits.maxConfigBytes) {
+        case .success(let bytes): data = Data(bytes)
+        case .failure(let why): throw SchedulerConfigError.malformed(path: file, message: why.description)
         }
         return try parse(data, path: file)
     }

@@ -68,7 +68,7 @@ public struct ImageSave: Node {
 
     /// Writes through a temporary file; returns the final path (which differs from `path` with `suffix`).
     static func write(_ bytes: [UInt8], to path: String, collision: Collision) throws -> String {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = Paths.directory(of: path)
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             throw ImageIOError.unwritable(path: path, reason: "a folder with that name exists")

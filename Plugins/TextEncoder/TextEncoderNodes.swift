@@ -23,14 +23,13 @@ public struct TextEncoderLoad: Node {
     static func tokenizerPath(_ params: ParamValues) -> String {
         if let t = params.optionalString("tokenizer") { return t }
         let path = params.string("path")
-        let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
-        return ((trimmed as NSString).deletingLastPathComponent as NSString).appendingPathComponent("tokenizer")
+        return Paths.join(Paths.directory(of: path), "tokenizer")
     }
 
     static func tokenizerFile(_ path: String) -> String {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-            return (path as NSString).appendingPathComponent("tokenizer.json")
+            return Paths.join(path, "tokenizer.json")
         }
         return path
     }

@@ -331,7 +331,13 @@ public final class DiskCache: NodeCacheStore {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where !name.hasPrefix(".") {
                 checked += 1
                 let path = "\(dir)/\(name)"
-                let text = FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                let text: String
+                switch BoundedFile.read(path, limit: 1 << 16) {
+                case .success(let bytes): text = String(decoding: bytes, as: UTF8.self)
+                case .failure(let why):
+                    problems.append(Problem(path: path, reason: "remembered file hash: \(why)"))
+                    continue
+                }
                 let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
                 let ok = lines.count >= 2 && lines[0].count == 64 && lines[0].allSatisfy(\.isHexDigit)
                     && FileContentHasher.sha256Hex(Array(lines[1].utf8)) == name

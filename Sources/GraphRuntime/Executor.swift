@@ -163,7 +163,9 @@ public final class Executor: Sendable {
             }
             let fingerprint: String?
             do {
-                fingerprint = try node.type.init().fingerprint(params: node.params)
+                fingerprint = try CancellationToken.$current.withValue(cancellation) {
+                    try node.type.init().fingerprint(params: node.params)
+                }
             } catch {
                 throw NodeRunError(nodeID: node.id, typeName: descriptor.typeName, underlying: error)
             }
@@ -225,6 +227,7 @@ public final class Executor: Sendable {
             }
 
             var live: [OutputRef: Value] = [:]
+            var late = Set<OutputRef>()
             func release(_ ref: OutputRef) {
                 if live.removeValue(forKey: ref) != nil { emit(.valueReleased(ref)) }
             }
@@ -261,10 +264,20 @@ public final class Executor: Sendable {
                     for ref in node.inputs.values.sorted(by: { $0.description < $1.description })
                     where live[ref] == nil {
                         guard let upstream = try produce(ref.node, mustProduce: true) else { continue }
-                        for (name, value) in upstream { live[OutputRef(node: ref.node, output: name)] = value }
+                        for (name, value) in upstream {
+                            live[OutputRef(node: ref.node, output: name)] = value
+                            late.insert(OutputRef(node: ref.node, output: name))
+                        }
                     }
                     outputs = try runNode(node, live: live, runInfo: runInfo)
                     nodesRun += 1
+                    // A node that ignored an interrupt must not have its (possibly partial) result stored.
+                    if cancellation.isCancelled {
+                        emit(.nodeFailed(node: node.id, type: descriptor.typeName, message: "interrupted",
+                                         category: .interrupted))
+                        throw NodeRunError(nodeID: node.id, typeName: descriptor.typeName,
+                                           underlying: NodeError.cancelled)
+                    }
                     if !descriptor.hasSideEffects {
                         for store in caches { store.store(key, outputs: outputs!, info: info) }
                     }
@@ -295,14 +308,18 @@ public final class Executor: Sendable {
                 } else {
                     for ref in step.releaseAfter { release(ref) }
                 }
-                // Values produced late (for a recomputed node) whose last planned use has passed.
-                for ref in live.keys.sorted(by: { $0.description < $1.description })
+                // Values produced late (for a recomputed node) whose last planned use has passed. Only those are
+                // looked at, so a step costs nothing extra however many values are live.
+                for ref in late.sorted(by: { $0.description < $1.description })
                 where (releaseAt[ref] ?? index) <= index {
                     release(ref)
+                    late.remove(ref)
                 }
             }
             // Whatever the plan did not release (nothing, for a correct plan) goes now.
             for ref in live.keys.sorted(by: { $0.description < $1.description }) { release(ref) }
+            // A signal during the last node still means "interrupted" (exit 130), as the CLI promises.
+            try checkCancelled()
             return finish(nil)
         } catch {
             _ = finish(error)
@@ -356,8 +373,10 @@ public final class Executor: Sendable {
             nodeID: node.id, logger: logger, cancellation: cancellation, run: runInfo,
             onProgress: { id, completed, total in emit(.nodeProgress(node: id, completed: completed, total: total)) })
         do {
-            let outputs = try node.type.init().run(inputs: NodeInputs(values, nodeID: node.id), params: node.params,
-                                                   context: context)
+            let outputs = try CancellationToken.$current.withValue(cancellation) {
+                try node.type.init().run(inputs: NodeInputs(values, nodeID: node.id), params: node.params,
+                                         context: context)
+            }
             if let problem = Self.checkOutputs(outputs, descriptor: node.descriptor) {
                 throw NodeError.failed(node: node.id, message: problem + " (a bug in node type '\(typeName)')")
             }

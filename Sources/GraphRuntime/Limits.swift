@@ -14,6 +14,10 @@ public enum GraphLimits {
     public static let maxStringBytes = 1 << 20
     /// Bytes of one path param value (Linux's PATH_MAX less the terminating NUL).
     public static let maxPathBytes = 4095
+    /// A model's `config.json` or `scheduler_config.json`.
+    public static let maxConfigBytes = 16 << 20
+    /// A tokenizer's `tokenizer.json` (Gemma-2's is 34 MB).
+    public static let maxTokenizerBytes = 512 << 20
     /// Nodes of a cycle printed in its error message (longer cycles are shortened with their length).
     public static let maxCycleNodesShown = 12
 }

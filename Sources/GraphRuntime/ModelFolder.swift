@@ -59,12 +59,16 @@ public struct ModelFolder<Config: Decodable> {
                                                  + "config.json and the safetensors weights")
         }
         self.path = path
-        configPath = (path as NSString).appendingPathComponent("config.json")
-        guard let data = FileManager.default.contents(atPath: configPath) else {
-            throw ModelFolderError.invalidConfig(path: configPath, message: "missing or unreadable; a diffusers "
-                                                 + "\(role) folder has one")
+        configPath = Paths.join(path, "config.json")
+        switch BoundedFile.read(configPath, limit: GraphLimits.maxConfigBytes) {
+        case .success(let bytes): configData = Data(bytes)
+        case .failure(.missing):
+            throw ModelFolderError.invalidConfig(path: configPath, message: "missing; a diffusers \(role) folder has one")
+        case .failure(let why):
+            throw ModelFolderError.invalidConfig(path: configPath, message: "\(why); a diffusers \(role) folder has a "
+                                                 + "config.json file")
         }
-        configData = data
+        let data = configData
         do { config = try JSONDecoder().decode(Config.self, from: data) } catch {
             throw ModelFolderError.invalidConfig(path: configPath, message: "not a valid \(modelName) config: \(error)")
         }

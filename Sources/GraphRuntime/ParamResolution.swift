@@ -357,13 +357,19 @@ struct ParamScope {
     }
 
     private mutating func applyParamsFile(_ path: String, diagnostics: inout DiagnosticList) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            diagnostics.error("cannot read params file '\(path)' (--params): check that it exists and is readable",
-                              at: nil)
+        let data: [UInt8]
+        switch BoundedFile.read(path, limit: GraphLimits.maxFileBytes) {
+        case .success(let bytes): data = bytes
+        case .failure(let why):
+            diagnostics.error("cannot read params file '\(path)' (--params): \(why)", at: nil)
             return
         }
-        guard let text = String(data: data, encoding: .utf8) else {
+        guard let text = String(validating: data, as: UTF8.self) else {
             diagnostics.error("params file '\(path)' is not UTF-8 text", at: nil)
+            return
+        }
+        if let v = YAMLGuard.check(text) {
+            diagnostics.error(v.message, at: SourceLocation(file: path, line: v.line, column: v.column))
             return
         }
         let root: Yams.Node?

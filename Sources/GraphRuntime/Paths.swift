@@ -27,7 +27,8 @@ public enum Paths {
 
     /// The extension of the last component without its dot (`x.tar.gz` -> `gz`; `.hidden` -> none).
     public static func fileExtension(of path: String) -> String? {
-        FilePath(path).extension
+        guard let ext = FilePath(path).extension, !ext.isEmpty else { return nil }
+        return ext
     }
 
     /// The last component without its extension (`a/b.png` -> `b`).
