@@ -93,34 +93,6 @@ func yamlKind(_ node: Yams.Node) -> String {
     }
 }
 
-/// Turns a Yams error into one diagnostic with the line and column libyaml reports.
-func yamlErrorDiagnostic(_ error: Error, file: String) -> Diagnostic {
-    func at(_ mark: Mark) -> SourceLocation { SourceLocation(file: file, line: mark.line, column: mark.column) }
-    guard let yamlError = error as? YamlError else {
-        return Diagnostic(.error, "cannot parse YAML: \(error)", at: SourceLocation(file: file, line: 1, column: 1))
-    }
-    switch yamlError {
-    case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-         .composer(let context, let problem, let mark, _):
-        let ctx = context.map { " (\($0.text) at line \($0.mark.line), column \($0.mark.column))" } ?? ""
-        return Diagnostic(.error, "YAML syntax error: \(problem)\(ctx)", at: at(mark))
-    case .duplicatedKeysInMapping(let duplicates, let context):
-        let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
-        return Diagnostic(.error, "duplicate key \(keys) in a mapping; each key may appear once", at: at(context.mark))
-    case .reader(let problem, let offset, _, let yaml):
-        // Convert the byte offset into a line and column.
-        var line = 1, column = 1
-        if let offset {
-            for (i, byte) in yaml.utf8.enumerated() where i < offset {
-                if byte == UInt8(ascii: "\n") { line += 1; column = 1 } else if byte & 0xC0 != 0x80 { column += 1 }
-            }
-        }
-        return Diagnostic(.error, "YAML reader error: \(problem)", at: SourceLocation(file: file, line: line, column: column))
-    default:
-        return Diagnostic(.error, "cannot parse YAML: \(yamlError)", at: SourceLocation(file: file, line: 1, column: 1))
-    }
-}
-
 /// The top-level keys of format 1.
 let topLevelKeys = ["sanagraph", "description", "params", "nodes"]
 /// The keys of a graph param declaration.
@@ -181,15 +153,11 @@ struct RawGraph {
     /// Parses `text`. Returns nil only when the YAML itself can't be read (the error is in `diagnostics`).
     static func parse(_ text: String, file: String, diagnostics: inout DiagnosticList) -> RawGraph? {
         let start = SourceLocation(file: file, line: 1, column: 1)
-        if let v = YAMLGuard.check(text) {
-            diagnostics.error(v.message, at: SourceLocation(file: file, line: v.line, column: v.column))
-            return nil
-        }
         let root: Yams.Node?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try YAMLComposer.compose(text)
         } catch {
-            diagnostics.items.append(yamlErrorDiagnostic(error, file: file))
+            diagnostics.error(error.message, at: SourceLocation(file: file, line: error.line, column: error.column))
             return nil
         }
         guard let root, case .mapping(let top) = root else {

@@ -368,13 +368,9 @@ struct ParamScope {
             diagnostics.error("params file '\(path)' is not UTF-8 text", at: nil)
             return
         }
-        if let v = YAMLGuard.check(text) {
-            diagnostics.error(v.message, at: SourceLocation(file: path, line: v.line, column: v.column))
-            return
-        }
         let root: Yams.Node?
-        do { root = try Yams.compose(yaml: text) } catch {
-            diagnostics.items.append(yamlErrorDiagnostic(error, file: path))
+        do { root = try YAMLComposer.compose(text) } catch {
+            diagnostics.error(error.message, at: SourceLocation(file: path, line: error.line, column: error.column))
             return
         }
         guard let root else { return }  // an empty file sets nothing
