@@ -157,6 +157,10 @@ public protocol Node: Sendable {
     /// Return user-facing messages; an empty array means valid.
     func validate(params: ParamValues) -> [String]
 
+    /// Checks that also depend on which inputs the graph connects (e.g. "width 0 needs the 'model' input"), run
+    /// before anything runs. The default is `validate(params:)`.
+    func validate(params: ParamValues, connectedInputs: Set<String>) -> [String]
+
     /// A fingerprint of external state this node reads (files), or nil. Entered into the cache key.
     func fingerprint(params: ParamValues) throws -> String?
 
@@ -166,6 +170,7 @@ public protocol Node: Sendable {
 
 extension Node {
     public func validate(params: ParamValues) -> [String] { [] }
+    public func validate(params: ParamValues, connectedInputs: Set<String>) -> [String] { validate(params: params) }
     public func fingerprint(params: ParamValues) throws -> String? { nil }
 }
 

@@ -159,7 +159,7 @@ enum Validator {
         let resolved = ParamValues(values)
         // The node's own checks need every param to be valid; otherwise they would see defaults or gaps.
         if diagnostics.errorCount == before && !unresolved {
-            for message in type.init().validate(params: resolved) {
+            for message in type.init().validate(params: resolved, connectedInputs: Set(node.inputs.map(\.socket))) {
                 diagnostics.error(message, at: node.location, node: node.id)
             }
         }
