@@ -90,6 +90,20 @@ public struct LatentNoiseNode: Node {
         return errors
     }
 
+    public func validate(params: ParamValues, connectedInputs: Set<String>) -> [String] {
+        var errors = validate(params: params)
+        guard !connectedInputs.contains("model") else { return errors }
+        for name in ["width", "height"] where params.int(name) == 0 && !params.bool("resolution_binning") {
+            errors.append("\(name) 0 means the model's native size: connect the 'model' input (dit.load) or give "
+                          + "\(name) in pixels")
+        }
+        if params.bool("resolution_binning") {
+            errors.append("resolution_binning picks its table from the transformer's sample_size: connect the "
+                          + "'model' input (dit.load)")
+        }
+        return errors
+    }
+
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         let problems = validate(params: params)
         guard problems.isEmpty else {

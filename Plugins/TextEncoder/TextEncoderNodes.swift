@@ -73,9 +73,11 @@ public struct TextEncode: Node {
         params: [
             ParamSpec("text", .string, doc: "the prompt (lowercased and stripped as diffusers does); with "
                       + "split_lines, one prompt per line"),
-            ParamSpec("instruction", .string, default: .string("default"),
+            ParamSpec("instruction", .choice(["default", "none", "custom"]), default: .string("default"),
                       doc: "'default' = diffusers' complex human instruction, 'none' = no instruction (as diffusers "
-                      + "encodes negative prompts), anything else = a custom instruction prefixed verbatim"),
+                      + "encodes negative prompts), 'custom' = the text of custom_instruction, prefixed verbatim"),
+            ParamSpec("custom_instruction", .string, default: .string(""),
+                      doc: "the instruction lines used when instruction is 'custom' (must be empty otherwise)"),
             ParamSpec("max_sequence_length", .int, default: .int(300), min: 1, max: 8192,
                       doc: "tokens kept per prompt (L)"),
             ParamSpec("split_lines", .bool, default: .bool(false),
@@ -98,17 +100,28 @@ public struct TextEncode: Node {
 
     static func instruction(_ params: ParamValues) -> PromptInstruction {
         switch params.optionalString("instruction") {
-        case nil, "default"?: return .default
         case "none"?: return .none
-        case let text?: return .custom(text)
+        case "custom"?: return .custom(params.optionalString("custom_instruction") ?? "")
+        default: return .default
         }
     }
 
     public func validate(params: ParamValues) -> [String] {
+        var problems: [String] = []
         if case .bool(true)? = params["split_lines"], Self.prompts(params).isEmpty {
-            return ["text holds no prompt line (split_lines is on and every line is blank)"]
+            problems.append("text holds no prompt line (split_lines is on and every line is blank)")
         }
-        return []
+        let custom = params.optionalString("custom_instruction")
+        switch params.optionalString("instruction") {
+        case "custom"?:
+            if custom == nil { problems.append("instruction 'custom' needs the text in custom_instruction") }
+        case let mode:
+            if custom != nil {
+                problems.append("custom_instruction is set but instruction is '\(mode ?? "default")'; set instruction: "
+                                + "custom to use it, or remove custom_instruction")
+            }
+        }
+        return problems
     }
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {

@@ -40,7 +40,7 @@ public enum BoundedFile {
     }
 
     /// The kind of a non-regular file, for messages.
-    static func kind(_ mode: mode_t) -> String {
+    public static func kind(_ mode: mode_t) -> String {
         switch mode & S_IFMT {
         case S_IFDIR: return "a folder"
         case S_IFIFO: return "a FIFO (named pipe)"

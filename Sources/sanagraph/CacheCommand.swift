@@ -176,10 +176,17 @@ struct CacheCommand: ParsableCommand {
         func run() throws {
             guard let cache = try folder.open(writable: remove) else { return }
             let report = cache.verify(remove: remove)
-            for p in report.problems { Console.out("bad: \(p.path): \(p.reason)\n") }
+            // The bad entries go to stderr (what is wrong with each), the summary to stdout.
+            for p in report.problems { Console.err("bad: \(p.path): \(p.reason)\n") }
             let verb = report.removed ? "removed" : "found"
-            Console.out("checked \(report.checked) files: \(report.problems.isEmpty ? "all good" : "\(verb) \(report.problems.count) bad")\n")
-            if !report.problems.isEmpty { throw ExitCode(1) }
+            let summary = "checked \(report.checked) files: "
+                + (report.problems.isEmpty ? "all good" : "\(verb) \(report.problems.count) bad")
+            Console.out(summary + "\n")
+            if !report.problems.isEmpty {
+                Console.error("\(report.problems.count) bad cache entr\(report.problems.count == 1 ? "y" : "ies") in "
+                              + "\(cache.directory)" + (report.removed ? " (removed)" : "; 'cache verify --remove' deletes them"))
+                throw ExitCode(1)
+            }
         }
     }
 }
