@@ -188,6 +188,8 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
 
         // 3. Blocks.
         for (block, kv) in zip(transformer_blocks, text.keyValues) {
+            // A block at 4K takes seconds: stop between blocks when the run is interrupted.
+            try CancellationToken.checkCurrent()
             x = block(x, t6: t6, key: kv.key, value: kv.value, maskBias: text.maskBias, height: hp, width: wp)
         }
 
@@ -206,5 +208,17 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
                         timestep: Tensor, guidance: Tensor? = nil) throws -> Tensor {
         let text = try prepare(Conditioning(embeddings: encoderHiddenStates, mask: encoderAttentionMask))
         return try predict(latent: hiddenStates, timestep: timestep, text: text, guidance: guidance)
+    }
+}
+
+extension SanaTransformer2DModel: ActivationEstimating {
+    /// Peak activations of `predict` for a latent [B, C, h, w]: per token about 8 hidden-size tensors (the
+    /// residual stream, its modulated norm, q/k/v, attention outputs, cross-attention) and 5 Mix-FFN-width ones
+    /// (the inverted and depthwise convolutions' 2 × hidden channels and the gated product), in fp32.
+    public func activationBytes(inputShape shape: [Int]) -> Int {
+        guard shape.count == 4 else { return 0 }
+        let p = max(1, config.patchSize)
+        let tokens = MachineMemory.product([shape[0], shape[2] / p, shape[3] / p])
+        return MachineMemory.product([tokens, MachineMemory.sum([8 * config.innerDim, 5 * config.ffnHidden]), 4])
     }
 }

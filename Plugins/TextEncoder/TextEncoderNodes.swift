@@ -50,6 +50,11 @@ public struct TextEncoderLoad: Node {
         }
     }
 
+    /// The weights as fp32 (the embedding table stays mapped, so this is an upper bound).
+    public func estimateMemory(params: ParamValues, inputs: NodeInputs?) -> Int? {
+        ModelFolder<Gemma2Config>.fp32WeightBytes(path: params.string("path"))
+    }
+
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         let path = params.string("path")
         let tokenizerPath = Self.tokenizerPath(params)

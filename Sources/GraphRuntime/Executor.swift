@@ -62,6 +62,8 @@ public struct PlannedStep: Sendable {
     public var cachedIn: String?
     /// True when the node would neither run nor be read: everything that consumes it comes from cache.
     public var skipped: Bool = false
+    /// The node's memory estimate from its params alone (`Node.estimateMemory`), when it can give one.
+    public var memoryEstimate: Int? = nil
 }
 
 /// Runs an `ExecutionPlan` one node at a time on the calling thread.
@@ -111,7 +113,8 @@ public final class Executor: Sendable {
             let store = holder[step.node]
             return PlannedStep(step: step, typeName: node.descriptor.typeName, key: keys[step.node]!,
                                hasSideEffects: node.descriptor.hasSideEffects, cachedIn: store,
-                               skipped: store == nil && !needed.contains(step.node))
+                               skipped: store == nil && !needed.contains(step.node),
+                               memoryEstimate: node.type.init().estimateMemory(params: node.params, inputs: nil))
         }
     }
 
@@ -367,6 +370,15 @@ public final class Executor: Sendable {
                     "value '\(ref)' for node '\(node.id)' input '\(socket)' was released before its last use")
             }
             values[socket] = value
+        }
+        // Refuse what can never fit before starting it (a run that would swap or be killed by the kernel instead).
+        let physical = MachineMemory.physical
+        if let needed = node.type.init().estimateMemory(params: node.params, inputs: NodeInputs(values, nodeID: node.id)),
+           needed > physical {
+            let failure = NodeRunError(nodeID: node.id, typeName: typeName,
+                                       underlying: InsufficientMemoryError(nodeID: node.id, needed: needed))
+            emit(.nodeFailed(node: node.id, type: typeName, message: failure.message, category: failure.category))
+            throw failure
         }
         let emit = self.emit
         let context = RunContext(

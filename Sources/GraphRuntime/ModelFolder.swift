@@ -92,6 +92,13 @@ public struct ModelFolder<Config: Decodable> {
         }
     }
 
+    /// Bytes the folder's weights take once converted to fp32, from the safetensors headers (nothing else is
+    /// read), or nil when the folder can't be opened (loading then says why). For `Node.estimateMemory`.
+    public static func fp32WeightBytes(path: String) -> Int? {
+        guard let checkpoint = try? SafetensorsCheckpoint(path: path) else { return nil }
+        return MachineMemory.fp32WeightBytes(shapes: checkpoint.names.compactMap { try? checkpoint.info($0).shape })
+    }
+
     /// The weights' path for messages: the shard index, else the single file.
     public var weightsPath: String { checkpoint.indexPath ?? checkpoint.files.first?.path ?? path }
 }
