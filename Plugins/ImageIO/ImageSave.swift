@@ -27,7 +27,9 @@ public struct ImageSave: Node {
     public func validate(params: ParamValues) -> [String] {
         var problems: [String] = []
         if case .int(let bits)? = params["bits"], bits != 8 && bits != 16 { problems.append("bits must be 8 or 16, got \(bits)") }
-        if case .string(let p)? = params["path"], p.isEmpty { problems.append("path must not be empty") }
+        if case .string(let p)? = params["path"], let problem = PathTemplate(p).syntaxProblem {
+            problems.append("param 'path' (template '\(p)'): \(problem)")
+        }
         return problems
     }
 

@@ -19,6 +19,24 @@ public struct PathTemplate: Sendable {
     static let placeholders = ["seed", "date", "time", "graph", "params.NAME", "batch", "counter"]
     private static let counterMarker = "\u{1}COUNTER\u{1}"
 
+    /// A problem visible without running (empty, a NUL byte, a folder, an unclosed `{`, an unknown placeholder), so
+    /// `validate` reports it (exit 2); problems that depend on the run's params are found when rendering.
+    public var syntaxProblem: String? {
+        if template.isEmpty { return "the path is empty" }
+        if template.utf8.contains(0) { return "the path holds a NUL byte" }
+        if Paths.namesFolder(template) { return "the path names a folder, not a file" }
+        var rest = Substring(template)
+        while let open = rest.firstIndex(of: "{") {
+            guard let close = rest[open...].firstIndex(of: "}") else { return "unclosed '{'" }
+            let name = rest[rest.index(after: open)..<close]
+            if !["seed", "date", "time", "graph", "batch", "counter"].contains(name) && !name.hasPrefix("params.") {
+                return "unknown placeholder {\(name)}; known: " + Self.placeholders.map { "{\($0)}" }.joined(separator: " ")
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        return nil
+    }
+
     /// Whether the template contains `name` as a placeholder.
     public func contains(_ name: String) -> Bool { template.contains("{\(name)}") }
 

@@ -30,6 +30,9 @@ public struct TensorSave: Node {
     public func validate(params: ParamValues) -> [String] {
         var problems: [String] = []
         if params.optionalString("path") == nil { problems.append("path must not be empty") }
+        if let path = params.optionalString("path"), Paths.namesFolder(path) {
+            problems.append("param 'path' ('\(path)') names a folder, not a file")
+        }
         switch params.optionalString("name") {
         case nil: problems.append("name must not be empty")
         case "__metadata__"?: problems.append("name '__metadata__' is reserved by the safetensors format")

@@ -31,6 +31,9 @@ struct SanaGraphCommand: ParsableCommand {
     /// ArgumentParser's own entry point, except that usage errors exit 2 (not its 64), like every other
     /// invalid-input error: one code for "what you asked for is malformed", whoever noticed it.
     static func main() {
+        // Past a file-size limit (ulimit -f) a write must fail with EFBIG, reported as an I/O error (exit 6), not
+        // kill the process with SIGXFSZ.
+        signal(SIGXFSZ, SIG_IGN)
         do {
             var command = try parseAsRoot()
             try command.run()
