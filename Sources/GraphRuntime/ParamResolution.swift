@@ -95,8 +95,7 @@ struct Operand {
             self.init(kind: .string(text), text: text)
         case .int, .float, .bool:
             let trimmed = text.trimmingCharacters(in: .whitespaces)
-            let tag = Resolver.default.resolveTag(of: Yams.Node(trimmed))
-            self.init(yaml: Yams.Node(trimmed, Tag(tag), .plain))!
+            self.init(yaml: Yams.Node(trimmed, Tag(YAMLScalars.resolve(trimmed)), .plain))!
         }
     }
 
