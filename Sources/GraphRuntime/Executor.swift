@@ -274,13 +274,8 @@ public final class Executor: Sendable {
                     }
                     outputs = try runNode(node, live: live, runInfo: runInfo)
                     nodesRun += 1
-                    // A node that ignored an interrupt must not have its (possibly partial) result stored.
-                    if cancellation.isCancelled {
-                        emit(.nodeFailed(node: node.id, type: descriptor.typeName, message: "interrupted",
-                                         category: .interrupted))
-                        throw NodeRunError(nodeID: node.id, typeName: descriptor.typeName,
-                                           underlying: NodeError.cancelled)
-                    }
+                    // A node that finished after an interrupt must not have its (possibly partial) result stored.
+                    try checkCancelled()
                     if !descriptor.hasSideEffects {
                         for store in caches { store.store(key, outputs: outputs!, info: info) }
                     }

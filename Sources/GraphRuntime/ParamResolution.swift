@@ -234,7 +234,7 @@ struct ParamScope {
             scope.applyOverride(name, overrides[name] ?? "", diagnostics: &diagnostics)
         }
         for name in scope.order {
-            guard let param = scope.declared[name], scope.values[name] == nil else { continue }
+            guard let param = scope.declared[name], scope.values[name] == nil, !scope.broken.contains(name) else { continue }
             diagnostics.error("param '\(name)' is required (it has no default): give it with --set \(name)=... "
                               + "or in a --params file", at: param.location)
             scope.broken.insert(name)
@@ -339,7 +339,8 @@ struct ParamScope {
     }
 
     private mutating func applyOverride(_ name: String, _ text: String, diagnostics: inout DiagnosticList) {
-        let shown = "--set \(name)=\(text)"
+        // A giant value is shown by its start (the message must stay readable).
+        let shown = "--set \(name)=" + (text.count > 80 ? text.prefix(80) + "… (\(text.utf8.count) bytes)" : text)
         guard let param = declared[name] else {
             if broken.contains(name) { return }
             diagnostics.error("\(shown): the graph has no param '\(name)'"

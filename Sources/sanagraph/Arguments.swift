@@ -80,25 +80,3 @@ struct ParamAssignment: ExpressibleByArgument, Equatable {
         return s.unicodeScalars.allSatisfy { $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) }
     }
 }
-
-/// `i/n`: this process takes part `i` (1-based) of `n` (for splitting a batch over processes).
-struct Shard: ExpressibleByArgument, Equatable, CustomStringConvertible {
-    static let maximumCount = 1 << 20
-
-    var index: Int
-    var count: Int
-
-    init?(argument: String) {
-        let parts = argument.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }),
-              let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, n <= Self.maximumCount, i >= 1, i <= n
-        else { return nil }
-        index = i
-        count = n
-    }
-
-    var description: String { "\(index)/\(count)" }
-
-    /// Whether item `item` (0-based) of a sequence belongs to this shard (round robin).
-    func contains(_ item: Int) -> Bool { item % count == index - 1 }
-}
