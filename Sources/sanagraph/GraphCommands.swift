@@ -202,7 +202,7 @@ func table(header: [String]?, rows: [[String]]) -> String {
     for row in all { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
     return all.map { row in
         var line = row.enumerated().map { i, cell in
-            i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            i == row.count - 1 ? cell : cell + String(repeating: " ", count: max(0, widths[i] - cell.count))
         }.joined(separator: "  ")
         while line.hasSuffix(" ") { line.removeLast() }
         return line
