@@ -34,7 +34,10 @@ import Yams
         func failure(_ text: String) -> YAMLComposer.Failure? {
             do { _ = try YAMLComposer.compose(text); return nil } catch { return error }
         }
-        #expect(failure(String(repeating: "[", count: 100_000))?.message.contains("nested more than 64") == true)
+        // libyaml's scanner may refuse a very deep flow first (it limits flow levels itself); either way, no crash.
+        let deep = failure(String(repeating: "[", count: 100_000))?.message ?? ""
+        #expect(deep.contains("nested more than 64") || deep.hasPrefix("YAML syntax error"), "\(deep)")
+        #expect(failure(String(repeating: "- ", count: 100) + "x\n")?.message.contains("nested more than 64") == true)
         var bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
         for i in 1...9 { bomb += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
         let f = failure(bomb)
