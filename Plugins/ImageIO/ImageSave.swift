@@ -62,6 +62,8 @@ public struct ImageSave: Node {
                 try PNGCodec.encode(UnsafeBufferPointer(rebasing: all[(b * perImage)..<((b + 1) * perImage)]),
                                     width: width, height: height, bits: bits, text: text, path: path)
             }
+            // Encoding a large image takes a while: an interrupt meanwhile leaves no new file.
+            try context.checkCancelled()
             written.append(try write(bytes, to: path, collision: collision))
             context.logger.info("saved \(written[written.count - 1])")
         }
