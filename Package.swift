@@ -41,6 +41,10 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
 
+        // The CUDA backend: driver, NVRTC and cuBLASLt loaded with dlopen at run time (no link-time CUDA
+        // dependency, so CI without a GPU builds and links it), device memory, kernels compiled on the device.
+        .target(name: "CUDA", dependencies: ["Tensors", .product(name: "Crypto", package: "swift-crypto")]),
+
         // Node families.
         .target(name: "TensorIO", dependencies: ["GraphRuntime", "Tensors", "Safetensors"],
                 path: "Plugins/TensorIO"),
@@ -50,7 +54,7 @@ let package = Package(
                 path: "Plugins/Upscaler"),
         .target(name: "FlowSolvers", dependencies: ["GraphRuntime", "Tensors"],
                 path: "Plugins/FlowSolvers"),
-        .target(name: "LinearDiT", dependencies: ["GraphRuntime", "Tensors", "Safetensors"],
+        .target(name: "LinearDiT", dependencies: ["GraphRuntime", "Tensors", "Safetensors", "CUDA"],
                 path: "Plugins/LinearDiT"),
         .target(name: "TextEncoder", dependencies: ["GraphRuntime", "Tensors", "Safetensors"],
                 path: "Plugins/TextEncoder"),
@@ -69,6 +73,10 @@ let package = Package(
         .executableTarget(name: "sanagraph-bench", dependencies: ["Tensors", "Safetensors", "GraphRuntime", "LinearDiT"],
                           swiftSettings: f16c),
 
+        // GPU checks and timings (`make test-cuda`, `make bench-cuda`); the one binary `make bundle` ships to GPU hosts.
+        .executableTarget(name: "sanagraph-cuda", dependencies: ["CUDA", "Tensors", "Safetensors", "GraphRuntime", "LinearDiT"],
+                          swiftSettings: f16c),
+
         // Tests. Fixtures live in Tests/Fixtures and are found through TestSupport.fixturesDirectory.
         .target(name: "TestSupport", dependencies: ["Tensors", "Safetensors", "GraphRuntime"],
                 path: "Tests/TestSupport"),
@@ -83,5 +91,6 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
         .testTarget(name: "TextEncoderTests", dependencies: ["TextEncoder", "TensorIO", "TestSupport"]),
         .testTarget(name: "DCAETests", dependencies: ["DCAE", "TensorIO", "TestSupport"]),
+        .testTarget(name: "CUDATests", dependencies: ["CUDA", "TestSupport"]),
     ]
 )
