@@ -21,7 +21,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_GRAPH := Graphs/text2img.yaml
 SMOKE_GRAPH := Graphs/smoke.yaml
 
-.PHONY: all deps build demo test fixtures bench clean reference-venv bundle test-cuda bench-cuda
+.PHONY: all deps build demo test fixtures bench clean reference-venv bundle test-cuda test-cuda-emulated bench-cuda
 
 all: build
 
@@ -88,6 +88,14 @@ test-cuda: deps
 	$(SWIFT) build -c $(CONFIG) --product sanagraph-cuda
 	.build/$(CONFIG)/sanagraph-cuda test
 
+# The same checks with no GPU: the project's CUDA C kernels and the driver/NVRTC/cuBLASLt calls run on a CPU
+# emulator (tools/cuda-emulator: fake libcuda/libnvrtc/libcublasLt). Checks logic and indexing, not speed.
+test-cuda-emulated: deps
+	$(SWIFT) build -c $(CONFIG) --product sanagraph-cuda
+	@emu=$$(tools/cuda-emulator/build.sh .build-emulator) && \
+	  SANAGRAPH_CUDA_DRIVER=$$emu/libcuda.so.1 SANAGRAPH_CUDA_LIBRARY_PATH=$$emu SANAGRAPH_CUDA_CACHE=$$emu/kernel-cache \
+	  .build/$(CONFIG)/sanagraph-cuda test
+
 # DiT forward vs diffusers eager bf16 on the same GPU (needs torch + diffusers in $(PYTHON) and a GPU).
 CUDA_BENCH_ARGS ?= --sizes 1024,512 --reps 20
 bench-cuda: deps
@@ -95,4 +103,4 @@ bench-cuda: deps
 	$(PYTHON) tools/bench/cuda_dit.py --binary .build/$(CONFIG)/sanagraph-cuda $(CUDA_BENCH_ARGS)
 
 clean:
-	rm -rf .build .build-bundle
+	rm -rf .build .build-bundle .build-emulator
