@@ -40,8 +40,8 @@ public struct DiTLoad: Node {
             return ["model": .denoiser(model)]
         case .cuda(let index):
             let model = try SanaTransformerCUDA.load(folder: path, device: index)
-            let where_ = "\(model.context.name) (cuda:\(index), \(model.deviceBytes >> 20) MiB of bf16 weights)"
-            context.logger.info("loaded Sana transformer (\(model.config.numLayers) layers, D=\(model.config.innerDim)) from \(path) onto \(where_)")
+            let placement = "\(model.context.name) (cuda:\(index), \(model.deviceBytes >> 20) MiB of bf16 weights)"
+            context.logger.info("loaded Sana transformer (\(model.config.numLayers) layers, D=\(model.config.innerDim)) from \(path) onto \(placement)")
             return ["model": .denoiser(model)]
         }
     }

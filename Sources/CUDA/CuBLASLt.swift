@@ -149,36 +149,43 @@ public final class Gemm: @unchecked Sendable {
     public func run(m: Int, n: Int, k: Int, a: GemmOperand, b: GemmOperand, bTransposed: Bool,
                     d: GemmOperand, outputF32: Bool, bias: DevicePointer? = nil, alpha: Float = 1,
                     accumulate: Bool = false, batch: Int = 1, stream: CUHandle?) throws(CUDAError) {
-        precondition(m > 0 && n > 0 && k > 0 && batch > 0, "empty GEMM \(m)×\(n)×\(k)")
+        guard m > 0, n > 0, k > 0, batch > 0 else {
+            throw .unsupported("an empty GEMM (\(m)×\(n)×\(k), batch \(batch))")
+        }
         let key = PlanKey(m: m, n: n, k: k, lda: a.ld, ldb: b.ld, ldd: d.ld, strideA: a.batchStride,
                           strideB: b.batchStride, strideD: d.batchStride, batch: batch, bTransposed: bTransposed,
                           outputF32: outputF32, bias: bias != nil, accumulate: accumulate,
                           alignA: Self.alignment(a.pointer), alignB: Self.alignment(b.pointer),
                           alignD: Self.alignment(d.pointer))
-        let plan = try lock.withLock { () throws(CUDAError) -> Plan in
-            if let p = plans[key] { return p }
-            let p = try makePlan(key, biasPointer: bias)
-            plans[key] = p
-            return p
+        // One lock around plan lookup, the bias pointer (an attribute of the shared descriptor) and the enqueue.
+        try lock.withLock { () throws(CUDAError) in
+            let plan: Plan
+            if let p = plans[key] {
+                plan = p
+            } else {
+                plan = try makePlan(key, biasPointer: bias)
+                plans[key] = plan
+            }
+            if var biasPointer = bias {
+                try lib.check(lib.cublasLtMatmulDescSetAttribute(plan.desc, CuBLASLtLibrary.descBiasPointer, &biasPointer,
+                                                                 MemoryLayout<UInt64>.size), "set bias pointer")
+            }
+            var alphaValue = alpha
+            var beta: Float = accumulate ? 1 : 0
+            // Column-major view: Dᵀ[N, M] = op(B)ᵀ · Aᵀ, so cuBLASLt's "A" is our B and its "B" our A.
+            let dPointer = UnsafeMutableRawPointer(bitPattern: UInt(d.pointer))
+            var algo = plan.algo.algo
+            let status = withUnsafePointer(to: &algo) { algoPointer in
+                lib.cublasLtMatmul(handle, plan.desc, &alphaValue,
+                                   UnsafeRawPointer(bitPattern: UInt(b.pointer)), plan.layoutA,
+                                   UnsafeRawPointer(bitPattern: UInt(a.pointer)), plan.layoutB,
+                                   &beta, UnsafeRawPointer(dPointer), plan.layoutD, dPointer, plan.layoutD,
+                                   UnsafeRawPointer(algoPointer),
+                                   UnsafeMutableRawPointer(bitPattern: UInt(workspace.pointer)), Self.workspaceBytes,
+                                   stream)
+            }
+            try lib.check(status, "cublasLtMatmul(\(m)×\(n)×\(k), batch \(batch))")
         }
-        if var biasPointer = bias {
-            try lib.check(lib.cublasLtMatmulDescSetAttribute(plan.desc, CuBLASLtLibrary.descBiasPointer, &biasPointer,
-                                                             MemoryLayout<UInt64>.size), "set bias pointer")
-        }
-        var alphaValue = alpha
-        var beta: Float = accumulate ? 1 : 0
-        // Column-major view: Dᵀ[N, M] = op(B)ᵀ · Aᵀ, so cuBLASLt's "A" is our B and its "B" our A.
-        let dPointer = UnsafeMutableRawPointer(bitPattern: UInt(d.pointer))
-        var algo = plan.algo.algo
-        let status = withUnsafePointer(to: &algo) { algoPointer in
-            lib.cublasLtMatmul(handle, plan.desc, &alphaValue,
-                               UnsafeRawPointer(bitPattern: UInt(b.pointer)), plan.layoutA,
-                               UnsafeRawPointer(bitPattern: UInt(a.pointer)), plan.layoutB,
-                               &beta, UnsafeRawPointer(dPointer), plan.layoutD, dPointer, plan.layoutD,
-                               UnsafeRawPointer(algoPointer),
-                               UnsafeMutableRawPointer(bitPattern: UInt(workspace.pointer)), Self.workspaceBytes, stream)
-        }
-        try lib.check(status, "cublasLtMatmul(\(m)×\(n)×\(k), batch \(batch))")
     }
 
     private func makePlan(_ key: PlanKey, biasPointer: DevicePointer?) throws(CUDAError) -> Plan {
