@@ -5,6 +5,8 @@
 #   make fixtures  regenerate test fixtures with the Python reference scripts (never run by CI)
 #   make bench     benchmarks (compare with PyTorch on this machine; PYTHON=…, BENCH_ARGS=--quick)
 #   make reference-venv  create the pinned Python reference venv (outside the repo) used by fixtures/bench
+#   make bundle    static GPU bundle (sanagraph-cuda) for hosts with only the NVIDIA driver; prints its path last
+#   make test-cuda GPU checks (prints "skipped: no CUDA driver" without a GPU); make bench-cuda: vs diffusers (docs/cuda.md)
 # Run as root or as a user with sudo (only needed when a package is missing).
 
 SWIFT      ?= swift
@@ -20,7 +22,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_GRAPH := Graphs/text2img.yaml
 SMOKE_GRAPH := Graphs/smoke.yaml
 
-.PHONY: all deps build demo test fuzz fixtures bench clean reference-venv
+.PHONY: all deps build demo test fuzz fixtures bench clean reference-venv bundle test-cuda test-cuda-emulated bench-cuda
 
 all: build
 
@@ -85,5 +87,28 @@ bench: build
 	PYTHON="$(PYTHON)" tools/bench/kernels.sh
 	PYTHON="$(PYTHON)" tools/bench/models.sh $(BENCH_ARGS)
 
+# CUDA backend (docs/cuda.md). The bundle's last output line is its path.
+bundle: deps
+	@tools/bundle/build.sh .build-bundle
+
+# GPU checks: every kernel and the GPU DiT against the CPU code; without a driver prints "skipped: no CUDA driver".
+test-cuda: deps
+	$(SWIFT) build -c $(CONFIG) --product sanagraph-cuda
+	.build/$(CONFIG)/sanagraph-cuda test
+
+# The same checks with no GPU: the project's CUDA C kernels and the driver/NVRTC/cuBLASLt calls run on a CPU
+# emulator (tools/cuda-emulator: fake libcuda/libnvrtc/libcublasLt). Checks logic and indexing, not speed.
+test-cuda-emulated: deps
+	$(SWIFT) build -c $(CONFIG) --product sanagraph-cuda
+	@emu=$$(tools/cuda-emulator/build.sh .build-emulator) && \
+	  SANAGRAPH_CUDA_DRIVER=$$emu/libcuda.so.1 SANAGRAPH_CUDA_LIBRARY_PATH=$$emu SANAGRAPH_CUDA_CACHE=$$emu/kernel-cache \
+	  .build/$(CONFIG)/sanagraph-cuda test
+
+# DiT forward vs diffusers eager bf16 on the same GPU (needs torch + diffusers in $(PYTHON) and a GPU).
+CUDA_BENCH_ARGS ?= --sizes 1024,512 --reps 20
+bench-cuda: deps
+	$(SWIFT) build -c $(CONFIG) --product sanagraph-cuda
+	$(PYTHON) tools/bench/cuda_dit.py --binary .build/$(CONFIG)/sanagraph-cuda $(CUDA_BENCH_ARGS)
+
 clean:
-	rm -rf .build .build-examples
+	rm -rf .build .build-examples .build-bundle .build-emulator

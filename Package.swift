@@ -46,6 +46,11 @@ let package = Package(
                 .product(name: "HeapModule", package: "swift-collections"),
             ]),
 
+        // The CUDA backend: driver, NVRTC and cuBLASLt loaded with dlopen at run time (no link-time CUDA
+        // dependency, so CI without a GPU builds and links it), device memory, kernels compiled on the device.
+        // (Not yet in SanaGraphKit: device placement joins the SDK's tensor type in a later step, docs/cuda.md.)
+        .target(name: "CUDA", dependencies: [kit, .product(name: "Crypto", package: "swift-crypto")]),
+
         // Node families.
         .target(name: "TensorIO", dependencies: [kit],
                 path: "Plugins/TensorIO"),
@@ -55,7 +60,7 @@ let package = Package(
                 path: "Plugins/Upscaler"),
         .target(name: "FlowSolvers", dependencies: [kit],
                 path: "Plugins/FlowSolvers"),
-        .target(name: "LinearDiT", dependencies: [kit],
+        .target(name: "LinearDiT", dependencies: [kit, "CUDA"],
                 path: "Plugins/LinearDiT"),
         .target(name: "TextEncoder", dependencies: [kit],
                 path: "Plugins/TextEncoder"),
@@ -75,6 +80,10 @@ let package = Package(
         .executableTarget(name: "sanagraph-bench", dependencies: [kit, "GraphRuntime", "LinearDiT"],
                           swiftSettings: f16c),
 
+        // GPU checks and timings (`make test-cuda`, `make bench-cuda`); the one binary `make bundle` ships to GPU hosts.
+        .executableTarget(name: "sanagraph-cuda", dependencies: ["CUDA", kit, "GraphRuntime", "LinearDiT"],
+                          swiftSettings: f16c),
+
         // Tests. Fixtures live in Tests/Fixtures and are found through TestSupport.fixturesDirectory.
         .target(name: "TestSupport", dependencies: [kit, "GraphRuntime"],
                 path: "Tests/TestSupport"),
@@ -85,9 +94,10 @@ let package = Package(
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "TestSupport"]),
         .testTarget(name: "UpscalerTests", dependencies: ["Upscaler", "TestSupport"]),
         .testTarget(name: "FlowSolversTests", dependencies: ["FlowSolvers", "LinearDiT", "TestSupport"]),
-        .testTarget(name: "LinearDiTTests", dependencies: ["LinearDiT", "TensorIO", "TestSupport"]),
+        .testTarget(name: "LinearDiTTests", dependencies: ["LinearDiT", "TensorIO", "TestSupport", "CUDA"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
         .testTarget(name: "TextEncoderTests", dependencies: ["TextEncoder", "TensorIO", "TestSupport"]),
         .testTarget(name: "DCAETests", dependencies: ["DCAE", "TensorIO", "TestSupport"]),
+        .testTarget(name: "CUDATests", dependencies: ["CUDA", "TestSupport"]),
     ]
 )

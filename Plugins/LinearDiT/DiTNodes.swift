@@ -1,5 +1,6 @@
-import SanaGraphKit
+import CUDA
 import DiffusionModels
+import SanaGraphKit
 import Tensors
 
 /// `dit.load`: loads a diffusers `SanaTransformer2DModel` `transformer/` folder as a denoiser.
@@ -7,13 +8,23 @@ public struct DiTLoad: Node {
     public static let descriptor = NodeDescriptor(
         typeName: "dit.load", version: 1,
         summary: "Load SANA's Linear DiT denoiser from a diffusers transformer/ folder (F32/F16/BF16, sharded or not)",
-        outputs: [OutputSpec("model", .denoiserModel, doc: "the denoiser (weights held in fp32)")],
-        params: [ParamSpec("path", .path, doc: "the transformer/ folder holding config.json and the safetensors weights")])
+        outputs: [OutputSpec("model", .denoiserModel, doc: "the denoiser (CPU: fp32 weights; CUDA: bf16 weights on the GPU)")],
+        params: [
+            ParamSpec("path", .path, doc: "the transformer/ folder holding config.json and the safetensors weights"),
+            ParamSpec("device", .string, default: .string("cpu"),
+                      doc: "where the model runs: cpu, cuda or cuda:N (NVIDIA GPU N, bf16; docs/cuda.md)"),
+        ])
 
     public init() {}
 
     public func validate(params: ParamValues) -> [String] {
-        params.optionalString("path") == nil ? ["path must not be empty"] : []
+        var problems: [String] = []
+        if params.optionalString("path") == nil { problems.append("path must not be empty") }
+        let device = params.optionalString("device") ?? "cpu"
+        if ComputeDevice(parsing: device) == nil {
+            problems.append("device must be \(ComputeDevice.spellings), got '\(device)'")
+        }
+        return problems
     }
 
     /// Fingerprints config.json and every weight file, so edits invalidate cached results.
@@ -28,9 +39,17 @@ public struct DiTLoad: Node {
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         let path = params.string("path")
-        let model = try SanaTransformer2DModel.load(folder: path)
-        context.logger.info("loaded Sana transformer (\(model.config.numLayers) layers, D=\(model.config.innerDim)) from \(path)")
-        return ["model": .denoiser(model)]
+        switch ComputeDevice(parsing: params.optionalString("device") ?? "cpu") ?? .cpu {
+        case .cpu:
+            let model = try SanaTransformer2DModel.load(folder: path)
+            context.logger.info("loaded Sana transformer (\(model.config.numLayers) layers, D=\(model.config.innerDim)) from \(path)")
+            return ["model": .denoiser(model)]
+        case .cuda(let index):
+            let model = try SanaTransformerCUDA.load(folder: path, device: index)
+            let placement = "\(model.context.name) (cuda:\(index), \(model.deviceBytes >> 20) MiB of bf16 weights)"
+            context.logger.info("loaded Sana transformer (\(model.config.numLayers) layers, D=\(model.config.innerDim)) from \(path) onto \(placement)")
+            return ["model": .denoiser(model)]
+        }
     }
 }
 

@@ -71,6 +71,18 @@ public struct SanaPreparedText: PreparedText {
     public var batch: Int { maskBias.shape[0] }
 }
 
+/// Why a latent of `height × width` cells cannot be used by a model of `config`, in the user's terms; nil when fine.
+func latentSizeProblem(config: SanaTransformerConfig, divisor: Int, height: Int, width: Int) -> String? {
+    let p = config.patchSize
+    if height <= 0 || width <= 0 { return "the latent is empty" }
+    if height % p != 0 || width % p != 0 {
+        let px = divisor * p
+        return "image size \(height * divisor)×\(width * divisor) px is not usable: with "
+            + "patch_size \(p) width and height must be multiples of \(px) px"
+    }
+    return nil
+}
+
 /// Errors from running the model on unusable inputs (exit 3, node failed).
 public enum LinearDiTInputError: CategorizedError, Equatable {
     case invalid(String)
@@ -139,14 +151,7 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
 
     /// Why a latent of `height × width` cells cannot be used, in the user's terms; nil when fine.
     public func latentSizeProblem(height: Int, width: Int) -> String? {
-        let p = config.patchSize
-        if height <= 0 || width <= 0 { return "the latent is empty" }
-        if height % p != 0 || width % p != 0 {
-            let px = latentSpatialDivisor * p
-            return "image size \(height * latentSpatialDivisor)×\(width * latentSpatialDivisor) px is not usable: with "
-                + "patch_size \(p) width and height must be multiples of \(px) px"
-        }
-        return nil
+        LinearDiT.latentSizeProblem(config: config, divisor: latentSpatialDivisor, height: height, width: width)
     }
 
     /// Velocity for `latent` [B, C, h, w] at `timestep` [B] (and `guidance` [B] for Sana-Sprint).

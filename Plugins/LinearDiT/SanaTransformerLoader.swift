@@ -1,3 +1,4 @@
+import CUDA
 import Foundation
 import SanaGraphKit
 import DiffusionModels
@@ -130,5 +131,40 @@ extension SanaTransformer2DModel {
         // the load (peak 3.3 GiB instead of 2.3 for Sana-600M).
         raw.releaseSourcePages()
         return decoded
+    }
+}
+
+extension SanaTransformerWeights {
+    /// In-memory fp32 weights by checkpoint key, checked against the config (every key, every shape).
+    init(checking tensors: [String: Tensor], config: SanaTransformerConfig) throws {
+        if let problem = config.problems().first { throw LinearDiTInputError.invalid(problem) }
+        let expected = SanaTransformerKeys.expected(config)
+        let bad = expected.filter { tensors[$0.key]?.shape != $0.value }.keys.sorted()
+        guard bad.isEmpty else {
+            throw LinearDiTInputError.invalid("missing or mis-shaped weights: \(bad.prefix(8).joined(separator: ", "))"
+                                              + (bad.count > 8 ? " and \(bad.count - 8) more" : ""))
+        }
+        self.tensors = tensors
+    }
+}
+
+extension SanaTransformer2DModel {
+    /// A model from in-memory fp32 weights by checkpoint key (diffusers' names); throws naming missing or
+    /// mis-shaped keys.
+    public convenience init(config: SanaTransformerConfig, tensors: [String: Tensor]) throws {
+        self.init(config: config, weights: try SanaTransformerWeights(checking: tensors, config: config))
+    }
+
+    /// Every checkpoint key of `config` with its shape (what a transformer/ folder must hold).
+    public static func expectedWeightShapes(_ config: SanaTransformerConfig) -> [String: [Int]] {
+        SanaTransformerKeys.expected(config)
+    }
+}
+
+extension SanaTransformerCUDA {
+    /// A GPU model from in-memory fp32 weights by checkpoint key, on GPU `device`.
+    public convenience init(config: SanaTransformerConfig, tensors: [String: Tensor], device: Int = 0) throws {
+        try self.init(config: config, weights: SanaTransformerWeights(checking: tensors, config: config),
+                      context: CUDAContext.open(device: device), latentSpatialDivisor: 32)
     }
 }

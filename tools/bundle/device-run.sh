@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Everything a GPU host needs to check and benchmark the bundle in one go, from a folder C copied there:
+#   C/sanagraph-cuda.tar.xz (make bundle), C/cuda_dit.py (tools/bench), C/diffusers-0.42.1-pruned.tar.xz
+#   (diffusers' source without the other pipelines; the device image has torch but no diffusers), this script.
+# Usage there: C=.build-cuda bash .build-cuda/run.sh [env] [info] [test] [bench]   (logs and JSON under $OUT)
+# The pruned diffusers: tar -C SITE_PACKAGES -cf - --exclude=__pycache__ diffusers, then remove every
+# diffusers/pipelines/*/ but sana/ and pixart_alpha/ and every diffusers/modular_pipelines/*/, and tar -cJf.
+set -u
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+C=${C:-.build-cuda}
+steps=${*:-"env test bench"}
+mkdir -p /tmp/sg/py
+tar -xJf $C/sanagraph-cuda.tar.xz -C /tmp/sg
+tar -xJf $C/diffusers-0.42.1-pruned.tar.xz -C /tmp/sg/py
+export PYTHONPATH=/tmp/sg/py PYTHONUNBUFFERED=1
+B=/tmp/sg/sanagraph-cuda/sanagraph-cuda
+for s in $steps; do case $s in
+env)
+  { echo "== nvidia-smi"; nvidia-smi; echo "== lscpu"; lscpu | grep -vi '^flags'; echo "== amx"; grep -o 'amx[a-z0-9_]*' /proc/cpuinfo | sort -u;
+    echo "== avx512"; grep -o 'avx512[a-z0-9_]*' /proc/cpuinfo | sort -u | tr '\n' ' '; echo;
+    echo "== mem"; free -g; echo "== os"; cat /etc/os-release | head -3; ldd --version | head -1;
+    echo "== python"; python3 -c 'import sys, torch, transformers, numpy; print(sys.version); print("torch", torch.__version__, torch.version.cuda, "transformers", transformers.__version__, "numpy", numpy.__version__)';
+    python3 -c 'import diffusers; print("diffusers", diffusers.__version__, diffusers.__file__)';
+    echo "== libs"; ldconfig -p | grep -E 'libcuda\.so|nvrtc|cublasLt|openblas|libpng|cudnn' ;
+    ls /usr/local/ | grep -i cuda; } > $OUT/env.txt 2>&1
+  head -c 4000 $OUT/env.txt ;;
+info) $B info ;;
+test) ( time $B test ) 2>&1 | tee $OUT/test.txt ;;
+test2) ( time $B test --filter DiT ) 2>&1 | tee $OUT/test2.txt ;;
+bench) python3 $C/cuda_dit.py --binary $B --sizes ${SIZES:-1024,512} --reps ${REPS:-20} --json $OUT/cuda_dit.json 2>&1 | tee $OUT/bench.txt ;;
+esac; done
