@@ -3,5 +3,5 @@ import GraphRuntime
 /// Node pack for this plugin (registered by the CLI): flow samplers and latent noise.
 public enum FlowSolversPack: NodePack {
     public static let name = "FlowSolvers"
-    public static var nodes: [any Node.Type] { [FlowDPMSolverNode.self, FlowEulerNode.self, LatentNoiseNode.self] }
+    public static var nodes: [any Node.Type] { [FlowDPMSolverNode.self, FlowEulerNode.self, SCMNode.self, LatentNoiseNode.self] }
 }
