@@ -61,7 +61,8 @@ let package = Package(
         .executableTarget(
             name: "sanagraph",
             dependencies: [
-                "GraphRuntime", "TensorIO", "ImageIO", "Upscaler", "FlowSolvers", "LinearDiT", "TextEncoder", "DCAE",
+                "GraphRuntime", "Safetensors", "TensorIO", "ImageIO", "Upscaler", "FlowSolvers", "LinearDiT",
+                "TextEncoder", "DCAE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -58,17 +58,20 @@ enum SampleNodeSupport {
     static func run(kind: FlowSolverKind, inputs: NodeInputs, params: ParamValues,
                     context: RunContext) throws -> NodeOutputs {
         let config = try schedulerConfig(params)
-        // 0 = "as the model's scheduler config says" (SANA's 3.0 when there is none).
-        let shift = params.double("shift") > 0 ? params.double("shift") : config.flowShift
-        if params.optionalString("scheduler_config") != nil, config.flowShift != shift {
+        let model = try inputs.denoiser("model")
+        // 0 = "as the model's scheduler config says"; without flow_shift there, the value diffusers' conversion
+        // writes for the model's size: 6.0 for the 4K models (sample_size 128), else 3.0.
+        let configShift = config.flowShiftGiven ? config.flowShift : ((model.sampleSize ?? 0) >= 128 ? 6.0 : 3.0)
+        let shift = params.double("shift") > 0 ? params.double("shift") : configShift
+        if params.optionalString("scheduler_config") != nil, configShift != shift {
             let message = "\(context.nodeID): shift \(shift) is used; the scheduler config's flow_shift is "
-                + "\(config.flowShift)"
+                + (config.flowShiftGiven ? "\(config.flowShift)" : "not given (\(configShift) for this model)")
             context.logger.notice("\(message)")
         }
         let options = SamplingOptions(steps: params.int("steps"), guidance: params.double("guidance"),
                                       shift: shift, denoise: params.double("denoise"), config: config)
         let out = try FlowSampler.sample(
-            kind: kind, model: try inputs.denoiser("model"), positive: try inputs.conditioning("positive"),
+            kind: kind, model: model, positive: try inputs.conditioning("positive"),
             negative: try inputs.optionalConditioning("negative"), latent: try inputs.tensor("latent"),
             noise: try inputs.optionalTensor("noise"), options: options, context: context)
         return ["latent": .latent(out)]

@@ -46,6 +46,8 @@ public struct SchedulerConfig: Sendable, Equatable {
     public var lowerOrderFinal: Bool = true
     public var eulerAtFinal: Bool = false
     public var flowShift: Double = 3.0
+    /// Whether the file gave `flow_shift` (else `flowShift` is SANA's 3.0 and the sampler picks by model size).
+    public var flowShiftGiven = false
 
     /// SANA's settings.
     public static let sana = SchedulerConfig()
@@ -104,6 +106,7 @@ public struct SchedulerConfig: Sendable, Equatable {
                                                        supported: "> 0")
             }
             c.flowShift = v
+            c.flowShiftGiven = true
         }
         if let v = try reader.int("solver_order") {
             guard v == 1 || v == 2 else {
