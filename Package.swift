@@ -30,6 +30,8 @@ let package = Package(
         // Core.
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: f16c),
         .target(name: "Safetensors", dependencies: ["Tensors"], swiftSettings: f16c),
+        // PyTorch zip checkpoints (.pth) read through a restricted unpickler: tensor data only, nothing executed.
+        .target(name: "TorchCheckpoint", dependencies: ["Tensors", "Safetensors"]),
         .target(
             name: "GraphRuntime",
             dependencies: [
@@ -50,7 +52,7 @@ let package = Package(
                 path: "Plugins/Upscaler"),
         .target(name: "FlowSolvers", dependencies: ["GraphRuntime", "Tensors"],
                 path: "Plugins/FlowSolvers"),
-        .target(name: "LinearDiT", dependencies: ["GraphRuntime", "Tensors", "Safetensors"],
+        .target(name: "LinearDiT", dependencies: ["GraphRuntime", "Tensors", "Safetensors", "TorchCheckpoint"],
                 path: "Plugins/LinearDiT"),
         .target(name: "TextEncoder", dependencies: ["GraphRuntime", "Tensors", "Safetensors"],
                 path: "Plugins/TextEncoder"),
@@ -75,6 +77,7 @@ let package = Package(
                 path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
+        .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "Safetensors", "TestSupport"]),
         .testTarget(name: "GraphRuntimeTests", dependencies: ["GraphRuntime", "TestSupport"]),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "TestSupport"]),

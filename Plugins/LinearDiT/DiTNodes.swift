@@ -1,13 +1,22 @@
+import Foundation
 import GraphRuntime
+import Safetensors
 import Tensors
 
 /// `dit.load`: loads a diffusers `SanaTransformer2DModel` `transformer/` folder as a denoiser.
 public struct DiTLoad: Node {
     public static let descriptor = NodeDescriptor(
         typeName: "dit.load", version: 1,
-        summary: "Load SANA's Linear DiT denoiser from a diffusers transformer/ folder (F32/F16/BF16, sharded or not)",
+        summary: "Load SANA's Linear DiT denoiser from a diffusers transformer/ folder (F32/F16/BF16, sharded or not), "
+            + "an NVlabs .pth or a single safetensors file",
         outputs: [OutputSpec("model", .denoiserModel, doc: "the denoiser (weights held in fp32)")],
-        params: [ParamSpec("path", .path, doc: "the transformer/ folder holding config.json and the safetensors weights")])
+        params: [
+            ParamSpec("path", .path, doc: "the transformer/ folder holding config.json and the safetensors weights, or "
+                + "one checkpoint file (.pth as NVlabs ships it, or .safetensors; original or diffusers key names)"),
+            ParamSpec("config", .path, default: .string(""),
+                      doc: "checkpoint files only: a JSON of diffusers config keys that override what the weights' "
+                          + "shapes say (e.g. sample_size and interpolation_scale of a 2K/4K model)"),
+        ])
 
     public init() {}
 
@@ -17,12 +26,26 @@ public struct DiTLoad: Node {
 
     /// Fingerprints config.json and every weight file, so edits invalidate cached results.
     public func fingerprint(params: ParamValues) throws -> String? {
-        try ModelFolder<SanaTransformerConfig>.fingerprint(path: params.string("path"))
+        let path = params.string("path")
+        guard Self.isFile(path) else { return try ModelFolder<SanaTransformerConfig>.fingerprint(path: path) }
+        do {
+            return try FileFingerprint.fast(path) + "\n"
+                + (try params.optionalString("config").map { try FileFingerprint.fast($0) } ?? "")
+        } catch {
+            throw ModelFolderError.weights(path: path, message: "\(error)")
+        }
+    }
+
+    static func isFile(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue
     }
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         let path = params.string("path")
-        let model = try SanaTransformer2DModel.load(folder: path)
+        let model = Self.isFile(path)
+            ? try SanaTransformer2DModel.load(checkpoint: path, configPath: params.optionalString("config"))
+            : try SanaTransformer2DModel.load(folder: path)
         context.logger.info("loaded Sana transformer (\(model.config.numLayers) layers, D=\(model.config.innerDim)) from \(path)")
         return ["model": .denoiser(model)]
     }

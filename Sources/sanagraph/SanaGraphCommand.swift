@@ -23,6 +23,6 @@ struct SanaGraphCommand: ParsableCommand {
         version: SanaGraphVersion.current,
         subcommands: [
             RunCommand.self, ValidateCommand.self, PlanCommand.self, NodesCommand.self, DescribeCommand.self,
-            DotCommand.self, SchemaCommand.self, Inspect.self, CacheCommand.self,
+            DotCommand.self, SchemaCommand.self, Inspect.self, ConvertCommand.self, CacheCommand.self,
         ])
 }
