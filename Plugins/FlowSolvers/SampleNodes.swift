@@ -148,8 +148,8 @@ public struct SCMNode: Node {
     public init() {}
 
     public func validate(params: ParamValues) -> [String] {
-        params.double("intermediate_timestep") < params.double("max_timestep") ? []
-            : ["intermediate_timestep must be below max_timestep"]
+        params.int("steps") != 2 || params.double("intermediate_timestep") < params.double("max_timestep") ? []
+            : ["intermediate_timestep (used for 2 steps) must be below max_timestep"]
     }
 
     public func fingerprint(params: ParamValues) throws -> String? {
