@@ -78,4 +78,4 @@ bench: build
 	PYTHON="$(PYTHON)" tools/bench/models.sh $(BENCH_ARGS)
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-examples

@@ -1,5 +1,6 @@
 import Foundation
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Tensors
 
 // Sana-Sprint's sampler: diffusers' `SCMScheduler` (TrigFlow, sCM) driven as `SanaSprintPipeline.__call__` and

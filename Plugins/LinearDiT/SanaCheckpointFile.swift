@@ -1,5 +1,5 @@
 import Foundation
-import GraphRuntime
+import SanaGraphKit
 import Safetensors
 import Tensors
 import TorchCheckpoint

@@ -1,3 +1,4 @@
+import DiffusionModels
 import Foundation
 import GraphRuntime
 import Tensors
@@ -47,7 +48,9 @@ struct SCMTests {
         let out = try SCMNode().run(inputs: NodeInputs(v, nodeID: "sample"),
                                     params: NodeTests.params(SCMNode.self, overrides),
                                     context: RunContext(nodeID: "sample"))
-        guard case .latent(let t)? = out["latent"] else { throw NodeError.invalidInput(node: "sample", message: "") }
+        guard let t = out["latent"]?.payload(as: Tensor.self) else {
+            throw NodeError.invalidInput(node: "sample", message: "no latent")
+        }
         return t
     }
 

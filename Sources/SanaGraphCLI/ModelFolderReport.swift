@@ -1,5 +1,4 @@
 import Foundation
-import FlowSolvers
 import GraphRuntime
 import LinearDiT
 import Safetensors

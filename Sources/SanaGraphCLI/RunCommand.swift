@@ -56,6 +56,8 @@ struct RunCommand: ParsableCommand {
         }
     }
 
+    @OptionGroup var plugins: PluginOptions
+
     func run() throws {
         let printer = EventPrinter(mode: EventPrinter.mode(json: json, quiet: quiet), repetitions: repetitions)
         // In JSON mode a failure before the run still ends the log with a summary line.
@@ -84,7 +86,7 @@ struct RunCommand: ParsableCommand {
         }
         defer { runLock?.release() }
 
-        let registry = try builtinRegistry()
+        let registry = try plugins.registry()
         let validated = try loadGraph(graph, registry: registry, quiet: quiet, onFailure: reportEarlyFailure)
         let plan = Planner.plan(validated)
 
