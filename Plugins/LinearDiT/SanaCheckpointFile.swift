@@ -58,8 +58,6 @@ public struct SanaCheckpointFile {
         public var tensors: [String: RawTensorBytes]
         /// "original NVlabs keys under 'state_dict.'" etc.
         public var layout: String
-        /// Image size the config was built for, when known (sets PE, bins, flow shift).
-        public var imageSize: Int?
     }
 
     /// Maps and checks every key. `imageSize` (512/1024/2048/4096) sets `sample_size` and the PE as the
@@ -93,21 +91,17 @@ public struct SanaCheckpointFile {
         }
 
         var tensors: [String: RawTensorBytes] = [:]
-        var used: Set<String> = []
         var storedPosEmbed: [Int]?
         if chosen.original {
             storedPosEmbed = stored["pos_embed"].flatMap { source.info($0)?.shape }
-            for (key, value) in try mapOriginal(stored: stored, raw: raw) {
-                tensors[key] = value
-            }
-            used = Set(stored.keys.filter { Self.droppedOriginalKeys.contains($0) || Self.isMappedOriginalKey($0) })
+            tensors = try mapOriginal(stored: stored, raw: raw)
         } else {
-            for key in stored.keys {
-                tensors[key] = try raw(key)
-                used.insert(key)
-            }
+            for key in stored.keys { tensors[key] = try raw(key) }
         }
-        let unknown = stored.keys.filter { !used.contains($0) }.sorted()
+        // Keys nothing maps (the diffusers-key check of unexpected names comes with the config, in validate).
+        let unknown = !chosen.original ? [] : stored.keys.filter {
+            !Self.droppedOriginalKeys.contains($0) && !Self.isMappedOriginalKey($0)
+        }.sorted()
         guard unknown.isEmpty else {
             throw ModelFolderError.keyMismatch(path: path, folder: "a SANA transformer checkpoint", missing: [],
                                                unexpected: unknown.map { prefix + $0 }, wrongShape: [])
@@ -124,7 +118,7 @@ public struct SanaCheckpointFile {
         let config = try JSONDecoder().decode(SanaTransformerConfig.self, from: data)
         let layout = (chosen.original ? "original NVlabs keys" : "diffusers keys")
             + (prefix.isEmpty ? "" : " under '\(prefix)'")
-        return Converted(configJSON: json, config: config, tensors: tensors, layout: layout, imageSize: size)
+        return Converted(configJSON: json, config: config, tensors: tensors, layout: layout)
     }
 
     // MARK: NVlabs → diffusers (convert_sana_to_diffusers.py)
