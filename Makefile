@@ -1,6 +1,7 @@
 # SanaGraph — build, demo, tests, fixtures, benchmarks.
 #   make demo      install missing system packages, build, render a demo graph
-#   make test      install missing system packages, run the whole test suite (release)
+#   make test      install missing system packages, run the whole test suite (release), hostile-input suite included
+#   make fuzz      the hostile-input suite with many more generated cases (FUZZ_ITERATIONS, FUZZ_SEED)
 #   make fixtures  regenerate test fixtures with the Python reference scripts (never run by CI)
 #   make bench     benchmarks (compare with PyTorch on this machine; PYTHON=…, BENCH_ARGS=--quick)
 #   make reference-venv  create the pinned Python reference venv (outside the repo) used by fixtures/bench
@@ -19,7 +20,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_GRAPH := Graphs/text2img.yaml
 SMOKE_GRAPH := Graphs/smoke.yaml
 
-.PHONY: all deps build demo test fixtures bench clean reference-venv
+.PHONY: all deps build demo test fuzz fixtures bench clean reference-venv
 
 all: build
 
@@ -59,6 +60,13 @@ demo: build
 
 test: deps
 	$(SWIFT) test -c $(CONFIG)
+
+# Tests/CLITests/HostileInputTests.swift with more cases per class (6 under `make test`); a failure names its seed.
+FUZZ_ITERATIONS ?= 60
+FUZZ_SEED ?= 23
+fuzz: deps
+	SANAGRAPH_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) SANAGRAPH_FUZZ_SEED=$(FUZZ_SEED) \
+	  $(SWIFT) test -c $(CONFIG) --filter HostileInputTests
 
 reference-venv:
 	python3 -m venv $(REF_VENV)

@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         // The node SDK (Tensors, Safetensors, SanaGraphKit, DiffusionModels) as one shared library.
         .package(path: "SanaGraphKit"),
     ],
@@ -44,6 +45,8 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // A heap keeps planning O(n log n) for wide graphs.
+                .product(name: "HeapModule", package: "swift-collections"),
             ]),
 
         // Node families.

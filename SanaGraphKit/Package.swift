@@ -25,6 +25,10 @@ let package = Package(
         .library(name: "SanaGraphKit", type: staticKit ? .static : .dynamic,
                  targets: ["SanaGraphKit", "DiffusionModels", "Tensors", "Safetensors"]),
     ],
+    dependencies: [
+        // FilePath: path manipulation that is right on Linux (no NSString path APIs).
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
     targets: [
         // OpenBLAS from Debian's libopenblas-dev.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
@@ -33,8 +37,10 @@ let package = Package(
         // safetensors files and sharded checkpoints.
         .target(name: "Safetensors", dependencies: ["Tensors"], swiftSettings: f16c),
         // The node SDK: Node, NodePack, NodeRegistry, Value, SocketType, params, RunContext, errors, ModelFolder,
-        // the plugin entry point.
-        .target(name: "SanaGraphKit", dependencies: ["Tensors", "Safetensors"]),
+        // the plugin entry point, and the helpers nodes share (Paths, BoundedFile, ConfigBounds, limits, MachineMemory).
+        .target(name: "SanaGraphKit", dependencies: [
+            "Tensors", "Safetensors", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
         // The interfaces SANA's packs share: text encoder, denoiser, autoencoder and upscaler protocols,
         // Conditioning, and their socket types.
         .target(name: "DiffusionModels", dependencies: ["SanaGraphKit", "Tensors"]),

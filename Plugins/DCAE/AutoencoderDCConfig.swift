@@ -1,4 +1,5 @@
 import Foundation
+import SanaGraphKit
 
 /// A config value diffusers accepts as either one string for every stage or one string per stage
 /// (`decoder_block_types: "ResBlock"` or `["ResBlock", "EfficientViTBlock", …]`).
@@ -107,8 +108,29 @@ public struct AutoencoderDCConfig: Codable, Sendable, Equatable {
     static let normTypes = ["rms_norm", "batch_norm"]
     static let activations = ["silu", "swish", "relu", "gelu", "mish"]
 
+    /// Values far outside any DC-AE's (docs/limits.md); checked before anything else.
+    public func boundsProblems() -> [String] {
+        var b = ConfigBounds()
+        b.check("in_channels", inChannels, 1...64)
+        b.check("latent_channels", latentChannels, 1...1024)
+        b.check("attention_head_dim", attentionHeadDim, 1...4096)
+        for (side, out, layers, ms) in [("encoder", encoderBlockOutChannels, encoderLayersPerBlock, encoderQkvMultiscales),
+                                        ("decoder", decoderBlockOutChannels, decoderLayersPerBlock, decoderQkvMultiscales)] {
+            b.check("\(side)_block_out_channels", out, count: 12, each: 1...16384)
+            b.check("\(side)_layers_per_block", layers, count: 12, each: 0...64)
+            if ms.count > 12 { b.check("\(side)_qkv_multiscales", ms.map(\.count), count: 12, each: 0...8) }
+            for (i, scales) in ms.enumerated().prefix(12) {
+                b.check("\(side)_qkv_multiscales[\(i)]", scales, count: 8, each: 1...63)
+            }
+        }
+        b.check("scaling_factor", scalingFactor, -1e6...1e6)
+        return b.problems
+    }
+
     /// Problems that make the config unusable here (empty when fine).
     public func problems() -> [String] {
+        let bounds = boundsProblems()
+        guard bounds.isEmpty else { return bounds }
         var p: [String] = []
         if inChannels <= 0 || latentChannels <= 0 { p.append("in_channels and latent_channels must be positive") }
         if attentionHeadDim <= 0 { p.append("attention_head_dim must be positive") }

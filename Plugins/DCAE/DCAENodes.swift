@@ -22,6 +22,11 @@ public struct DCAELoad: Node {
         try ModelFolder<AutoencoderDCConfig>.fingerprint(path: params.string("path"))
     }
 
+    /// The weights as fp32.
+    public func estimateMemory(params: ParamValues, inputs: NodeInputs?) -> Int? {
+        ModelFolder<AutoencoderDCConfig>.fp32WeightBytes(path: params.string("path"))
+    }
+
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         let path = params.string("path")
         let model = try AutoencoderDC.load(folder: path)

@@ -91,6 +91,29 @@ public struct LatentNoiseNode: Node {
         return errors
     }
 
+    public func validate(params: ParamValues, connectedInputs: Set<String>) -> [String] {
+        var errors = validate(params: params)
+        guard !connectedInputs.contains("model") else { return errors }
+        for name in ["width", "height"] where params.int(name) == 0 && !params.bool("resolution_binning") {
+            errors.append("\(name) 0 means the model's native size: connect the 'model' input (dit.load) or give "
+                          + "\(name) in pixels")
+        }
+        if params.bool("resolution_binning") {
+            errors.append("resolution_binning picks its table from the transformer's sample_size: connect the "
+                          + "'model' input (dit.load)")
+        }
+        return errors
+    }
+
+    /// The noise tensor (fp32), when its size is known from the params (or the connected vae).
+    public func estimateMemory(params: ParamValues, inputs: NodeInputs?) -> Int? {
+        let vae = inputs.flatMap { try? $0.autoencoder("vae") }
+        let f = vae?.downscale ?? params.int("downscale")
+        let w = params.int("width"), h = params.int("height")
+        guard w > 0, h > 0, f > 0 else { return nil }
+        return MachineMemory.product([params.int("batch"), vae?.latentChannels ?? params.int("channels"), h / f, w / f, 4])
+    }
+
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         let problems = validate(params: params)
         guard problems.isEmpty else {

@@ -34,6 +34,17 @@ enum SampleNodeSupport {
             ])
     }
 
+    /// The denoiser's activations for the latent, at twice the batch when guidance runs the negative branch too,
+    /// plus the solver's few latent-sized buffers.
+    static func estimateMemory(params: ParamValues, inputs: NodeInputs?) -> Int? {
+        guard let inputs, let latent = try? inputs.tensor("latent"), latent.rank == 4,
+              let model = try? inputs.denoiser("model") as? any ActivationEstimating else { return nil }
+        let guided = params.double("guidance") > 1 && inputs["negative"] != nil
+        var shape = latent.shape
+        if guided { shape[0] = MachineMemory.product([shape[0], 2]) }
+        return MachineMemory.sum([model.activationBytes(inputShape: shape), MachineMemory.product([latent.byteCount, 8])])
+    }
+
     static func schedulerConfig(_ params: ParamValues) throws -> SchedulerConfig {
         guard let path = params.optionalString("scheduler_config") else { return .sana }
         return try SchedulerConfig.load(path: path)
@@ -90,6 +101,10 @@ public struct FlowDPMSolverNode: Node {
 
     public func fingerprint(params: ParamValues) throws -> String? { try SampleNodeSupport.fingerprint(params) }
 
+    public func estimateMemory(params: ParamValues, inputs: NodeInputs?) -> Int? {
+        SampleNodeSupport.estimateMemory(params: params, inputs: inputs)
+    }
+
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         try SampleNodeSupport.run(kind: .dpmSolver, inputs: inputs, params: params, context: context)
     }
@@ -105,6 +120,10 @@ public struct FlowEulerNode: Node {
     public init() {}
 
     public func fingerprint(params: ParamValues) throws -> String? { try SampleNodeSupport.fingerprint(params) }
+
+    public func estimateMemory(params: ParamValues, inputs: NodeInputs?) -> Int? {
+        SampleNodeSupport.estimateMemory(params: params, inputs: inputs)
+    }
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         try SampleNodeSupport.run(kind: .euler, inputs: inputs, params: params, context: context)

@@ -75,8 +75,10 @@ public struct SchedulerConfig: Sendable, Equatable {
         } else if !fm.fileExists(atPath: path) {
             throw SchedulerConfigError.notFound(path: path)
         }
-        guard let data = fm.contents(atPath: file) else {
-            throw SchedulerConfigError.malformed(path: file, message: "file is unreadable")
+        let data: Data
+        switch BoundedFile.read(file, limit: GraphLimits.maxConfigBytes) {
+        case .success(let bytes): data = Data(bytes)
+        case .failure(let why): throw SchedulerConfigError.malformed(path: file, message: why.description)
         }
         return (file, data)
     }
@@ -95,16 +97,16 @@ public struct SchedulerConfig: Sendable, Equatable {
         }
 
         if let v = try reader.int("num_train_timesteps") {
-            guard v >= 2 else {
+            guard (2...100_000).contains(v) else {
                 throw SchedulerConfigError.unsupported(path: path, key: "num_train_timesteps", value: String(v),
-                                                       supported: ">= 2")
+                                                       supported: "2...100000")
             }
             c.numTrainTimesteps = v
         }
         if let v = try reader.double("flow_shift") ?? (try reader.double("shift")) {
-            guard v > 0 else {
+            guard v > 0, v <= 1e6 else {
                 throw SchedulerConfigError.unsupported(path: path, key: "flow_shift", value: String(v),
-                                                       supported: "> 0")
+                                                       supported: "> 0 and <= 1e6")
             }
             c.flowShift = v
             c.flowShiftGiven = true

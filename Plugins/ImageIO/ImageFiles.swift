@@ -1,18 +1,14 @@
 import Foundation
+import SanaGraphKit
 
 /// File-system helpers shared by the image nodes: reading with clear errors, and atomic writes.
 enum ImageFiles {
-    /// The whole file, or `ImageIOError.unreadable` naming the reason.
+    /// The whole file, or `ImageIOError.unreadable` naming the reason (a folder, a FIFO or device such as
+    /// `/dev/zero`, a file above `PNGLimits.maxFileBytes`).
     static func readBytes(_ path: String) throws -> [UInt8] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ImageIOError.unreadable(path: path, reason: "no such file")
-        }
-        guard !isDirectory.boolValue else { throw ImageIOError.unreadable(path: path, reason: "is a directory") }
-        do {
-            return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            throw ImageIOError.unreadable(path: path, reason: (error as NSError).localizedDescription)
+        switch BoundedFile.read(path, limit: PNGLimits.maxFileBytes) {
+        case .success(let bytes): return bytes
+        case .failure(let why): throw ImageIOError.unreadable(path: path, reason: why.description)
         }
     }
 
@@ -35,7 +31,7 @@ enum ImageFiles {
             }
             return
         }
-        let parent = (directory as NSString).deletingLastPathComponent
+        let parent = Paths.directory(of: directory)
         if !parent.isEmpty && parent != directory { try createDirectories(parent, displayPath: displayPath) }
         if mkdir(directory, 0o777) != 0 && errno != EEXIST {
             throw ImageIOError.unwritable(path: displayPath,
@@ -51,7 +47,7 @@ enum ImageFiles {
         /// Writes `bytes` to a hidden temporary file in `directory` (created if needed) and fsyncs it.
         init(bytes: [UInt8], directory: String, displayPath: String) throws {
             try ImageFiles.createDirectories(directory, displayPath: displayPath)
-            tempPath = (directory as NSString).appendingPathComponent(".sanagraph-\(UUID().uuidString).tmp")
+            tempPath = Paths.join(directory, ".sanagraph-\(UUID().uuidString).tmp")
             let fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
             guard fd >= 0 else {
                 throw ImageIOError.unwritable(path: displayPath, reason: String(cString: strerror(errno)))
@@ -116,7 +112,7 @@ enum ImageFiles {
         deinit { discard() }
 
         private func syncDirectory(of path: String) {
-            let dir = (path as NSString).deletingLastPathComponent
+            let dir = Paths.directory(of: path)
             let fd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if fd >= 0 {
                 fsync(fd)

@@ -8,6 +8,8 @@ public enum ImageIOError: CategorizedError, Equatable {
     case corrupt(path: String, reason: String)
     /// The header declares a size that is zero or above the decompression-bomb limit (exit 3).
     case badDimensions(path: String, width: Int, height: Int, limit: Int)
+    /// Decoding would need more memory than the machine has available (exit 3).
+    case tooLarge(path: String, width: Int, height: Int, needed: Int, available: Int)
     /// The output file or its folder cannot be written (exit 6).
     case unwritable(path: String, reason: String)
     /// The output exists and the collision policy is `fail` (exit 6).
@@ -20,7 +22,7 @@ public enum ImageIOError: CategorizedError, Equatable {
     public var category: ErrorCategory {
         switch self {
         case .unreadable, .unwritable, .exists: return .io
-        case .corrupt, .badDimensions, .badTemplate: return .nodeFailed
+        case .corrupt, .badDimensions, .badTemplate, .tooLarge: return .nodeFailed
         case .noMetadata: return .invalidGraph
         }
     }
@@ -31,13 +33,18 @@ public enum ImageIOError: CategorizedError, Equatable {
         case .corrupt(let p, let r): return "\(p): not a readable PNG: \(r)"
         case .badDimensions(let p, let w, let h, let limit):
             if w == 0 || h == 0 { return "\(p): PNG header declares an empty image (\(w)x\(h))" }
-            return "\(p): image is \(w)x\(h) = \(w * h) pixels, above the limit of \(limit) "
+            let pixels = w.multipliedReportingOverflow(by: h)
+            let count = pixels.overflow ? "more than \(Int.max)" : "\(pixels.partialValue)"
+            return "\(p): image is \(w)x\(h) = \(count) pixels, above the limit of \(limit) "
                 + "(a guard against decompression bombs); raise the node's max_pixels param if the file is trusted"
+        case .tooLarge(let p, let w, let h, let needed, let available):
+            return "\(p): decoding this \(w)x\(h) image needs about \(MachineMemory.format(needed)), more than the "
+                + "\(MachineMemory.format(available)) of memory available (of \(MachineMemory.format(MachineMemory.physical)))"
         case .unwritable(let p, let r): return "\(p): cannot write image: \(r)"
         case .exists(let p):
             return "\(p): file already exists; set the saver's collision param to 'overwrite' or 'suffix', "
                 + "or use {counter} in the path"
-        case .badTemplate(let t, let r): return "path template '\(t)': \(r)"
+        case .badTemplate(let t, let r): return "param 'path' (template '\(t)'): \(r)"
         case .noMetadata(let p, let r): return "\(p): no SanaGraph metadata: \(r)"
         }
     }

@@ -11,7 +11,7 @@ public struct ImageLoad: Node {
         outputs: [OutputSpec("image", .image, doc: "[1, 3, H, W] in [0, 1]; alpha is dropped")],
         params: [
             ParamSpec("path", .path, doc: "the PNG file (relative paths are relative to the working directory)"),
-            ParamSpec("max_pixels", .int, default: .int(defaultMaxPixels), min: 1,
+            ParamSpec("max_pixels", .int, default: .int(defaultMaxPixels), min: 1, max: Double(PNGLimits.maxPixelsCeiling),
                       doc: "refuse images with more pixels than this (decompression-bomb guard)"),
         ])
 

@@ -27,7 +27,9 @@ public struct ImageSave: Node {
     public func validate(params: ParamValues) -> [String] {
         var problems: [String] = []
         if case .int(let bits)? = params["bits"], bits != 8 && bits != 16 { problems.append("bits must be 8 or 16, got \(bits)") }
-        if case .string(let p)? = params["path"], p.isEmpty { problems.append("path must not be empty") }
+        if case .string(let p)? = params["path"], let problem = PathTemplate(p).syntaxProblem {
+            problems.append("param 'path' (template '\(p)'): \(problem)")
+        }
         return problems
     }
 
@@ -60,6 +62,8 @@ public struct ImageSave: Node {
                 try PNGCodec.encode(UnsafeBufferPointer(rebasing: all[(b * perImage)..<((b + 1) * perImage)]),
                                     width: width, height: height, bits: bits, text: text, path: path)
             }
+            // Encoding a large image takes a while: an interrupt meanwhile leaves no new file.
+            try context.checkCancelled()
             written.append(try write(bytes, to: path, collision: collision))
             context.logger.info("saved \(written[written.count - 1])")
         }
@@ -68,7 +72,7 @@ public struct ImageSave: Node {
 
     /// Writes through a temporary file; returns the final path (which differs from `path` with `suffix`).
     static func write(_ bytes: [UInt8], to path: String, collision: Collision) throws -> String {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = Paths.directory(of: path)
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             throw ImageIOError.unwritable(path: path, reason: "a folder with that name exists")

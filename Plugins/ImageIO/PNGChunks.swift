@@ -33,6 +33,9 @@ enum PNGChunks {
         var chunks: [PNGChunk] = []
         var pos = 8
         while true {
+            guard chunks.count < PNGLimits.maxChunks else {
+                throw ImageIOError.corrupt(path: path, reason: "more than \(PNGLimits.maxChunks) chunks (the limit)")
+            }
             guard pos + 12 <= bytes.count else {
                 throw ImageIOError.corrupt(path: path, reason: "file is truncated (no IEND chunk)")
             }
@@ -46,6 +49,10 @@ enum PNGChunks {
                 throw ImageIOError.corrupt(path: path, reason: "invalid chunk type at byte \(pos + 4)")
             }
             let type = String(decoding: typeBytes, as: UTF8.self)
+            if type != "IDAT" && length > PNGLimits.maxAncillaryChunkBytes {
+                throw ImageIOError.corrupt(path: path, reason: "the \(type) chunk at byte \(pos) is \(length) bytes, "
+                    + "above the limit of \(PNGLimits.maxAncillaryChunkBytes) for chunks other than IDAT")
+            }
             let stored = readUInt32(bytes, pos + 8 + length)
             let computed = CRC32.checksum(bytes[(pos + 4)..<(pos + 8 + length)])
             let chunk = PNGChunk(type: type, data: Array(bytes[(pos + 8)..<(pos + 8 + length)]))

@@ -1,4 +1,5 @@
 import CPNG
+import SanaGraphKit
 import Tensors
 
 /// PNG pixels <-> image tensors, through libpng's simplified API (which handles libpng's errors internally,
@@ -21,9 +22,17 @@ enum PNGCodec {
         let chunks = try PNGChunks.parse(bytes, path: path)
         let header = try PNGChunks.header(chunks, path: path)
         // Decompression-bomb guard: refuse before libpng allocates anything.
-        guard header.width > 0, header.height > 0, header.width.multipliedReportingOverflow(by: header.height)
-                .partialValue <= maxPixels, header.width <= Int(Int32.max) / 8 else {
+        let pixels = header.width.multipliedReportingOverflow(by: header.height)
+        guard header.width > 0, header.height > 0, !pixels.overflow, pixels.partialValue <= maxPixels,
+              header.width <= Int(Int32.max) / 8 else {
             throw ImageIOError.badDimensions(path: path, width: header.width, height: header.height, limit: maxPixels)
+        }
+        let needed = PNGLimits.decodeBytes(width: header.width, height: header.height,
+                                           bytesPerSample: header.bitDepth == 16 ? 2 : 1)
+        let available = MachineMemory.available
+        guard needed <= available else {
+            throw ImageIOError.tooLarge(path: path, width: header.width, height: header.height, needed: needed,
+                                        available: available)
         }
         let clean = PNGChunks.serialize(chunks.filter {
             !colorSpaceChunks.contains($0.type) && !textChunks.contains($0.type)

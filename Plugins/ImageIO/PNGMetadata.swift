@@ -181,7 +181,8 @@ private struct JSONParam: Codable {
     func typed(as type: String?) -> ParamValue {
         switch (type, value) {
         case ("float", .int(let i)): return .float(Double(i))
-        case ("int", .float(let d)) where d == d.rounded(): return .int(Int(d))
+        // Only integral floats an Int holds exactly; anything else stays a float, which the graph then refuses.
+        case ("int", .float(let d)) where d == d.rounded() && abs(d) < 9.0e15: return .int(Int(d))
         case ("string", let v) where !(v.isString): return .string(v.description)
         default: return value
         }

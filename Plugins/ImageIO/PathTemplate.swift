@@ -6,8 +6,11 @@ import SanaGraphKit
 /// Placeholders: `{seed}` (the graph's `seed` param), `{date}` (YYYY-MM-DD) and `{time}` (HHMMSS) of the run's start
 /// in local time, `{graph}` (graph file name without extension), `{params.NAME}` (any graph param), `{batch}` (index
 /// of the image in the batch), `{counter}` (5-digit number one above the highest already in the folder).
-/// Substituted values have `/` and control characters replaced by `_` and are cut to 100 characters, so a prompt
-/// can never escape the output folder.
+/// Separators in the template itself are folders, as written (`out/{seed}.png`, `../renders/x.png`). A substituted
+/// value is always part of one file name: `/`, `\` and control characters become `_`, leading dots become `_` (no
+/// `..`, no hidden files) and it is cut to 100 bytes, so a prompt can never escape the output folder. The rendered
+/// path must name a file: not empty, no NUL byte, not ending in `/`, `.` or `..`, each component at most 255
+/// bytes and the whole at most 4095 (docs/nodes-image.md, docs/limits.md).
 public struct PathTemplate: Sendable {
     public let template: String
 
@@ -15,6 +18,24 @@ public struct PathTemplate: Sendable {
 
     static let placeholders = ["seed", "date", "time", "graph", "params.NAME", "batch", "counter"]
     private static let counterMarker = "\u{1}COUNTER\u{1}"
+
+    /// A problem visible without running (empty, a NUL byte, a folder, an unclosed `{`, an unknown placeholder), so
+    /// `validate` reports it (exit 2); problems that depend on the run's params are found when rendering.
+    public var syntaxProblem: String? {
+        if template.isEmpty { return "the path is empty" }
+        if template.utf8.contains(0) { return "the path holds a NUL byte" }
+        if Paths.namesFolder(template) { return "the path names a folder, not a file" }
+        var rest = Substring(template)
+        while let open = rest.firstIndex(of: "{") {
+            guard let close = rest[open...].firstIndex(of: "}") else { return "unclosed '{'" }
+            let name = rest[rest.index(after: open)..<close]
+            if !["seed", "date", "time", "graph", "batch", "counter"].contains(name) && !name.hasPrefix("params.") {
+                return "unknown placeholder {\(name)}; known: " + Self.placeholders.map { "{\($0)}" }.joined(separator: " ")
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        return nil
+    }
 
     /// Whether the template contains `name` as a placeholder.
     public func contains(_ name: String) -> Bool { template.contains("{\(name)}") }
@@ -24,7 +45,10 @@ public struct PathTemplate: Sendable {
     func render(run: RunInfo?, batchIndex: Int, batchCount: Int, now: Date = Date()) throws -> String {
         var source = template
         if source.isEmpty { throw ImageIOError.badTemplate(template: template, reason: "the path is empty") }
-        if source.hasSuffix("/") { throw ImageIOError.badTemplate(template: template, reason: "the path names a folder, not a file") }
+        if source.utf8.contains(0) { throw ImageIOError.badTemplate(template: template, reason: "the path holds a NUL byte") }
+        if Paths.namesFolder(source) {
+            throw ImageIOError.badTemplate(template: template, reason: "the path names a folder, not a file")
+        }
         if batchCount > 1 && !source.contains("{batch}") {
             source = Self.insertBeforeExtension(source, "_{batch}")
         }
@@ -40,11 +64,24 @@ public struct PathTemplate: Sendable {
             rest = rest[rest.index(after: close)...]
         }
         out += rest
-        let file = (out as NSString).lastPathComponent
-        if (out as NSString).deletingLastPathComponent.contains(Self.counterMarker) {
+        if Paths.namesFolder(out) {
+            throw ImageIOError.badTemplate(template: template, reason: "'\(out)' names a folder, not a file")
+        }
+        if Paths.directory(of: out).contains(Self.counterMarker) {
             throw ImageIOError.badTemplate(template: template, reason: "{counter} may only appear in the file name")
         }
-        if (file as NSString).pathExtension.isEmpty { out += ".png" }
+        if Paths.fileExtension(of: out) == nil { out += ".png" }
+        // {counter} becomes 5 digits or more: leave room for it in the limits.
+        let length = out.replacingOccurrences(of: Self.counterMarker, with: "000000")
+        if length.utf8.count > GraphLimits.maxPathBytes {
+            throw ImageIOError.badTemplate(template: template, reason: "the path is \(length.utf8.count) bytes, "
+                                           + "above the limit of \(GraphLimits.maxPathBytes)")
+        }
+        if let long = length.split(separator: "/").first(where: { $0.utf8.count > 255 - 8 }) {
+            throw ImageIOError.badTemplate(template: template, reason: "the file or folder name '\(long.prefix(40))…' "
+                                           + "is \(long.utf8.count) bytes; names may have at most 247 (255 less room "
+                                           + "for a collision suffix)")
+        }
         return out
     }
 
@@ -52,8 +89,8 @@ public struct PathTemplate: Sendable {
     public func resolve(run: RunInfo?, batchIndex: Int, batchCount: Int, now: Date = Date()) throws -> String {
         let rendered = try render(run: run, batchIndex: batchIndex, batchCount: batchCount, now: now)
         guard rendered.contains(Self.counterMarker) else { return rendered }
-        let dir = (rendered as NSString).deletingLastPathComponent
-        let file = (rendered as NSString).lastPathComponent
+        let dir = Paths.directory(of: rendered)
+        let file = Paths.fileName(of: rendered)
         let parts = file.components(separatedBy: Self.counterMarker)
         let prefix = parts[0], suffix = parts[parts.count - 1]
         var highest = 0
@@ -68,7 +105,7 @@ public struct PathTemplate: Sendable {
             }
         }
         let number = String(format: "%05d", highest + 1)
-        return (dir.isEmpty ? "" : dir + "/") + parts.joined(separator: number)
+        return Paths.join(dir, parts.joined(separator: number))
     }
 
     private func value(of name: String, run: RunInfo?, batchIndex: Int, now: Date) throws -> String {
@@ -85,8 +122,7 @@ public struct PathTemplate: Sendable {
             return formatter.string(from: run?.startedAt ?? now)
         case "graph":
             guard let run else { throw ImageIOError.badTemplate(template: template, reason: "{graph} needs a graph run") }
-            let file = (run.graphFile as NSString).lastPathComponent
-            return Self.sanitize((file as NSString).deletingPathExtension)
+            return Self.sanitize(Paths.stem(of: run.graphFile))
         case "seed":
             guard let seed = run?.params["seed"] else {
                 throw ImageIOError.badTemplate(template: template, reason: "{seed} used but the graph has no 'seed' param")
@@ -107,22 +143,32 @@ public struct PathTemplate: Sendable {
         }
     }
 
-    /// Makes a substituted value safe as part of one file name.
+    /// Makes a substituted value safe as part of one file name: `/`, `\\` and control characters become `_`,
+    /// leading dots become `_` (so never `.`, `..` or a hidden file), and it is cut to 100 bytes of UTF-8.
     static func sanitize(_ s: String) -> String {
-        let cleaned = String(s.unicodeScalars.map { c -> Character in
-            (c == "/" || c == "\\" || c.value < 32 || c.value == 127) ? "_" : Character(c)
-        })
-        let cut = String(cleaned.prefix(100))
-        return cut == "." || cut == ".." ? "_" : cut
+        var scalars = s.unicodeScalars.map { c -> Unicode.Scalar in
+            (c == "/" || c == "\\" || c.value < 32 || c.value == 127) ? "_" : c
+        }
+        for i in scalars.indices {
+            guard scalars[i] == "." else { break }
+            scalars[i] = "_"
+        }
+        var out = String.UnicodeScalarView()
+        var bytes = 0
+        for c in scalars {
+            bytes += String(c).utf8.count
+            if bytes > 100 { break }
+            out.append(c)
+        }
+        return String(out)
     }
 
     /// `a/b.png` + `_x` -> `a/b_x.png` (or appended when there is no extension).
     static func insertBeforeExtension(_ path: String, _ insert: String) -> String {
-        let dir = (path as NSString).deletingLastPathComponent
-        let file = (path as NSString).lastPathComponent
-        let ext = (file as NSString).pathExtension
-        let stem = ext.isEmpty ? file : String(file.dropLast(ext.count + 1))
-        let newFile = stem + insert + (ext.isEmpty ? "" : "." + ext)
-        return dir.isEmpty ? newFile : dir + "/" + newFile
+        let dir = Paths.directory(of: path)
+        let file = Paths.fileName(of: path)
+        let ext = Paths.fileExtension(of: file)
+        let stem = ext.map { String(file.dropLast($0.count + 1)) } ?? file
+        return Paths.join(dir, stem + insert + (ext.map { "." + $0 } ?? ""))
     }
 }

@@ -42,6 +42,11 @@ public struct DiTLoad: Node {
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue
     }
 
+    /// The weights as fp32.
+    public func estimateMemory(params: ParamValues, inputs: NodeInputs?) -> Int? {
+        ModelFolder<SanaTransformerConfig>.fp32WeightBytes(path: params.string("path"))
+    }
+
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         let path = params.string("path")
         let model = Self.isFile(path)
@@ -68,6 +73,13 @@ public struct DiTPredict: Node {
         outputs: [OutputSpec("velocity", .tensor, doc: "[B, C, h, w]")])
 
     public init() {}
+
+    /// One forward pass's activations, when the model can say.
+    public func estimateMemory(params: ParamValues, inputs: NodeInputs?) -> Int? {
+        guard let inputs, let model = try? inputs.denoiser("model") as? any ActivationEstimating,
+              let latent = try? inputs.tensor("latent") else { return nil }
+        return model.activationBytes(inputShape: latent.shape)
+    }
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         let model = try inputs.denoiser("model")

@@ -26,7 +26,7 @@ struct SanaTransformerBlock: Sendable {
 
     /// `x` [B, N, D]; `t6` [B, 6, D]; `maskBias` [B, 1, 1, L].
     func callAsFunction(_ x: Tensor, t6: Tensor, key: Tensor, value: Tensor, maskBias: Tensor,
-                        height: Int, width: Int) -> Tensor {
+                        height: Int, width: Int) throws -> Tensor {
         let b = x.shape[0], n = x.shape[1], d = x.shape[2]
         let mod = Ops.chunk(Ops.add(scale_shift_table.reshaped([1, 6, d]), t6), 6, axis: 1)  // each [B, 1, D]
         let (shiftMSA, scaleMSA, gateMSA) = (mod[0], mod[1], mod[2])
@@ -43,11 +43,14 @@ struct SanaTransformerBlock: Sendable {
         // sana-architecture.md §7.1: fp16-trained checkpoints never saw values beyond the fp16 range here and
         // break without this clamp; it is a no-op for the others, so it is always applied (fused with the gate).
         Ops.addGatedInPlace(&x, gate: gateMSA, o1, clampMagnitude: 65_504)
+        // At 4K one block takes seconds: an interrupt is noticed between its three parts.
+        try CancellationToken.checkCurrent()
 
         // Cross-attention: no norm, no modulation, no gate.
         let cq = splitHeads(attn2.query(x), attn2.heads)
         let a2 = Ops.scaledDotProductAttention(query: cq, key: key, value: value, mask: maskBias, layout: .tokensFirst)
         Ops.addInPlace(&x, attn2.to_out(a2.reshaped([b, n, a2.shape[2] * a2.shape[3]])))
+        try CancellationToken.checkCurrent()
 
         // Mix-FFN on the token grid, kept tokens-first (channels-last): no permutes.
         let n2 = Ops.layerNormModulated(x, scale: scaleMLP, shift: shiftMLP, eps: normEps)
@@ -191,7 +194,9 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
 
         // 3. Blocks.
         for (block, kv) in zip(transformer_blocks, text.keyValues) {
-            x = block(x, t6: t6, key: kv.key, value: kv.value, maskBias: text.maskBias, height: hp, width: wp)
+            // A block at 4K takes seconds: stop between blocks when the run is interrupted.
+            try CancellationToken.checkCurrent()
+            x = try block(x, t6: t6, key: kv.key, value: kv.value, maskBias: text.maskBias, height: hp, width: wp)
         }
 
         // 4. Final modulated norm (uses temb, not t6) and projection.
@@ -209,5 +214,17 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
                         timestep: Tensor, guidance: Tensor? = nil) throws -> Tensor {
         let text = try prepare(Conditioning(embeddings: encoderHiddenStates, mask: encoderAttentionMask))
         return try predict(latent: hiddenStates, timestep: timestep, text: text, guidance: guidance)
+    }
+}
+
+extension SanaTransformer2DModel: ActivationEstimating {
+    /// Peak activations of `predict` for a latent [B, C, h, w]: per token about 8 hidden-size tensors (the
+    /// residual stream, its modulated norm, q/k/v, attention outputs, cross-attention) and 5 Mix-FFN-width ones
+    /// (the inverted and depthwise convolutions' 2 × hidden channels and the gated product), in fp32.
+    public func activationBytes(inputShape shape: [Int]) -> Int {
+        guard shape.count == 4 else { return 0 }
+        let p = max(1, config.patchSize)
+        let tokens = MachineMemory.product([shape[0], shape[2] / p, shape[3] / p])
+        return MachineMemory.product([tokens, MachineMemory.sum([8 * config.innerDim, 5 * config.ffnHidden]), 4])
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SanaGraphKit
 
 /// diffusers `SanaTransformer2DModel` config (`transformer/config.json`). Every field of the constructor, with
 /// diffusers' default when the file omits it (older hub configs lack `interpolation_scale`, `qk_norm`,
@@ -94,8 +95,36 @@ public struct SanaTransformerConfig: Codable, Sendable, Equatable {
     /// Whether q/k RMSNorm is on.
     public var usesQKNorm: Bool { qkNorm != nil }
 
+    /// Values far outside any SANA model's (docs/limits.md); checked before anything else.
+    public func boundsProblems() -> [String] {
+        var b = ConfigBounds()
+        b.check("in_channels", inChannels, 1...4096)
+        b.check("out_channels", outChannels, 1...4096)
+        b.check("num_attention_heads", numAttentionHeads, 1...1024)
+        b.check("attention_head_dim", attentionHeadDim, 1...1024)
+        b.checkProduct("num_attention_heads × attention_head_dim", [numAttentionHeads, attentionHeadDim], atMost: 65536)
+        b.check("num_layers", numLayers, 0...1000)
+        b.check("num_cross_attention_heads", numCrossAttentionHeads, 1...1024)
+        b.check("cross_attention_head_dim", crossAttentionHeadDim, 1...1024)
+        b.checkProduct("num_cross_attention_heads × cross_attention_head_dim",
+                       [numCrossAttentionHeads, crossAttentionHeadDim], atMost: 65536)
+        b.check("cross_attention_dim", crossAttentionDim, 1...65536)
+        b.check("caption_channels", captionChannels, 1...65536)
+        b.check("mlp_ratio", mlpRatio, 0.01...64)
+        b.check("dropout", dropout, 0...1)
+        b.check("sample_size", sampleSize, 1...1024)
+        b.check("patch_size", patchSize, 1...64)
+        b.check("norm_eps", normEps, 0...1)
+        b.check("interpolation_scale", interpolationScale, 0.001...1000)
+        b.check("guidance_embeds_scale", guidanceEmbedsScale, -1e6...1e6)
+        b.check("timestep_scale", timestepScale, -1e6...1e6)
+        return b.problems
+    }
+
     /// Problems that make the config unusable here (empty when fine).
     public func problems() -> [String] {
+        let bounds = boundsProblems()
+        guard bounds.isEmpty else { return bounds }
         var p: [String] = []
         if inChannels <= 0 || outputChannels <= 0 { p.append("in_channels/out_channels must be positive") }
         if numAttentionHeads <= 0 || attentionHeadDim <= 0 { p.append("num_attention_heads and attention_head_dim must be positive") }

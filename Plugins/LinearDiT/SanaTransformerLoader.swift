@@ -80,9 +80,9 @@ extension SanaTransformer2DModel {
     /// The spatial factor of the autoencoder in a diffusers model folder's sibling `vae/` (as SanaPipeline
     /// computes it: 2^(number of encoder stages − 1)), or nil when there is none or it is unreadable.
     static func siblingVAEFactor(folder: String) -> Int? {
-        let path = ((folder as NSString).deletingLastPathComponent as NSString)
-            .appendingPathComponent("vae/config.json")
-        guard let data = FileManager.default.contents(atPath: path),
+        let path = Paths.join(Paths.directory(of: folder), "vae/config.json")
+        guard let bytes = try? BoundedFile.read(path, limit: GraphLimits.maxConfigBytes).get(),
+              case let data = Data(bytes),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let stages = (object["encoder_block_out_channels"] ?? object["decoder_block_out_channels"]) as? [Any],
               (1...12).contains(stages.count) else { return nil }

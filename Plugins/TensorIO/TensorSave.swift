@@ -31,6 +31,9 @@ public struct TensorSave: Node {
     public func validate(params: ParamValues) -> [String] {
         var problems: [String] = []
         if params.optionalString("path") == nil { problems.append("path must not be empty") }
+        if let path = params.optionalString("path"), Paths.namesFolder(path) {
+            problems.append("param 'path' ('\(path)') names a folder, not a file")
+        }
         switch params.optionalString("name") {
         case nil: problems.append("name must not be empty")
         case "__metadata__"?: problems.append("name '__metadata__' is reserved by the safetensors format")
@@ -59,7 +62,10 @@ public struct TensorSave: Node {
     /// Adds or replaces `tensors` in the file at `path` (created with its folders if missing), atomically.
     /// Throws `NodeError.io` naming the path.
     public static func save(_ tensors: [String: Tensor], dtype: DType, to path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
+        if Paths.namesFolder(path) {
+            throw NodeError.io(path: path, message: "param 'path' names a folder, not a file")
+        }
+        let dir = Paths.directory(of: path)
         if !dir.isEmpty {
             do {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -71,7 +77,10 @@ public struct TensorSave: Node {
         var entries: [String: SafetensorsWriter.Entry] = [:]
         var metadata: [String: String] = [:]
         var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            if isDirectory.boolValue {
+                throw NodeError.io(path: path, message: "param 'path' names an existing folder, not a file")
+            }
             // Keep what the file already holds; refuse to clobber something that is not safetensors.
             let existing: SafetensorsFile
             do { existing = try SafetensorsFile(path: path) } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import SanaGraphKit
 import Tensors
 
 /// transformers `Gemma2Config` (`text_encoder/config.json`): the fields the decoder uses, with transformers'
@@ -121,8 +122,35 @@ public struct Gemma2Config: Codable, Sendable, Equatable {
     /// Attention logit scale `query_pre_attn_scalar^-0.5`.
     public var attentionScale: Float { Float(1 / queryPreAttnScalar.squareRoot()) }
 
+    /// Values far outside any Gemma-2's (docs/limits.md); checked before anything else.
+    public func boundsProblems() -> [String] {
+        var b = ConfigBounds()
+        b.check("vocab_size", vocabSize, 1...4_000_000)
+        b.check("hidden_size", hiddenSize, 1...65536)
+        b.checkProduct("vocab_size × hidden_size", [vocabSize, hiddenSize], atMost: 1 << 33)
+        b.check("intermediate_size", intermediateSize, 1...262_144)
+        b.check("num_hidden_layers", numHiddenLayers, 0...1000)
+        b.check("num_attention_heads", numAttentionHeads, 1...1024)
+        b.check("num_key_value_heads", numKeyValueHeads, 1...1024)
+        b.check("head_dim", headDim, 1...4096)
+        b.checkProduct("num_attention_heads × head_dim", [numAttentionHeads, headDim], atMost: 262_144)
+        b.check("max_position_embeddings", maxPositionEmbeddings, 1...(1 << 24))
+        b.check("rms_norm_eps", rmsNormEps, 0...1)
+        b.check("pad_token_id", padTokenId, 0...max(0, vocabSize - 1))
+        b.check("bos_token_id", bosTokenId, 0...max(0, vocabSize - 1))
+        b.check("query_pre_attn_scalar", queryPreAttnScalar, 1e-6...1e9)
+        b.check("sliding_window", slidingWindow, 1...(1 << 24))
+        b.check("final_logit_softcapping", finalLogitSoftcapping, 1e-6...1e9)
+        b.check("attn_logit_softcapping", attnLogitSoftcapping, 1e-6...1e9)
+        b.check("rope_theta", ropeTheta, 1e-6...1e12)
+        if let t = layerTypes, t.count > 1000 { b.check("layer_types", t.count, 0...1000) }
+        return b.problems
+    }
+
     /// Problems that make the config unusable here (empty when fine).
     public func problems() -> [String] {
+        let bounds = boundsProblems()
+        guard bounds.isEmpty else { return bounds }
         var p: [String] = []
         if vocabSize <= 0 || hiddenSize <= 0 || intermediateSize <= 0 {
             p.append("vocab_size, hidden_size and intermediate_size must be positive")

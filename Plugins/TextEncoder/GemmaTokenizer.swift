@@ -1,4 +1,5 @@
 import Foundation
+import SanaGraphKit
 
 /// A reader of HF `tokenizer.json` files (the format Gemma ships) that reproduces `GemmaTokenizerFast`'s ids.
 ///
@@ -37,14 +38,12 @@ public final class GemmaTokenizer: @unchecked Sendable {
         var file = path
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            file = (path as NSString).appendingPathComponent("tokenizer.json")
+            file = Paths.join(path, "tokenizer.json")
         }
         let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: file))
-        } catch {
-            throw TokenizerError.unreadable(path: file, reason: FileManager.default.fileExists(atPath: file)
-                ? "\(error.localizedDescription)" : "no such file")
+        switch BoundedFile.read(file, limit: GraphLimits.maxTokenizerBytes) {
+        case .success(let bytes): data = Data(bytes)
+        case .failure(let why): throw TokenizerError.unreadable(path: file, reason: why.description)
         }
         try self.init(data: data, path: file)
     }

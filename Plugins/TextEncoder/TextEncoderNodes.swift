@@ -24,14 +24,13 @@ public struct TextEncoderLoad: Node {
     static func tokenizerPath(_ params: ParamValues) -> String {
         if let t = params.optionalString("tokenizer") { return t }
         let path = params.string("path")
-        let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
-        return ((trimmed as NSString).deletingLastPathComponent as NSString).appendingPathComponent("tokenizer")
+        return Paths.join(Paths.directory(of: path), "tokenizer")
     }
 
     static func tokenizerFile(_ path: String) -> String {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-            return (path as NSString).appendingPathComponent("tokenizer.json")
+            return Paths.join(path, "tokenizer.json")
         }
         return path
     }
@@ -50,6 +49,11 @@ public struct TextEncoderLoad: Node {
         } catch {
             throw TokenizerError.unreadable(path: tokenizer, reason: "\(error)")
         }
+    }
+
+    /// The weights as fp32 (the embedding table stays mapped, so this is an upper bound).
+    public func estimateMemory(params: ParamValues, inputs: NodeInputs?) -> Int? {
+        ModelFolder<Gemma2Config>.fp32WeightBytes(path: params.string("path"))
     }
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
@@ -75,9 +79,11 @@ public struct TextEncode: Node {
         params: [
             ParamSpec("text", .string, doc: "the prompt (lowercased and stripped as diffusers does); with "
                       + "split_lines, one prompt per line"),
-            ParamSpec("instruction", .string, default: .string("default"),
+            ParamSpec("instruction", .choice(["default", "none", "custom"]), default: .string("default"),
                       doc: "'default' = diffusers' complex human instruction, 'none' = no instruction (as diffusers "
-                      + "encodes negative prompts), anything else = a custom instruction prefixed verbatim"),
+                      + "encodes negative prompts), 'custom' = the text of custom_instruction, prefixed verbatim"),
+            ParamSpec("custom_instruction", .string, default: .string(""),
+                      doc: "the instruction lines used when instruction is 'custom' (must be empty otherwise)"),
             ParamSpec("max_sequence_length", .int, default: .int(300), min: 1, max: 8192,
                       doc: "tokens kept per prompt (L)"),
             ParamSpec("split_lines", .bool, default: .bool(false),
@@ -100,17 +106,28 @@ public struct TextEncode: Node {
 
     static func instruction(_ params: ParamValues) -> PromptInstruction {
         switch params.optionalString("instruction") {
-        case nil, "default"?: return .default
         case "none"?: return .none
-        case let text?: return .custom(text)
+        case "custom"?: return .custom(params.optionalString("custom_instruction") ?? "")
+        default: return .default
         }
     }
 
     public func validate(params: ParamValues) -> [String] {
+        var problems: [String] = []
         if case .bool(true)? = params["split_lines"], Self.prompts(params).isEmpty {
-            return ["text holds no prompt line (split_lines is on and every line is blank)"]
+            problems.append("text holds no prompt line (split_lines is on and every line is blank)")
         }
-        return []
+        let custom = params.optionalString("custom_instruction")
+        switch params.optionalString("instruction") {
+        case "custom"?:
+            if custom == nil { problems.append("instruction 'custom' needs the text in custom_instruction") }
+        case let mode:
+            if custom != nil {
+                problems.append("custom_instruction is set but instruction is '\(mode ?? "default")'; set instruction: "
+                                + "custom to use it, or remove custom_instruction")
+            }
+        }
+        return problems
     }
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {

@@ -315,6 +315,32 @@ public final class DiskCache: NodeCacheStore {
     public func verify(remove: Bool = false) -> VerifyReport {
         var problems: [Problem] = []
         let entries = listEntries()
+        // What `listEntries` skips: anything in the entry folders that is not a regular blob file (a FIFO, a
+        // symlink, a folder put where a blob belongs) or whose name is not an entry's. Hidden files are writers'
+        // temporary files (`gc` removes stale ones).
+        var strays = 0
+        for sub in (try? FileManager.default.contentsOfDirectory(atPath: entriesDirectory)) ?? [] {
+            let dir = "\(entriesDirectory)/\(sub)"
+            var st = stat()
+            guard lstat(dir, &st) == 0 else { continue }
+            guard (st.st_mode & S_IFMT) == S_IFDIR else {
+                strays += 1
+                problems.append(Problem(path: dir, reason: "is \(BoundedFile.kind(st.st_mode)), where a folder of "
+                                        + "entries belongs"))
+                continue
+            }
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where !name.hasPrefix(".") {
+                let path = "\(dir)/\(name)"
+                guard lstat(path, &st) == 0 else { continue }
+                if (st.st_mode & S_IFMT) != S_IFREG {
+                    strays += 1
+                    problems.append(Problem(path: path, reason: "is \(BoundedFile.kind(st.st_mode)), not a cache blob"))
+                } else if !name.hasSuffix(".safetensors") {
+                    strays += 1
+                    problems.append(Problem(path: path, reason: "is not a cache entry (entries are KEY.safetensors)"))
+                }
+            }
+        }
         for entry in entries {
             guard entry.key.count == 64, entry.key.allSatisfy(\.isHexDigit) else {
                 problems.append(Problem(path: entry.path, reason: "file name is not a cache key"))
@@ -326,20 +352,26 @@ public final class DiskCache: NodeCacheStore {
                 problems.append(Problem(path: entry.path, reason: "\(error)"))
             }
         }
-        var checked = entries.count
+        var checked = entries.count + strays
         for sub in (try? FileManager.default.contentsOfDirectory(atPath: filesDirectory)) ?? [] {
             let dir = "\(filesDirectory)/\(sub)"
             for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where !name.hasPrefix(".") {
                 checked += 1
                 let path = "\(dir)/\(name)"
-                let text = FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                let text: String
+                switch BoundedFile.read(path, limit: 1 << 16) {
+                case .success(let bytes): text = String(decoding: bytes, as: UTF8.self)
+                case .failure(let why):
+                    problems.append(Problem(path: path, reason: "remembered file hash: \(why)"))
+                    continue
+                }
                 let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
                 let ok = lines.count >= 2 && lines[0].count == 64 && lines[0].allSatisfy(\.isHexDigit)
                     && FileContentHasher.sha256Hex(Array(lines[1].utf8)) == name
                 if !ok { problems.append(Problem(path: path, reason: "malformed remembered file hash")) }
             }
         }
-        if remove && writable { for p in problems { unlink(p.path) } }
+        if remove && writable { for p in problems { try? FileManager.default.removeItem(atPath: p.path) } }
         return VerifyReport(checked: checked, problems: problems, removed: remove && writable)
     }
 }

@@ -63,6 +63,8 @@ public struct PlannedStep: Sendable {
     public var cachedIn: String?
     /// True when the node would neither run nor be read: everything that consumes it comes from cache.
     public var skipped: Bool = false
+    /// The node's memory estimate from its params alone (`Node.estimateMemory`), when it can give one.
+    public var memoryEstimate: Int? = nil
 }
 
 /// Runs an `ExecutionPlan` one node at a time on the calling thread.
@@ -112,7 +114,8 @@ public final class Executor: Sendable {
             let store = holder[step.node]
             return PlannedStep(step: step, typeName: node.descriptor.typeName, key: keys[step.node]!,
                                hasSideEffects: node.descriptor.hasSideEffects, cachedIn: store,
-                               skipped: store == nil && !needed.contains(step.node))
+                               skipped: store == nil && !needed.contains(step.node),
+                               memoryEstimate: node.type.init().estimateMemory(params: node.params, inputs: nil))
         }
     }
 
@@ -164,7 +167,9 @@ public final class Executor: Sendable {
             }
             let fingerprint: String?
             do {
-                fingerprint = try node.type.init().fingerprint(params: node.params)
+                fingerprint = try CancellationToken.$current.withValue(cancellation) {
+                    try node.type.init().fingerprint(params: node.params)
+                }
             } catch {
                 throw NodeRunError(nodeID: node.id, typeName: descriptor.typeName, underlying: error)
             }
@@ -226,6 +231,7 @@ public final class Executor: Sendable {
             }
 
             var live: [OutputRef: Value] = [:]
+            var late = Set<OutputRef>()
             func release(_ ref: OutputRef) {
                 if live.removeValue(forKey: ref) != nil { emit(.valueReleased(ref)) }
             }
@@ -262,10 +268,15 @@ public final class Executor: Sendable {
                     for ref in node.inputs.values.sorted(by: { $0.description < $1.description })
                     where live[ref] == nil {
                         guard let upstream = try produce(ref.node, mustProduce: true) else { continue }
-                        for (name, value) in upstream { live[OutputRef(node: ref.node, output: name)] = value }
+                        for (name, value) in upstream {
+                            live[OutputRef(node: ref.node, output: name)] = value
+                            late.insert(OutputRef(node: ref.node, output: name))
+                        }
                     }
                     outputs = try runNode(node, live: live, runInfo: runInfo)
                     nodesRun += 1
+                    // A node that finished after an interrupt must not have its (possibly partial) result stored.
+                    try checkCancelled()
                     if !descriptor.hasSideEffects {
                         for store in caches { store.store(key, outputs: outputs!, info: info) }
                     }
@@ -296,14 +307,18 @@ public final class Executor: Sendable {
                 } else {
                     for ref in step.releaseAfter { release(ref) }
                 }
-                // Values produced late (for a recomputed node) whose last planned use has passed.
-                for ref in live.keys.sorted(by: { $0.description < $1.description })
+                // Values produced late (for a recomputed node) whose last planned use has passed. Only those are
+                // looked at, so a step costs nothing extra however many values are live.
+                for ref in late.sorted(by: { $0.description < $1.description })
                 where (releaseAt[ref] ?? index) <= index {
                     release(ref)
+                    late.remove(ref)
                 }
             }
             // Whatever the plan did not release (nothing, for a correct plan) goes now.
             for ref in live.keys.sorted(by: { $0.description < $1.description }) { release(ref) }
+            // A signal during the last node still means "interrupted" (exit 130), as the CLI promises.
+            try checkCancelled()
             return finish(nil)
         } catch {
             _ = finish(error)
@@ -352,6 +367,15 @@ public final class Executor: Sendable {
             }
             values[socket] = value
         }
+        // Refuse what can never fit before starting it (a run that would swap or be killed by the kernel instead).
+        let physical = MachineMemory.physical
+        if let needed = node.type.init().estimateMemory(params: node.params, inputs: NodeInputs(values, nodeID: node.id)),
+           needed > physical {
+            let failure = NodeRunError(nodeID: node.id, typeName: typeName,
+                                       underlying: InsufficientMemoryError(nodeID: node.id, needed: needed))
+            emit(.nodeFailed(node: node.id, type: typeName, message: failure.message, category: failure.category))
+            throw failure
+        }
         let emit = self.emit
         let logger = self.logger
         let nodeLogger = NodeLogger { level, message in
@@ -361,8 +385,10 @@ public final class Executor: Sendable {
             nodeID: node.id, logger: nodeLogger, cancellation: cancellation, run: runInfo,
             onProgress: { id, completed, total in emit(.nodeProgress(node: id, completed: completed, total: total)) })
         do {
-            let outputs = try node.type.init().run(inputs: NodeInputs(values, nodeID: node.id), params: node.params,
-                                                   context: context)
+            let outputs = try CancellationToken.$current.withValue(cancellation) {
+                try node.type.init().run(inputs: NodeInputs(values, nodeID: node.id), params: node.params,
+                                         context: context)
+            }
             if let problem = Self.checkOutputs(outputs, descriptor: node.descriptor) {
                 throw NodeError.failed(node: node.id, message: problem + " (a bug in node type '\(typeName)')")
             }

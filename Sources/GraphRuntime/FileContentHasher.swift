@@ -66,7 +66,7 @@ public final class FileContentHasher: Sendable {
 
     /// A memo is "<64 hex digits>\n<the fast fingerprint>\n"; anything else is ignored (and re-hashed).
     static func readMemo(_ path: String, line: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard case .success(let data) = BoundedFile.read(path, limit: 1 << 16) else { return nil }
         let parts = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         guard parts.count >= 2, parts[0].count == 64, parts[0].allSatisfy(\.isHexDigit), parts[1] == line else {
             return nil
@@ -76,9 +76,11 @@ public final class FileContentHasher: Sendable {
 
     /// SHA-256 of a file's contents, streamed in 4 MiB reads; nil if it can't be read.
     static func hashFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
         var sha = SHA256()
         let chunk = 4 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
@@ -90,6 +92,8 @@ public final class FileContentHasher: Sendable {
                 return nil
             }
             if n == 0 { break }
+            // A huge (or sparse) file must not keep an interrupted run alive.
+            if CancellationToken.current?.isCancelled == true { return nil }
             sha.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: n))
         }
         return sha.finalize().map { String(format: "%02x", $0) }.joined()

@@ -54,6 +54,29 @@ func location(_ node: Yams.Node, file: String) -> SourceLocation {
     return SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
 }
 
+/// A YAML int scalar's value, or nil when it does not fit an `Int`. Yams' own `Node.int` traps on sexagesimal
+/// values whose place values overflow (`1:0:0:0:0:0:0:0:0:0:0:0`), so those are computed here with checks.
+func yamlInt(_ node: Yams.Node) -> Int? {
+    guard case .scalar(let s) = node else { return nil }
+    let text = s.string.replacingOccurrences(of: "_", with: "")
+    guard text.contains(":") else { return node.int }
+    var digits = Substring(text)
+    var negative = false
+    if let sign = digits.first, sign == "-" || sign == "+" {
+        negative = sign == "-"
+        digits = digits.dropFirst()
+    }
+    var value = 0
+    for part in digits.split(separator: ":", omittingEmptySubsequences: false) {
+        guard let n = Int(part), n >= 0 else { return nil }
+        let (shifted, o1) = value.multipliedReportingOverflow(by: 60)
+        let (sum, o2) = shifted.addingReportingOverflow(n)
+        if o1 || o2 { return nil }
+        value = sum
+    }
+    return negative ? -value : value
+}
+
 /// A short description of what kind of YAML value a node is, for "expected X, got Y" messages.
 func yamlKind(_ node: Yams.Node) -> String {
     switch node {
@@ -68,34 +91,6 @@ func yamlKind(_ node: Yams.Node) -> String {
         case .bool: return "a bool"
         default: return "a string"
         }
-    }
-}
-
-/// Turns a Yams error into one diagnostic with the line and column libyaml reports.
-func yamlErrorDiagnostic(_ error: Error, file: String) -> Diagnostic {
-    func at(_ mark: Mark) -> SourceLocation { SourceLocation(file: file, line: mark.line, column: mark.column) }
-    guard let yamlError = error as? YamlError else {
-        return Diagnostic(.error, "cannot parse YAML: \(error)", at: SourceLocation(file: file, line: 1, column: 1))
-    }
-    switch yamlError {
-    case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-         .composer(let context, let problem, let mark, _):
-        let ctx = context.map { " (\($0.text) at line \($0.mark.line), column \($0.mark.column))" } ?? ""
-        return Diagnostic(.error, "YAML syntax error: \(problem)\(ctx)", at: at(mark))
-    case .duplicatedKeysInMapping(let duplicates, let context):
-        let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
-        return Diagnostic(.error, "duplicate key \(keys) in a mapping; each key may appear once", at: at(context.mark))
-    case .reader(let problem, let offset, _, let yaml):
-        // Convert the byte offset into a line and column.
-        var line = 1, column = 1
-        if let offset {
-            for (i, byte) in yaml.utf8.enumerated() where i < offset {
-                if byte == UInt8(ascii: "\n") { line += 1; column = 1 } else if byte & 0xC0 != 0x80 { column += 1 }
-            }
-        }
-        return Diagnostic(.error, "YAML reader error: \(problem)", at: SourceLocation(file: file, line: line, column: column))
-    default:
-        return Diagnostic(.error, "cannot parse YAML: \(yamlError)", at: SourceLocation(file: file, line: 1, column: 1))
     }
 }
 
@@ -163,9 +158,9 @@ struct RawGraph {
         let start = SourceLocation(file: file, line: 1, column: 1)
         let root: Yams.Node?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try YAMLComposer.compose(text)
         } catch {
-            diagnostics.items.append(yamlErrorDiagnostic(error, file: file))
+            diagnostics.error(error.message, at: SourceLocation(file: file, line: error.line, column: error.column))
             return nil
         }
         guard let root, case .mapping(let top) = root else {
@@ -175,7 +170,7 @@ struct RawGraph {
             return nil
         }
         var graph = RawGraph(file: file, nodesLocation: start)
-        var sawVersion = false, sawNodes = false
+        var sawVersion = false, sawNodes = false, nodesUsable = true
         var guessedKeys: Set<String> = []  // keys a misspelt key probably meant
         for (key, value) in top {
             let keyLocation = location(key, file: file)
@@ -186,7 +181,7 @@ struct RawGraph {
             switch name {
             case "sanagraph":
                 sawVersion = true
-                if value.tagName != .int || value.int != 1 {
+                if value.tagName != .int || yamlInt(value) != 1 {
                     let shown = value.scalar?.string ?? yamlKind(value)
                     diagnostics.error("unsupported graph format version '\(shown)'; this SanaGraph reads format 1 "
                                       + "(write 'sanagraph: 1')", at: location(value, file: file))
@@ -215,7 +210,7 @@ struct RawGraph {
             case "nodes":
                 sawNodes = true
                 graph.nodesLocation = keyLocation
-                graph.parseNodes(value, diagnostics: &diagnostics)
+                if !graph.parseNodes(value, diagnostics: &diagnostics) { nodesUsable = false }
             default:
                 if let guess = Suggestions.closest(to: name, in: topLevelKeys) { guessedKeys.insert(guess) }
                 diagnostics.error("unknown top-level key '\(name)'"
@@ -229,15 +224,20 @@ struct RawGraph {
         if !sawNodes && !guessedKeys.contains("nodes") {
             diagnostics.error("missing 'nodes:' (the graph's nodes)", at: start)
         }
-        graph.hasNodesKey = sawNodes
+        graph.hasNodesKey = sawNodes && nodesUsable
         return graph
     }
 
-    /// A value that should be a mapping (an absent/null value counts as empty).
+    /// A value that should be a mapping. An empty value (`params:` or `params: null`) is an error too: it is
+    /// usually a mapping whose lines lost their indentation; `{}` writes an empty one.
     private func mapping(_ value: Yams.Node, what: String, diagnostics: inout DiagnosticList,
                          node: String? = nil) -> Yams.Node.Mapping? {
         if case .mapping(let m) = value { return m }
-        if value.tagName == .null { return Yams.Node.Mapping([]) }
+        if value.tagName == .null {
+            diagnostics.error("\(what) has no value; give a mapping (indented below it), write {} for none, or "
+                              + "remove the key", at: location(value, file: file), node: node)
+            return nil
+        }
         diagnostics.error("\(what) must be a mapping, got \(yamlKind(value))", at: location(value, file: file),
                           node: node)
         return nil
@@ -304,8 +304,14 @@ struct RawGraph {
         }
     }
 
-    private mutating func parseNodes(_ value: Yams.Node, diagnostics: inout DiagnosticList) {
-        guard let m = mapping(value, what: "'nodes'", diagnostics: &diagnostics) else { return }
+    /// False when `nodes:` is unusable as a whole (reported).
+    private mutating func parseNodes(_ value: Yams.Node, diagnostics: inout DiagnosticList) -> Bool {
+        guard let m = mapping(value, what: "'nodes'", diagnostics: &diagnostics) else { return false }
+        if m.count > GraphLimits.maxNodes {
+            diagnostics.error("the graph has \(m.count) nodes, above the limit of \(GraphLimits.maxNodes)",
+                              at: location(value, file: file))
+            return false
+        }
         for (key, body) in m {
             let keyLocation = location(key, file: file)
             guard let id = scalarString(key) else {
@@ -383,5 +389,6 @@ struct RawGraph {
             }
             nodes.append(node)
         }
+        return true
     }
 }

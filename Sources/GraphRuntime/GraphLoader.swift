@@ -12,13 +12,13 @@ public enum GraphLoader {
     ///   - paramsFiles: `--params FILE` YAML files (mappings of name: value), applied in order before `overrides`.
     public static func load(file path: String, registry: NodeRegistry,
                             overrides: [String: String] = [:], paramsFiles: [String] = []) throws -> ValidatedGraph {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            var isDirectory: ObjCBool = false
-            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-            let why = !exists ? "no such file" : isDirectory.boolValue ? "it is a directory" : "permission denied"
+        let data: [UInt8]
+        switch BoundedFile.read(path, limit: GraphLimits.maxFileBytes) {
+        case .success(let bytes): data = bytes
+        case .failure(let why):
             throw GraphValidationError([Diagnostic(.error, "cannot read graph file '\(path)': \(why)", at: nil)])
         }
-        guard let text = String(data: data, encoding: .utf8) else {
+        guard let text = String(validating: data, as: UTF8.self) else {
             throw GraphValidationError([Diagnostic(.error, "graph file '\(path)' is not UTF-8 text",
                                                    at: SourceLocation(file: path, line: 1, column: 1))])
         }
@@ -29,6 +29,10 @@ public enum GraphLoader {
     public static func load(yaml text: String, file: String, registry: NodeRegistry,
                             overrides: [String: String] = [:], paramsFiles: [String] = []) throws -> ValidatedGraph {
         var diagnostics = DiagnosticList()
+        if text.utf8.count > GraphLimits.maxFileBytes {
+            throw GraphValidationError([Diagnostic(.error, "the graph is \(text.utf8.count) bytes, above the limit of "
+                                                   + "\(GraphLimits.maxFileBytes)", at: nil)])
+        }
         guard let raw = RawGraph.parse(text, file: file, diagnostics: &diagnostics) else {
             throw GraphValidationError(diagnostics.sorted(mainFile: file))
         }

@@ -82,9 +82,21 @@ struct Operand {
         case .null: kind = .null
         case .bool: kind = node.bool.map { .bool($0) } ?? .string(s.string)
         case .int:
-            if let v = node.int { kind = .int(v) } else if let d = node.float { kind = .float(d) } else { kind = .string(s.string) }
+            if let v = yamlInt(node) { kind = .int(v) } else if let d = node.float { kind = .float(d) } else { kind = .string(s.string) }
         case .float: kind = node.float.map { .float($0) } ?? .string(s.string)
         default: kind = .string(s.string)
+        }
+    }
+
+    /// A `--set` value: text for string and path params, else read as one plain YAML scalar, so `--set` accepts
+    /// exactly what a params file or the graph accepts (`7`, `7.0`, `0x10`, `yes`, `.inf` …).
+    init(commandLine text: String, type: GraphParamType) {
+        switch type {
+        case .string, .path:
+            self.init(kind: .string(text), text: text)
+        case .int, .float, .bool:
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            self.init(yaml: Yams.Node(trimmed, Tag(YAMLScalars.resolve(trimmed)), .plain))!
         }
     }
 
@@ -142,7 +154,17 @@ func convert(_ operand: Operand, to type: ParamType) -> Result<ParamValue, Conve
     case .bool:
         if case .bool(let v) = operand.kind { return .success(.bool(v)) }
         return mismatch("true or false")
-    case .string, .path:
+    case .string:
+        if operand.text.utf8.count > GraphLimits.maxStringBytes {
+            return .failure(.init("the text is \(operand.text.utf8.count) bytes, above the limit of "
+                                  + "\(GraphLimits.maxStringBytes)\(origin)"))
+        }
+        return .success(.string(operand.text))
+    case .path:
+        // An empty path is the node's business (some mean "none"); a NUL would silently cut the path.
+        if !operand.text.isEmpty, let problem = BoundedFile.pathProblem(operand.text) {
+            return .failure(.init("\(problem)\(origin)"))
+        }
         return .success(.string(operand.text))
     case .choice(let choices):
         let text = operand.text
@@ -213,7 +235,7 @@ struct ParamScope {
             scope.applyOverride(name, overrides[name] ?? "", diagnostics: &diagnostics)
         }
         for name in scope.order {
-            guard let param = scope.declared[name], scope.values[name] == nil else { continue }
+            guard let param = scope.declared[name], scope.values[name] == nil, !scope.broken.contains(name) else { continue }
             diagnostics.error("param '\(name)' is required (it has no default): give it with --set \(name)=... "
                               + "or in a --params file", at: param.location)
             scope.broken.insert(name)
@@ -318,50 +340,38 @@ struct ParamScope {
     }
 
     private mutating func applyOverride(_ name: String, _ text: String, diagnostics: inout DiagnosticList) {
-        let shown = "--set \(name)=\(text)"
+        // A giant value is shown by its start (the message must stay readable).
+        let shown = "--set \(name)=" + (text.count > 80 ? text.prefix(80) + "… (\(text.utf8.count) bytes)" : text)
         guard let param = declared[name] else {
             if broken.contains(name) { return }
             diagnostics.error("\(shown): the graph has no param '\(name)'"
                               + Suggestions.didYouMeanOrList(name, in: names, noun: "its params"), at: nil)
             return
         }
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        let value: ParamValue?
-        switch param.type {
-        case .int: value = Int(trimmed).map { .int($0) }
-        case .float: value = Double(trimmed).flatMap { $0.isFinite ? .float($0) : nil }
-        case .bool:
-            switch trimmed.lowercased() {
-            case "true", "yes", "on", "1": value = .bool(true)
-            case "false", "no", "off", "0": value = .bool(false)
-            default: value = nil
-            }
-        case .string, .path: value = .string(text)
-        }
-        guard let value else {
-            let expected = param.type == .int ? "an integer such as 42"
-                : param.type == .float ? "a number such as 4.5" : "true or false"
-            diagnostics.error("\(shown): param '\(name)' is \(param.type.withArticle); expected \(expected), "
-                              + "got '\(text)'", at: nil)
+        switch convert(Operand(commandLine: text, type: param.type), to: param.type.paramType) {
+        case .success(let value):
+            set(name, value, problemPrefix: "\(shown): param '\(name)': ", at: nil, diagnostics: &diagnostics)
+        case .failure(let e):
+            diagnostics.error("\(shown): param '\(name)' is \(param.type.withArticle): \(e.message)", at: nil)
             broken.insert(name)
-            return
         }
-        set(name, value, problemPrefix: "\(shown): param '\(name)': ", at: nil, diagnostics: &diagnostics)
     }
 
     private mutating func applyParamsFile(_ path: String, diagnostics: inout DiagnosticList) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            diagnostics.error("cannot read params file '\(path)' (--params): check that it exists and is readable",
-                              at: nil)
+        let data: [UInt8]
+        switch BoundedFile.read(path, limit: GraphLimits.maxFileBytes) {
+        case .success(let bytes): data = bytes
+        case .failure(let why):
+            diagnostics.error("cannot read params file '\(path)' (--params): \(why)", at: nil)
             return
         }
-        guard let text = String(data: data, encoding: .utf8) else {
+        guard let text = String(validating: data, as: UTF8.self) else {
             diagnostics.error("params file '\(path)' is not UTF-8 text", at: nil)
             return
         }
         let root: Yams.Node?
-        do { root = try Yams.compose(yaml: text) } catch {
-            diagnostics.items.append(yamlErrorDiagnostic(error, file: path))
+        do { root = try YAMLComposer.compose(text) } catch {
+            diagnostics.error(error.message, at: SourceLocation(file: path, line: error.line, column: error.column))
             return
         }
         guard let root else { return }  // an empty file sets nothing

@@ -93,7 +93,12 @@ enum Validator {
 
         // Cycles, over the edges that resolved.
         for cycle in findCycles(count: raw.nodes.count, producers: inputs.map { Set($0.values.compactMap { indexOf[$0.node] }) }) {
-            let path = (cycle + [cycle[0]]).map { raw.nodes[$0].id }.joined(separator: " -> ")
+            let shown = GraphLimits.maxCycleNodesShown
+            var path = (cycle.prefix(shown) + [cycle[0]]).map { raw.nodes[$0].id }.joined(separator: " -> ")
+            if cycle.count > shown {
+                path = cycle.prefix(shown).map { raw.nodes[$0].id }.joined(separator: " -> ")
+                    + " -> … (\(cycle.count) nodes in all) -> \(raw.nodes[cycle[0]].id)"
+            }
             diagnostics.error("cycle: \(path) (each node feeds the next; a node cannot depend on its own output)",
                               at: raw.nodes[cycle[0]].location, node: raw.nodes[cycle[0]].id)
         }
@@ -174,7 +179,7 @@ enum Validator {
         let resolved = ParamValues(values)
         // The node's own checks need every param to be valid; otherwise they would see defaults or gaps.
         if diagnostics.errorCount == before && !unresolved {
-            for message in type.init().validate(params: resolved) {
+            for message in type.init().validate(params: resolved, connectedInputs: Set(node.inputs.map(\.socket))) {
                 diagnostics.error(message, at: node.location, node: node.id)
             }
         }

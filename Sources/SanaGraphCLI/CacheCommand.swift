@@ -13,27 +13,18 @@ struct CacheOptions: ParsableArguments {
     @Option(name: .customLong("cache"),
             help: ArgumentHelp("Disk cache mode: rw (read and write), ro (read only), off (default: rw, or "
                                + "$SANAGRAPH_CACHE).", valueName: "rw|ro|off"))
-    var cacheMode: String?
+    var cacheMode: DiskCacheMode?
 
     @Option(name: .customLong("cache-max"),
             help: ArgumentHelp("Size cap of the disk cache; least recently used entries go first (default: "
                                + "$SANAGRAPH_CACHE_MAX, else 10G).", valueName: "size"))
-    var cacheMax: String?
-
-    func validate() throws {
-        if let cacheMode, DiskCacheMode(rawValue: cacheMode) == nil {
-            throw ValidationError("--cache expects rw, ro or off, got '\(cacheMode)'")
-        }
-        if let cacheMax, parseByteSize(cacheMax) == nil {
-            throw ValidationError("--cache-max expects a size such as 500M or 2G, got '\(cacheMax)'")
-        }
-    }
+    var cacheMax: ByteSize?
 
     private var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     /// The mode from the option, else the environment (a bad value there is a usage error, exit 2).
     func mode() throws -> DiskCacheMode {
-        if let cacheMode, let mode = DiskCacheMode(rawValue: cacheMode) { return mode }
+        if let cacheMode { return cacheMode }
         guard let text = environment["SANAGRAPH_CACHE"], !text.isEmpty else { return .readWrite }
         guard let mode = DiskCacheMode(rawValue: text) else {
             throw UsageError("SANAGRAPH_CACHE must be rw, ro or off, got '\(text)'")
@@ -44,13 +35,13 @@ struct CacheOptions: ParsableArguments {
     func maxBytes() throws -> Int { try Self.maxBytes(option: cacheMax) }
 
     /// `option`, else `$SANAGRAPH_CACHE_MAX`, else the default cap.
-    static func maxBytes(option: String?) throws -> Int {
-        if let option, let n = parseByteSize(option) { return n }
+    static func maxBytes(option: ByteSize?) throws -> Int {
+        if let option { return option.bytes }
         guard let text = ProcessInfo.processInfo.environment["SANAGRAPH_CACHE_MAX"], !text.isEmpty else { return DiskCacheSetup.defaultMaxBytes }
-        guard let n = parseByteSize(text) else {
-            throw UsageError("SANAGRAPH_CACHE_MAX must be a size such as 500M or 2G, got '\(text)'")
+        guard let n = ByteSize(argument: text) else {
+            throw UsageError("SANAGRAPH_CACHE_MAX must be a size such as 500M or 2G (at most 1 EiB), got '\(text)'")
         }
-        return n
+        return n.bytes
     }
 
     var directory: String? { DiskCacheSetup.directory(option: cacheDirectory, environment: environment) }
@@ -141,13 +132,7 @@ struct CacheCommand: ParsableCommand {
         @Option(name: .customLong("max"),
                 help: ArgumentHelp("Keep at most this much (e.g. 500M, 2G, 0); default 10G or $SANAGRAPH_CACHE_MAX.",
                                    valueName: "size"))
-        var max: String?
-
-        func validate() throws {
-            if let max, parseByteSize(max) == nil {
-                throw ValidationError("--max expects a size such as 500M or 2G, got '\(max)'")
-            }
-        }
+        var max: ByteSize?
 
         func run() throws {
             let limit = try CacheOptions.maxBytes(option: max)
@@ -191,10 +176,17 @@ struct CacheCommand: ParsableCommand {
         func run() throws {
             guard let cache = try folder.open(writable: remove) else { return }
             let report = cache.verify(remove: remove)
-            for p in report.problems { Console.out("bad: \(p.path): \(p.reason)\n") }
+            // The bad entries go to stderr (what is wrong with each), the summary to stdout.
+            for p in report.problems { Console.err("bad: \(p.path): \(p.reason)\n") }
             let verb = report.removed ? "removed" : "found"
-            Console.out("checked \(report.checked) files: \(report.problems.isEmpty ? "all good" : "\(verb) \(report.problems.count) bad")\n")
-            if !report.problems.isEmpty { throw ExitCode(1) }
+            let summary = "checked \(report.checked) files: "
+                + (report.problems.isEmpty ? "all good" : "\(verb) \(report.problems.count) bad")
+            Console.out(summary + "\n")
+            if !report.problems.isEmpty {
+                Console.error("\(report.problems.count) bad cache entr\(report.problems.count == 1 ? "y" : "ies") in "
+                              + "\(cache.directory)" + (report.removed ? " (removed)" : "; 'cache verify --remove' deletes them"))
+                throw ExitCode(1)
+            }
         }
     }
 }

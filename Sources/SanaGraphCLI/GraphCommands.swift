@@ -61,9 +61,18 @@ struct PlanCommand: ParsableCommand {
         let rows = steps.enumerated().map { i, s -> [String] in
             let cache = s.hasSideEffects ? "always" : (s.cachedIn.map { "cached (\($0))" } ?? (s.skipped ? "skip" : "run"))
             let releases = s.step.releaseAfter.map(\.description).joined(separator: ", ")
-            return ["\(i + 1)", s.step.node, s.typeName, cache, s.key.short, releases.isEmpty ? "-" : releases]
+            let memory = s.memoryEstimate.map { MachineMemory.format($0) } ?? "?"
+            return ["\(i + 1)", s.step.node, s.typeName, cache, s.key.short, memory,
+                    releases.isEmpty ? "-" : releases]
         }
-        Console.out(table(header: ["#", "node", "type", "cache", "key", "releases after"], rows: rows))
+        Console.out(table(header: ["#", "node", "type", "cache", "key", "memory", "releases after"], rows: rows))
+        let known = steps.compactMap(\.memoryEstimate)
+        if let peak = known.max() {
+            let physical = MachineMemory.physical
+            Console.out("largest known node estimate: \(MachineMemory.format(peak)) of this machine's "
+                        + "\(MachineMemory.format(physical))\(peak > physical ? " (too large: the run would refuse it)" : "")"
+                        + "; '?' nodes are estimated when their inputs exist, just before they run\n")
+        }
         if !plan.pruned.isEmpty {
             Console.out("pruned (no output needs them): \(plan.pruned.joined(separator: ", "))\n")
         }
@@ -207,7 +216,7 @@ func table(header: [String]?, rows: [[String]]) -> String {
     for row in all { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
     return all.map { row in
         var line = row.enumerated().map { i, cell in
-            i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            i == row.count - 1 ? cell : cell + String(repeating: " ", count: max(0, widths[i] - cell.count))
         }.joined(separator: "  ")
         while line.hasSuffix(" ") { line.removeLast() }
         return line

@@ -10,7 +10,10 @@ struct RunCommand: ParsableCommand {
         abstract: "Validate a graph, then run the nodes its outputs need.",
         discussion: """
             Only ancestors of output nodes run, in dependency order; each value is released after its last \
-            consumer. Nodes whose key (type, version, params, inputs, files read) is in the disk cache are not             run again, across processes (--cache rw|ro|off, --cache-dir; docs/cache.md); with --repeat, later             runs also take unchanged nodes from the in-memory cache. A disk cache that can't be used gives a             warning and the run goes on without it.
+            consumer. Nodes whose key (type, version, params, inputs, files read) is in the disk cache are not \
+            run again, across processes (--cache rw|ro|off, --cache-dir; docs/cache.md); with --repeat, later \
+            runs also take unchanged nodes from the in-memory cache. A disk cache that can't be used gives a \
+            warning and the run goes on without it.
             SIGINT/SIGTERM stop the run before the next node (or at the next progress point inside one); \
             outputs are written atomically, so an interrupted run leaves no partial files.
 
@@ -47,13 +50,10 @@ struct RunCommand: ParsableCommand {
                 In-memory cache budget (e.g. 512M, 4G, 0). 'auto': none for a single run, half the \
                 machine's memory with --repeat.
                 """, valueName: "size"))
-    var cacheMemory = "auto"
+    var cacheMemory = MemoryBudget.auto
 
     func validate() throws {
-        guard repetitions >= 1 else { throw ValidationError("--repeat must be at least 1") }
-        if cacheMemory != "auto" && parseByteSize(cacheMemory) == nil {
-            throw ValidationError("--cache-memory expects a size such as 512M or 4G, or 'auto'")
-        }
+        guard (1...1_000_000).contains(repetitions) else { throw ValidationError("--repeat must be 1 to 1000000") }
     }
 
     @OptionGroup var plugins: PluginOptions
@@ -91,10 +91,9 @@ struct RunCommand: ParsableCommand {
         let plan = Planner.plan(validated)
 
         let budget: Int
-        if cacheMemory == "auto" {
-            budget = repetitions > 1 ? Int(ProcessInfo.processInfo.physicalMemory / 2) : 0
-        } else {
-            budget = parseByteSize(cacheMemory) ?? 0
+        switch cacheMemory {
+        case .auto: budget = repetitions > 1 ? Int(ProcessInfo.processInfo.physicalMemory / 2) : 0
+        case .size(let size): budget = size.bytes
         }
         // Log lines (node messages, cache warnings) go to stderr: stdout carries only JSON events with --json.
         var logger = Logger(label: "sanagraph", factory: { StreamLogHandler.standardError(label: $0) })

@@ -52,7 +52,7 @@ struct GraphOptions: ParsableArguments {
 
     @Option(name: .customLong("set"),
             help: ArgumentHelp("Override a graph param (repeatable); later ones win.", valueName: "name=value"))
-    var overrides: [String] = []
+    var overrides: [ParamAssignment] = []
 
     @Option(name: .customLong("params"),
             help: ArgumentHelp("A YAML file of param values (repeatable); --set wins over it.", valueName: "file"))
@@ -72,15 +72,10 @@ struct GraphOptions: ParsableArguments {
     /// The graph file, or the PNG it is taken from, for messages.
     var file: String { graphFile ?? fromImage ?? "" }
 
-    /// `--set` values as a dictionary, or a usage error (exit 2) naming the bad one.
-    func parsedOverrides() throws -> [String: String] {
+    /// `--set` values by name (a later one wins).
+    func parsedOverrides() -> [String: String] {
         var result: [String: String] = [:]
-        for item in overrides {
-            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
-                throw UsageError("--set expects name=value, got '\(item)'")
-            }
-            result[String(item[..<eq])] = String(item[item.index(after: eq)...])
-        }
+        for item in overrides { result[item.name] = item.value }
         return result
     }
 }
@@ -127,7 +122,7 @@ struct PluginOptions: ParsableArguments {
 func loadGraph(_ options: GraphOptions, registry: NodeRegistry, quiet: Bool = false,
                onFailure: (any Error) -> Void = { _ in }) throws -> ValidatedGraph {
     do {
-        let overrides = try options.parsedOverrides()
+        let overrides = options.parsedOverrides()
         let graph: ValidatedGraph
         if let png = options.fromImage {
             // The recorded params come first; the user's --set wins over them.
@@ -155,20 +150,6 @@ func loadGraph(_ options: GraphOptions, registry: NodeRegistry, quiet: Bool = fa
         onFailure(error)
         throw exitStatus(for: error)
     }
-}
-
-/// Parses a byte size: `0`, `512M`, `4G`, `1.5GiB`, `1000000` (bytes).
-func parseByteSize(_ text: String) -> Int? {
-    let t = text.trimmingCharacters(in: .whitespaces).uppercased()
-    let gib = 1_073_741_824.0, mib = 1_048_576.0, kib = 1024.0
-    let units: [(String, Double)] = [("GIB", gib), ("MIB", mib), ("KIB", kib), ("GB", gib), ("MB", mib),
-                                     ("KB", kib), ("G", gib), ("M", mib), ("K", kib), ("B", 1)]
-    for (suffix, scale) in units where t.hasSuffix(suffix) {
-        guard let v = Double(t.dropLast(suffix.count)), v >= 0, v.isFinite else { return nil }
-        return Int(v * scale)
-    }
-    guard let v = Int(t), v >= 0 else { return nil }
-    return v
 }
 
 /// `1.23 GiB`, `512 MiB`, `800 B`.

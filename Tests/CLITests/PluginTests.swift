@@ -217,14 +217,18 @@ private struct BadPlugins: Sendable {
         }
         // The Swift plugins link the libSanaGraphKit.so this test run was built with.
         let products = try CLI.executable().deletingLastPathComponent()
-        let blas = try tool(["pkg-config", "--cflags-only-I", "openblas"]).split(separator: " ")
-            .flatMap { ["-Xcc", String($0).trimmingCharacters(in: .whitespacesAndNewlines)] }
+        let blas = try tool(["pkg-config", "--cflags-only-I", "openblas"]).split(whereSeparator: \.isWhitespace)
+            .flatMap { ["-Xcc", String($0)] }
+        // The SDK's module imports swift-system, whose C module the compiler must find too.
+        let checkouts = products.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("checkouts")
+        let cSystem = checkouts.appendingPathComponent("swift-system/Sources/CSystem/include/module.modulemap").path
         func swift(_ name: String) throws -> String {
             let out = dir.appendingPathComponent("lib\(name).so").path
             _ = try tool(["swiftc", "-O", "-emit-library", "-module-name", name,
                           "-I", products.appendingPathComponent("Modules").path,
                           "-Xcc", "-fmodule-map-file=" + TestSupport.repositoryRoot
-                              .appendingPathComponent("SanaGraphKit/Sources/CBLAS/module.modulemap").path]
+                              .appendingPathComponent("SanaGraphKit/Sources/CBLAS/module.modulemap").path,
+                          "-Xcc", "-fmodule-map-file=" + cSystem]
                          + blas + ["-L", products.path, "-lSanaGraphKit",
                                    sources.appendingPathComponent("\(name).swift").path, "-o", out])
             return out

@@ -141,7 +141,7 @@ import TestSupport
                                                         "mode": "max"])
         #expect(errs == [
             "error: --set mode=max: param 'mode': 'max' is not one of sum, product",
-            "error: --set ratio=fast: param 'ratio' is a float; expected a number such as 4.5, got 'fast'",
+            "error: --set ratio=fast: param 'ratio' is a float: expected a number, got the string \"fast\"",
             "error: --set steps=0: param 'steps': 0 is below the minimum 1 (allowed: 1...200)",
             "error: --set stpes=3: the graph has no param 'stpes' (did you mean 'steps'?)",
         ])
@@ -168,7 +168,7 @@ import TestSupport
         try "prompt: ok\nsteps: \"many\"\nmode: [sum]\nstep: 3\n".write(toFile: file, atomically: true, encoding: .utf8)
         let missing = dir.appendingPathComponent("missing.yaml").path
         #expect(errors(Self.overridable, paramsFiles: [file, missing]) == [
-            "error: cannot read params file '\(missing)' (--params): check that it exists and is readable",
+            "error: cannot read params file '\(missing)' (--params): no such file",
             "\(file):2:8: error: param 'steps' is an int: expected an integer, got the string \"many\"",
             "\(file):3:7: error: param 'mode' must be a single value, got a list",
             "\(file):4:1: error: the graph has no param 'step' (did you mean 'steps'?)",

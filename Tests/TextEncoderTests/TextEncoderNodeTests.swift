@@ -73,10 +73,35 @@ import TestSupport
         #expect(TextEncode.prompts(params(["text": .string("a\n\n  \nb\n"), "split_lines": .bool(true)])) == ["a", "b"])
         #expect(TextEncode.instruction(params(["instruction": .string("default")])) == .default)
         #expect(TextEncode.instruction(params(["instruction": .string("none")])) == .none)
-        #expect(TextEncode.instruction(params(["instruction": .string("Say: ")])) == .custom("Say: "))
+        #expect(TextEncode.instruction(params(["instruction": .string("custom"),
+                                               "custom_instruction": .string("Say: ")])) == .custom("Say: "))
         #expect(!TextEncode().validate(params: params(["text": .string(" \n"), "split_lines": .bool(true)])).isEmpty)
         #expect(TextEncoderLoad.tokenizerPath(params(["path": .string("/m/text_encoder/")])) == "/m/tokenizer")
         #expect(TextEncoderLoad.tokenizerPath(params(["path": .string("/m/te"), "tokenizer": .string("/t")])) == "/t")
+    }
+
+    @Test func instructionTyposAndMismatchedCustomTextAreValidationErrors() throws {
+        let registry = try NodeRegistry(packs: [TextEncoderPack.self, TensorIOPack.self])
+        func errors(_ instruction: String, custom: String?) -> String {
+            var yaml = Self.graph(encoder: Self.root + "/text_encoder", text: "a cat", instruction: instruction,
+                                  output: "unused.safetensors")
+            if let custom {
+                yaml = yaml.replacingOccurrences(of: "max_sequence_length", with: "custom_instruction: \"\(custom)\"\n      max_sequence_length")
+            }
+            do {
+                _ = try GraphLoader.load(yaml: yaml, file: "encode.yaml", registry: registry)
+                return ""
+            } catch {
+                #expect(error.exitCategory == .invalidGraph)
+                return "\(error)"
+            }
+        }
+        #expect(errors("defualt", custom: nil).contains("did you mean 'default'"))
+        #expect(errors("Describe the image: ", custom: nil).contains("is not one of default, none, custom"))
+        #expect(errors("custom", custom: nil).contains("needs the text in custom_instruction"))
+        #expect(errors("none", custom: "Say: ").contains("custom_instruction is set but instruction is 'none'"))
+        #expect(errors("custom", custom: "Say: ") == "")
+        #expect(errors("default", custom: nil) == "")
     }
 
     @Test func missingTokenizerFailsWithModelFileExitCodeNamingTheFile() throws {

@@ -15,6 +15,8 @@ public enum FileFingerprint {
     public static func fast(_ path: String) throws(SafetensorsError) -> String {
         var st = stat()
         guard stat(path, &st) == 0 else { throw .unreadable(path: path, reason: SafetensorsFile.errnoText(errno)) }
+        // A folder, FIFO or device where a file belongs: say so now (reading a FIFO would block forever).
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
         #if canImport(Glibc)
         let sec = Int(st.st_mtim.tv_sec), nsec = Int(st.st_mtim.tv_nsec)
         #else

@@ -230,11 +230,12 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
 
     /// Reads a whole small file (an index is a few hundred kilobytes at most).
     private static func readSmallFile(_ path: String) throws(SafetensorsError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .unreadable(path: path, reason: SafetensorsFile.errnoText(errno)) }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: SafetensorsFile.errnoText(errno)) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
         let size = Int(st.st_size)
         guard size <= 64 << 20 else { throw .invalidIndex(path: path, reason: "index file is \(size) bytes, over 64 MiB") }
         var out = [UInt8](repeating: 0, count: size)

@@ -32,7 +32,8 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// Opens and validates `path`. Throws `SafetensorsError` naming the file (and tensor) on any problem.
     public init(path: String) throws(SafetensorsError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below as not a regular file).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .unreadable(path: path, reason: Self.errnoText(errno)) }
         defer { close(fd) }
         var st = stat()

@@ -157,6 +157,14 @@ struct SafetensorsHeader {
             }
             if end > furthest.end { furthest = (end, name) }
         }
+        // As the format requires (and the reference reader checks): the tensors cover the data section exactly. A
+        // file with bytes past its last tensor was appended to, padded or replaced (a sparse 100 GB file with a
+        // valid header at its start would otherwise be hashed and mapped in full).
+        if furthest.end != dataSize {
+            throw .invalidHeader(path: path, reason: "the data section is \(dataSize) bytes but the tensors end at byte "
+                                 + "\(furthest.end); the file has \(dataSize - furthest.end) bytes after its last "
+                                 + "tensor (appended to or padded?)")
+        }
         return SafetensorsHeader(tensors: tensors, unsupported: unsupported, metadata: metadata, dataStart: dataStart)
     }
 

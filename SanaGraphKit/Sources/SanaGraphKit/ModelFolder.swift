@@ -59,12 +59,16 @@ public struct ModelFolder<Config: Decodable> {
                                                  + "config.json and the safetensors weights")
         }
         self.path = path
-        configPath = (path as NSString).appendingPathComponent("config.json")
-        guard let data = FileManager.default.contents(atPath: configPath) else {
-            throw ModelFolderError.invalidConfig(path: configPath, message: "missing or unreadable; a diffusers "
-                                                 + "\(role) folder has one")
+        configPath = Paths.join(path, "config.json")
+        switch BoundedFile.read(configPath, limit: GraphLimits.maxConfigBytes) {
+        case .success(let bytes): configData = Data(bytes)
+        case .failure(.missing):
+            throw ModelFolderError.invalidConfig(path: configPath, message: "missing; a diffusers \(role) folder has one")
+        case .failure(let why):
+            throw ModelFolderError.invalidConfig(path: configPath, message: "\(why); a diffusers \(role) folder has a "
+                                                 + "config.json file")
         }
-        configData = data
+        let data = configData
         do { config = try JSONDecoder().decode(Config.self, from: data) } catch {
             throw ModelFolderError.invalidConfig(path: configPath, message: "not a valid \(modelName) config: \(error)")
         }
@@ -86,6 +90,13 @@ public struct ModelFolder<Config: Decodable> {
         } catch {
             throw ModelFolderError.weights(path: path, message: "\(error)")
         }
+    }
+
+    /// Bytes the folder's weights take once converted to fp32, from the safetensors headers (nothing else is
+    /// read), or nil when the folder can't be opened (loading then says why). For `Node.estimateMemory`.
+    public static func fp32WeightBytes(path: String) -> Int? {
+        guard let checkpoint = try? SafetensorsCheckpoint(path: path) else { return nil }
+        return MachineMemory.fp32WeightBytes(shapes: checkpoint.names.compactMap { try? checkpoint.info($0).shape })
     }
 
     /// The weights' path for messages: the shard index, else the single file.

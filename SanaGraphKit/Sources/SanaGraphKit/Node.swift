@@ -202,8 +202,18 @@ public protocol Node: Sendable {
     /// Return user-facing messages; an empty array means valid.
     func validate(params: ParamValues) -> [String]
 
+    /// Checks that also depend on which inputs the graph connects (e.g. "width 0 needs the 'model' input"), run
+    /// before anything runs. The default is `validate(params:)`.
+    func validate(params: ParamValues, connectedInputs: Set<String>) -> [String]
+
     /// A fingerprint of external state this node reads (files), or nil. Entered into the cache key.
     func fingerprint(params: ParamValues) throws -> String?
+
+    /// Bytes this node will hold at its peak (weights it loads plus the activations and outputs it makes), or nil
+    /// when it can't say. `inputs` is nil for `plan` (params only); the executor asks again with the inputs just
+    /// before running the node and refuses it when the estimate exceeds the machine's memory. Must be cheap: read
+    /// file headers at most, never weights.
+    func estimateMemory(params: ParamValues, inputs: NodeInputs?) -> Int?
 
     /// Computes the outputs. Throw `NodeError` (or any `CategorizedError`) with an actionable message.
     func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs
@@ -211,7 +221,9 @@ public protocol Node: Sendable {
 
 extension Node {
     public func validate(params: ParamValues) -> [String] { [] }
+    public func validate(params: ParamValues, connectedInputs: Set<String>) -> [String] { validate(params: params) }
     public func fingerprint(params: ParamValues) throws -> String? { nil }
+    public func estimateMemory(params: ParamValues, inputs: NodeInputs?) -> Int? { nil }
 }
 
 /// A set of node types shipped together: one per plugin module, registered as a whole or not at all.

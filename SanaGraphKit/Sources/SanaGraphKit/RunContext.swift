@@ -10,6 +10,16 @@ public final class CancellationToken: Sendable {
     public func cancel() { flag.store(true, ordering: .sequentiallyConsistent) }
 
     public var isCancelled: Bool { flag.load(ordering: .sequentiallyConsistent) }
+
+    /// The token of the run the current code works for: the executor sets it around every node's `run` and
+    /// `fingerprint`, so code without a `RunContext` (a model's forward pass, a file hash) can stop early.
+    @TaskLocal public static var current: CancellationToken?
+
+    /// Throws `NodeError.cancelled` when the current run was cancelled (no-op outside a run). Cheap: call it
+    /// between layers and in long loops, on the thread that runs the node.
+    public static func checkCurrent() throws {
+        if current?.isCancelled == true { throw NodeError.cancelled }
+    }
 }
 
 /// Facts about the whole run that output nodes record as provenance (PNG metadata, path templates).
