@@ -34,6 +34,9 @@ let package = Package(
         // C libraries from Debian packages.
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
 
+        // PyTorch zip checkpoints (.pth) read through a restricted unpickler: tensor data only, nothing executed.
+        .target(name: "TorchCheckpoint", dependencies: [kit]),
+
         // The engine: graph files, validation, planning, execution, caches, events.
         .target(
             name: "GraphRuntime",
@@ -60,7 +63,7 @@ let package = Package(
                 path: "Plugins/Upscaler"),
         .target(name: "FlowSolvers", dependencies: [kit],
                 path: "Plugins/FlowSolvers"),
-        .target(name: "LinearDiT", dependencies: [kit, "CUDA"],
+        .target(name: "LinearDiT", dependencies: [kit, "CUDA", "TorchCheckpoint"],
                 path: "Plugins/LinearDiT"),
         .target(name: "TextEncoder", dependencies: [kit],
                 path: "Plugins/TextEncoder"),
@@ -71,7 +74,8 @@ let package = Package(
         .target(
             name: "SanaGraphCLI",
             dependencies: [
-                "GraphRuntime", "TensorIO", "ImageIO", "Upscaler", "FlowSolvers", "LinearDiT", "TextEncoder", "DCAE",
+                kit, "GraphRuntime", "TensorIO", "ImageIO", "Upscaler", "FlowSolvers", "LinearDiT", "TextEncoder",
+                "DCAE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -89,6 +93,7 @@ let package = Package(
                 path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: [kit, "TestSupport"]),
         .testTarget(name: "SafetensorsTests", dependencies: [kit, "TestSupport"]),
+        .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", kit, "TestSupport"]),
         .testTarget(name: "GraphRuntimeTests", dependencies: ["GraphRuntime", "TestSupport"]),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "TestSupport"]),

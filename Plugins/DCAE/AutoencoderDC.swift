@@ -65,13 +65,13 @@ struct DCEncoder: Sendable {
         return h
     }
 
-    /// The remaining stages (global attention) and conv_out with the out-shortcut.
-    func tail(_ x: Tensor, cancel: () throws -> Void) rethrows -> Tensor {
+    /// The remaining stages (global attention) and conv_out with the out-shortcut; `limit` as the decoder's head.
+    func tail(_ x: Tensor, limit: Int = .max, cancel: () throws -> Void) rethrows -> Tensor {
         var h = x
         for stage in down_blocks.dropFirst(localStages) {
             for block in stage {
                 try cancel()
-                h = block(h)
+                h = block(h, limit: limit)
             }
         }
         var y = conv_out(h)
@@ -160,14 +160,15 @@ struct DCDecoder: Sendable {
     /// Stages `0..<localStages` (run last) hold no EfficientViT block: only convolutions and per-pixel ops.
     var localStages: Int { up_blocks.firstIndex { $0.contains { if case .efficientViT = $0 { true } else { false } } } ?? up_blocks.count }
 
-    /// conv_in with the in-shortcut and the stages with global attention.
-    func head(_ z: Tensor, cancel: () throws -> Void) rethrows -> Tensor {
+    /// conv_in with the in-shortcut and the stages with global attention; `limit` bounds the EfficientViT blocks'
+    /// working memory (bytes).
+    func head(_ z: Tensor, limit: Int = .max, cancel: () throws -> Void) rethrows -> Tensor {
         var h = conv_in(z)
         if let r = inShortcutRepeats { DCAEKernels.addRepeatedChannels(&h, z, repeats: r) }
         for stage in up_blocks.dropFirst(localStages).reversed() {
             for block in stage {
                 try cancel()
-                h = block(h)
+                h = block(h, limit: limit)
             }
         }
         return h
@@ -297,6 +298,14 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
     /// the global-attention stages run on the whole (small) latent-resolution map and the local high-resolution
     /// stages run in full-width bands with a receptive-field margin — the result equals the whole-image decode.
     public func decode(_ latent: Tensor, tileSize: Int?, context: RunContext) throws -> Tensor {
+        try decode(latent, tileSize: tileSize, workingLimit: Self.workingLimit, context: context)
+    }
+
+    /// Working memory (bytes) each EfficientViT block may hold beyond its input and output when an image is coded
+    /// in bands: their attention runs a few heads at a time and their GLUMBConv in row bands above it.
+    public static let workingLimit = 1 << 30
+
+    func decode(_ latent: Tensor, tileSize: Int?, workingLimit: Int, context: RunContext) throws -> Tensor {
         try checkLatent(latent)
         let decoder = try decoder()
         let f = downscale
@@ -304,7 +313,7 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
         guard let rows = TiledCoding.plan(height: h, width: w, tileSize: tileSize ?? 0, ratio: f) else {
             return try decoder.forward(latent, cancel: context.checkCancelled)
         }
-        let head = try decoder.head(latent, cancel: context.checkCancelled)
+        let head = try decoder.head(latent, limit: workingLimit, cancel: context.checkCancelled)
         let (scale, halo) = decoder.tailGeometry
         // Bands at least 4 margins tall keep the recomputed margins under ~50 % of the work.
         return try TiledCoding.bands(head, unitsPerBand: Swift.max(rows / scale, 4 * halo), halo: halo, inRowsPerUnit: 1,
@@ -316,6 +325,10 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
     /// Encodes images in [-1, 1] to raw latents; `tileSize` as for `decode` (here the local stages before the first
     /// attention block run in bands, the rest whole).
     public func encode(_ image: Tensor, tileSize: Int?, context: RunContext) throws -> Tensor {
+        try encode(image, tileSize: tileSize, workingLimit: Self.workingLimit, context: context)
+    }
+
+    func encode(_ image: Tensor, tileSize: Int?, workingLimit: Int, context: RunContext) throws -> Tensor {
         try checkImage(image)
         let encoder = try encoder()
         guard let rows = TiledCoding.plan(height: image.shape[2], width: image.shape[3], tileSize: tileSize ?? 0,
@@ -327,7 +340,7 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
                                          outRowsPerUnit: 1, cancel: context.checkCancelled) { band in
             encoder.head(band) {}
         }
-        return try encoder.tail(head, cancel: context.checkCancelled)
+        return try encoder.tail(head, limit: workingLimit, cancel: context.checkCancelled)
     }
 
     /// The band height (image pixels) `decode`/`encode` use for `height × width`, or nil when they run whole.

@@ -125,6 +125,14 @@ enum DCAEKernels {
         return out
     }
 
+    /// Copies `part` `[B, g, …]` into groups `at ..< at + g` of `whole` `[B, G, …]` (same trailing shape).
+    static func copyGroups(_ part: Tensor, into whole: Tensor, at group: Int) {
+        let b = part.shape[0], inner = part.count / Swift.max(1, b), stride = whole.count / Swift.max(1, b)
+        let per = inner / Swift.max(1, part.shape[1])
+        let src = SendablePointer(part.storage.pointer + part.offset), dst = SendablePointer(whole.storage.pointer + whole.offset)
+        for i in 0..<b { (dst.pointer + i * stride + group * per).update(from: src.pointer + i * inner, count: inner) }
+    }
+
     /// GLU with SiLU gate over channels: `[B, 2C, …] → a[:, :C] · silu(a[:, C:])`.
     static func gluSiLU(_ a: Tensor) -> Tensor {
         let parts = Ops.chunk(a, 2, axis: 1)

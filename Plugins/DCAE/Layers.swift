@@ -170,18 +170,52 @@ struct SanaMultiscaleLinearAttention: Sendable {
         self.headDim = headDim
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    /// `limit`: bytes of q/k/v (all branches) to hold at once; above it the heads run in groups (see `attend`).
+    func callAsFunction(_ x: Tensor, limit: Int = .max) -> Tensor {
         let (b, h, wd) = (x.shape[0], x.shape[2], x.shape[3])
-        let qkv = Ops.conv2d(x, weight: to_qkv, bias: nil)
-        var branches = [qkv]
-        for (projIn, projOut) in to_qkv_multiscale { branches.append(projOut(projIn(qkv))) }
-        let all = branches.count == 1 ? qkv : Ops.concat(branches, axis: 1)
-        let groups = all.shape[1] / (3 * headDim)
-        let attended = Ops.sanaMultiscaleAttention(qkv: all.reshaped([b, groups, 3 * headDim, h * wd]), headDim: headDim)
+        let attended = attend(x, limit: limit)
+        let groups = attended.shape[1]
         let projected = Ops.conv2d(attended.reshaped([b, groups * headDim, h, wd]), weight: to_out, bias: nil)
         var y = norm_out(projected)
         Ops.addInPlace(&y, x)
         return y
+    }
+
+    /// The attention output `[B, G, d, H·W]` before `to_out`. Group g of every branch depends only on channels
+    /// `3d·g ..< 3d·(g+1)` of `to_qkv`'s output (the multiscale convs are depthwise and grouped within those
+    /// channels), so above `limit` the heads run a few at a time: the same arithmetic on a fraction of the q/k/v
+    /// memory (6C channels at the image's 1/8 resolution: ~3 GB for a 4096² dc-ae-f32c32 decode).
+    func attend(_ x: Tensor, limit: Int) -> Tensor {
+        let (b, h, wd) = (x.shape[0], x.shape[2], x.shape[3])
+        let width = 3 * headDim, heads = to_qkv.shape[0] / width, branchCount = 1 + to_qkv_multiscale.count
+        let bytesPerHead = b * width * h * wd * branchCount * 4 * 2  // q/k/v of every branch + kernel scratch
+        let chunk = Swift.max(1, Swift.min(heads, limit / Swift.max(1, bytesPerHead)))
+        guard chunk < heads else {
+            let qkv = Ops.conv2d(x, weight: to_qkv, bias: nil)
+            var branches = [qkv]
+            for (projIn, projOut) in to_qkv_multiscale { branches.append(projOut(projIn(qkv))) }
+            let all = branches.count == 1 ? qkv : Ops.concat(branches, axis: 1)
+            return Ops.sanaMultiscaleAttention(qkv: all.reshaped([b, all.shape[1] / width, width, h * wd]),
+                                               headDim: headDim)
+        }
+        let n = h * wd
+        let out = Tensor(uninitialized: [b, heads * branchCount, headDim, n])
+        for g0 in stride(from: 0, to: heads, by: chunk) {
+            let g1 = Swift.min(heads, g0 + chunk), rows = (g0 * width)..<(g1 * width)
+            let qkv = Ops.conv2d(x, weight: Ops.slice(to_qkv, axis: 0, range: rows), bias: nil)
+            var branches = [qkv]
+            for (projIn, projOut) in to_qkv_multiscale {
+                let local = Ops.conv2d(qkv, weight: Ops.slice(projIn.weight, axis: 0, range: rows), bias: nil,
+                                       padding: projIn.padding, groups: rows.count)
+                branches.append(Ops.conv2d(local, weight: Ops.slice(projOut.weight, axis: 0, range: rows), bias: nil,
+                                           groups: rows.count / headDim))
+            }
+            for (i, branch) in branches.enumerated() {
+                let a = Ops.sanaMultiscaleAttention(qkv: branch.reshaped([b, g1 - g0, width, n]), headDim: headDim)
+                DCAEKernels.copyGroups(a, into: out, at: i * heads + g0)
+            }
+        }
+        return out
     }
 
     var bytes: Int {
@@ -203,7 +237,20 @@ struct GLUMBConv: Sendable {
         norm = ChannelNorm(w, prefix + ".norm", c, type: "rms_norm")
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    /// `limit`: bytes of hidden activations (8C channels, twice) to hold at once; above it the block runs in
+    /// full-width row bands with a one-row margin (its only spatial op is the 3×3 depthwise conv), which gives the
+    /// same result as the whole map.
+    func callAsFunction(_ x: Tensor, limit: Int = .max) -> Tensor {
+        let (b, h, w) = (x.shape[0], x.shape[2], x.shape[3])
+        let bytesPerRow = b * conv_inverted.weight.shape[0] * w * 4 * 2
+        let rows = Swift.max(4, limit / Swift.max(1, bytesPerRow))
+        guard rows < h else { return whole(x) }
+        // Each band is a full pass (including the norm and residual, both per pixel) of its rows plus margins.
+        return (try? TiledCoding.bands(x, unitsPerBand: rows, halo: 1, inRowsPerUnit: 1, outRowsPerUnit: 1,
+                                       forward: { whole($0) })) ?? whole(x)
+    }
+
+    private func whole(_ x: Tensor) -> Tensor {
         var a = conv_inverted(x)
         Ops.siluInPlace(&a)
         a = conv_depth(a)
@@ -226,7 +273,8 @@ struct EfficientViTBlock: Sendable {
         conv_out = GLUMBConv(w, prefix + ".conv_out", c)
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor { conv_out(attn(x)) }
+    /// `limit`: working memory (bytes) each half may hold beyond its input and output; see the halves.
+    func callAsFunction(_ x: Tensor, limit: Int = .max) -> Tensor { conv_out(attn(x, limit: limit), limit: limit) }
     var bytes: Int { attn.bytes + conv_out.bytes }
 }
 
@@ -296,10 +344,11 @@ enum StageBlock: Sendable {
             : .res(ResBlock(w, prefix, c, normType: normType, actFn: actFn))
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    /// `limit`: working memory for the blocks that can bound it (EfficientViT); the others ignore it.
+    func callAsFunction(_ x: Tensor, limit: Int = .max) -> Tensor {
         switch self {
         case .res(let b): return b(x)
-        case .efficientViT(let b): return b(x)
+        case .efficientViT(let b): return b(x, limit: limit)
         case .down(let b): return b(x)
         case .up(let b): return b(x)
         }

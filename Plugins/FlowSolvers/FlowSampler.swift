@@ -76,8 +76,8 @@ public enum FlowSampler {
         guard !model.takesGuidance else {
             throw NodeError.invalidInput(
                 node: node,
-                message: "the model takes an embedded guidance scale (Sana-Sprint); these samplers drive "
-                    + "classifier-free-guidance models")
+                message: "the model takes an embedded guidance scale (a Sana-Sprint transformer); this sampler "
+                    + "drives classifier-free-guidance models: use sample.scm (Graphs/sprint.yaml)")
         }
         guard options.steps >= 1 else {
             throw NodeError.invalidParam(node: node, param: "steps", message: "must be at least 1")
@@ -125,11 +125,13 @@ public enum FlowSampler {
         let text = try model.prepare(conditioning)
         let modelBatch = guided ? 2 * batch : batch
         let scale = Float(options.guidance)
+        // SanaPipeline: `timestep = t.expand(2B) * transformer.config.timestep_scale` (float32; 1 for SANA).
+        let timestepScale = Float(model.timestepScale)
 
         for i in start..<scheduler.stepCount {
             try context.checkCancelled()
             let input = guided ? ClassifierFreeGuidance.concatenateBatch(x, x) : x
-            let timestep = Tensor(repeating: scheduler.modelTimestep(at: i), shape: [modelBatch])
+            let timestep = Tensor(repeating: scheduler.modelTimestep(at: i) * timestepScale, shape: [modelBatch])
             var v = try model.predict(latent: input, timestep: timestep, text: text, guidance: nil)
             guard v.shape == input.shape else {
                 throw NodeError.failed(

@@ -54,16 +54,13 @@ enum SampleNodeSupport {
     static func fingerprint(_ params: ParamValues) throws -> String? {
         guard let path = params.optionalString("scheduler_config") else { return nil }
         _ = try SchedulerConfig.load(path: path)
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        var file = path
-        if fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-            file = [path + "/scheduler_config.json", path + "/scheduler/scheduler_config.json"]
-                .first(where: { fm.fileExists(atPath: $0) }) ?? path
-        }
-        let bytes = (try? BoundedFile.read(file, limit: GraphLimits.maxConfigBytes).get()) ?? []
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a 64
-        for b in bytes {
+        return try configHash(path: path)
+    }
+
+    /// FNV-1a 64 of the scheduler config file that `path` resolves to.
+    static func configHash(path: String) throws -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in try SchedulerConfig.read(path: path).data {
             hash ^= UInt64(b)
             hash = hash &* 0x0000_0100_0000_01b3
         }
@@ -73,17 +70,20 @@ enum SampleNodeSupport {
     static func run(kind: FlowSolverKind, inputs: NodeInputs, params: ParamValues,
                     context: RunContext) throws -> NodeOutputs {
         let config = try schedulerConfig(params)
-        // 0 = "as the model's scheduler config says" (SANA's 3.0 when there is none).
-        let shift = params.double("shift") > 0 ? params.double("shift") : config.flowShift
-        if params.optionalString("scheduler_config") != nil, config.flowShift != shift {
+        let model = try inputs.denoiser("model")
+        // 0 = "as the model's scheduler config says"; without flow_shift there, the value diffusers' conversion
+        // writes for the model's size: 6.0 for the 4K models (sample_size 128), else 3.0.
+        let configShift = config.flowShiftGiven ? config.flowShift : ((model.sampleSize ?? 0) >= 128 ? 6.0 : 3.0)
+        let shift = params.double("shift") > 0 ? params.double("shift") : configShift
+        if params.optionalString("scheduler_config") != nil, configShift != shift {
             let message = "\(context.nodeID): shift \(shift) is used; the scheduler config's flow_shift is "
-                + "\(config.flowShift)"
+                + (config.flowShiftGiven ? "\(config.flowShift)" : "not given (\(configShift) for this model)")
             context.logger.notice("\(message)")
         }
         let options = SamplingOptions(steps: params.int("steps"), guidance: params.double("guidance"),
                                       shift: shift, denoise: params.double("denoise"), config: config)
         let out = try FlowSampler.sample(
-            kind: kind, model: try inputs.denoiser("model"), positive: try inputs.conditioning("positive"),
+            kind: kind, model: model, positive: try inputs.conditioning("positive"),
             negative: try inputs.optionalConditioning("negative"), latent: try inputs.tensor("latent"),
             noise: try inputs.optionalTensor("noise"), options: options, context: context)
         return ["latent": .latent(out)]
@@ -127,5 +127,67 @@ public struct FlowEulerNode: Node {
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         try SampleNodeSupport.run(kind: .euler, inputs: inputs, params: params, context: context)
+    }
+}
+
+/// `sample.scm`: Sana-Sprint's sampler (`SCMScheduler`, TrigFlow) with the guidance scale embedded in the model,
+/// as `SanaSprintPipeline` and `SanaSprintImg2ImgPipeline` run it.
+public struct SCMNode: Node {
+    public static let descriptor = NodeDescriptor(
+        typeName: "sample.scm", version: 1,
+        summary: "Sana-Sprint's few-step sampler (SCMScheduler / TrigFlow, guidance embedded in the model)",
+        inputs: [
+            InputSpec("model", .denoiserModel, doc: "a Sana-Sprint denoiser (dit.load of a guidance_embeds transformer)"),
+            InputSpec("positive", .conditioning, doc: "prompt conditioning (text.encode); Sprint takes no negative"),
+            InputSpec("latent", .latent,
+                      doc: "initial noise (latent.noise); with 'noise' connected, the clean latent (dcae.encode)"),
+            InputSpec("noise", .latent, optional: true,
+                      doc: "img2img: latent.noise of the same seed, mixed into 'latent' at the first used time"),
+        ],
+        outputs: [OutputSpec("latent", .latent, doc: "denoised latent (for dcae.decode)")],
+        params: [
+            ParamSpec("steps", .int, default: .int(2), min: 1, max: 1000,
+                      doc: "sampling steps (Sana-Sprint: 1 to 4, default 2)"),
+            ParamSpec("guidance", .float, default: .float(4.5), min: 0, max: 100,
+                      doc: "guidance scale embedded in the model (times its guidance_embeds_scale); no negative pass"),
+            ParamSpec("max_timestep", .float, default: .float(1.57080), min: 0.01, max: 1.5708,
+                      doc: "first TrigFlow time (pure noise at π/2; SanaSprintPipeline's max_timesteps)"),
+            ParamSpec("intermediate_timestep", .float, default: .float(1.3), min: 0, max: 1.5708,
+                      doc: "middle time for 2 steps (SanaSprintPipeline's intermediate_timesteps); other step "
+                          + "counts use evenly spaced times"),
+            ParamSpec("denoise", .float, default: .float(1.0), min: 0, max: 1,
+                      doc: "img2img strength: runs the last steps*denoise steps (needs 'noise' when < 1)"),
+            ParamSpec("seed", .int, default: .int(0),
+                      doc: "the seed of latent.noise: each step's fresh noise continues that generator, as the "
+                          + "pipeline's one torch.Generator does"),
+            ParamSpec("scheduler_config", .path, default: .string(""),
+                      doc: "optional SCMScheduler scheduler_config.json, scheduler folder or model folder (sigma_data); "
+                          + "empty = Sana-Sprint's settings"),
+        ])
+
+    public init() {}
+
+    public func validate(params: ParamValues) -> [String] {
+        params.int("steps") != 2 || params.double("intermediate_timestep") < params.double("max_timestep") ? []
+            : ["intermediate_timestep (used for 2 steps) must be below max_timestep"]
+    }
+
+    public func fingerprint(params: ParamValues) throws -> String? {
+        guard let path = params.optionalString("scheduler_config") else { return nil }
+        _ = try SCMConfig.load(path: path)
+        return try SampleNodeSupport.configHash(path: path)
+    }
+
+    public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
+        let config = try params.optionalString("scheduler_config").map { try SCMConfig.load(path: $0) } ?? .sprint
+        let options = SCMOptions(steps: params.int("steps"), guidance: params.double("guidance"),
+                                 maxTimestep: params.double("max_timestep"),
+                                 intermediateTimestep: params.double("intermediate_timestep"),
+                                 denoise: params.double("denoise"), seed: params.int("seed"), config: config)
+        let out = try SCMSampler.sample(model: try inputs.denoiser("model"),
+                                        positive: try inputs.conditioning("positive"),
+                                        latent: try inputs.tensor("latent"), noise: try inputs.optionalTensor("noise"),
+                                        options: options, context: context)
+        return ["latent": .latent(out)]
     }
 }

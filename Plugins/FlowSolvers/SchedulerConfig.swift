@@ -47,6 +47,8 @@ public struct SchedulerConfig: Sendable, Equatable {
     public var lowerOrderFinal: Bool = true
     public var eulerAtFinal: Bool = false
     public var flowShift: Double = 3.0
+    /// Whether the file gave `flow_shift` (else `flowShift` is SANA's 3.0 and the sampler picks by model size).
+    public var flowShiftGiven = false
 
     /// SANA's settings.
     public static let sana = SchedulerConfig()
@@ -55,6 +57,12 @@ public struct SchedulerConfig: Sendable, Equatable {
 
     /// Reads `path`: a scheduler_config.json, a scheduler folder, or a model folder holding `scheduler/`.
     public static func load(path: String) throws -> SchedulerConfig {
+        let (file, data) = try read(path: path)
+        return try parse(data, path: file)
+    }
+
+    /// The config file `path` names (itself, `path/scheduler_config.json` or `path/scheduler/…`) and its bytes.
+    static func read(path: String) throws -> (file: String, data: Data) {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         var file = path
@@ -72,27 +80,21 @@ public struct SchedulerConfig: Sendable, Equatable {
         case .success(let bytes): data = Data(bytes)
         case .failure(let why): throw SchedulerConfigError.malformed(path: file, message: why.description)
         }
-        return try parse(data, path: file)
+        return (file, data)
     }
 
     /// Parses the JSON text of a scheduler config. `path` is used in error messages.
     public static func parse(_ data: Data, path: String) throws -> SchedulerConfig {
-        // diffusers writes Python's non-standard `-Infinity` (lambda_min_clipped); none of those keys matter
-        // to us, so such tokens become null before parsing.
-        let text = String(decoding: data, as: UTF8.self)
-        let cleaned = Data(replacingNonFiniteLiterals(text).utf8)
-        let object: JSONValue
-        do {
-            object = try JSONDecoder().decode(JSONValue.self, from: cleaned)
-        } catch {
-            throw SchedulerConfigError.malformed(path: path, message: "invalid JSON")
-        }
-        guard case .object(let dict) = object else {
-            throw SchedulerConfigError.malformed(path: path, message: "top level is not an object")
-        }
-        let reader = Reader(dict: dict, path: path)
+        let reader = try Reader(data, path: path)
         var c = SchedulerConfig()
         c.className = try reader.string("_class_name")
+        let predictionType = try reader.string("prediction_type")
+        if c.className == "SCMScheduler" || predictionType == "trigflow" {
+            throw SchedulerConfigError.unsupported(
+                path: path, key: "_class_name", value: c.className ?? "a trigflow scheduler",
+                supported: "DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler; this is Sana-Sprint's "
+                    + "SCMScheduler: sample it with sample.scm (Graphs/sprint.yaml)")
+        }
 
         if let v = try reader.int("num_train_timesteps") {
             guard (2...100_000).contains(v) else {
@@ -107,6 +109,7 @@ public struct SchedulerConfig: Sendable, Equatable {
                                                        supported: "> 0 and <= 1e6")
             }
             c.flowShift = v
+            c.flowShiftGiven = true
         }
         if let v = try reader.int("solver_order") {
             guard v == 1 || v == 2 else {
@@ -148,9 +151,26 @@ public struct SchedulerConfig: Sendable, Equatable {
     }
 
     /// Typed access to optional keys; null counts as absent.
-    private struct Reader {
+    struct Reader {
         let dict: [String: JSONValue]
         let path: String
+
+        /// Parses a config file's bytes. diffusers writes Python's non-standard `-Infinity`
+        /// (lambda_min_clipped); none of those keys matter here, so such tokens become null first.
+        init(_ data: Data, path: String) throws {
+            let cleaned = Data(replacingNonFiniteLiterals(String(decoding: data, as: UTF8.self)).utf8)
+            let object: JSONValue
+            do {
+                object = try JSONDecoder().decode(JSONValue.self, from: cleaned)
+            } catch {
+                throw SchedulerConfigError.malformed(path: path, message: "invalid JSON")
+            }
+            guard case .object(let dict) = object else {
+                throw SchedulerConfigError.malformed(path: path, message: "top level is not an object")
+            }
+            self.dict = dict
+            self.path = path
+        }
 
         func value(_ key: String) -> JSONValue? {
             guard let v = dict[key], v != .null else { return nil }

@@ -59,6 +59,23 @@ public struct MT19937: Sendable {
     }
 }
 
+/// A seeded `torch.Generator("cpu")` drawn from several times, as a pipeline that passes one generator to
+/// `prepare_latents` and then to `scheduler.step` does (Sana-Sprint's SCMScheduler draws fresh noise per step).
+public struct TorchGenerator: Sendable {
+    private var engine: MT19937
+
+    /// `torch.Generator("cpu").manual_seed(seed)`.
+    public init(seed: Int) { engine = MT19937(seed: UInt64(bitPattern: Int64(seed))) }
+
+    /// The next `torch.randn(count, generator=self)`, float32, bit for bit.
+    public mutating func randn(count: Int) -> [Float] { TorchRandom.randn(count: count, engine: &engine) }
+
+    /// The next `torch.randn(shape, generator=self)`.
+    public mutating func randn(shape: [Int]) -> Tensor {
+        Tensor(shape: shape, values: randn(count: shape.reduce(1, *)))
+    }
+}
+
 /// `torch.randn` on the CPU generator.
 public enum TorchRandom {
     /// `torch.randn(count, generator=torch.Generator("cpu").manual_seed(seed))`, float32, bit for bit.
@@ -67,8 +84,13 @@ public enum TorchRandom {
     /// kernel for it). Tensors of fewer than 16 elements use torch's scalar float64 path, whose `log1p`, `sin`
     /// and `cos` come from the C library (glibc on Linux, matching torch's own).
     public static func randn(count: Int, seed: Int) -> [Float] {
-        var engine = MT19937(seed: UInt64(bitPattern: Int64(seed)))
-        return count >= 16 ? normalFill(count: count, engine: &engine) : scalarNormals(count: count, engine: &engine)
+        var generator = TorchGenerator(seed: seed)
+        return generator.randn(count: count)
+    }
+
+    /// One `torch.randn(count, generator=g)` call on an engine that may have been used before.
+    static func randn(count: Int, engine: inout MT19937) -> [Float] {
+        count >= 16 ? normalFill(count: count, engine: &engine) : scalarNormals(count: count, engine: &engine)
     }
 
     /// A tensor of shape `shape` filled by `randn(count:seed:)` (row-major, as torch fills it).

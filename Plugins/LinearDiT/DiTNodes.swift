@@ -1,16 +1,23 @@
 import CUDA
 import DiffusionModels
+import Foundation
 import SanaGraphKit
+import Safetensors
 import Tensors
 
 /// `dit.load`: loads a diffusers `SanaTransformer2DModel` `transformer/` folder as a denoiser.
 public struct DiTLoad: Node {
     public static let descriptor = NodeDescriptor(
         typeName: "dit.load", version: 1,
-        summary: "Load SANA's Linear DiT denoiser from a diffusers transformer/ folder (F32/F16/BF16, sharded or not)",
+        summary: "Load SANA's Linear DiT denoiser from a diffusers transformer/ folder (F32/F16/BF16, sharded or not), "
+            + "an NVlabs .pth or a single safetensors file",
         outputs: [OutputSpec("model", .denoiserModel, doc: "the denoiser (CPU: fp32 weights; CUDA: bf16 weights on the GPU)")],
         params: [
-            ParamSpec("path", .path, doc: "the transformer/ folder holding config.json and the safetensors weights"),
+            ParamSpec("path", .path, doc: "the transformer/ folder holding config.json and the safetensors weights, or "
+                + "one checkpoint file (.pth as NVlabs ships it, or .safetensors; original or diffusers key names)"),
+            ParamSpec("config", .path, default: .string(""),
+                      doc: "checkpoint files only: a JSON of diffusers config keys that override what the weights' "
+                          + "shapes say (e.g. sample_size and interpolation_scale of a 2K/4K model)"),
             ParamSpec("device", .string, default: .string("cpu"),
                       doc: "where the model runs: cpu, cuda or cuda:N (NVIDIA GPU N, bf16; docs/cuda.md)"),
         ])
@@ -29,7 +36,19 @@ public struct DiTLoad: Node {
 
     /// Fingerprints config.json and every weight file, so edits invalidate cached results.
     public func fingerprint(params: ParamValues) throws -> String? {
-        try ModelFolder<SanaTransformerConfig>.fingerprint(path: params.string("path"))
+        let path = params.string("path")
+        guard Self.isFile(path) else { return try ModelFolder<SanaTransformerConfig>.fingerprint(path: path) }
+        do {
+            return try FileFingerprint.fast(path) + "\n"
+                + (try params.optionalString("config").map { try FileFingerprint.fast($0) } ?? "")
+        } catch {
+            throw ModelFolderError.weights(path: path, message: "\(error)")
+        }
+    }
+
+    static func isFile(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue
     }
 
     /// The weights as fp32.
@@ -41,10 +60,16 @@ public struct DiTLoad: Node {
         let path = params.string("path")
         switch ComputeDevice(parsing: params.optionalString("device") ?? "cpu") ?? .cpu {
         case .cpu:
-            let model = try SanaTransformer2DModel.load(folder: path)
+            let model = Self.isFile(path)
+                ? try SanaTransformer2DModel.load(checkpoint: path, configPath: params.optionalString("config"))
+                : try SanaTransformer2DModel.load(folder: path)
             context.logger.info("loaded Sana transformer (\(model.config.numLayers) layers, D=\(model.config.innerDim)) from \(path)")
             return ["model": .denoiser(model)]
         case .cuda(let index):
+            if Self.isFile(path) {
+                throw ModelFolderError.weights(path: path, message: "a checkpoint file runs on cpu only for now; "
+                    + "write a diffusers folder with `sanagraph convert` and load that on the GPU")
+            }
             let model = try SanaTransformerCUDA.load(folder: path, device: index)
             let placement = "\(model.context.name) (cuda:\(index), \(model.deviceBytes >> 20) MiB of bf16 weights)"
             context.logger.info("loaded Sana transformer (\(model.config.numLayers) layers, D=\(model.config.innerDim)) from \(path) onto \(placement)")

@@ -132,6 +132,8 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
 
     public var inChannels: Int { config.inChannels }
     public var takesGuidance: Bool { config.guidanceEmbeds }
+    public var guidanceEmbedsScale: Double { config.guidanceEmbedsScale }
+    public var timestepScale: Double { config.timestepScale }
     public var sampleSize: Int? { config.sampleSize }
     public var patchSize: Int { config.patchSize }
 

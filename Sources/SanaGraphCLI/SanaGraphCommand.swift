@@ -26,7 +26,7 @@ struct SanaGraphCommand: ParsableCommand {
         version: SanaGraphVersion.current,
         subcommands: [
             RunCommand.self, ValidateCommand.self, PlanCommand.self, NodesCommand.self, DescribeCommand.self,
-            DotCommand.self, SchemaCommand.self, Inspect.self, CacheCommand.self,
+            DotCommand.self, SchemaCommand.self, Inspect.self, ConvertCommand.self, CacheCommand.self,
         ])
 
     /// ArgumentParser's own entry point, except that usage errors exit 2 (not its 64), like every other

@@ -32,3 +32,32 @@ struct DiTLoopTests {
         #expect(err <= 1e-4, "\(name): relative error \(err)")
     }
 }
+
+extension DiTLoopTests {
+    @Test("A transformer config with timestep_scale 0.5 is sampled with the timesteps scaled, as SanaPipeline does")
+    func timestepScaleOfTheConfigIsApplied() throws {
+        let source = TestSupport.fixture("LinearDiT/basic_f32/transformer")
+        let dir = TestSupport.temporaryDirectory("dit-timestep-scale")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let folder = dir.appendingPathComponent("transformer")
+        try FileManager.default.copyItem(atPath: source, toPath: folder.path)
+        let configURL = folder.appendingPathComponent("config.json")
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        config["timestep_scale"] = 0.5
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+
+        let model = try SanaTransformer2DModel.load(folder: folder.path)
+        #expect(model.timestepScale == 0.5)
+        let file = try Fixtures.tensors("dit_loop.safetensors")
+        let out = try FlowSampler.sample(
+            kind: .dpmSolver, model: model,
+            positive: Conditioning(embeddings: try file.tensor("positive"), mask: try file.tensor("positive_mask")),
+            negative: Conditioning(embeddings: try file.tensor("negative"), mask: try file.tensor("negative_mask")),
+            latent: try file.tensor("latents"), noise: nil,
+            options: SamplingOptions(steps: 6, guidance: 4.5, shift: 3, denoise: 1), context: RunContext(nodeID: "s"))
+        let ref = try file.tensor("dpm_6_g4.5_timestep_scale0.5")
+        let err = TestSupport.relativeError(out, ref)
+        #expect(err <= 1e-4, "relative error \(err)")
+        #expect(TestSupport.relativeError(try file.tensor("dpm_6_g4.5"), ref) > 1e-3, "the scale must matter")
+    }
+}

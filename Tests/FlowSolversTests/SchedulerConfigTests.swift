@@ -20,6 +20,7 @@ struct SchedulerConfigTests {
         let c = try SchedulerConfig.load(path: path)
         var expected = SchedulerConfig.sana
         expected.className = "DPMSolverMultistepScheduler"
+        expected.flowShiftGiven = true
         #expect(c == expected)
         // A model folder with scheduler/ inside also works.
         let model = TestSupport.temporaryDirectory("flow-model")
@@ -81,6 +82,28 @@ struct SchedulerConfigTests {
                                             options: SamplingOptions(config: config), context: RunContext(nodeID: "s"))
         #expect(heun.scalars == direct.scalars)
         #expect(heun.scalars != midpoint.scalars)
+    }
+
+    @Test("Without flow_shift in the config, a 4K-size model (sample_size 128) samples with 6.0 and others with 3.0")
+    func missingFlowShiftFollowsTheModelSize() throws {
+        let path = try Self.write(#"{"_class_name": "DPMSolverMultistepScheduler", "solver_order": 2}"#)
+        let latent = Tensor(repeating: 0.4, shape: [1, 4, 1, 2])
+        func firstTimestep(_ sampleSize: Int?, _ overrides: [String: ParamValue] = [:]) throws -> Float {
+            let model = StandInDenoiser(sampleSize: sampleSize)
+            var params = ["scheduler_config": ParamValue.string(path), "steps": .int(5)]
+            for (k, v) in overrides { params[k] = v }
+            _ = try FlowDPMSolverNode().run(inputs: NodeTests.inputs(model, latent: latent, negative: false),
+                                            params: NodeTests.params(FlowDPMSolverNode.self, params),
+                                            context: RunContext(nodeID: "s"))
+            return model.timesteps[1]
+        }
+        let shifted6 = Float(FlowDPMSchedule(steps: 5, shift: 6, numTrainTimesteps: 1000).timesteps[1])
+        let shifted3 = Float(FlowDPMSchedule(steps: 5, shift: 3, numTrainTimesteps: 1000).timesteps[1])
+        #expect(shifted6 != shifted3)
+        #expect(try firstTimestep(128) == shifted6)
+        #expect(try firstTimestep(32) == shifted3)
+        #expect(try firstTimestep(nil) == shifted3)
+        #expect(try firstTimestep(128, ["shift": .float(3)]) == shifted3)
     }
 
     @Test("The sampler node reads scheduler_config and fingerprints its contents")

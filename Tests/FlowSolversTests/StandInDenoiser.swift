@@ -24,9 +24,12 @@ final class StandInDenoiser: DenoiserModel {
 
     private let counters = Mutex<(prepare: Int, predict: Int, timesteps: [Float], batches: [Int])>((0, 0, [], []))
 
-    init(inChannels: Int = 4, takesGuidance: Bool = false) {
+    let sampleSize: Int?
+
+    init(inChannels: Int = 4, takesGuidance: Bool = false, sampleSize: Int? = nil) {
         self.inChannels = inChannels
         self.takesGuidance = takesGuidance
+        self.sampleSize = sampleSize
     }
 
     var prepareCalls: Int { counters.withLock { $0.prepare } }

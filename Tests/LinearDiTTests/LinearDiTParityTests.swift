@@ -14,7 +14,12 @@ import TestSupport
     /// qknorm_pe_f16: qk_norm across heads, sin-cos PE recomputed for a non-square grid, attention_bias, F16.
     /// guidance_bf16_sharded: Sana-Sprint guidance embeds, patch_size 2, PE with interpolation_scale 2,
     /// BF16 weights in four shards with an index.
-    static let cases = ["basic_f32", "qknorm_pe_f16", "guidance_bf16_sharded"]
+    /// One per released family, with only that family's switches: sana15_bf16 (SANA 1.5: qk-norm across heads
+    /// in self- and cross-attention), sprint_bf16 (Sana-Sprint: qk-norm + guidance embedding, timesteps in
+    /// [0, 1]), pe2k_native_f32 (2K: sin-cos PE, interpolation_scale 1.0, on the native grid), pe4k_f16 (4K:
+    /// interpolation_scale 2.0 on a non-native, non-square grid).
+    static let cases = ["basic_f32", "qknorm_pe_f16", "guidance_bf16_sharded",
+                        "sana15_bf16", "sprint_bf16", "pe2k_native_f32", "pe4k_f16"]
 
     static func folder(_ name: String) -> String { TestSupport.fixture("LinearDiT/\(name)/transformer") }
     static func io(_ name: String) -> String { TestSupport.fixture("LinearDiT/\(name)/io.safetensors") }

@@ -21,6 +21,11 @@ Rows (each has a name; `--rows` picks some):
                   /tmp/text2img-full/model, built there once if absent: ~10 GB disk, minutes) and run only when
                   the CLI registers their node types (`sanagraph nodes`). Each side runs in a fresh child process
                   (peak RSS of that process alone, via wait4), Swift first, the files read through page cache first.
+  sprint-1024     whole text-to-image process with a full-size Sana-Sprint 1.6B config (random weights, bf16 files),
+                  1024 px, 2 steps, guidance 4.5, loads included: `sanagraph run Graphs/sprint.yaml` vs
+                  SanaSprintPipeline.from_pretrained + call. Its folder (--work/sprint-1.6b: the transformer and an
+                  SCMScheduler config, text_encoder/tokenizer/vae linked from --pipeline) is built once (~3.2 GB);
+                  skipped by --quick
 
 Swift runs in one long-lived `sanagraph-bench serve` process (model rows) or as `sanagraph run --json`
 (graph rows, timed from the node events); PyTorch in this process with torch.set_num_threads(T). Each rep
@@ -412,7 +417,80 @@ nodes:
                             f"{parts['torch_call']:.1f} s; " + note.strip("()") + ")")
 
 
+    # ---- Sana-Sprint --------------------------------------------------------------------------------------------
+    def sprint_pipeline(self):
+        """A SanaSprintPipeline folder: Sana-Sprint 1.6B transformer (random, bf16), SCMScheduler, and the
+        text encoder, tokenizer and VAE of the random full-size pipeline (linked)."""
+        base = self.pipeline()
+        folder = os.path.join(self.args.work, "sprint-1.6b")
+        if os.path.exists(os.path.join(folder, "model_index.json")):
+            return folder
+        import torch
+        from diffusers import SanaTransformer2DModel, SCMScheduler
+        print(f"building the random Sana-Sprint 1.6B folder in {folder} (once) ...", file=sys.stderr, flush=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+        torch.manual_seed(0)
+        torch.set_default_dtype(torch.bfloat16)
+        SanaTransformer2DModel(**SPRINT_1600M).eval().save_pretrained(os.path.join(folder, "transformer"))
+        torch.set_default_dtype(torch.float32)
+        SCMScheduler(num_train_timesteps=1000, prediction_type="trigflow", sigma_data=0.5).save_pretrained(
+            os.path.join(folder, "scheduler"))
+        for sub in ["text_encoder", "tokenizer", "vae"]:
+            os.symlink(os.path.abspath(os.path.join(base, sub)), os.path.join(folder, sub))
+        with open(os.path.join(base, "model_index.json")) as f:
+            index = json.load(f)
+        index.update(_class_name="SanaSprintPipeline", scheduler=["diffusers", "SCMScheduler"])
+        with open(os.path.join(folder, "model_index.json"), "w") as f:
+            json.dump(index, f, indent=2)
+        return folder
+
+    def run_sprint_1024(self, name, shape):
+        model = self.sprint_pipeline()
+        out = os.path.join(self.args.work, "sprint-swift.png")
+        ref = os.path.join(self.args.work, "sprint-torch.png")
+        self.warm_cache(model)
+        parts = {}
+
+        def swift_once():
+            cmd = [self.args.sanagraph, "run", "Graphs/sprint.yaml", "--json", "--no-metadata", "--cache", "off",
+                   "--set", f"models={model}", "--set", f"prompt={PROMPT}", "--set", "steps=2",
+                   "--set", "width=1024", "--set", "height=1024", "--set", f"output={out}"]
+            text, wall, peak = self.measured(cmd)
+            sec = {}
+            for line in text.splitlines():
+                if line.startswith("{"):
+                    e = json.loads(line)
+                    if e.get("event") == "node_finished":
+                        sec[e["node"]] = e.get("seconds", 0.0)
+            parts["swift"] = (sec.get("sample", 0.0), sec.get("decode", 0.0))
+            return wall * 1e3, peak
+
+        def torch_once():
+            text, wall, peak = self.measured([sys.executable, os.path.abspath(__file__), "--torch-row", "sprint",
+                                              "--threads", str(self.args.threads), model, ref])
+            r = json.loads(next(ln for ln in text.splitlines() if ln.startswith("{")))
+            parts["torch"] = r
+            return wall * 1e3, peak
+
+        self.graph_rows(name, shape, swift_once, torch_once)
+        import numpy as np
+        from PIL import Image
+        diff = int(np.abs(np.asarray(Image.open(out), dtype=int) - np.asarray(Image.open(ref), dtype=int)).max())
+        name_, shape_, s, t, note = self.results[-1]
+        self.results[-1] = (name_, shape_, s, t, f"(whole process incl. loads and Python start-up; 2 transformer "
+                            f"steps + decode: Swift {parts['swift'][0]:.1f} + {parts['swift'][1]:.1f} s, diffusers "
+                            f"pipeline call {parts['torch']['call_s']:.1f} s; max pixel |Δ| {diff}/255; "
+                            + note.strip("()") + ")")
+
+
 PROMPT = "a red circle above a blue square on a white background"
+# Sana_Sprint_1.6B_1024px_diffusers transformer/config.json (sana-architecture.md §3.1).
+SPRINT_1600M = dict(in_channels=32, out_channels=32, num_attention_heads=70, attention_head_dim=32, num_layers=20,
+                    num_cross_attention_heads=20, cross_attention_head_dim=112, cross_attention_dim=2240,
+                    caption_channels=2304, mlp_ratio=2.5, sample_size=32, patch_size=1, interpolation_scale=None,
+                    qk_norm="rms_norm_across_heads", guidance_embeds=True, guidance_embeds_scale=0.1,
+                    timestep_scale=1.0)
 
 
 def torch_row(args, rest):
@@ -449,6 +527,18 @@ def torch_row(args, rest):
                                complex_human_instruction=chi)
             ms = (time.perf_counter() - t0) * 1e3
         print(json.dumps({"ms": ms, "load_s": load_s}))
+    elif args.torch_row == "sprint":
+        from diffusers import SanaSprintPipeline
+        folder, out = rest
+        pipe = SanaSprintPipeline.from_pretrained(folder, torch_dtype=torch.float32)
+        pipe.set_progress_bar_config(disable=True)
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            image = pipe(PROMPT, num_inference_steps=2, height=1024, width=1024, guidance_scale=4.5,
+                         use_resolution_binning=False, generator=torch.Generator("cpu").manual_seed(0)).images[0]
+            call_s = time.perf_counter() - t0
+        image.save(out)
+        print(json.dumps({"call_s": call_s}))
 
 
 ROWS = {
@@ -464,8 +554,10 @@ ROWS = {
                                           ["text_encoder.load", "text.encode"]),
     "text2img-512": lambda b: b.graph_row("text2img-512", "Graphs/text2img.yaml, 512 px, 20 steps",
                                           ["text_encoder.load", "text.encode", "dit.load", "dcae.decode"]),
+    "sprint-1024": lambda b: b.graph_row("sprint-1024", "Graphs/sprint.yaml, Sana-Sprint 1.6B, 1024 px, 2 steps",
+                                         ["text_encoder.load", "text.encode", "dit.load", "sample.scm", "dcae.decode"]),
 }
-QUICK_SKIP = {"dit-1024", "dcae-decode-1024", "dit-load-f32", "gemma-encode", "text2img-512"}
+QUICK_SKIP = {"dit-1024", "dcae-decode-1024", "dit-load-f32", "gemma-encode", "text2img-512", "sprint-1024"}
 
 
 def main():

@@ -14,6 +14,7 @@ Writes dit_loop.safetensors:
   positive, negative      text embeddings [1, L, D] (random values also at masked positions)
   positive_mask, negative_mask   [1, L] with trailing padding (0)
   <kind>_<steps>_g<guidance>     final latents of each loop
+  dpm_<steps>_g4.5_timestep_scale0.5   the DPM loop with the config's timestep_scale set to 0.5
 """
 import os
 import sys
@@ -68,6 +69,11 @@ def main():
         for guidance in [4.5, 1.0]:
             out = run_loop(model, kind, guidance, latents, pos, pos_mask, neg, neg_mask)
             tensors[f"{kind}_{STEPS}_g{guidance}"] = out.contiguous()
+    # A checkpoint whose config scales the timestep (SanaPipeline multiplies by transformer.config.timestep_scale;
+    # the Swift test loads basic_f32 with timestep_scale 0.5 written into a copy of its config.json).
+    model.register_to_config(timestep_scale=0.5)
+    tensors[f"dpm_{STEPS}_g4.5_timestep_scale0.5"] = run_loop(model, "dpm", 4.5, latents, pos, pos_mask, neg,
+                                                               neg_mask).contiguous()
     save_file({k: v.contiguous() for k, v in tensors.items()}, OUT)
     print(f"wrote {OUT}: " + ", ".join(k for k in tensors))
 

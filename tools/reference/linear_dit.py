@@ -34,6 +34,27 @@ CASES = [
                      num_cross_attention_heads=2, cross_attention_head_dim=8, cross_attention_dim=16,
                      caption_channels=20, sample_size=4, patch_size=2, interpolation_scale=2.0,
                      qk_norm="rms_norm_across_heads", guidance_embeds=True)),
+    # One case per released family, with that family's config switches and nothing else (issue #19):
+    # SANA 1.5 (qk-norm across heads in self- and cross-attention), Sana-Sprint (qk-norm + guidance embedding,
+    # TrigFlow timesteps in [0, 1]), 2K (sin-cos PE, interpolation_scale 1.0, on the native grid, where diffusers
+    # uses the PE buffer it built at init) and 4K (interpolation_scale 2.0 on a non-native grid, recomputed).
+    dict(name="sana15_bf16", dtype=torch.bfloat16, shard=None, hw=(5, 3), L=7,
+         config=dict(in_channels=8, out_channels=8, num_attention_heads=3, attention_head_dim=8, num_layers=3,
+                     num_cross_attention_heads=2, cross_attention_head_dim=12, cross_attention_dim=24,
+                     caption_channels=16, sample_size=4, patch_size=1, qk_norm="rms_norm_across_heads")),
+    dict(name="sprint_bf16", dtype=torch.bfloat16, shard=None, hw=(4, 4), L=5,
+         config=dict(in_channels=8, out_channels=8, num_attention_heads=2, attention_head_dim=8, num_layers=2,
+                     num_cross_attention_heads=4, cross_attention_head_dim=4, cross_attention_dim=16,
+                     caption_channels=16, sample_size=32, patch_size=1, qk_norm="rms_norm_across_heads",
+                     guidance_embeds=True, guidance_embeds_scale=0.1)),
+    dict(name="pe2k_native_f32", dtype=torch.float32, shard=None, hw=(6, 6), L=4,
+         config=dict(in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8, num_layers=2,
+                     num_cross_attention_heads=2, cross_attention_head_dim=8, cross_attention_dim=16,
+                     caption_channels=12, sample_size=6, patch_size=1, interpolation_scale=1.0)),
+    dict(name="pe4k_f16", dtype=torch.float16, shard=None, hw=(7, 12), L=4,
+         config=dict(in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8, num_layers=2,
+                     num_cross_attention_heads=2, cross_attention_head_dim=8, cross_attention_dim=16,
+                     caption_channels=12, sample_size=8, patch_size=1, interpolation_scale=2.0)),
 ]
 
 

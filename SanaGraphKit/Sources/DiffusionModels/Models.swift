@@ -43,6 +43,10 @@ public protocol DenoiserModel: LoadedModel {
     var latentSpatialDivisor: Int { get }
     /// Whether the model takes a guidance embedding (Sana-Sprint).
     var takesGuidance: Bool { get }
+    /// What a pipeline multiplies the guidance scale by before the model (diffusers' `guidance_embeds_scale`).
+    var guidanceEmbedsScale: Double { get }
+    /// What a flow pipeline multiplies the scheduler's timestep by before the model (diffusers' `timestep_scale`).
+    var timestepScale: Double { get }
     /// Native latent size in cells per side (diffusers' transformer `sample_size`: 32 for SANA 1024 px models),
     /// or nil when unknown. Used for "auto" image sizes and to pick the resolution-binning table.
     var sampleSize: Int? { get }
@@ -60,6 +64,8 @@ extension DenoiserModel {
     /// Unknown unless the model says.
     public var sampleSize: Int? { nil }
     public var patchSize: Int { 1 }
+    public var guidanceEmbedsScale: Double { 1 }
+    public var timestepScale: Double { 1 }
 }
 
 /// An autoencoder between images [B, 3, H, W] in [-1, 1] and latents [B, C, H/f, W/f].

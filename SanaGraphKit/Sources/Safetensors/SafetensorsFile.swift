@@ -165,6 +165,13 @@ public struct RawTensorBytes: @unchecked Sendable {
     public var dtype: DType { info.dtype }
     public var shape: [Int] { info.shape }
 
+    /// Bytes from another reader (e.g. a PyTorch checkpoint) that `owner` keeps alive.
+    public init(info: TensorInfo, bytes: UnsafeRawBufferPointer, owner: AnyObject) {
+        self.info = info
+        self.bytes = bytes
+        self.owner = owner
+    }
+
     /// Decodes to a fresh fp32 tensor.
     public func decoded() -> Tensor {
         guard let b = bytes.baseAddress else { return Tensor(zeros: info.shape) }
