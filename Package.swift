@@ -43,6 +43,16 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
 
+        // Batches of graph runs: sweeps, shards, manifests, resume, metrics (the engine knows nothing of it).
+        .target(
+            name: "Batch",
+            dependencies: [
+                "GraphRuntime", kit,
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+
         // Node families.
         .target(name: "TensorIO", dependencies: [kit],
                 path: "Plugins/TensorIO"),
@@ -63,7 +73,7 @@ let package = Package(
         .target(
             name: "SanaGraphCLI",
             dependencies: [
-                "GraphRuntime", "TensorIO", "ImageIO", "Upscaler", "FlowSolvers", "LinearDiT", "TextEncoder", "DCAE",
+                "GraphRuntime", "Batch", "TensorIO", "ImageIO", "Upscaler", "FlowSolvers", "LinearDiT", "TextEncoder", "DCAE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -78,6 +88,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: [kit, "TestSupport"]),
         .testTarget(name: "SafetensorsTests", dependencies: [kit, "TestSupport"]),
         .testTarget(name: "GraphRuntimeTests", dependencies: ["GraphRuntime", "TestSupport"]),
+        .testTarget(name: "BatchTests", dependencies: ["Batch", "TestSupport"]),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "TestSupport"]),
         .testTarget(name: "UpscalerTests", dependencies: ["Upscaler", "TestSupport"]),

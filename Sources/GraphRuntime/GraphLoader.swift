@@ -28,12 +28,26 @@ public enum GraphLoader {
     /// Like `load(file:...)` for text already in memory; `file` is the name used in messages.
     public static func load(yaml text: String, file: String, registry: NodeRegistry,
                             overrides: [String: String] = [:], paramsFiles: [String] = []) throws -> ValidatedGraph {
+        try load(parse(yaml: text, file: file), registry: registry, overrides: overrides, paramsFiles: paramsFiles)
+    }
+
+    /// Parses a graph's text without validating it, to validate it many times with different params (the items
+    /// of a sweep) without parsing the YAML again. Throws `GraphValidationError` for syntax errors.
+    public static func parse(yaml text: String, file: String) throws -> ParsedGraph {
         var diagnostics = DiagnosticList()
         guard let raw = RawGraph.parse(text, file: file, diagnostics: &diagnostics) else {
             throw GraphValidationError(diagnostics.sorted(mainFile: file))
         }
+        return ParsedGraph(raw: raw, source: text, file: file)
+    }
+
+    /// Substitutes params into a parsed graph and validates it, like `load(yaml:...)`.
+    public static func load(_ parsed: ParsedGraph, registry: NodeRegistry, overrides: [String: String] = [:],
+                            paramsFiles: [String] = []) throws -> ValidatedGraph {
+        let raw = parsed.raw, file = parsed.file
+        var diagnostics = DiagnosticList()
         var scope = ParamScope.resolve(raw, overrides: overrides, paramsFiles: paramsFiles, diagnostics: &diagnostics)
-        guard var graph = Validator.validate(raw, registry: registry, scope: &scope, source: text,
+        guard var graph = Validator.validate(raw, registry: registry, scope: &scope, source: parsed.source,
                                              diagnostics: &diagnostics) else {
             throw GraphValidationError(diagnostics.sorted(mainFile: file))
         }
@@ -46,4 +60,16 @@ public enum GraphLoader {
         graph.warnings = diagnostics.sorted(mainFile: file)
         return graph
     }
+}
+
+/// A graph file's text parsed into its parts but not validated (`GraphLoader.parse`).
+public struct ParsedGraph {
+    let raw: RawGraph
+    /// The text it was parsed from.
+    public let source: String
+    /// The name used in messages.
+    public let file: String
+
+    /// The names of the graph params it declares, in file order.
+    public var paramNames: [String] { raw.params.map(\.name) }
 }
