@@ -95,6 +95,8 @@ public struct PreparedBatch: Sendable {
     public var graphSHA256: String
     /// Warnings found while preparing (printed before running).
     public var warnings: [String]
+    /// The graph's own warnings (`FILE:LINE:COL: warning: …`), from the first item.
+    public var graphWarnings: [String] = []
 
     public var pending: [PreparedItem] { items.filter { !$0.isComplete } }
 }
@@ -176,6 +178,7 @@ public final class BatchRunner {
         var warnings: [String] = []
         var unplannable = Set<String>()
         var own: [PreparedItem] = []
+        var graphWarnings: [String]?
         let parsed = try GraphLoader.parse(yaml: graph.source, file: graph.file)
         for item in sweepItems {
             let validated: ValidatedGraph
@@ -195,6 +198,7 @@ public final class BatchRunner {
                 if problems.count >= 20 { break }
                 continue
             }
+            if graphWarnings == nil { graphWarnings = validated.warnings.map(\.description) }
             let plan = Planner.plan(validated)
             var files: [(node: String, path: String)]? = []
             for step in plan.steps {
@@ -248,7 +252,7 @@ public final class BatchRunner {
             if !settings.force { own[i].completion = completion(of: own[i], records: records) }
         }
         return PreparedBatch(total: sweepItems.count, items: own, graphSHA256: FileDigest.sha256(graph.source),
-                             warnings: warnings)
+                             warnings: warnings, graphWarnings: graphWarnings ?? [])
     }
 
     private func runInfo(_ g: ValidatedGraph) -> RunInfo {

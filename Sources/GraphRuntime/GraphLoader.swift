@@ -38,14 +38,15 @@ public enum GraphLoader {
         guard let raw = RawGraph.parse(text, file: file, diagnostics: &diagnostics) else {
             throw GraphValidationError(diagnostics.sorted(mainFile: file))
         }
-        return ParsedGraph(raw: raw, source: text, file: file)
+        return ParsedGraph(raw: raw, parseDiagnostics: diagnostics, source: text, file: file)
     }
 
     /// Substitutes params into a parsed graph and validates it, like `load(yaml:...)`.
     public static func load(_ parsed: ParsedGraph, registry: NodeRegistry, overrides: [String: String] = [:],
                             paramsFiles: [String] = []) throws -> ValidatedGraph {
         let raw = parsed.raw, file = parsed.file
-        var diagnostics = DiagnosticList()
+        // Problems the parser found but could go on after (reported with the validator's).
+        var diagnostics = parsed.parseDiagnostics
         var scope = ParamScope.resolve(raw, overrides: overrides, paramsFiles: paramsFiles, diagnostics: &diagnostics)
         guard var graph = Validator.validate(raw, registry: registry, scope: &scope, source: parsed.source,
                                              diagnostics: &diagnostics) else {
@@ -65,6 +66,7 @@ public enum GraphLoader {
 /// A graph file's text parsed into its parts but not validated (`GraphLoader.parse`).
 public struct ParsedGraph {
     let raw: RawGraph
+    let parseDiagnostics: DiagnosticList
     /// The text it was parsed from.
     public let source: String
     /// The name used in messages.

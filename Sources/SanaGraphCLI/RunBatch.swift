@@ -142,6 +142,7 @@ extension RunCommand {
             throw fail(error)
         }
         let printer = BatchPrinter(mode: mode, verbose: verbose)
+        if !quiet { for warning in prepared.graphWarnings { Console.err(warning + "\n") } }
         for warning in prepared.warnings { Console.err("warning: \(warning)\n") }
         printer.started(prepared, shard: shard, graph: graph.file)
 

@@ -123,6 +123,26 @@ import Glibc
         #expect(skipped == Set(0..<12).subtracting(recordedFirst).subtracting(ranAgain))
     }
 
+    @Test func anInterruptStopsTheBatchWithExit130() throws {
+        let dir = TestSupport.temporaryDirectory("sanagraph-interrupt")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let manifest = dir.appendingPathComponent("out/manifest.jsonl").path
+        let process = try Self.start(Self.args(["--manifest", "out/manifest.jsonl"]), in: dir, name: "run")
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, process.isRunning,
+              ((try? String(contentsOfFile: manifest, encoding: .utf8))?.split(separator: "\n").count ?? 0) < 2 {
+            usleep(10_000)
+        }
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        let stderr = try String(contentsOf: dir.appendingPathComponent("run.err"), encoding: .utf8)
+        #expect(process.terminationStatus == 130, "\(stderr)")
+        #expect(stderr.contains("(interrupted)"), "\(stderr)")
+        let statuses = try Self.records(manifest).compactMap { $0["status"] as? String }
+        #expect(statuses.count < 12 && statuses.dropLast().allSatisfy { $0 == "ok" })
+        #expect(["ok", "interrupted"].contains(statuses.last ?? ""))
+    }
+
     /// How a shard learns its index: explicitly, or from a Kubernetes Indexed Job's or a Slurm array's variables.
     @Test(arguments: ["explicit", "kubernetes", "slurm"])
     func fourShardsTogetherMakeTheWholeSweepOnce(scheduler: String) throws {
