@@ -54,6 +54,16 @@ let package = Package(
         // (Not yet in SanaGraphKit: device placement joins the SDK's tensor type in a later step, docs/cuda.md.)
         .target(name: "CUDA", dependencies: [kit, .product(name: "Crypto", package: "swift-crypto")]),
 
+        // Batches of graph runs: sweeps, shards, manifests, resume, metrics (the engine knows nothing of it).
+        .target(
+            name: "Batch",
+            dependencies: [
+                "GraphRuntime", kit,
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+
         // Node families.
         .target(name: "TensorIO", dependencies: [kit],
                 path: "Plugins/TensorIO"),
@@ -74,8 +84,8 @@ let package = Package(
         .target(
             name: "SanaGraphCLI",
             dependencies: [
-                kit, "GraphRuntime", "TensorIO", "ImageIO", "Upscaler", "FlowSolvers", "LinearDiT", "TextEncoder",
-                "DCAE",
+                kit, "GraphRuntime", "Batch", "TensorIO", "ImageIO", "Upscaler", "FlowSolvers", "LinearDiT",
+                "TextEncoder", "DCAE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -95,6 +105,7 @@ let package = Package(
         .testTarget(name: "SafetensorsTests", dependencies: [kit, "TestSupport"]),
         .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", kit, "TestSupport"]),
         .testTarget(name: "GraphRuntimeTests", dependencies: ["GraphRuntime", "TestSupport"]),
+        .testTarget(name: "BatchTests", dependencies: ["Batch", "TestSupport"]),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "TestSupport"]),
         .testTarget(name: "UpscalerTests", dependencies: ["Upscaler", "TestSupport"]),

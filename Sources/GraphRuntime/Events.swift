@@ -87,6 +87,7 @@ public enum RunEvent: Sendable {
             o.add("nodes_skipped", .int(summary.nodesSkipped))
             o.add("exit_code", .int(Int(summary.exitCode)))
             if let error = summary.error { o.add("error", .string(error)) }
+            o.add("outputs", .array(summary.outputFiles.map { .string($0.path) }))
         }
         return o.text
     }
@@ -109,9 +110,13 @@ public struct RunSummary: Sendable {
     public var exitCode: Int32
     /// The error message when the run failed.
     public var error: String?
+    /// The files output nodes wrote, in the order they ran: each `Path` output of a side-effect node, split
+    /// into lines (`image.save` lists a batch's files one per line).
+    public var outputFiles: [(node: String, path: String)]
 
     public init(ok: Bool, seconds: Double, nodesRun: Int, nodesCached: Int, cachedNodes: [String: String] = [:],
-                exitCode: Int32, error: String? = nil, nodesSkipped: Int = 0) {
+                exitCode: Int32, error: String? = nil, nodesSkipped: Int = 0,
+                outputFiles: [(node: String, path: String)] = []) {
         self.ok = ok
         self.seconds = seconds
         self.nodesRun = nodesRun
@@ -120,6 +125,7 @@ public struct RunSummary: Sendable {
         self.nodesSkipped = nodesSkipped
         self.exitCode = exitCode
         self.error = error
+        self.outputFiles = outputFiles
     }
 }
 

@@ -1,6 +1,7 @@
 import SanaGraphKit
 import Foundation
 import Logging
+import Synchronization
 
 /// A node failed, was interrupted, or broke its contract while running. Carries the node so every message
 /// names it; the category (exit code) is the underlying error's, `.nodeFailed` for uncategorized errors.
@@ -105,6 +106,14 @@ public final class Executor: Sendable {
         try computeKeys(graph, plan).keys
     }
 
+    /// Cache keys and the fingerprints behind them (node id -> what `RunInfo.fingerprints` would record), with
+    /// fingerprints taken from `memo` when a node of the same type and params was fingerprinted before: many
+    /// graphs checked at one moment (a batch's items) read each model file's metadata once.
+    public func cacheKeys(for graph: ValidatedGraph, plan: ExecutionPlan, memo: FingerprintMemo)
+        throws -> (keys: [String: CacheKey], fingerprints: [String: String]) {
+        try computeKeys(graph, plan, memo: memo)
+    }
+
     /// What `run` would do for each step: its key and whether a store already holds it.
     public func preview(_ graph: ValidatedGraph, plan: ExecutionPlan) throws -> [PlannedStep] {
         let (keys, _) = try computeKeys(graph, plan)
@@ -150,7 +159,7 @@ public final class Executor: Sendable {
     }
 
     /// Keys (and fingerprints) in step order; a node's inputs must come from earlier steps.
-    private func computeKeys(_ graph: ValidatedGraph, _ plan: ExecutionPlan)
+    private func computeKeys(_ graph: ValidatedGraph, _ plan: ExecutionPlan, memo: FingerprintMemo? = nil)
         throws -> (keys: [String: CacheKey], fingerprints: [String: String]) {
         var keys: [String: CacheKey] = [:]
         var fingerprints: [String: String] = [:]
@@ -165,17 +174,22 @@ public final class Executor: Sendable {
                 }
                 inputKeys[socket] = (upstream, ref.output)
             }
-            let fingerprint: String?
-            do {
-                fingerprint = try CancellationToken.$current.withValue(cancellation) {
-                    try node.type.init().fingerprint(params: node.params)
+            let fingerprint: String?, keyed: String?
+            if let hit = memo?.lookup(descriptor.typeName, node.params) {
+                (fingerprint, keyed) = hit
+            } else {
+                do {
+                    fingerprint = try CancellationToken.$current.withValue(cancellation) {
+                        try node.type.init().fingerprint(params: node.params)
+                    }
+                } catch {
+                    throw NodeRunError(nodeID: node.id, typeName: descriptor.typeName, underlying: error)
                 }
-            } catch {
-                throw NodeRunError(nodeID: node.id, typeName: descriptor.typeName, underlying: error)
+                // Stores may canonicalise what enters the key (the disk cache hashes file contents).
+                keyed = fingerprint.map { raw in caches.reduce(raw) { $1.canonicalFingerprint($0) } }
+                memo?.store(descriptor.typeName, node.params, (fingerprint, keyed))
             }
             if let fingerprint { fingerprints[node.id] = fingerprint }
-            // Stores may canonicalise what enters the key (the disk cache hashes file contents).
-            let keyed = fingerprint.map { raw in caches.reduce(raw) { $1.canonicalFingerprint($0) } }
             keys[node.id] = CacheKey.compute(typeName: descriptor.typeName, version: descriptor.version,
                                              params: node.params, inputs: inputKeys, fingerprint: keyed)
         }
@@ -196,13 +210,14 @@ public final class Executor: Sendable {
         var nodesRun = 0
         var skipped = Set<String>()
         var cachedNodes: [String: String] = [:]
+        var outputFiles: [(node: String, path: String)] = []
 
         func finish(_ error: (any Error)?) -> RunSummary {
             let category = error?.exitCategory
             let summary = RunSummary(
                 ok: error == nil, seconds: seconds(since: start), nodesRun: nodesRun, nodesCached: cachedNodes.count,
                 cachedNodes: cachedNodes, exitCode: category?.exitCode ?? 0, error: error.map { "\($0)" },
-                nodesSkipped: skipped.count)
+                nodesSkipped: skipped.count, outputFiles: outputFiles)
             emit(.runFinished(summary))
             return summary
         }
@@ -279,6 +294,11 @@ public final class Executor: Sendable {
                     try checkCancelled()
                     if !descriptor.hasSideEffects {
                         for store in caches { store.store(key, outputs: outputs!, info: info) }
+                    } else {
+                        for spec in descriptor.outputs where spec.type == .path {
+                            guard let text = outputs![spec.name]?.payload(as: String.self) else { continue }
+                            for line in text.split(separator: "\n") { outputFiles.append((node.id, String(line))) }
+                        }
                     }
                 } else {
                     cachedNodes[node.id] = servedBy
@@ -420,6 +440,27 @@ public final class Executor: Sendable {
             problems.append("produced undeclared output '\(name)'")
         }
         return problems.isEmpty ? nil : problems.joined(separator: "; ")
+    }
+}
+
+/// Fingerprints by node type and params (raw, and as entered into keys), for `Executor.cacheKeys(for:plan:memo:)`.
+/// Keep one only while files are not expected to change (one batch's preparation).
+public final class FingerprintMemo: Sendable {
+    private struct Key: Hashable {
+        var typeName: String
+        var params: ParamValues
+    }
+
+    private let entries = Mutex([Key: (raw: String?, keyed: String?)]())
+
+    public init() {}
+
+    func lookup(_ typeName: String, _ params: ParamValues) -> (raw: String?, keyed: String?)? {
+        entries.withLock { $0[Key(typeName: typeName, params: params)] }
+    }
+
+    func store(_ typeName: String, _ params: ParamValues, _ value: (raw: String?, keyed: String?)) {
+        entries.withLock { $0[Key(typeName: typeName, params: params)] = value }
     }
 }
 

@@ -28,6 +28,12 @@ public enum GraphLoader {
     /// Like `load(file:...)` for text already in memory; `file` is the name used in messages.
     public static func load(yaml text: String, file: String, registry: NodeRegistry,
                             overrides: [String: String] = [:], paramsFiles: [String] = []) throws -> ValidatedGraph {
+        try load(parse(yaml: text, file: file), registry: registry, overrides: overrides, paramsFiles: paramsFiles)
+    }
+
+    /// Parses a graph's text without validating it, to validate it many times with different params (the items
+    /// of a sweep) without parsing the YAML again. Throws `GraphValidationError` for syntax errors.
+    public static func parse(yaml text: String, file: String) throws -> ParsedGraph {
         var diagnostics = DiagnosticList()
         if text.utf8.count > GraphLimits.maxFileBytes {
             throw GraphValidationError([Diagnostic(.error, "the graph is \(text.utf8.count) bytes, above the limit of "
@@ -36,8 +42,17 @@ public enum GraphLoader {
         guard let raw = RawGraph.parse(text, file: file, diagnostics: &diagnostics) else {
             throw GraphValidationError(diagnostics.sorted(mainFile: file))
         }
+        return ParsedGraph(raw: raw, parseDiagnostics: diagnostics, source: text, file: file)
+    }
+
+    /// Substitutes params into a parsed graph and validates it, like `load(yaml:...)`.
+    public static func load(_ parsed: ParsedGraph, registry: NodeRegistry, overrides: [String: String] = [:],
+                            paramsFiles: [String] = []) throws -> ValidatedGraph {
+        let raw = parsed.raw, file = parsed.file
+        // Problems the parser found but could go on after (reported with the validator's).
+        var diagnostics = parsed.parseDiagnostics
         var scope = ParamScope.resolve(raw, overrides: overrides, paramsFiles: paramsFiles, diagnostics: &diagnostics)
-        guard var graph = Validator.validate(raw, registry: registry, scope: &scope, source: text,
+        guard var graph = Validator.validate(raw, registry: registry, scope: &scope, source: parsed.source,
                                              diagnostics: &diagnostics) else {
             throw GraphValidationError(diagnostics.sorted(mainFile: file))
         }
@@ -50,4 +65,17 @@ public enum GraphLoader {
         graph.warnings = diagnostics.sorted(mainFile: file)
         return graph
     }
+}
+
+/// A graph file's text parsed into its parts but not validated (`GraphLoader.parse`).
+public struct ParsedGraph {
+    let raw: RawGraph
+    let parseDiagnostics: DiagnosticList
+    /// The text it was parsed from.
+    public let source: String
+    /// The name used in messages.
+    public let file: String
+
+    /// The names of the graph params it declares, in file order.
+    public var paramNames: [String] { raw.params.map(\.name) }
 }

@@ -86,9 +86,17 @@ public final class MemoryCache: NodeCacheStore {
     public let name = "memory"
     /// Maximum bytes held.
     public let budget: Int
+    private let filter: (@Sendable (CacheEntryInfo) -> Bool)?
     private let state = Mutex(State())
 
-    public init(budget: Int) { self.budget = max(0, budget) }
+    /// - Parameter filter: which nodes' outputs this store keeps (default: every node's). Batches use two stores:
+    ///   one for loaded models, one for other values, each with its own budget.
+    public init(budget: Int, accepting filter: (@Sendable (CacheEntryInfo) -> Bool)? = nil) {
+        self.budget = max(0, budget)
+        self.filter = filter
+    }
+
+    public func accepts(_ info: CacheEntryInfo) -> Bool { filter?(info) ?? true }
 
     public func contains(_ key: CacheKey) -> Bool { state.withLock { $0.entries[key] != nil } }
 
@@ -107,6 +115,7 @@ public final class MemoryCache: NodeCacheStore {
     }
 
     public func store(_ key: CacheKey, outputs: NodeOutputs, info: CacheEntryInfo) {
+        guard accepts(info) else { return }
         let bytes = outputs.values.reduce(0) { $0 + $1.byteCount }
         // An entry larger than the whole budget would only evict everything else and then itself.
         guard bytes <= budget else { return }
@@ -124,6 +133,16 @@ public final class MemoryCache: NodeCacheStore {
             }
         }
     }
+
+    /// Drops one entry (a no-op when it is not held).
+    public func remove(_ key: CacheKey) {
+        state.withLock { s in
+            if let old = s.entries.removeValue(forKey: key) { s.bytes -= old.bytes }
+        }
+    }
+
+    /// The keys held now.
+    public var keys: [CacheKey] { state.withLock { Array($0.entries.keys) } }
 
     /// Drops every entry.
     public func removeAll() {

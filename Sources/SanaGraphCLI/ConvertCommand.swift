@@ -23,7 +23,7 @@ struct ConvertCommand: ParsableCommand {
               sanagraph convert sana_sprint_comfy.safetensors --out /data/sprint --base /data/Sana_Sprint_1.6B_1024px_diffusers
 
             Exit codes: 0 success, 4 the checkpoint is unreadable, refused or does not match a SANA transformer, \\
-            6 FOLDER exists or cannot be written, 64 usage error.
+            6 FOLDER exists or cannot be written; usage errors exit 2.
             """)
 
     @Argument(help: "A .pth (torch.save zip) or .safetensors file holding one SANA transformer.")

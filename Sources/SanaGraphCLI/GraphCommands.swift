@@ -40,7 +40,15 @@ struct PlanCommand: ParsableCommand {
 
     @OptionGroup var plugins: PluginOptions
 
+    @OptionGroup(title: "Sweeps (docs/cli.md#sweeps)") var sweep: SweepOptions
+
+    @Option(name: .customLong("manifest"),
+            help: ArgumentHelp("With a sweep: an earlier run's manifest (repeatable; {shard} reads every shard's), "
+                               + "for time and memory estimates and what is done.", valueName: "file"))
+    var manifests: [String] = []
+
     func run() throws {
+        if sweep.isActive || !manifests.isEmpty { return try planBatch() }
         let validated = try loadGraph(graph, registry: try plugins.registry())
         let plan = Planner.plan(validated)
         // The in-memory store is empty in a new process; the disk store is opened read-only (plan writes nothing).

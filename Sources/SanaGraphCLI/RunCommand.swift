@@ -58,7 +58,12 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var plugins: PluginOptions
 
+    @OptionGroup(title: "Sweeps and batches (docs/cli.md#sweeps)") var sweep: SweepOptions
+
+    @OptionGroup(title: "Sweeps and batches (docs/cli.md#sweeps)") var batch: BatchRunOptions
+
     func run() throws {
+        if isBatch { return try runBatch() }
         let printer = EventPrinter(mode: EventPrinter.mode(json: json, quiet: quiet), repetitions: repetitions)
         // In JSON mode a failure before the run still ends the log with a summary line.
         let json = self.json

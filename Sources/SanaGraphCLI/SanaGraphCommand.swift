@@ -17,6 +17,7 @@ struct SanaGraphCommand: ParsableCommand {
               sanagraph nodes
               sanagraph dot my-graph.yaml | dot -Tpng > graph.png
               sanagraph cache stats
+              sanagraph run Graphs/text2img.yaml --sweep seed=0..99 --manifest out/manifest.jsonl
 
             Exit codes: 0 success, 2 invalid graph or params, 3 a node failed, 4 a model/weights file is \
             missing or corrupt, 5 the --lock file is held, 6 input/output error, 130 interrupted; a \
@@ -27,6 +28,7 @@ struct SanaGraphCommand: ParsableCommand {
         subcommands: [
             RunCommand.self, ValidateCommand.self, PlanCommand.self, NodesCommand.self, DescribeCommand.self,
             DotCommand.self, SchemaCommand.self, Inspect.self, ConvertCommand.self, CacheCommand.self,
+            ManifestCommand.self,
         ])
 
     /// ArgumentParser's own entry point, except that usage errors exit 2 (not its 64), like every other
