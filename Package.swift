@@ -23,12 +23,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
-        // C libraries from Debian packages.
-        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // C libraries from Debian packages. OpenBLAS and oneDNN (libopenblas0, libdnnl2; headers from
+        // libdnnl-dev) are opened with dlopen after the process chose their settings (Sources/Tensors/Kernels.swift).
+        .target(name: "CKernels", linkerSettings: [.linkedLibrary("dl")]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
 
         // Core.
-        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: f16c),
+        .target(name: "Tensors", dependencies: ["CKernels"], swiftSettings: f16c),
         .target(name: "Safetensors", dependencies: ["Tensors"], swiftSettings: f16c),
         .target(
             name: "GraphRuntime",
@@ -66,7 +67,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // Kernel and model benchmark (not a test): tools/bench/ compares it with PyTorch.
-        .executableTarget(name: "sanagraph-bench", dependencies: ["Tensors", "Safetensors", "GraphRuntime", "LinearDiT"],
+        .executableTarget(name: "sanagraph-bench",
+                          dependencies: ["Tensors", "Safetensors", "GraphRuntime", "LinearDiT", "DCAE", "TextEncoder"],
                           swiftSettings: f16c),
 
         // Tests. Fixtures live in Tests/Fixtures and are found through TestSupport.fixturesDirectory.

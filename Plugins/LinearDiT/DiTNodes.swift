@@ -6,8 +6,9 @@ public struct DiTLoad: Node {
     public static let descriptor = NodeDescriptor(
         typeName: "dit.load", version: 1,
         summary: "Load SANA's Linear DiT denoiser from a diffusers transformer/ folder (F32/F16/BF16, sharded or not)",
-        outputs: [OutputSpec("model", .denoiserModel, doc: "the denoiser (weights held in fp32)")],
-        params: [ParamSpec("path", .path, doc: "the transformer/ folder holding config.json and the safetensors weights")])
+        outputs: [OutputSpec("model", .denoiserModel, doc: "the denoiser (linear layers prepared for this CPU at `precision`)")],
+        params: [ParamSpec("path", .path, doc: "the transformer/ folder holding config.json and the safetensors weights"),
+                 .precision])
 
     public init() {}
 
@@ -22,8 +23,9 @@ public struct DiTLoad: Node {
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         let path = params.string("path")
-        let model = try SanaTransformer2DModel.load(folder: path)
+        let model = try SanaTransformer2DModel.load(folder: path, precision: params.precision())
         context.logger.info("loaded Sana transformer (\(model.config.numLayers) layers, D=\(model.config.innerDim)) from \(path)")
+        context.notePrecision(params.precision()) { "linear layers on \(model.kernel)" }
         return ["model": .denoiser(model)]
     }
 }

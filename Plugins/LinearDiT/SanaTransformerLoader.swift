@@ -52,28 +52,63 @@ enum SanaTransformerKeys {
     }
 }
 
-/// fp32 weights by checkpoint key, checked against the config.
-struct SanaTransformerWeights {
-    var tensors: [String: Tensor]
+/// Weights by checkpoint key (checked against the config before), converted when the model asks for them: a
+/// linear layer's weights go straight into their `LinearWeight` (packed for the CPU's kernels at `precision`),
+/// so the load never holds a second full copy of the model.
+final class SanaTransformerWeights {
+    let checkpoint: SafetensorsCheckpoint
+    let path: String
+    let precision: Precision
+    /// The first conversion error; the model is built to the end, then the loader throws it.
+    private(set) var failure: ModelFolderError?
 
-    /// The tensor `key` (present: the key check ran before).
-    func callAsFunction(_ key: String) -> Tensor { tensors[key]! }
-    func optional(_ key: String) -> Tensor? { tensors[key] }
+    init(_ checkpoint: SafetensorsCheckpoint, path: String, precision: Precision) {
+        self.checkpoint = checkpoint
+        self.path = path
+        self.precision = precision
+    }
+
+    /// The fp32 tensor `key` (present: the key check ran before).
+    func callAsFunction(_ key: String) -> Tensor { optional(key) ?? Tensor(zeros: [0]) }
+
+    func optional(_ key: String) -> Tensor? {
+        guard checkpoint.contains(key) else { return nil }
+        do { return SanaTransformer2DModel.fp32Weight(try checkpoint.rawBytes(key)) } catch {
+            if failure == nil { failure = .weights(path: path, message: error.description) }
+            return nil
+        }
+    }
+
+    /// The `[out, in]` (or `[out, in, 1, 1]`) weight `key` as a linear layer at the model's precision.
+    func linear(_ key: String) -> LinearWeight {
+        let raw: RawTensorBytes
+        do { raw = try checkpoint.rawBytes(key) } catch {
+            if failure == nil { failure = .weights(path: path, message: error.description) }
+            return LinearWeight(Tensor(zeros: [0, 0]))
+        }
+        let t = SanaTransformer2DModel.fp32Weight(raw)
+        let weight = LinearWeight(t.reshaped([t.shape[0], t.count / Swift.max(1, t.shape[0])]), precision: precision)
+        // Packed (a copy): the mapped source pages are no longer needed in this process.
+        if weight.mode != .plain { raw.releaseSourcePages() }
+        return weight
+    }
 }
 
 extension SanaTransformer2DModel {
     /// Loads a diffusers `transformer/` folder: `config.json` and the weights (one file or an index with shards;
     /// F32/F16/BF16, converted to fp32 once). `variant` selects e.g. `diffusion_pytorch_model.bf16.safetensors`.
     /// Throws `ModelFolderError` (exit 4) naming the path; a key mismatch lists every bad key at once.
-    public static func load(folder: String, variant: String? = nil) throws -> SanaTransformer2DModel {
+    public static func load(folder: String, variant: String? = nil, precision: Precision = .fp32) throws -> SanaTransformer2DModel {
         let model = try ModelFolder<SanaTransformerConfig>(path: folder, role: "transformer/",
                                                            modelName: "SanaTransformer2DModel", variant: variant) {
             config, _ in config.problems()
         }
         let config = model.config
-        let weights = try loadWeights(model.checkpoint, config: config, path: model.weightsPath)
-        return SanaTransformer2DModel(config: config, weights: weights,
-                                      latentSpatialDivisor: siblingVAEFactor(folder: folder) ?? 32)
+        let weights = try loadWeights(model.checkpoint, config: config, path: model.weightsPath, precision: precision)
+        let transformer = SanaTransformer2DModel(config: config, weights: weights,
+                                                 latentSpatialDivisor: siblingVAEFactor(folder: folder) ?? 32)
+        if let failure = weights.failure { throw failure }
+        return transformer
     }
 
     /// The spatial factor of the autoencoder in a diffusers model folder's sibling `vae/` (as SanaPipeline
@@ -88,9 +123,9 @@ extension SanaTransformer2DModel {
         return 1 << (stages.count - 1)
     }
 
-    /// Checks every key and shape, then reads all tensors as fp32.
+    /// Checks every key and shape; the tensors are read as the model is built.
     static func loadWeights(_ checkpoint: SafetensorsCheckpoint, config: SanaTransformerConfig,
-                            path: String) throws -> SanaTransformerWeights {
+                            path: String, precision: Precision) throws -> SanaTransformerWeights {
         let expected = SanaTransformerKeys.expected(config)
         var missing: [String] = [], wrong: [String] = [], unexpected: [String] = []
         for (key, shape) in expected.sorted(by: { $0.key < $1.key }) {
@@ -104,13 +139,7 @@ extension SanaTransformer2DModel {
         if !missing.isEmpty || !unexpected.isEmpty || !wrong.isEmpty {
             throw ModelFolderError.keyMismatch(path: path, folder: "a SanaTransformer2DModel transformer/ folder", missing: missing, unexpected: unexpected, wrongShape: wrong)
         }
-        var tensors: [String: Tensor] = [:]
-        for key in expected.keys {
-            do { tensors[key] = try fp32Weight(checkpoint.rawBytes(key)) } catch {
-                throw ModelFolderError.weights(path: path, message: error.description)
-            }
-        }
-        return SanaTransformerWeights(tensors: tensors)
+        return SanaTransformerWeights(checkpoint, path: path, precision: precision)
     }
 
     /// fp32 weights are used in place from the read-only file mapping (no copy, no page faults on fresh memory:

@@ -22,6 +22,8 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var cache: CacheOptions
 
+    @OptionGroup var threadOptions: ThreadOptions
+
     @Flag(help: "Print events as JSON lines on stdout (one object per line; errors still go to stderr).")
     var json = false
 
@@ -57,6 +59,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        threadOptions.apply()
         let printer = EventPrinter(mode: EventPrinter.mode(json: json, quiet: quiet), repetitions: repetitions)
         // In JSON mode a failure before the run still ends the log with a summary line.
         let json = self.json

@@ -15,6 +15,7 @@ struct SanaGraphCommand: ParsableCommand {
               sanagraph nodes
               sanagraph dot my-graph.yaml | dot -Tpng > graph.png
               sanagraph cache stats
+              sanagraph info
 
             Exit codes: 0 success, 2 invalid graph or params, 3 a node failed, 4 a model/weights file is \
             missing or corrupt, 5 the --lock file is held, 6 input/output error, 130 interrupted, \
@@ -23,6 +24,6 @@ struct SanaGraphCommand: ParsableCommand {
         version: SanaGraphVersion.current,
         subcommands: [
             RunCommand.self, ValidateCommand.self, PlanCommand.self, NodesCommand.self, DescribeCommand.self,
-            DotCommand.self, SchemaCommand.self, Inspect.self, CacheCommand.self,
+            DotCommand.self, SchemaCommand.self, Inspect.self, CacheCommand.self, InfoCommand.self,
         ])
 }

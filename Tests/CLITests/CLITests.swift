@@ -345,8 +345,9 @@ enum CLI {
         return env
     }
 
-    /// Runs the binary to completion with stdout and stderr captured (through files: no pipe deadlocks).
-    static func run(_ arguments: [String], directory: URL? = nil) throws -> Result {
+    /// Runs the binary to completion with stdout and stderr captured (through files: no pipe deadlocks);
+    /// `environment` adds to (or overrides) the test's own.
+    static func run(_ arguments: [String], directory: URL? = nil, environment extra: [String: String] = [:]) throws -> Result {
         let tmp = TestSupport.temporaryDirectory("sanagraph-cli")
         defer { try? FileManager.default.removeItem(at: tmp) }
         let outURL = tmp.appendingPathComponent("stdout"), errURL = tmp.appendingPathComponent("stderr")
@@ -355,7 +356,7 @@ enum CLI {
         let process = Process()
         process.executableURL = try executable()
         process.arguments = arguments
-        process.environment = environment(cacheIn: tmp)
+        process.environment = environment(cacheIn: tmp).merging(extra) { $1 }
         process.currentDirectoryURL = directory ?? tmp
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = try FileHandle(forWritingTo: outURL)
