@@ -32,7 +32,7 @@ pack)
     # The libraries SanaGraph opens with dlopen, and everything they need beyond glibc, under their sonames.
     copy_lib() {
         local path
-        path="$(ldconfig -p | awk -v n="$1" '$1 == n && /x86-64/ { print $NF; exit }')"
+        path="$(ldconfig -p | awk -v n="$1" '$1 == n && /x86-64/ && !found { print $NF; found = 1 }')"
         [ -n "$path" ] || { echo "error: $1 not found (apt-get install libopenblas0 libdnnl2)" >&2; exit 1; }
         cp -L "$path" "$STAGE/amx-check/lib/$1"
     }

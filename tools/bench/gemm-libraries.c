@@ -158,8 +158,11 @@ int main(void) {
         double e32 = error(C, A, W, M, K, N);
         double t_bf = onednn_matmul(M, K, N, A, W, C, 1, 1, i16, sizeof i16);
         double e16 = error(C, A, W, M, K, N);
-        printf("| %d×%d×%d | %.0f | %s%.0f | %.0f | %.0f | %.0f | %.0f | %.1e | %.1e | %s, %s |\n", M, K, N, fl / t_ob,
-               t_sp ? "" : "–", t_sp ? fl / t_sp : 0, t_bl ? fl / t_bl : 0, fl / t_pl, fl / t_pk, fl / t_bf, e32, e16, i32, i16);
+        char split[16] = "–", blis[16] = "–";
+        if (t_sp) snprintf(split, sizeof split, "%.0f", fl / t_sp);
+        if (t_bl) snprintf(blis, sizeof blis, "%.0f", fl / t_bl);
+        printf("| %d×%d×%d | %.0f | %s | %s | %.0f | %.0f | %.0f | %.1e | %.1e | %s, %s |\n", M, K, N, fl / t_ob, split,
+               blis, fl / t_pl, fl / t_pk, fl / t_bf, e32, e16, i32, i16);
         fflush(stdout);
         free(A); free(W); free(C);
     }
