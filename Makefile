@@ -84,4 +84,4 @@ bench: build
 	PYTHON="$(PYTHON)" tools/bench/models.sh $(BENCH_ARGS)
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-examples

@@ -10,72 +10,73 @@ let f16c: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-mf16c"])]
 let f16c: [SwiftSetting] = []
 #endif
 
+let kit: Target.Dependency = .product(name: "SanaGraphKit", package: "SanaGraphKit")
+
 let package = Package(
     name: "SanaGraph",
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sanagraph", targets: ["sanagraph"]),
+        // The compile-time path for extra node packs: a package of your own calls
+        // `SanaGraphCLI.main(extraPacks: [MyPack.self])` from its executable (docs/plugins.md).
+        .library(name: "SanaGraphCLI", targets: ["SanaGraphCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // The node SDK (Tensors, Safetensors, SanaGraphKit, DiffusionModels) as one shared library.
+        .package(path: "SanaGraphKit"),
     ],
     targets: [
-        // C libraries from Debian packages. OpenBLAS and oneDNN (libopenblas0, libdnnl2; headers from
-        // libdnnl-dev) are opened with dlopen after the process chose their settings (Sources/Tensors/Kernels.swift).
-        .target(name: "CKernels", linkerSettings: [.linkedLibrary("dl")]),
+        // C libraries from Debian packages.
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
 
-        // Core.
-        .target(name: "Tensors", dependencies: ["CKernels"], swiftSettings: f16c),
-        .target(name: "Safetensors", dependencies: ["Tensors"], swiftSettings: f16c),
+        // The engine: graph files, validation, planning, execution, caches, events.
         .target(
             name: "GraphRuntime",
             dependencies: [
-                "Tensors",
-                // The disk cache stores node outputs as safetensors blobs (written atomically).
-                "Safetensors",
+                kit,
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
 
         // Node families.
-        .target(name: "TensorIO", dependencies: ["GraphRuntime", "Tensors", "Safetensors"],
+        .target(name: "TensorIO", dependencies: [kit],
                 path: "Plugins/TensorIO"),
-        .target(name: "ImageIO", dependencies: ["GraphRuntime", "Tensors", "CPNG"],
+        .target(name: "ImageIO", dependencies: [kit, "CPNG"],
                 path: "Plugins/ImageIO"),
-        .target(name: "Upscaler", dependencies: ["GraphRuntime", "Tensors", "Safetensors"],
+        .target(name: "Upscaler", dependencies: [kit],
                 path: "Plugins/Upscaler"),
-        .target(name: "FlowSolvers", dependencies: ["GraphRuntime", "Tensors"],
+        .target(name: "FlowSolvers", dependencies: [kit],
                 path: "Plugins/FlowSolvers"),
-        .target(name: "LinearDiT", dependencies: ["GraphRuntime", "Tensors", "Safetensors"],
+        .target(name: "LinearDiT", dependencies: [kit],
                 path: "Plugins/LinearDiT"),
-        .target(name: "TextEncoder", dependencies: ["GraphRuntime", "Tensors", "Safetensors"],
+        .target(name: "TextEncoder", dependencies: [kit],
                 path: "Plugins/TextEncoder"),
-        .target(name: "DCAE", dependencies: ["GraphRuntime", "Tensors", "Safetensors"],
+        .target(name: "DCAE", dependencies: [kit],
                 path: "Plugins/DCAE"),
 
-        // The CLI: the only place that lists the built-in node packs.
-        .executableTarget(
-            name: "sanagraph",
+        // The CLI's commands: the only place that lists the built-in node packs.
+        .target(
+            name: "SanaGraphCLI",
             dependencies: [
                 "GraphRuntime", "TensorIO", "ImageIO", "Upscaler", "FlowSolvers", "LinearDiT", "TextEncoder", "DCAE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .executableTarget(name: "sanagraph", dependencies: ["SanaGraphCLI"]),
         // Kernel and model benchmark (not a test): tools/bench/ compares it with PyTorch.
-        .executableTarget(name: "sanagraph-bench",
-                          dependencies: ["Tensors", "Safetensors", "GraphRuntime", "LinearDiT", "DCAE", "TextEncoder"],
+        .executableTarget(name: "sanagraph-bench", dependencies: [kit, "GraphRuntime", "LinearDiT", "DCAE", "TextEncoder"],
                           swiftSettings: f16c),
 
         // Tests. Fixtures live in Tests/Fixtures and are found through TestSupport.fixturesDirectory.
-        .target(name: "TestSupport", dependencies: ["Tensors", "Safetensors", "GraphRuntime"],
+        .target(name: "TestSupport", dependencies: [kit, "GraphRuntime"],
                 path: "Tests/TestSupport"),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
-        .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
+        .testTarget(name: "TensorsTests", dependencies: [kit, "TestSupport"]),
+        .testTarget(name: "SafetensorsTests", dependencies: [kit, "TestSupport"]),
         .testTarget(name: "GraphRuntimeTests", dependencies: ["GraphRuntime", "TestSupport"]),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "TestSupport"]),

@@ -1,5 +1,6 @@
 import Foundation
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Tensors
 
 /// diffusers `Encoder` of `AutoencoderDC`: image `[B, in, H, W]` in [-1, 1] → raw latent `[B, latent, H/f, W/f]`.

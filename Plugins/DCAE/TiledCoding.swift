@@ -1,5 +1,6 @@
 import Foundation
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Tensors
 
 /// Memory-bounded coding of large images.

@@ -1,4 +1,5 @@
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Tensors
 
 /// Classifier-free guidance as `SanaPipeline` does it: one model call on the batch [negative; positive],
@@ -30,7 +31,7 @@ public enum ClassifierFreeGuidance {
         let half = prediction.count / 2
         var shape = prediction.shape
         shape[0] /= 2
-        let out = Tensor(uninitialized: shape)
+        var out = Tensor(uninitialized: shape)
         prediction.withUnsafeBufferPointer { p in
             out.withUnsafeMutableBufferPointer { o in
                 for i in 0..<half {
@@ -67,8 +68,8 @@ public enum ClassifierFreeGuidance {
     static func padded(_ c: Conditioning, to length: Int) -> Conditioning {
         let (b, l, d) = (c.embeddings.shape[0], c.embeddings.shape[1], c.embeddings.shape[2])
         guard l < length else { return c }
-        let e = Tensor(zeros: [b, length, d])
-        let m = Tensor(zeros: [b, length])
+        var e = Tensor(zeros: [b, length, d])
+        var m = Tensor(zeros: [b, length])
         c.embeddings.withUnsafeBufferPointer { src in
             e.withUnsafeMutableBufferPointer { dst in
                 for i in 0..<b {
@@ -90,7 +91,7 @@ public enum ClassifierFreeGuidance {
     static func concatenateBatch(_ a: Tensor, _ b: Tensor) -> Tensor {
         var shape = a.shape
         shape[0] += b.shape[0]
-        let out = Tensor(uninitialized: shape)
+        var out = Tensor(uninitialized: shape)
         out.withUnsafeMutableBufferPointer { dst in
             a.withUnsafeBufferPointer { src in
                 for i in 0..<src.count { dst[i] = src[i] }
@@ -106,7 +107,7 @@ public enum ClassifierFreeGuidance {
     static func repeatBatch(_ t: Tensor, _ count: Int) -> Tensor {
         var shape = t.shape
         shape[0] = count
-        let out = Tensor(uninitialized: shape)
+        var out = Tensor(uninitialized: shape)
         let n = t.count
         t.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in

@@ -170,7 +170,7 @@ enum Elementwise {
 
     @inline(__always)
     static func map2(_ x: Tensor, _ y: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
-        let out = Tensor(uninitialized: x.shape)
+        var out = Tensor(uninitialized: x.shape)
         x.withUnsafeBufferPointer { px in
             y.withUnsafeBufferPointer { py in
                 out.withUnsafeMutableBufferPointer { po in
@@ -183,7 +183,7 @@ enum Elementwise {
 
     @inline(__always)
     static func map3(_ x: Tensor, _ y: Tensor, _ z: Tensor, _ f: (Float, Float, Float) -> Float) -> Tensor {
-        let out = Tensor(uninitialized: x.shape)
+        var out = Tensor(uninitialized: x.shape)
         x.withUnsafeBufferPointer { px in
             y.withUnsafeBufferPointer { py in
                 z.withUnsafeBufferPointer { pz in

@@ -1,4 +1,5 @@
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Tensors
 
 /// `latent.noise`: standard-normal latents [batch, channels, height/downscale, width/downscale], by default

@@ -1,5 +1,6 @@
 import Foundation
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Tensors
 
 /// Shared declaration and run logic of the two sampler nodes.

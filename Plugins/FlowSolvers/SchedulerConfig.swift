@@ -1,5 +1,6 @@
 import Foundation
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 
 /// Errors reading or applying a `scheduler_config.json`.
 public enum SchedulerConfigError: CategorizedError, Equatable {

@@ -1,4 +1,4 @@
-import GraphRuntime
+import SanaGraphKit
 
 /// Failures reading or writing images. Every message names the file and says what to do.
 public enum ImageIOError: CategorizedError, Equatable {

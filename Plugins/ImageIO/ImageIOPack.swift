@@ -1,4 +1,4 @@
-import GraphRuntime
+import SanaGraphKit
 
 /// Node pack for this plugin (registered by the CLI): PNG load and save with provenance metadata.
 public enum ImageIOPack: NodePack {

@@ -1,4 +1,4 @@
-import GraphRuntime
+import SanaGraphKit
 import Tensors
 
 /// `image.load`: reads a PNG into an image [1, 3, H, W] in [0, 1].

@@ -1,5 +1,5 @@
 import Foundation
-import GraphRuntime
+import SanaGraphKit
 import Tensors
 
 /// `image.save`: writes each image of a batch as a PNG, atomically, with provenance metadata.

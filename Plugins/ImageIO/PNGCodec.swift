@@ -30,7 +30,7 @@ enum PNGCodec {
         })
 
         // libpng reads from `clean` until finish_read returns, so all of decoding happens inside this closure.
-        let out = try clean.withUnsafeBytes { memory in
+        var out = try clean.withUnsafeBytes { memory in
             try decodeWithLibpng(memory, header: header, path: path)
         }
         return (out, header)
@@ -52,7 +52,7 @@ enum PNGCodec {
             | (sixteen ? UInt32(PNG_FORMAT_FLAG_LINEAR) : 0)
         let channels = hasAlpha ? 4 : 3
         let width = header.width, height = header.height, plane = width * height
-        let out = Tensor(uninitialized: [1, 3, height, width])
+        var out = Tensor(uninitialized: [1, 3, height, width])
 
         if sixteen {
             let buffer = try finishRead(&image, as: UInt16.self, count: plane * channels, path: path)

@@ -1,5 +1,5 @@
 import Foundation
-import GraphRuntime
+import SanaGraphKit
 
 /// The provenance SanaGraph stores in every PNG it saves (an iTXt chunk with keyword `sanagraph` holding one JSON
 /// object), so an image can be inspected (`sanagraph inspect`) and re-run (`sanagraph run --from`).

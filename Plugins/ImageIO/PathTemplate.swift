@@ -1,5 +1,5 @@
 import Foundation
-import GraphRuntime
+import SanaGraphKit
 
 /// Output path templates for savers.
 ///

@@ -1,4 +1,5 @@
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Tensors
 
 /// `dit.load`: loads a diffusers `SanaTransformer2DModel` `transformer/` folder as a denoiser.

@@ -1,7 +1,9 @@
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 
 /// Node pack for SANA's Linear DiT denoiser (diffusers `SanaTransformer2DModel`): dit.load and dit.predict.
 public enum LinearDiTPack: NodePack {
     public static let name = "LinearDiT"
     public static var nodes: [any Node.Type] { [DiTLoad.self, DiTPredict.self] }
+    public static var socketTypes: [SocketType] { DiffusionSocketTypes.all }
 }

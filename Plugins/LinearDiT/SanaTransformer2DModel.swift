@@ -1,4 +1,5 @@
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Tensors
 
 /// One `SanaTransformerBlock`: adaLN-modulated ReLU linear self-attention, plain masked cross-attention,

@@ -1,4 +1,5 @@
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Safetensors
 import Tensors
 

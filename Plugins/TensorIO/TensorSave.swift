@@ -1,5 +1,6 @@
 import Foundation
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Safetensors
 import Tensors
 
@@ -42,9 +43,10 @@ public struct TensorSave: Node {
         let path = params.string("path"), name = params.string("name")
         let dtype = DType(rawValue: params.optionalString("dtype") ?? "F32") ?? .f32
         var new: [String: Tensor] = [:]
-        if case .conditioning(let c)? = inputs["tensor"] {
-            new[name + ".embeddings"] = c.embeddings
-            new[name + ".mask"] = c.mask
+        // A value stores as its tensor parts: a tensor as `name`, a Conditioning as `name.embeddings`/`name.mask`.
+        if let value = inputs["tensor"], let parts = value.type.encodeForCache(value), !parts.tensors.isEmpty,
+           parts.fields.isEmpty {
+            for (part, t) in parts.tensors { new[part.isEmpty ? name : name + "." + part] = t }
         } else {
             new[name] = try inputs.tensor("tensor")
         }

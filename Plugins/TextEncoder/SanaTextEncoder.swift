@@ -1,5 +1,6 @@
 import Foundation
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Tensors
 
 /// SANA's text encoder: the Gemma-2 decoder plus its tokenizer, with the prompt handling of diffusers'

@@ -1,7 +1,9 @@
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 
 /// Node pack for SANA's Gemma-2 text encoder: text_encoder.load and text.encode.
 public enum TextEncoderPack: NodePack {
     public static let name = "TextEncoder"
     public static var nodes: [any Node.Type] { [TextEncoderLoad.self, TextEncode.self] }
+    public static var socketTypes: [SocketType] { DiffusionSocketTypes.all }
 }

@@ -1,4 +1,5 @@
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 
 /// Why a `tokenizer.json` could not be loaded or a text could not be tokenized. Every case names the file.
 public enum TokenizerError: CategorizedError, Equatable {

@@ -1,4 +1,5 @@
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Tensors
 
 /// Hyper-parameters of an RRDBNet (ESRGAN / Real-ESRGAN generator), as inferred from its weights.

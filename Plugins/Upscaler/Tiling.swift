@@ -1,4 +1,5 @@
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Tensors
 
 /// Runs an RRDBNet over an image in tiles so memory stays bounded by the tile size, not the image size.

@@ -1,5 +1,6 @@
 import Foundation
-import GraphRuntime
+import SanaGraphKit
+import DiffusionModels
 import Tensors
 
 /// `image.resize`: Pillow-compatible resampling by a factor or to a size.

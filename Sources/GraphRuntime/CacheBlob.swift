@@ -1,23 +1,25 @@
 import Crypto
 import Foundation
 import Safetensors
+import SanaGraphKit
 import Tensors
 
-/// The on-disk form of one node's outputs: a safetensors file whose tensors are the tensor-valued outputs (F32,
-/// exact) and whose `__metadata__` says which output each tensor belongs to, carries scalar outputs, the cache
+/// The on-disk form of one node's outputs: a safetensors file whose tensors are the tensor parts of the outputs (F32,
+/// exact) and whose `__metadata__` says which output each part belongs to, carries the string fields, the cache
 /// key, and a SHA-256 checksum over everything else in the file.
 ///
-/// Tensor names: `<output>` for Tensor, Latent and Image outputs; `<output>.embeddings` and `<output>.mask` for a
-/// Conditioning. Metadata keys:
-/// - `sanagraph.cache`: blob format version (`1`);
+/// Each output is stored through its socket type's codec (`CacheableValue.cacheParts`). Tensor names:
+/// `<output>` for a value that is one tensor (part name ""), `<output>.<part>` otherwise (a Conditioning's
+/// `embeddings` and `mask`). Metadata keys:
+/// - `sanagraph.cache`: blob format version (`2`);
 /// - `sanagraph.key`: the entry's `CacheKey` (a blob under another name is rejected);
 /// - `sanagraph.node`: `type@version` of the producing node (for humans);
-/// - `sanagraph.outputs`: JSON `{"<output>": {"kind": "latent"}, "<n>": {"kind": "int", "value": "3"}, …}`;
+/// - `sanagraph.outputs`: JSON `{"<output>": {"type": "Latent", "tensors": [""], "fields": {}}, …}`;
 /// - `sanagraph.sha256`: SHA-256 over a length-prefixed encoding of every other metadata entry and, per tensor
 ///   (sorted by name), its name, dtype, shape and data bytes. A flipped bit anywhere that matters — data, shape,
 ///   dtype, mapping — changes it; a truncated file fails the safetensors header check before that.
 enum CacheBlob {
-    static let formatVersion = "1"
+    static let formatVersion = "2"
     static let checksumKey = "sanagraph.sha256"
 
     /// Why a blob was rejected.
@@ -26,36 +28,36 @@ enum CacheBlob {
         init(_ description: String) { self.description = description }
     }
 
+    /// One output's entry in `sanagraph.outputs`.
+    private struct OutputEntry: Codable {
+        var type: String
+        var tensors: [String]
+        var fields: [String: String]
+    }
+
+    private static func tensorName(output: String, part: String) -> String {
+        part.isEmpty ? output : output + "." + part
+    }
+
     /// Whether every value can be written (models and other in-process objects can't).
     static func canEncode(_ outputs: NodeOutputs) -> Bool {
-        outputs.values.allSatisfy { $0.socketType.isDiskCacheable }
+        outputs.values.allSatisfy { $0.type.isDiskCacheable }
     }
 
     /// Tensors and metadata (checksum included) for `outputs`, or nil when some value can't be stored.
     static func encode(_ outputs: NodeOutputs, key: CacheKey, node: String)
         -> (tensors: [String: Tensor], metadata: [String: String])? {
         var tensors: [String: Tensor] = [:]
-        var manifest: [String: [String: String]] = [:]
+        var manifest: [String: OutputEntry] = [:]
         for (name, value) in outputs {
-            switch value {
-            case .tensor(let t): tensors[name] = t; manifest[name] = ["kind": "tensor"]
-            case .latent(let t): tensors[name] = t; manifest[name] = ["kind": "latent"]
-            case .image(let t): tensors[name] = t; manifest[name] = ["kind": "image"]
-            case .conditioning(let c):
-                tensors[name + ".embeddings"] = c.embeddings
-                tensors[name + ".mask"] = c.mask
-                manifest[name] = ["kind": "conditioning"]
-            case .int(let v): manifest[name] = ["kind": "int", "value": String(v)]
-            case .float(let v): manifest[name] = ["kind": "float", "value": String(v.bitPattern, radix: 16)]
-            case .bool(let v): manifest[name] = ["kind": "bool", "value": v ? "1" : "0"]
-            case .string(let v): manifest[name] = ["kind": "string", "value": v]
-            case .path(let v): manifest[name] = ["kind": "path", "value": v]
-            case .textEncoder, .denoiser, .autoencoder, .upscaler: return nil
-            }
+            guard let parts = value.type.encodeForCache(value) else { return nil }
+            for (part, t) in parts.tensors { tensors[tensorName(output: name, part: part)] = t }
+            manifest[name] = OutputEntry(type: value.type.name, tensors: parts.tensors.keys.sorted(), fields: parts.fields)
         }
-        guard let json = try? JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys]) else {
-            return nil
-        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard tensors.count == manifest.values.reduce(0, { $0 + $1.tensors.count }),
+              let json = try? encoder.encode(manifest) else { return nil }
         var metadata = [
             "sanagraph.cache": formatVersion,
             "sanagraph.key": key.hex,
@@ -72,9 +74,32 @@ enum CacheBlob {
         return (tensors, metadata)
     }
 
-    /// Reads and checks a blob: header, key, checksum, manifest. Throws `Invalid` (or a `SafetensorsError`) on
-    /// any problem; never returns partial outputs.
-    static func decode(path: String, key: CacheKey) throws -> NodeOutputs {
+    /// Reads and checks a blob: header, key, checksum, manifest. Each output is rebuilt through the socket type
+    /// `info` declares for it. Throws `Invalid` (or a `SafetensorsError`) on any problem; never returns partial
+    /// outputs.
+    static func decode(path: String, key: CacheKey, info: NodeDescriptor) throws -> NodeOutputs {
+        let (file, manifest) = try open(path: path, key: key)
+        var outputs: NodeOutputs = [:]
+        for (name, entry) in manifest {
+            guard let type = info.outputs.first(where: { $0.name == name })?.type, type.name == entry.type else {
+                throw Invalid("output '\(name)' (\(entry.type)) is not an output of \(info.typeName)@\(info.version)")
+            }
+            var parts = ValueParts(fields: entry.fields)
+            for part in entry.tensors { parts.tensors[part] = try file.tensor(tensorName(output: name, part: part)) }
+            do { outputs[name] = try type.decodeFromCache(parts) } catch {
+                throw Invalid("output '\(name)': \(error)")
+            }
+        }
+        return outputs
+    }
+
+    /// Checks a blob's integrity (header, key, checksum, manifest, every tensor claimed by one output) without
+    /// knowing the node that wrote it (`cache verify`).
+    static func verify(path: String, key: CacheKey) throws {
+        _ = try open(path: path, key: key)
+    }
+
+    private static func open(path: String, key: CacheKey) throws -> (SafetensorsFile, [String: OutputEntry]) {
         let file = try SafetensorsFile(path: path)
         let metadata = file.metadata
         guard metadata["sanagraph.cache"] == formatVersion else {
@@ -96,40 +121,19 @@ enum CacheBlob {
         guard actual == stored else { throw Invalid("checksum mismatch (stored \(stored.prefix(12))…, computed \(actual.prefix(12))…)") }
 
         guard let text = metadata["sanagraph.outputs"],
-              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)),
-              let manifest = object as? [String: [String: String]] else {
+              let manifest = try? JSONDecoder().decode([String: OutputEntry].self, from: Data(text.utf8)) else {
             throw Invalid("unreadable output manifest")
         }
-        var outputs: NodeOutputs = [:]
-        var used = 0
-        func tensor(_ name: String) throws -> Tensor {
-            guard file.tensors[name] != nil else { throw Invalid("tensor '\(name)' is missing") }
-            used += 1
-            return try file.tensor(name)
-        }
+        var claimed = 0
         for (name, entry) in manifest {
-            let value = entry["value"] ?? ""
-            switch entry["kind"] {
-            case "tensor": outputs[name] = .tensor(try tensor(name))
-            case "latent": outputs[name] = .latent(try tensor(name))
-            case "image": outputs[name] = .image(try tensor(name))
-            case "conditioning":
-                outputs[name] = .conditioning(Conditioning(embeddings: try tensor(name + ".embeddings"),
-                                                           mask: try tensor(name + ".mask")))
-            case "int":
-                guard let v = Int(value) else { throw Invalid("output '\(name)': bad int") }
-                outputs[name] = .int(v)
-            case "float":
-                guard let bits = UInt64(value, radix: 16) else { throw Invalid("output '\(name)': bad float") }
-                outputs[name] = .float(Double(bitPattern: bits))
-            case "bool": outputs[name] = .bool(value == "1")
-            case "string": outputs[name] = .string(value)
-            case "path": outputs[name] = .path(value)
-            default: throw Invalid("output '\(name)' has an unknown kind")
+            for part in entry.tensors {
+                let tensorName = tensorName(output: name, part: part)
+                guard file.tensors[tensorName] != nil else { throw Invalid("tensor '\(tensorName)' is missing") }
+                claimed += 1
             }
         }
-        guard used == file.tensors.count else { throw Invalid("tensors that no output claims") }
-        return outputs
+        guard claimed == file.tensors.count else { throw Invalid("tensors that no output claims") }
+        return (file, manifest)
     }
 }
 

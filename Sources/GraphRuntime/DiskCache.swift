@@ -1,3 +1,4 @@
+import SanaGraphKit
 import Foundation
 import Logging
 import Safetensors
@@ -113,7 +114,7 @@ public final class DiskCache: NodeCacheStore {
         let file = path(for: key)
         guard contains(key) else { return nil }
         do {
-            let outputs = try CacheBlob.decode(path: file, key: key)
+            let outputs = try CacheBlob.decode(path: file, key: key, info: info.descriptor)
             // LRU clock: one utimensat per hit, no index to lock.
             if writable { _ = utimensat(AT_FDCWD, file, nil, 0) }
             return outputs
@@ -320,7 +321,7 @@ public final class DiskCache: NodeCacheStore {
                 continue
             }
             do {
-                _ = try CacheBlob.decode(path: entry.path, key: CacheKey(hex: entry.key))
+                try CacheBlob.verify(path: entry.path, key: CacheKey(hex: entry.key))
             } catch {
                 problems.append(Problem(path: entry.path, reason: "\(error)"))
             }

@@ -1,3 +1,5 @@
+import SanaGraphKit
+
 /// Renders a graph as GraphViz `dot` text (`sanagraph dot g.yaml | dot -Tpng > g.png`).
 public enum DotRenderer {
     /// One box per node (`id`, type, and the step number when a plan is given), one edge per connection

@@ -1,3 +1,4 @@
+import SanaGraphKit
 import Foundation
 
 /// What happened in a run, in order. The CLI turns these into a progress display or, with `--json`, into

@@ -1,3 +1,4 @@
+import SanaGraphKit
 import Foundation
 import Logging
 
@@ -352,8 +353,12 @@ public final class Executor: Sendable {
             values[socket] = value
         }
         let emit = self.emit
+        let logger = self.logger
+        let nodeLogger = NodeLogger { level, message in
+            logger.log(level: Logger.Level(level), "\(message)", metadata: ["node": "\(node.id)"])
+        }
         let context = RunContext(
-            nodeID: node.id, logger: logger, cancellation: cancellation, run: runInfo,
+            nodeID: node.id, logger: nodeLogger, cancellation: cancellation, run: runInfo,
             onProgress: { id, completed, total in emit(.nodeProgress(node: id, completed: completed, total: total)) },
             onNote: { [id = node.id] message, warning in
                 emit(.nodeNote(node: id, type: typeName, warning: warning, message: message))
@@ -380,8 +385,11 @@ public final class Executor: Sendable {
                 problems.append("did not produce its declared output '\(spec.name)' (\(spec.type))")
                 continue
             }
-            if value.socketType != spec.type {
-                problems.append("output '\(spec.name)' is \(value.socketType), declared \(spec.type)")
+            if value.type != spec.type {
+                problems.append("output '\(spec.name)' is \(value.type), declared \(spec.type)")
+            } else if !spec.type.admits(value.payload) {
+                problems.append("output '\(spec.name)' holds a \(type(of: value.payload)), but \(spec.type) holds "
+                                + spec.type.payloadTypeName)
             }
         }
         let declared = Set(descriptor.outputs.map(\.name))
@@ -395,4 +403,19 @@ public final class Executor: Sendable {
 private func seconds(since start: ContinuousClock.Instant) -> Double {
     let d = ContinuousClock.now - start
     return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+}
+
+extension Logger.Level {
+    /// The swift-log level of a node's log message.
+    init(_ level: NodeLogger.Level) {
+        switch level {
+        case .trace: self = .trace
+        case .debug: self = .debug
+        case .info: self = .info
+        case .notice: self = .notice
+        case .warning: self = .warning
+        case .error: self = .error
+        case .critical: self = .critical
+        }
+    }
 }

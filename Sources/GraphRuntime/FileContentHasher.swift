@@ -1,3 +1,4 @@
+import SanaGraphKit
 import Crypto
 import Foundation
 import Safetensors

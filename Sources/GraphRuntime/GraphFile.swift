@@ -1,3 +1,4 @@
+import SanaGraphKit
 import Yams
 
 // Stage 1 of loading: the YAML text -> a `RawGraph` that keeps every value's Yams node (and so its line and
@@ -99,7 +100,7 @@ func yamlErrorDiagnostic(_ error: Error, file: String) -> Diagnostic {
 }
 
 /// The top-level keys of format 1.
-let topLevelKeys = ["sanagraph", "description", "params", "nodes"]
+let topLevelKeys = ["sanagraph", "description", "requires", "params", "nodes"]
 /// The keys of a graph param declaration.
 let paramDeclarationKeys = ["type", "default", "doc", "min", "max", "choices"]
 /// The keys of a node.
@@ -148,6 +149,8 @@ struct RawNode {
 struct RawGraph {
     var file: String
     var description: String?
+    /// Packs the graph needs (`requires: [ImageGrid]`), with where each is named.
+    var requires: [(name: String, location: SourceLocation)] = []
     var params: [RawParamDeclaration] = []
     var nodes: [RawNode] = []
     /// Where `nodes:` is (for graph-wide errors such as "no output node").
@@ -192,6 +195,20 @@ struct RawGraph {
                 if case .scalar(let s) = value, value.tagName != .null { graph.description = s.string } else {
                     diagnostics.error("'description' must be a string, got \(yamlKind(value))",
                                       at: location(value, file: file))
+                }
+            case "requires":
+                guard case .sequence(let items) = value else {
+                    diagnostics.error("'requires' must be a list of pack names (e.g. [ImageGrid]), got \(yamlKind(value))",
+                                      at: location(value, file: file))
+                    break
+                }
+                for item in items {
+                    if case .scalar(let s) = item, item.tagName == .str, !s.string.isEmpty {
+                        graph.requires.append((s.string, location(item, file: file)))
+                    } else {
+                        diagnostics.error("'requires' lists pack names (strings), got \(yamlKind(item))",
+                                          at: location(item, file: file))
+                    }
                 }
             case "params":
                 graph.parseParams(value, diagnostics: &diagnostics)

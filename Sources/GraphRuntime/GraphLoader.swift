@@ -1,3 +1,4 @@
+import SanaGraphKit
 import Foundation
 
 /// Loads graph files: reads, parses (keeping line and column of every value), substitutes graph params,

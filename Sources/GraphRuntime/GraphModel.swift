@@ -1,3 +1,5 @@
+import SanaGraphKit
+
 // The contract between the graph front end (parsing, substitution, validation, planning) and the back end
 // (executor, caches, events, CLI). The front end produces a `ValidatedGraph` and an `ExecutionPlan`;
 // the back end runs them.

@@ -1,3 +1,4 @@
+import SanaGraphKit
 import Foundation
 
 /// A JSON Schema for graph files, generated from a node registry, for editors' YAML language servers
@@ -115,7 +116,7 @@ public enum GraphSchema {
         }
         var inputs: [String: Any] = [:]
         for input in d.inputs {
-            let accepts = input.accepts.map(\.rawValue).joined(separator: " or ")
+            let accepts = input.accepts.map(\.name).joined(separator: " or ")
             let doc = (input.doc.isEmpty ? "" : input.doc + " ") + "(accepts \(accepts)"
                 + (input.optional ? ", optional)" : ")")
             inputs[input.name] = ["$ref": "#/definitions/reference", "description": doc]

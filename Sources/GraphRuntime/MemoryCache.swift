@@ -1,3 +1,4 @@
+import SanaGraphKit
 import Synchronization
 
 /// What a cache store is told about the node whose outputs it is asked to keep or find.

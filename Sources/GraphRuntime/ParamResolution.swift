@@ -1,3 +1,4 @@
+import SanaGraphKit
 import Foundation
 import Yams
 

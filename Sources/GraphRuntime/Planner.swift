@@ -1,3 +1,5 @@
+import SanaGraphKit
+
 /// Orders a validated graph for execution.
 public enum Planner {
     /// Only ancestors of output (side-effect) nodes run, in deterministic dependency order (ties broken by

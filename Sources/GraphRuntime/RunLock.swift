@@ -1,3 +1,4 @@
+import SanaGraphKit
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,4 @@
+import SanaGraphKit
 import Yams
 
 // Stage 3 of loading: node types, node params, inputs and edges, cycles, output nodes and unused params are
@@ -12,16 +13,30 @@ enum Validator {
         let file = raw.file
         let ids = raw.nodes.map(\.id)
         let indexOf = Dictionary(raw.nodes.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
-        let types: [(any Node.Type)?] = raw.nodes.map { n in n.typeName.flatMap { registry.nodeType(named: $0) } }
+        let types: [(any SanaGraphKit.Node.Type)?] = raw.nodes.map { n in n.typeName.flatMap { registry.nodeType(named: $0) } }
         var anyUnknownType = false
 
-        // Node types.
+        // Packs the graph requires, then node types (naming the missing packs).
+        let loadHint = "load it with --plugin PATH or a folder in SANAGRAPH_PLUGIN_PATH (docs/plugins.md)"
+        let missingPacks = raw.requires.filter { !registry.hasPack(named: $0.name) }
+        for pack in missingPacks {
+            diagnostics.error("the graph requires node pack '\(pack.name)', which is not loaded; \(loadHint)",
+                              at: pack.location)
+        }
         for (i, node) in raw.nodes.enumerated() {
             guard let typeName = node.typeName else { anyUnknownType = true; continue }
             if types[i] == nil {
                 anyUnknownType = true
-                let hint = Suggestions.closest(to: typeName, in: registry.typeNames).map { " (did you mean '\($0)'?)" }
-                    ?? " (run 'sanagraph nodes' to list the node types)"
+                let hint: String
+                if !missingPacks.isEmpty {
+                    let names = missingPacks.map { "'\($0.name)'" }.joined(separator: ", ")
+                    hint = " (probably from the required pack\(missingPacks.count > 1 ? "s" : "") \(names), not loaded)"
+                } else if let close = Suggestions.closest(to: typeName, in: registry.typeNames) {
+                    hint = " (did you mean '\(close)'?)"
+                } else {
+                    hint = " (run 'sanagraph nodes' to list the node types; a type from a plugin needs the plugin: "
+                        + "\(loadHint))"
+                }
                 diagnostics.error("unknown node type '\(typeName)'\(hint)", at: node.typeLocation, node: node.id)
             }
         }
@@ -61,7 +76,7 @@ enum Validator {
                    let output = producer.descriptor.outputs.first(where: { $0.name == ref.output }),
                    !spec.accepts.contains(output.type) {
                     diagnostics.error("input '\(input.socket)' of \(descriptor?.typeName ?? "") accepts "
-                                      + spec.accepts.map(\.rawValue).joined(separator: " or ")
+                                      + spec.accepts.map(\.name).joined(separator: " or ")
                                       + ", but '\(ref)' is \(output.type)", at: input.referenceLocation, node: node.id)
                 }
                 if spec != nil { inputs[i][input.socket] = ref }
@@ -70,7 +85,7 @@ enum Validator {
                 let given = Set(node.inputs.map(\.socket))
                 for spec in descriptor.inputs where !spec.optional && !given.contains(spec.name) {
                     diagnostics.error("missing required input '\(spec.name)' ("
-                                      + spec.accepts.map(\.rawValue).joined(separator: " or ")
+                                      + spec.accepts.map(\.name).joined(separator: " or ")
                                       + ") of \(descriptor.typeName)", at: node.location, node: node.id)
                 }
             }
@@ -110,7 +125,7 @@ enum Validator {
     }
 
     /// Checks the params of a node of known type; returns them with defaults filled in.
-    private static func checkParams(_ node: RawNode, type: any Node.Type, file: String, scope: inout ParamScope,
+    private static func checkParams(_ node: RawNode, type: any SanaGraphKit.Node.Type, file: String, scope: inout ParamScope,
                                     diagnostics: inout DiagnosticList) -> ParamValues {
         let descriptor = type.descriptor
         let before = diagnostics.errorCount
@@ -168,7 +183,7 @@ enum Validator {
 
     /// Parses `node` or `node.output` and checks that it names an existing output.
     private static func resolveReference(_ reference: String, input: RawInput, raw: RawGraph, ids: [String],
-                                         indexOf: [String: Int], types: [(any Node.Type)?],
+                                         indexOf: [String: Int], types: [(any SanaGraphKit.Node.Type)?],
                                          diagnostics: inout DiagnosticList, nodeID: String) -> OutputRef? {
         let at = input.referenceLocation
         let parts = reference.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)

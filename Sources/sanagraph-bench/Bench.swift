@@ -108,7 +108,7 @@ struct Bench {
 
     /// Deterministic uniform values in [-1, 1).
     static func random(_ shape: [Int], seed: UInt64 = 1) -> Tensor {
-        let t = Tensor(uninitialized: shape)
+        var t = Tensor(uninitialized: shape)
         var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
         t.withUnsafeMutableBufferPointer { p in
             for i in 0..<p.count {

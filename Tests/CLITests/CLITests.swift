@@ -342,21 +342,25 @@ enum CLI {
     static func environment(cacheIn folder: URL) -> [String: String] {
         var env = ProcessInfo.processInfo.environment
         env["SANAGRAPH_CACHE_DIR"] = folder.appendingPathComponent("cache").path
+        env["SANAGRAPH_PLUGIN_PATH"] = nil  // a developer's plugins must not change what tests see
         return env
     }
 
-    /// Runs the binary to completion with stdout and stderr captured (through files: no pipe deadlocks);
-    /// `environment` adds to (or overrides) the test's own.
-    static func run(_ arguments: [String], directory: URL? = nil, environment extra: [String: String] = [:]) throws -> Result {
+    /// Runs the binary (or `executable`) to completion with stdout and stderr captured (through files: no pipe
+    /// deadlocks). `environment` adds to (or, with nil values, removes from) the child's environment.
+    static func run(_ arguments: [String], directory: URL? = nil, executable: URL? = nil,
+                    environment extra: [String: String?] = [:]) throws -> Result {
         let tmp = TestSupport.temporaryDirectory("sanagraph-cli")
         defer { try? FileManager.default.removeItem(at: tmp) }
         let outURL = tmp.appendingPathComponent("stdout"), errURL = tmp.appendingPathComponent("stderr")
         FileManager.default.createFile(atPath: outURL.path, contents: nil)
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let process = Process()
-        process.executableURL = try executable()
+        process.executableURL = try executable ?? Self.executable()
         process.arguments = arguments
-        process.environment = environment(cacheIn: tmp).merging(extra) { $1 }
+        var env = environment(cacheIn: tmp)
+        for (name, value) in extra { env[name] = value }
+        process.environment = env
         process.currentDirectoryURL = directory ?? tmp
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = try FileHandle(forWritingTo: outURL)

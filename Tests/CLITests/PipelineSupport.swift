@@ -12,7 +12,7 @@ enum PipelineSupport {
 
     /// Runs `sanagraph run GRAPH --no-metadata --set k=v …` (sorted keys, so commands are reproducible).
     static func run(graph: String, sets: [String: String], extra: [String] = [],
-                    directory: URL? = nil, environment: [String: String] = [:]) throws -> CLI.Result {
+                    directory: URL? = nil, environment: [String: String?] = [:]) throws -> CLI.Result {
         // --cache off: every test computes its picture (and writes nothing into the user's cache).
         var args = ["run", graph, "--no-metadata", "--cache", "off"] + extra
         for key in sets.keys.sorted() { args += ["--set", "\(key)=\(sets[key]!)"] }

@@ -1,3 +1,4 @@
+import DiffusionModels
 import Foundation
 import GraphRuntime
 import Tensors
@@ -52,7 +53,7 @@ struct LatentNoiseModelTests {
         let out = try LatentNoiseNode().run(inputs: NodeInputs(values, nodeID: "noise"),
                                             params: NodeTests.params(LatentNoiseNode.self, overrides),
                                             context: RunContext(nodeID: "noise"))
-        guard case .latent(let t)? = out["latent"] else { throw NodeError.invalidInput(node: "noise", message: "") }
+        guard let t = out["latent"]?.payload(as: Tensor.self) else { throw NodeError.invalidInput(node: "noise", message: "") }
         return t
     }
 

@@ -1,3 +1,4 @@
+import DiffusionModels
 import Foundation
 import GraphRuntime
 import Synchronization
@@ -55,7 +56,7 @@ struct NodeTests {
             params: Self.params(LatentNoiseNode.self, ["width": .int(1024), "height": .int(1024), "batch": .int(2),
                                                        "seed": .int(0)]),
             context: RunContext(nodeID: "noise"))
-        guard case .latent(let t)? = out["latent"] else { Issue.record("no latent"); return }
+        guard let t = out["latent"]?.payload(as: Tensor.self) else { Issue.record("no latent"); return }
         #expect(t.shape == [2, 32, 32, 32])
         let ref = try Fixtures.tensors("noise.safetensors").tensor("randn_2x32x32x32_0")
         #expect(t.scalars.map(\.bitPattern) == ref.scalars.map(\.bitPattern))
@@ -71,7 +72,7 @@ struct NodeTests {
         let node: any Node = kind == .dpmSolver ? FlowDPMSolverNode() : FlowEulerNode()
         let out = try node.run(inputs: Self.inputs(model, latent: Tensor(repeating: 0.3, shape: [1, 4, 2, 2])),
                                params: Self.params(type(of: node), ["steps": .int(7)]), context: context)
-        guard case .latent(let t)? = out["latent"] else { Issue.record("no latent"); return }
+        guard let t = out["latent"]?.payload(as: Tensor.self) else { Issue.record("no latent"); return }
         #expect(t.shape == [1, 4, 2, 2])
         let got = events.withLock { $0 }
         #expect(got.map(\.0) == Array(1...7))
@@ -146,7 +147,7 @@ struct NodeTests {
         let out = try FlowDPMSolverNode().run(inputs: Self.inputs(model, latent: x, noise: Tensor(zeros: [1, 4, 1, 1])),
                                               params: Self.params(FlowDPMSolverNode.self, ["denoise": .float(0)]),
                                               context: RunContext(nodeID: "s"))
-        guard case .latent(let t)? = out["latent"] else { Issue.record("no latent"); return }
+        guard let t = out["latent"]?.payload(as: Tensor.self) else { Issue.record("no latent"); return }
         #expect(t.scalars == [1, 2, 3, 4])
         #expect(model.predictCalls == 0)
     }

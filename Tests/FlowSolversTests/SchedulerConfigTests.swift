@@ -69,7 +69,7 @@ struct SchedulerConfigTests {
         func run(_ params: ParamValues) throws -> Tensor {
             let out = try FlowDPMSolverNode().run(inputs: NodeTests.inputs(StandInDenoiser(), latent: latent),
                                                   params: params, context: RunContext(nodeID: "s"))
-            guard case .latent(let t)? = out["latent"] else { throw NodeError.failed(node: "s", message: "no latent") }
+            guard let t = out["latent"]?.payload(as: Tensor.self) else { throw NodeError.failed(node: "s", message: "no latent") }
             return t
         }
         let heun = try run(NodeTests.params(FlowDPMSolverNode.self, ["scheduler_config": .string(path)]))

@@ -1,3 +1,4 @@
+import DiffusionModels
 import Foundation
 import GraphRuntime
 import Synchronization
@@ -59,7 +60,7 @@ final class StandInDenoiser: DenoiserModel {
             $0.batches.append(b)
         }
         let per = latent.count / b
-        let out = Tensor(uninitialized: latent.shape)
+        var out = Tensor(uninitialized: latent.shape)
         let ts = timestep.scalars
         latent.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { o in

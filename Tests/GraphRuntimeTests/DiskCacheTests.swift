@@ -1,3 +1,4 @@
+import DiffusionModels
 import Foundation
 import GraphRuntime
 import Safetensors
@@ -120,8 +121,8 @@ private struct Fixture {
     /// What the sink received last (the scaled sum and the image).
     func received() -> (Double, Tensor)? {
         let entries = TestRecorder.shared.entries(key: key)
-        guard entries.count >= 2, case .float(let v) = entries[entries.count - 2].value,
-              case .image(let t) = entries[entries.count - 1].value else { return nil }
+        guard entries.count >= 2, let v = entries[entries.count - 2].value.payload(as: Double.self),
+              let t = entries[entries.count - 1].value.payload(as: Tensor.self) else { return nil }
         return (v, t)
     }
 
@@ -150,9 +151,11 @@ private struct Fixture {
         #expect(cache.contains(key))
         // A new store on the same folder (another process) reads the same values.
         let back = try #require(try DiskCache(directory: dir.path, writable: false).lookup(key, info: info))
-        guard case .tensor(let t2)? = back["t"], case .latent(let l2)? = back["l"], case .image(let i2)? = back["i"],
-              case .conditioning(let c2)? = back["c"], case .int(-42)? = back["n"], case .float(let f)? = back["f"],
-              case .bool(true)? = back["b"], case .string("héllo\n\"x\"")? = back["s"], case .path("/a/b")? = back["p"]
+        guard let t2 = back["t"]?.payload(as: Tensor.self), let l2 = back["l"]?.payload(as: Tensor.self), let i2 = back["i"]?.payload(as: Tensor.self),
+              let c2 = back["c"]?.payload(as: Conditioning.self), back["n"]?.payload(as: Int.self) == -42, let f = back["f"]?.payload(as: Double.self),
+              back["b"]?.payload(as: Bool.self) == true, back["s"]?.payload(as: String.self) == "héllo\n\"x\"",
+              back["p"]?.payload(as: String.self) == "/a/b", back["l"]?.type == .latent, back["i"]?.type == .image,
+              back["p"]?.type == .path
         else {
             Issue.record("wrong values: \(back)")
             return
@@ -408,7 +411,7 @@ private struct Fixture {
                         if worker % 2 == 0 {
                             cache.store(key, outputs: ["tensor": .tensor(tensor), "count": .int(4096)], info: info)
                         } else if let out = cache.lookup(key, info: info) {
-                            guard case .tensor(let t)? = out["tensor"], bitsEqual(t, tensor) else {
+                            guard let t = out["tensor"]?.payload(as: Tensor.self), bitsEqual(t, tensor) else {
                                 wrong += 1
                                 continue
                             }

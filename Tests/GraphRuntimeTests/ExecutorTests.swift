@@ -23,7 +23,7 @@ import TestSupport
         #expect(TestRecorder.shared.runs(key: key) == ["a", "b", "sum", "out"])
         let received = TestRecorder.shared.entries(key: key)
         #expect(received.count == 1)
-        guard case .int(let v)? = received.first?.value else {
+        guard let v = received.first?.value.payload(as: Int.self) else {
             Issue.record("sink received \(String(describing: received.first?.value))")
             return
         }
@@ -77,7 +77,7 @@ import TestSupport
         let trace = log.trace
         let countReleased = try #require(trace.firstIndex(of: "value_released:t.count"))
         #expect(countReleased < trace.firstIndex(of: "node_started:s")!)
-        guard case .float(let sum)? = TestRecorder.shared.entries(key: key).first?.value else {
+        guard let sum = TestRecorder.shared.entries(key: key).first?.value.payload(as: Double.self) else {
             Issue.record("no sum recorded")
             return
         }
@@ -100,7 +100,7 @@ import TestSupport
         #expect(summary.nodesCached == 2 && summary.nodesRun == 2)
         #expect(summary.cachedNodes == ["a": "memory", "b": "memory"])
         #expect(TestRecorder.shared.runs(key: key) == ["a", "b", "sum", "out", "sum", "out"])
-        guard case .int(let v)? = TestRecorder.shared.entries(key: key).last?.value else {
+        guard let v = TestRecorder.shared.entries(key: key).last?.value.payload(as: Int.self) else {
             Issue.record("no value recorded")
             return
         }
@@ -139,7 +139,7 @@ import TestSupport
         let v2 = graph(VersionedNodeV2.self)
         try executor.run(v2, plan: ExecTest.plan(v2))
         #expect(log.finished == ["v": false, "c": true, "sum": false, "out": false])
-        guard case .int(let v)? = TestRecorder.shared.entries(key: key).last?.value else {
+        guard let v = TestRecorder.shared.entries(key: key).last?.value.payload(as: Int.self) else {
             Issue.record("no value recorded")
             return
         }
@@ -167,7 +167,7 @@ import TestSupport
         log.clear()
         try executor.run(graph, plan: ExecTest.plan(graph))
         #expect(log.finished["read"] == false)
-        guard case .string(let text)? = TestRecorder.shared.entries(key: key).last?.value else {
+        guard let text = TestRecorder.shared.entries(key: key).last?.value.payload(as: String.self) else {
             Issue.record("no text recorded")
             return
         }

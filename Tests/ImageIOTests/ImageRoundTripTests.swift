@@ -72,7 +72,7 @@ func context(_ run: RunInfo? = nil, node: String = "save") -> RunContext { RunCo
                                           params: ParamValues(["path": .string(dir.path + "/b.png"), "bits": .int(8),
                                                                "collision": .string("fail")]),
                                           context: context(runInfo()))
-        guard case .path(let joined)? = outputs["path"] else { Issue.record("no path output"); return }
+        guard let joined = outputs["path"]?.payload(as: String.self) else { Issue.record("no path output"); return }
         let paths = joined.split(separator: "\n").map(String.init)
         #expect(paths == [dir.path + "/b_0.png", dir.path + "/b_1.png"])
         for (b, p) in paths.enumerated() {

@@ -1,3 +1,4 @@
+import DiffusionModels
 import Foundation
 import GraphRuntime
 import Safetensors
@@ -17,7 +18,7 @@ import TestSupport
     static func load(_ path: String, _ name: String) throws -> Tensor {
         let out = try TensorLoad().run(inputs: NodeInputs([:], nodeID: "load"), params: params(path, name),
                                        context: RunContext(nodeID: "load"))
-        guard case .tensor(let t)? = out["tensor"] else { throw NodeError.failed(node: "load", message: "no tensor output") }
+        guard let t = out["tensor"]?.payload(as: Tensor.self) else { throw NodeError.failed(node: "load", message: "no tensor output") }
         return t
     }
 
@@ -125,7 +126,7 @@ import TestSupport
         let idsBytes = Array(try before.rawBytes("ids").bytes), halfBytes = Array(try before.rawBytes("half").bytes)
 
         let out = try Self.save(.tensor(Tensor(shape: [2, 2], values: [1, 2, 3, 4])), path, "x")
-        #expect(out["path"].map { if case .path(let p) = $0 { return p == path } else { return false } } == true)
+        #expect(out["path"].map { if let p = $0.payload(as: String.self) { return p == path } else { return false } } == true)
         try Self.save(.latent(Tensor(shape: [1, 2, 1, 1], values: [5, 6])), path, "latent", dtype: "BF16")
         try Self.save(.image(Tensor(repeating: 0.25, shape: [1, 3, 2, 2])), path, "image")
 

@@ -126,16 +126,8 @@ public struct AddNode: Node {
     public init() {}
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         noteRun(params, context)
-        func int(_ name: String) throws -> Int? {
-            switch inputs[name] {
-            case .int(let v): return v
-            case nil: return nil
-            case .some(let v):
-                throw NodeError.invalidInput(node: context.nodeID, message: "input '\(name)' is \(v.socketType)")
-            }
-        }
-        let a = try int("a") ?? 0
-        let b = try int("b") ?? 0
+        let a = try inputs.optionalInt("a") ?? 0
+        let b = try inputs.optionalInt("b") ?? 0
         return ["sum": .int(a + b + params.int("offset"))]
     }
 }
@@ -150,12 +142,7 @@ public struct ScaleNode: Node {
     public init() {}
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         noteRun(params, context)
-        let x: Double
-        switch inputs["x"] {
-        case .int(let v): x = Double(v)
-        case .float(let v): x = v
-        default: throw NodeError.invalidInput(node: context.nodeID, message: "input 'x' must be Int or Float")
-        }
+        let x = try inputs.number("x")
         return ["out": .float(x * params.double("factor"))]
     }
 }
@@ -170,10 +157,8 @@ public struct ConcatNode: Node {
     public init() {}
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         noteRun(params, context)
-        guard case .string(let a) = inputs["a"] else {
-            throw NodeError.invalidInput(node: context.nodeID, message: "input 'a' must be a String")
-        }
-        if case .string(let b) = inputs["b"] { return ["text": .string(a + params.string("separator") + b)] }
+        let a = try inputs.string("a")
+        if let b = try inputs.optionalString("b") { return ["text": .string(a + params.string("separator") + b)] }
         return ["text": .string(a)]
     }
 }
@@ -201,14 +186,7 @@ public struct CombineNode: Node {
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         noteRun(params, context)
-        func number(_ name: String) throws -> Double {
-            switch inputs[name] {
-            case .int(let v): return Double(v)
-            case .float(let v): return v
-            default: throw NodeError.invalidInput(node: context.nodeID, message: "input '\(name)' must be a number")
-            }
-        }
-        let a = try number("a"), b = try number("b")
+        let a = try inputs.number("a"), b = try inputs.number("b")
         let result: Double
         switch params.string("mode") {
         case "product": result = a * b
@@ -310,7 +288,7 @@ public struct FailNode: Node {
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         noteRun(params, context)
         if params.bool("fail") { throw NodeError.failed(node: context.nodeID, message: params.string("message")) }
-        if case .int(let v) = inputs["x"] { return ["x": .int(v)] }
+        if let v = try inputs.optionalInt("x") { return ["x": .int(v)] }
         return ["x": .int(0)]
     }
 }

@@ -1,3 +1,4 @@
+import DiffusionModels
 import Foundation
 import GraphRuntime
 import Safetensors
@@ -68,7 +69,7 @@ func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {
         let out = try UpscaleApply().run(
             inputs: NodeInputs(["model": .upscaler(model), "image": .image(batch)], nodeID: "up"),
             params: ParamValues(["tile": .int(4), "overlap": .int(4)]), context: RunContext(nodeID: "up"))
-        guard case .image(let t)? = out["image"] else { Issue.record("no image output"); return }
+        guard let t = out["image"]?.payload(as: Tensor.self) else { Issue.record("no image output"); return }
         #expect(t.shape == [2, 3, 16, 12])
         let first = try model.upscale(one, tileSize: 0, overlap: 0, context: RunContext(nodeID: "up"))
         #expect(maxAbsDiff(Tensor(storage: t.storage, shape: [1, 3, 16, 12]), first) <= 2 / 255)
@@ -77,7 +78,7 @@ func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {
     @Test func loadNodeOutputsAnUpscaleModel() throws {
         let params = ParamValues(["path": .string(TestSupport.fixture("Upscaler/rrdbnet_x4.safetensors"))])
         let out = try UpscaleLoad().run(inputs: NodeInputs([:]), params: params, context: RunContext(nodeID: "load"))
-        guard case .upscaler(let m)? = out["model"] else { Issue.record("no model output"); return }
+        guard let m = out["model"]?.payload(as: (any UpscaleModel).self) else { Issue.record("no model output"); return }
         #expect(m.scale == 4)
         #expect(m.residentBytes > 0)
         #expect(try UpscaleLoad().fingerprint(params: params) != nil)

@@ -87,7 +87,7 @@ public final class LinearWeight: @unchecked Sendable {
     /// The weights as fp32 `[out, in]`, as the layer computes with them (bf16 values for a bf16 layer).
     public func unpacked() -> Tensor {
         if let tensor { return tensor }
-        let out = Tensor(uninitialized: [outFeatures, inFeatures])
+        var out = Tensor(uninitialized: [outFeatures, inFeatures])
         let status = out.withUnsafeMutableBufferPointer { sg_linear_unpack(packed, $0.baseAddress) }
         precondition(status == 0, "LinearWeight.unpacked: oneDNN failed (status \(status))")
         return out
@@ -107,7 +107,7 @@ extension Ops {
             return linear(BF16.rounded(x), weight: w.tensor!, bias: bias)
         case .oneDNN:
             let rows = x.shape.dropLast().reduce(1, *)
-            let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [w.outFeatures])
+            var out = Tensor(uninitialized: Array(x.shape.dropLast()) + [w.outFeatures])
             guard rows > 0 else { return out }
             guard w.inFeatures > 0 else {
                 fillRows(out.storage.pointer, rows: rows, columns: w.outFeatures, bias: bias)
@@ -216,7 +216,7 @@ public final class ConvWeight: @unchecked Sendable {
     /// The filter as fp32 `[out, in/groups, kh, kw]`, as the layer computes with it.
     public func unpacked() -> Tensor {
         if let weight { return weight }
-        let out = Tensor(uninitialized: [outChannels, inChannels / groups, kernelHeight, kernelWidth])
+        var out = Tensor(uninitialized: [outChannels, inChannels / groups, kernelHeight, kernelWidth])
         let status = out.withUnsafeMutableBufferPointer { sg_conv_unpack(packed, $0.baseAddress) }
         precondition(status == 0, "ConvWeight.unpacked: oneDNN failed (status \(status))")
         return out
@@ -239,7 +239,7 @@ extension Ops {
             let hout = (h + 2 * w.padding.0 - w.kernelHeight) / w.stride.0 + 1
             let wout = (wd + 2 * w.padding.1 - w.kernelWidth) / w.stride.1 + 1
             precondition(hout > 0 && wout > 0, "conv2d: kernel \(w.kernelHeight)×\(w.kernelWidth) does not fit input \(x.shape)")
-            let out = Tensor(uninitialized: [n, w.outChannels, hout, wout])
+            var out = Tensor(uninitialized: [n, w.outChannels, hout, wout])
             guard out.count > 0 else { return out }
             let bytes = sg_conv_scratch_bytes(w.packed, n, h, wd)
             if bytes < 0 {

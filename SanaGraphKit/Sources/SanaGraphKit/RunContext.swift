@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import Synchronization
 
 /// A cancellation flag shared by a run and its signal handlers.
@@ -55,14 +54,14 @@ public enum SanaGraphVersion {
 public final class RunContext: Sendable {
     /// The graph node id being run.
     public let nodeID: String
-    public let logger: Logger
+    public let logger: NodeLogger
     public let cancellation: CancellationToken
     /// Facts about the run (nil when a node runs outside a graph, e.g. in unit tests).
     public let run: RunInfo?
     private let onProgress: @Sendable (_ nodeID: String, _ completed: Int, _ total: Int) -> Void
     private let onNote: @Sendable (_ message: String, _ warning: Bool) -> Void
 
-    public init(nodeID: String, logger: Logger = Logger(label: "sanagraph"),
+    public init(nodeID: String, logger: NodeLogger = .discarding,
                 cancellation: CancellationToken = CancellationToken(), run: RunInfo? = nil,
                 onProgress: @escaping @Sendable (String, Int, Int) -> Void = { _, _, _ in },
                 onNote: @escaping @Sendable (String, Bool) -> Void = { _, _ in }) {

@@ -21,8 +21,13 @@ enum BuiltinPacks {
         ]
     }
 
-    /// A registry of every built-in node type.
+    /// A registry of every built-in node type, and the packs compiled in by a custom binary.
     static func registry() throws -> NodeRegistry {
-        try NodeRegistry(packs: all)
+        try NodeRegistry(packs: all + CompiledPacks.extra)
     }
+}
+
+/// Packs a custom binary adds through `SanaGraphCLI.main(extraPacks:)`; set once before any command runs.
+enum CompiledPacks {
+    nonisolated(unsafe) static var extra: [any NodePack.Type] = []
 }

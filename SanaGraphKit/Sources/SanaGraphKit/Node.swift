@@ -1,31 +1,76 @@
 import Tensors
 
-/// The nominal types carried by sockets. Checked before a run: an edge is valid when the producer's
-/// output type is one of the types the consumer's input accepts.
-public enum SocketType: String, Sendable, CaseIterable, Codable, CustomStringConvertible {
-    case tensor = "Tensor"
-    case latent = "Latent"
-    case conditioning = "Conditioning"
-    case image = "Image"
-    case textEncoderModel = "TextEncoderModel"
-    case denoiserModel = "DenoiserModel"
-    case autoencoderModel = "AutoencoderModel"
-    case upscaleModel = "UpscaleModel"
-    case int = "Int"
-    case float = "Float"
-    case string = "String"
-    case bool = "Bool"
-    case path = "Path"
+/// The nominal type of a socket, named by a string ("Tensor", "Latent", "DenoiserModel", "grid.Layout").
+///
+/// Socket types are open: a pack declares its own as static constants, e.g.
+/// `extension SocketType { public static let mask = SocketType("mypack.Mask", storing: Mask.self, doc: "…") }`.
+/// An edge is valid when the producer's output type is one of the types the consumer's input accepts (by name).
+/// A type also says which Swift type its values hold (checked when a node returns a value) and whether values can
+/// be written to the disk cache: `storing:` types conform to `CacheableValue`, `holding:` types stay in memory.
+/// Two packs may declare the same name only for the same Swift type (the registry checks).
+public struct SocketType: Sendable, Hashable, CustomStringConvertible {
+    /// The name used in messages, `describe` and the cache (unique across packs; namespace yours: "mypack.Mask").
+    public let name: String
+    /// One line for `sanagraph describe` and `sanagraph types`.
+    public let doc: String
+    /// The Swift type of the values (`String(reflecting:)`), for messages and conflict checks.
+    public let payloadTypeName: String
+    let payloadTypeID: ObjectIdentifier
+    let admitsPayload: @Sendable (Any) -> Bool
+    let codec: ValueCodec?
 
-    public var description: String { rawValue }
-
-    /// Whether values of this type may be written to the disk cache (models never are).
-    public var isDiskCacheable: Bool {
-        switch self {
-        case .textEncoderModel, .denoiserModel, .autoencoderModel, .upscaleModel: return false
-        default: return true
-        }
+    /// A type whose values can be written to the disk cache and read back exactly.
+    public init<Payload: CacheableValue>(_ name: String, storing payload: Payload.Type, doc: String = "") {
+        self.name = name
+        self.doc = doc
+        payloadTypeName = String(reflecting: payload)
+        payloadTypeID = ObjectIdentifier(payload)
+        admitsPayload = { $0 is Payload }
+        codec = ValueCodec(Payload.self)
     }
+
+    /// A type whose values live in memory only (loaded models, handles): never written to the disk cache.
+    public init<Payload>(_ name: String, holding payload: Payload.Type, doc: String = "") {
+        self.name = name
+        self.doc = doc
+        payloadTypeName = String(reflecting: payload)
+        payloadTypeID = ObjectIdentifier(payload)
+        admitsPayload = { $0 is Payload }
+        codec = nil
+    }
+
+    public var description: String { name }
+
+    /// Whether values of this type may be written to the disk cache.
+    public var isDiskCacheable: Bool { codec != nil }
+
+    /// Whether `payload` is a value of this type's Swift type.
+    public func admits(_ payload: Any) -> Bool { admitsPayload(payload) }
+
+    /// Whether `other` declares the same name for the same Swift type (a compatible re-declaration).
+    public func isSameDeclaration(as other: SocketType) -> Bool {
+        name == other.name && payloadTypeID == other.payloadTypeID
+    }
+
+    public static func == (a: SocketType, b: SocketType) -> Bool { a.name == b.name }
+    public func hash(into hasher: inout Hasher) { hasher.combine(name) }
+}
+
+extension SocketType {
+    /// Any fp32 tensor.
+    public static let tensor = SocketType("Tensor", storing: Tensor.self, doc: "an fp32 tensor of any shape")
+    /// Latents [B, C, h, w].
+    public static let latent = SocketType("Latent", storing: Tensor.self, doc: "latents [B, C, h, w]")
+    /// Images [B, 3, H, W], float in [0, 1].
+    public static let image = SocketType("Image", storing: Tensor.self, doc: "images [B, 3, H, W], values in [0, 1]")
+    public static let int = SocketType("Int", storing: Int.self, doc: "an integer")
+    public static let float = SocketType("Float", storing: Double.self, doc: "a floating-point number")
+    public static let string = SocketType("String", storing: String.self, doc: "a string")
+    public static let bool = SocketType("Bool", storing: Bool.self, doc: "true or false")
+    public static let path = SocketType("Path", storing: String.self, doc: "a file system path")
+
+    /// The types every registry knows without a pack declaring them.
+    public static let core: [SocketType] = [.tensor, .latent, .image, .int, .float, .string, .bool, .path]
 }
 
 /// A named input of a node.
@@ -169,8 +214,24 @@ extension Node {
     public func fingerprint(params: ParamValues) throws -> String? { nil }
 }
 
-/// A set of node types shipped together (one per plugin module).
+/// A set of node types shipped together: one per plugin module, registered as a whole or not at all.
+///
+/// ```swift
+/// public enum GridPack: NodePack {
+///     public static let name = "ImageGrid"
+///     public static let nodes: [any Node.Type] = [GridComposeNode.self]
+/// }
+/// ```
 public protocol NodePack {
+    /// A unique name, shown by `sanagraph nodes` and listed by graphs' `requires:`.
     static var name: String { get }
     static var nodes: [any Node.Type] { get }
+    /// The socket types this pack's nodes use beyond the core ones (`SocketType.core`), including types declared
+    /// by shared modules such as DiffusionModels. Declaring a type another pack declared too is fine when it is
+    /// the same Swift type.
+    static var socketTypes: [SocketType] { get }
+}
+
+extension NodePack {
+    public static var socketTypes: [SocketType] { [] }
 }

@@ -1,8 +1,9 @@
 import ArgumentParser
 import GraphRuntime
+import Foundation
 
 /// The `sanagraph` command: a thin shell over GraphRuntime. Each subcommand lives in its own type.
-@main
+
 struct SanaGraphCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sanagraph",
@@ -26,4 +27,14 @@ struct SanaGraphCommand: ParsableCommand {
             RunCommand.self, ValidateCommand.self, PlanCommand.self, NodesCommand.self, DescribeCommand.self,
             DotCommand.self, SchemaCommand.self, Inspect.self, CacheCommand.self, InfoCommand.self,
         ])
+}
+
+/// Entry points for `sanagraph` binaries: the stock one, and one a package of your own builds with extra packs.
+public enum SanaGraphCLI {
+    /// Runs the command line with the built-in packs plus `extraPacks` (compiled into your binary), then exits.
+    public static func main(extraPacks: [any NodePack.Type] = []) -> Never {
+        CompiledPacks.extra = extraPacks
+        SanaGraphCommand.main()
+        exit(0)
+    }
 }

@@ -93,13 +93,32 @@ struct UsageError: CategorizedError {
     var description: String { message }
 }
 
-/// Builds the registry of built-in nodes; a clash between packs is a build defect, reported plainly.
-func builtinRegistry() throws -> NodeRegistry {
-    do {
-        return try BuiltinPacks.registry()
-    } catch {
-        Console.error("\(error)")
-        throw ExitCode(ErrorCategory.invalidGraph.exitCode)
+/// `--plugin PATH`: node packs loaded from shared libraries (plus the folders in SANAGRAPH_PLUGIN_PATH).
+struct PluginOptions: ParsableArguments {
+    @Option(name: .customLong("plugin"),
+            help: ArgumentHelp("Load node packs from a plugin library, or from every .so in a folder (repeatable); "
+                               + "the folders in SANAGRAPH_PLUGIN_PATH are loaded too.", valueName: "path"))
+    var paths: [String] = []
+
+    /// The built-in packs, the packs compiled into this binary, then the plugins. Any failure is exit 2 with
+    /// a message naming the plugin; nothing runs with a half-loaded set of packs.
+    func registry() throws -> NodeRegistry {
+        var registry: NodeRegistry
+        do {
+            registry = try BuiltinPacks.registry()
+        } catch {
+            Console.error("\(error)")
+            throw ExitCode(ErrorCategory.invalidGraph.exitCode)
+        }
+        do {
+            try PluginLoader.loadAll(explicit: paths,
+                                     environment: ProcessInfo.processInfo.environment[PluginLoader.environmentVariable],
+                                     into: &registry)
+        } catch {
+            Console.error("\(error)")
+            throw ExitCode(error.category.exitCode)
+        }
+        return registry
     }
 }
 

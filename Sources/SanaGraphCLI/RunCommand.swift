@@ -58,6 +58,8 @@ struct RunCommand: ParsableCommand {
         }
     }
 
+    @OptionGroup var plugins: PluginOptions
+
     func run() throws {
         threadOptions.apply()
         let printer = EventPrinter(mode: EventPrinter.mode(json: json, quiet: quiet), repetitions: repetitions)
@@ -87,7 +89,7 @@ struct RunCommand: ParsableCommand {
         }
         defer { runLock?.release() }
 
-        let registry = try builtinRegistry()
+        let registry = try plugins.registry()
         let validated = try loadGraph(graph, registry: registry, quiet: quiet, onFailure: reportEarlyFailure)
         let plan = Planner.plan(validated)
 

@@ -21,7 +21,7 @@ extension Ops {
         guard let batch = broadcastShapes(aBatch, bBatch) else {
             preconditionFailure("matmul: batch dimensions \(aBatch) and \(bBatch) do not broadcast")
         }
-        let out = Tensor(uninitialized: batch + [m, n])
+        var out = Tensor(uninitialized: batch + [m, n])
         let batchCount = batch.reduce(1, *)
         if out.count == 0 { return out }
         if k == 0 {
@@ -77,7 +77,7 @@ extension Ops {
         precondition(weight.shape[1] == inFeatures, "linear: weight \(weight.shape) does not match input features \(inFeatures) of x \(x.shape)")
         if let bias { precondition(bias.count == outFeatures, "linear: bias \(bias.shape) does not match \(outFeatures) output features") }
         let rows = x.shape.dropLast().reduce(1, *)
-        let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outFeatures])
+        var out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outFeatures])
         if out.count == 0 { return out }
         out.withUnsafeMutableBufferPointer { pc in
             guard inFeatures > 0 else {

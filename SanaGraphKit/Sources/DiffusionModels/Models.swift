@@ -1,13 +1,9 @@
+import SanaGraphKit
 import Tensors
 
-// Shared model protocols. They live in the core so that a sampler plugin can drive any denoiser plugin,
-// and an encode node any text encoder, without plugins importing each other.
-
-/// A loaded model held in memory (never written to the disk cache).
-public protocol LoadedModel: AnyObject, Sendable {
-    /// Approximate bytes of weights held in memory.
-    var residentBytes: Int { get }
-}
+// The interfaces SANA's node packs share, so that a sampler pack can drive any denoiser pack and an encode node
+// any text encoder, without packs importing each other. A third-party pack that wants to interoperate with the
+// built-in SANA nodes (a new sampler, a LoRA patcher, another text encoder) depends on this module.
 
 /// How the prompt is prefixed before encoding (SANA's "complex human instruction").
 public enum PromptInstruction: Sendable, Hashable {

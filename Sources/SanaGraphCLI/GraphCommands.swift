@@ -11,8 +11,10 @@ struct ValidateCommand: ParsableCommand {
 
     @OptionGroup var graph: GraphOptions
 
+    @OptionGroup var plugins: PluginOptions
+
     func run() throws {
-        let validated = try loadGraph(graph, registry: try builtinRegistry())
+        let validated = try loadGraph(graph, registry: try plugins.registry())
         let plan = Planner.plan(validated)
         let warnings = validated.warnings.count
         Console.out("\(graph.file): ok (\(validated.nodes.count) nodes, \(plan.steps.count) to run, "
@@ -36,8 +38,10 @@ struct PlanCommand: ParsableCommand {
 
     @OptionGroup var cache: CacheOptions
 
+    @OptionGroup var plugins: PluginOptions
+
     func run() throws {
-        let validated = try loadGraph(graph, registry: try builtinRegistry())
+        let validated = try loadGraph(graph, registry: try plugins.registry())
         let plan = Planner.plan(validated)
         // The in-memory store is empty in a new process; the disk store is opened read-only (plan writes nothing).
         let steps: [PlannedStep]
@@ -70,19 +74,23 @@ struct PlanCommand: ParsableCommand {
 struct NodesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nodes",
-        abstract: "List every node type with a one-line summary.",
+        abstract: "List every node type with its pack and a one-line summary, then the packs and where they come from.",
         discussion: "Use 'sanagraph describe NODE' for sockets and params.")
 
+    @OptionGroup var plugins: PluginOptions
+
     func run() throws {
-        let registry = try builtinRegistry()
+        let registry = try plugins.registry()
         let rows = registry.descriptors.map { d in
-            [d.typeName, d.hasSideEffects ? "output" : "", d.summary]
+            [d.typeName, registry.pack(of: d.typeName) ?? "", d.hasSideEffects ? "output" : "", d.summary]
         }
         if rows.isEmpty {
             Console.out("no node types are registered\n")
             return
         }
         Console.out(table(header: nil, rows: rows))
+        Console.out("\npacks:\n")
+        Console.out(table(header: nil, rows: registry.packs.map { ["  " + $0.name, $0.origin.description] }))
     }
 }
 
@@ -96,18 +104,20 @@ struct DescribeCommand: ParsableCommand {
     @Argument(help: "A node type name, as listed by 'sanagraph nodes'.")
     var node: String
 
+    @OptionGroup var plugins: PluginOptions
+
     func run() throws {
-        let registry = try builtinRegistry()
+        let registry = try plugins.registry()
         guard let type = registry.nodeType(named: node) else {
             let hint = Suggestions.didYouMean(node, in: registry.typeNames)
             Console.error("unknown node type '\(node)'\(hint); 'sanagraph nodes' lists them all")
             throw ExitCode(ErrorCategory.invalidGraph.exitCode)
         }
-        Console.out(Self.render(type.descriptor, pack: registry.pack(of: node)))
+        Console.out(Self.render(type.descriptor, pack: registry.packInfo(of: node)))
     }
 
-    static func render(_ d: NodeDescriptor, pack: String?) -> String {
-        var out = "\(d.typeName) (version \(d.version)\(pack.map { ", pack \($0)" } ?? ""))\n"
+    static func render(_ d: NodeDescriptor, pack: NodeRegistry.PackInfo?) -> String {
+        var out = "\(d.typeName) (version \(d.version)\(pack.map { ", pack \($0.name), \($0.origin)" } ?? ""))\n"
         out += "  \(d.summary)\n"
         if d.hasSideEffects { out += "  output node: always runs, never cached\n" }
         if !d.diskCacheable && !d.hasSideEffects { out += "  not stored in the disk cache\n" }
@@ -163,8 +173,10 @@ struct DotCommand: ParsableCommand {
 
     @OptionGroup var graph: GraphOptions
 
+    @OptionGroup var plugins: PluginOptions
+
     func run() throws {
-        let validated = try loadGraph(graph, registry: try builtinRegistry())
+        let validated = try loadGraph(graph, registry: try plugins.registry())
         Console.out(DotRenderer.render(validated, plan: Planner.plan(validated)))
     }
 }
@@ -179,8 +191,10 @@ struct SchemaCommand: ParsableCommand {
             '# yaml-language-server: $schema=sanagraph.schema.json' at the top of a graph.
             """)
 
+    @OptionGroup var plugins: PluginOptions
+
     func run() throws {
-        let schema = GraphSchema.jsonSchema(registry: try builtinRegistry())
+        let schema = GraphSchema.jsonSchema(registry: try plugins.registry())
         Console.out(schema.hasSuffix("\n") ? schema : schema + "\n")
     }
 }

@@ -66,6 +66,13 @@ public final class TensorStorage: @unchecked Sendable {
         return (.allocate(capacity: Swift.max(count, 1)), .deallocate)
     }
 
+    /// Whether the memory belongs to someone else (a file mapping): `Tensor.withUnsafeMutableBufferPointer` copies
+    /// such storage before writing.
+    public var isBorrowed: Bool {
+        if case .borrowed = release { return true }
+        return false
+    }
+
     deinit {
         switch release {
         case .deallocate: pointer.deallocate()
@@ -77,13 +84,15 @@ public final class TensorStorage: @unchecked Sendable {
 
 /// A dense, contiguous, row-major fp32 tensor.
 ///
-/// Value semantics by convention: kernels return new tensors; in-place mutation goes through
-/// `withUnsafeMutableBufferPointer` on a tensor you own. `reshaped` is a free view sharing storage.
+/// Value semantics: kernels return new tensors, and `withUnsafeMutableBufferPointer` is copy-on-write — it copies
+/// the elements first when the storage is shared (a view made by `reshaped`, a value held by a cache or another
+/// node) or borrowed from a file mapping, so a write never changes another value or a weights file. Kernels that
+/// fill a tensor they just allocated may write through `storage.pointer` directly.
 public struct Tensor: Sendable {
     public private(set) var shape: [Int]
-    public let storage: TensorStorage
+    public private(set) var storage: TensorStorage
     /// Element offset into `storage` (non-zero for views made by `slice(batch:)`).
-    public let offset: Int
+    public private(set) var offset: Int
 
     public var count: Int { shape.reduce(1, *) }
     public var rank: Int { shape.count }
@@ -152,10 +161,11 @@ public struct Tensor: Sendable {
         try body(UnsafeBufferPointer(start: storage.pointer + offset, count: count))
     }
 
-    /// Mutable access to the elements. Only mutate tensors you created and have not shared.
-    @inlinable
-    public func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
-        try body(UnsafeMutableBufferPointer(start: storage.pointer + offset, count: count))
+    /// Mutable access to the elements, copy-on-write: when the storage is shared with another tensor or borrowed
+    /// from a file mapping, this tensor first gets its own copy.
+    public mutating func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        if !isKnownUniquelyReferenced(&storage) || storage.isBorrowed { self = copy() }
+        return try body(UnsafeMutableBufferPointer(start: storage.pointer + offset, count: count))
     }
 
     /// A deep copy with its own storage.

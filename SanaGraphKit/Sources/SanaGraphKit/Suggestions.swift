@@ -50,7 +50,7 @@ public enum Suggestions {
 
     /// `" (did you mean 'x'?)"` when a close candidate exists; otherwise lists the candidates
     /// (`" (known: a, b, c)"`, or `none` when there are none) so the user sees the choices.
-    static func didYouMeanOrList(_ word: String, in candidates: [String], noun: String = "known") -> String {
+    public static func didYouMeanOrList(_ word: String, in candidates: [String], noun: String = "known") -> String {
         if let c = closest(to: word, in: candidates) { return " (did you mean '\(c)'?)" }
         if candidates.isEmpty { return " (there are none)" }
         let list = candidates.count > 12 ? candidates.sorted().prefix(12).joined(separator: ", ") + ", …"
