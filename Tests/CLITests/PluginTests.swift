@@ -217,15 +217,11 @@ private struct BadPlugins: Sendable {
         }
         // The Swift plugins link the libSanaGraphKit.so this test run was built with.
         let products = try CLI.executable().deletingLastPathComponent()
-        let blas = try tool(["pkg-config", "--cflags-only-I", "openblas"]).split(separator: " ")
-            .flatMap { ["-Xcc", String($0).trimmingCharacters(in: .whitespacesAndNewlines)] }
         func swift(_ name: String) throws -> String {
             let out = dir.appendingPathComponent("lib\(name).so").path
             _ = try tool(["swiftc", "-O", "-emit-library", "-module-name", name,
-                          "-I", products.appendingPathComponent("Modules").path,
-                          "-Xcc", "-fmodule-map-file=" + TestSupport.repositoryRoot
-                              .appendingPathComponent("SanaGraphKit/Sources/CBLAS/module.modulemap").path]
-                         + blas + ["-L", products.path, "-lSanaGraphKit",
+                          "-I", products.appendingPathComponent("Modules").path]
+                         + ["-L", products.path, "-lSanaGraphKit",
                                    sources.appendingPathComponent("\(name).swift").path, "-o", out])
             return out
         }

@@ -1,3 +1,4 @@
+import DiffusionModels
 import GraphRuntime
 import Safetensors
 import Tensors
@@ -10,7 +11,7 @@ import TestSupport
 struct GemmaBF16AccuracyTests {
     static let prompt = "a red circle above a blue square on a white background"
 
-    static func encode(_ encoder: SanaTextEncoder) throws -> Conditioning {
+    static func embed(_ encoder: SanaTextEncoder) throws -> Conditioning {
         try encoder.encode(prompts: [prompt], instruction: .default, maxSequenceLength: 300,
                            context: RunContext(nodeID: "test"))
     }
@@ -24,7 +25,7 @@ struct GemmaBF16AccuracyTests {
                                      tokenizer: BF16Accuracy.model + "/tokenizer", precision: .bf16)
         }
         #expect(encoder.model.precision == .bf16)
-        let out = try Self.encode(encoder)
+        let out = try Self.embed(encoder)
         #expect(out.mask.scalars == (try f.tensor("gemma.mask")).scalars)
         let comparison = BF16Accuracy.Comparison(ours: out.embeddings, pytorch: try f.tensor("gemma.bf16"),
                                                  reference: try f.tensor("gemma.fp32"))
@@ -38,6 +39,6 @@ struct GemmaBF16AccuracyTests {
         let f = try BF16Accuracy.fixture()
         let encoder = try SanaTextEncoder.load(textEncoder: BF16Accuracy.model + "/text_encoder",
                                                tokenizer: BF16Accuracy.model + "/tokenizer")
-        #expect(TestSupport.relativeError(try Self.encode(encoder).embeddings, try f.tensor("gemma.fp32")) <= 1e-4)
+        #expect(TestSupport.relativeError(try Self.embed(encoder).embeddings, try f.tensor("gemma.fp32")) <= 1e-4)
     }
 }

@@ -22,6 +22,8 @@ BUNDLE="${2:-.build-amx/amx-check.tar.xz}"
 
 case "$MODE" in
 pack)
+    # SanaGraphKit as a static library: a binary with the Swift runtime linked in cannot share a dynamic one.
+    export SANAGRAPH_STATIC_KIT=1
     swift build -c release --static-swift-stdlib --scratch-path .build-amx --product sanagraph-bench >&2
     BIN="$(swift build -c release --static-swift-stdlib --scratch-path .build-amx --show-bin-path)/sanagraph-bench"
     STAGE="$(mktemp -d)"

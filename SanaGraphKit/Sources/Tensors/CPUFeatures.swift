@@ -1,4 +1,4 @@
-import CKernels
+internal import CKernels
 
 /// What this CPU can do, from CPUID and the OS's saved-state mask (XCR0): a feature counts only when the OS
 /// also saves its registers. Kernel choices are made from these flags, never from model numbers.

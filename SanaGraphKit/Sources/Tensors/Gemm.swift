@@ -1,4 +1,4 @@
-import CKernels
+internal import CKernels
 
 // GEMM entry points. OpenBLAS is loaded single-threaded (see `Kernels`): `Ops.sgemm` runs on the calling
 // thread, so it may be called from inside `Parallel` loops (one GEMM per worker), and `Ops.parallelSgemm`

@@ -1,4 +1,4 @@
-import CKernels
+internal import CKernels
 import Foundation
 
 /// Arithmetic precision of a model's GEMMs and convolutions. Activations, norms, softmax and every other

@@ -1,4 +1,4 @@
-import CKernels
+internal import CKernels
 
 /// How a layer's weights are held and which kernel runs them (normally chosen by `Kernels`; tests and benchmarks
 /// may name one).
