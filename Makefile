@@ -16,8 +16,10 @@ PYTHON     ?= $(REF_VENV)/bin/python
 REF_PACKAGES := torch==2.15.0 diffusers==0.42.1 transformers==5.24.0 safetensors sentencepiece protobuf pillow numpy
 CONFIG     ?= release
 BIN        := .build/$(CONFIG)/sanagraph
-# Debian packages the build needs: OpenBLAS (CBLAS shim), libpng (CPNG shim), pkg-config (finds both).
-APT_PACKAGES := libopenblas-dev libpng-dev pkg-config
+# Debian packages the build needs: OpenBLAS and oneDNN (opened at run time, Sources/Tensors/Kernels.swift;
+# libdnnl-dev brings the dnnl.h header the C shim compiles against and libdnnl2), libpng (CPNG shim),
+# pkg-config (finds libpng).
+APT_PACKAGES := libopenblas-dev libdnnl-dev libpng-dev pkg-config
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_GRAPH := Graphs/text2img.yaml
 SMOKE_GRAPH := Graphs/smoke.yaml
@@ -37,7 +39,7 @@ deps:
 	    $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	  fi; \
 	else \
-	  echo "note: not a Debian system; make sure OpenBLAS, libpng and pkg-config are installed" >&2; \
+	  echo "note: not a Debian system; make sure OpenBLAS, oneDNN 2.x (dnnl.h, libdnnl.so.2), libpng and pkg-config are installed" >&2; \
 	fi
 
 build: deps
@@ -60,8 +62,12 @@ demo: build
 	  echo "no demo graph yet ($(DEMO_GRAPH) or $(SMOKE_GRAPH)); the build works: try '$(BIN) nodes'"; \
 	fi
 
+# The numeric suites run a second time on the most generic kernels (SANAGRAPH_CPU=generic: OpenBLAS's SSE3
+# Prescott core, oneDNN capped at SSE4.1, bf16 off), the path a CPU model nobody knows would get.
+GENERIC_TESTS := TensorsTests|LinearDiTTests|DCAETests|TextEncoderTests|FlowSolversTests|UpscalerTests
 test: deps
 	$(SWIFT) test -c $(CONFIG)
+	SANAGRAPH_CPU=generic $(SWIFT) test -c $(CONFIG) --skip-build --filter '$(GENERIC_TESTS)'
 
 # Tests/CLITests/HostileInputTests.swift with more cases per class (6 under `make test`); a failure names its seed.
 FUZZ_ITERATIONS ?= 60

@@ -91,7 +91,7 @@ let package = Package(
             ]),
         .executableTarget(name: "sanagraph", dependencies: ["SanaGraphCLI"]),
         // Kernel and model benchmark (not a test): tools/bench/ compares it with PyTorch.
-        .executableTarget(name: "sanagraph-bench", dependencies: [kit, "GraphRuntime", "LinearDiT"],
+        .executableTarget(name: "sanagraph-bench", dependencies: [kit, "GraphRuntime", "LinearDiT", "DCAE", "TextEncoder"],
                           swiftSettings: f16c),
 
         // GPU checks and timings (`make test-cuda`, `make bench-cuda`); the one binary `make bundle` ships to GPU hosts.

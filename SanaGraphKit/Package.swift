@@ -30,10 +30,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
-        // OpenBLAS from Debian's libopenblas-dev.
-        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // CPU features and the kernel libraries: OpenBLAS and oneDNN (Debian libopenblas0, libdnnl2; the dnnl.h
+        // header from libdnnl-dev) are opened with dlopen after the process chose their settings (Tensors/Kernels.swift).
+        .target(name: "CKernels", linkerSettings: [.linkedLibrary("dl")]),
         // fp32 tensors and CPU kernels.
-        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: f16c),
+        .target(name: "Tensors", dependencies: ["CKernels"], swiftSettings: f16c),
         // safetensors files and sharded checkpoints.
         .target(name: "Safetensors", dependencies: ["Tensors"], swiftSettings: f16c),
         // The node SDK: Node, NodePack, NodeRegistry, Value, SocketType, params, RunContext, errors, ModelFolder,

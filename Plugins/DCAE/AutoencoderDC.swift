@@ -230,13 +230,16 @@ public struct DCAEInputError: Error, CustomStringConvertible, Equatable {
     public var description: String
 }
 
-/// diffusers `AutoencoderDC` (SANA's deep-compression autoencoder), weights held in fp32.
+/// diffusers `AutoencoderDC` (SANA's deep-compression autoencoder): fp32 activations, dense convolutions at the
+/// load's precision.
 ///
 /// A loaded model converts each half's weights on its first use: a text-to-image run only ever decodes, so the
 /// encoder (half of DC-AE f32c32, 0.6 GB in fp32) is never converted, and the decoder's 0.6 GB are not held while
 /// the transformer samples.
 public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
     public let config: AutoencoderDCConfig
+    /// The precision the dense convolutions compute at (depthwise and grouped ones stay fp32).
+    public let precision: Precision
     /// Reads the fp32 weights whose keys start with a prefix (`"encoder."`, `"decoder."`); nil when built eagerly.
     private let source: (@Sendable (String) throws -> WeightStore)?
     private let lock = NSLock()
@@ -246,18 +249,27 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
     /// Both halves from weights in hand.
     init(config: AutoencoderDCConfig, weights: WeightStore) {
         self.config = config
+        precision = weights.precision
         source = nil
         encoderHalf = DCEncoder(weights, config)
         decoderHalf = DCDecoder(weights, config)
     }
 
     /// Each half built from `source(prefix)` when first used.
-    init(config: AutoencoderDCConfig, source: @escaping @Sendable (String) throws -> WeightStore) {
+    init(config: AutoencoderDCConfig, precision: Precision = .fp32,
+         source: @escaping @Sendable (String) throws -> WeightStore) {
         self.config = config
+        self.precision = precision
         self.source = source
     }
 
-    /// Bytes of fp32 weights converted so far (the halves used so far).
+    /// The kernel running the dense convolutions, e.g. "oneDNN brgconv:avx512_core_amx" (a probe filter: the
+    /// halves are built on first use).
+    public var kernel: String {
+        ConvWeight(Tensor(repeating: 0.5, shape: [16, 16, 3, 3]), bias: nil, padding: 1, precision: precision).kernel
+    }
+
+    /// Bytes of weights converted so far (the halves used so far).
     public var residentBytes: Int { lock.withLock { (encoderHalf?.bytes ?? 0) + (decoderHalf?.bytes ?? 0) } }
 
     /// Whether the encoder's weights have been converted (it is built on the first encode).

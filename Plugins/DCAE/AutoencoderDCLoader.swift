@@ -9,14 +9,16 @@ extension AutoencoderDC {
     /// Every key and shape is checked now; each half's weights are converted to fp32 on its first use. Throws
     /// `ModelFolderError` (exit 4) naming the path — a key mismatch lists every bad key — here, or from the first
     /// decode/encode for a tensor that cannot be read or holds non-finite values.
-    public static func load(folder: String, variant: String? = nil) throws -> AutoencoderDC {
+    /// `precision` is the arithmetic of the dense convolutions (filters packed for the CPU's kernels when built).
+    public static func load(folder: String, variant: String? = nil, precision: Precision = .fp32) throws -> AutoencoderDC {
         let folder = try ModelFolder<AutoencoderDCConfig>(path: folder, role: "vae/", modelName: "AutoencoderDC",
                                                           variant: variant) { config, _ in config.problems() }
-        return try load(folder.checkpoint, config: folder.config, path: folder.weightsPath)
+        return try load(folder.checkpoint, config: folder.config, path: folder.weightsPath, precision: precision)
     }
 
     /// Checks every key and shape against the config; the model reads each half's tensors as fp32 when first used.
-    static func load(_ checkpoint: SafetensorsCheckpoint, config: AutoencoderDCConfig, path: String) throws -> AutoencoderDC {
+    static func load(_ checkpoint: SafetensorsCheckpoint, config: AutoencoderDCConfig, path: String,
+                     precision: Precision = .fp32) throws -> AutoencoderDC {
         let spec = WeightStore(tensors: nil)
         _ = AutoencoderDC(config: config, weights: spec)
         var missing: [String] = [], wrong: [String] = [], unexpected: [String] = []
@@ -32,7 +34,7 @@ extension AutoencoderDC {
             throw ModelFolderError.keyMismatch(path: path, folder: "an AutoencoderDC vae/ folder", missing: missing, unexpected: unexpected, wrongShape: wrong)
         }
         let keys = Array(spec.expected.keys)
-        return AutoencoderDC(config: config) { prefix in
+        return AutoencoderDC(config: config, precision: Kernels.effectivePrecision(precision).0) { prefix in
             var tensors: [String: Tensor] = [:]
             for key in keys where key.hasPrefix(prefix) {
                 // Releasing each tensor's source pages once converted keeps the peak near the fp32 weights.
@@ -44,7 +46,7 @@ extension AutoencoderDC {
                     throw ModelFolderError.weights(path: path, message: "tensor \(key) holds non-finite values; the file is corrupt")
                 }
             }
-            return WeightStore(tensors: tensors)
+            return WeightStore(tensors: tensors, precision: precision)
         }
     }
 }

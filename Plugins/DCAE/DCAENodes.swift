@@ -8,8 +8,9 @@ public struct DCAELoad: Node {
     public static let descriptor = NodeDescriptor(
         typeName: "dcae.load", version: 1,
         summary: "Load SANA's DC-AE autoencoder from a diffusers vae/ folder (F32/F16/BF16, sharded or not)",
-        outputs: [OutputSpec("vae", .autoencoderModel, doc: "the autoencoder (weights held in fp32)")],
-        params: [ParamSpec("path", .path, doc: "the vae/ folder holding config.json and the safetensors weights")])
+        outputs: [OutputSpec("vae", .autoencoderModel, doc: "the autoencoder (filters prepared for this CPU at `precision` on first use)")],
+        params: [ParamSpec("path", .path, doc: "the vae/ folder holding config.json and the safetensors weights"),
+                 .precision])
 
     public init() {}
 
@@ -29,8 +30,9 @@ public struct DCAELoad: Node {
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         let path = params.string("path")
-        let model = try AutoencoderDC.load(folder: path)
+        let model = try AutoencoderDC.load(folder: path, precision: params.precision())
         context.logger.info("loaded AutoencoderDC (f\(model.downscale)c\(model.latentChannels)) from \(path)")
+        context.notePrecision(params.precision()) { "dense convolutions on \(model.kernel)" }
         return ["vae": .autoencoder(model)]
     }
 }

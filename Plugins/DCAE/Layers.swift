@@ -13,9 +13,14 @@ final class WeightStore {
     private(set) var tolerated: Set<String> = []
     /// The loaded fp32 tensors, or nil while only collecting the key set.
     let tensors: [String: Tensor]?
+    /// The arithmetic of the dense convolutions built from these weights.
+    let precision: Precision
     var isCollecting: Bool { tensors == nil }
 
-    init(tensors: [String: Tensor]?) { self.tensors = tensors }
+    init(tensors: [String: Tensor]?, precision: Precision = .fp32) {
+        self.tensors = tensors
+        self.precision = precision
+    }
 
     private static let placeholder = Tensor(zeros: [0])
 
@@ -35,27 +40,26 @@ final class WeightStore {
     func tolerate(_ key: String) { tolerated.insert(key) }
 }
 
-/// `nn.Conv2d` (square kernel, same stride/padding on both axes).
+/// `nn.Conv2d` (square kernel, same stride/padding on both axes), its filter prepared for this CPU's kernels at
+/// the weights' precision (nil while only collecting the key set).
 struct Conv2d: Sendable {
-    var weight: Tensor
-    var bias: Tensor?
-    var stride = 1, padding = 0, groups = 1
+    var conv: ConvWeight?
 
     init(_ w: WeightStore, _ prefix: String, _ cin: Int, _ cout: Int, kernel: Int, stride: Int = 1,
          padding: Int? = nil, groups: Int = 1, bias: Bool = true) {
-        weight = w(prefix + ".weight", [cout, cin / groups, kernel, kernel])
-        self.bias = bias ? w(prefix + ".bias", [cout]) : nil
-        self.stride = stride
-        self.padding = padding ?? kernel / 2
-        self.groups = groups
+        let weight = w(prefix + ".weight", [cout, cin / groups, kernel, kernel])
+        let bias = bias ? w(prefix + ".bias", [cout]) : nil
+        conv = w.isCollecting ? nil : ConvWeight(weight, bias: bias, stride: stride, padding: padding ?? kernel / 2,
+                                                 groups: groups, precision: w.precision)
     }
 
-    init(weight: Tensor, bias: Tensor? = nil) { self.weight = weight; self.bias = bias }
-
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        Ops.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, groups: groups)
+    /// A 1×1 convolution from a `[out, in, 1, 1]` weight (e.g. `WeightStore.linearAsConv`).
+    init(_ w: WeightStore, weight: Tensor) {
+        conv = w.isCollecting ? nil : ConvWeight(weight, bias: nil, precision: w.precision)
     }
-    var bytes: Int { weight.byteCount + (bias?.byteCount ?? 0) }
+
+    func callAsFunction(_ x: Tensor) -> Tensor { Ops.conv2d(x, conv!) }
+    var bytes: Int { conv?.byteCount ?? 0 }
 }
 
 /// diffusers `get_activation` (the names of `ACT2CLS`).
@@ -148,9 +152,9 @@ struct ResBlock: Sendable {
 /// attention kernel then regroups those channels in blocks of `3·head_dim` exactly as diffusers' reshape does
 /// (sana-architecture.md §4.2: the names q/k/v do not mean what they say).
 struct SanaMultiscaleLinearAttention: Sendable {
-    var to_qkv: Tensor          // [3·inner, C, 1, 1]
+    var to_qkv: Conv2d          // [3·inner, C, 1, 1]
     var to_qkv_multiscale: [(proj_in: Conv2d, proj_out: Conv2d)]
-    var to_out: Tensor          // [C, inner·(1+K), 1, 1]
+    var to_out: Conv2d          // [C, inner·(1+K), 1, 1]
     var norm_out: ChannelNorm
     var headDim: Int
 
@@ -159,13 +163,13 @@ struct SanaMultiscaleLinearAttention: Sendable {
         let q = w.linearAsConv(prefix + ".to_q.weight", inner, c)
         let k = w.linearAsConv(prefix + ".to_k.weight", inner, c)
         let v = w.linearAsConv(prefix + ".to_v.weight", inner, c)
-        to_qkv = w.isCollecting ? q : Ops.concat([q, k, v], axis: 0)
+        to_qkv = Conv2d(w, weight: w.isCollecting ? q : Ops.concat([q, k, v], axis: 0))
         to_qkv_multiscale = kernelSizes.enumerated().map { i, kernel in
             let p = prefix + ".to_qkv_multiscale.\(i)"
             return (Conv2d(w, p + ".proj_in", 3 * inner, 3 * inner, kernel: kernel, groups: 3 * inner, bias: false),
                     Conv2d(w, p + ".proj_out", 3 * inner, 3 * inner, kernel: 1, groups: 3 * heads, bias: false))
         }
-        to_out = w.linearAsConv(prefix + ".to_out.weight", c, inner * (1 + kernelSizes.count))
+        to_out = Conv2d(w, weight: w.linearAsConv(prefix + ".to_out.weight", c, inner * (1 + kernelSizes.count)))
         norm_out = ChannelNorm(w, prefix + ".norm_out", c, type: normType)
         self.headDim = headDim
     }
@@ -175,7 +179,7 @@ struct SanaMultiscaleLinearAttention: Sendable {
         let (b, h, wd) = (x.shape[0], x.shape[2], x.shape[3])
         let attended = attend(x, limit: limit)
         let groups = attended.shape[1]
-        let projected = Ops.conv2d(attended.reshaped([b, groups * headDim, h, wd]), weight: to_out, bias: nil)
+        let projected = to_out(attended.reshaped([b, groups * headDim, h, wd]))
         var y = norm_out(projected)
         Ops.addInPlace(&y, x)
         return y
@@ -187,27 +191,30 @@ struct SanaMultiscaleLinearAttention: Sendable {
     /// memory (6C channels at the image's 1/8 resolution: ~3 GB for a 4096² dc-ae-f32c32 decode).
     func attend(_ x: Tensor, limit: Int) -> Tensor {
         let (b, h, wd) = (x.shape[0], x.shape[2], x.shape[3])
-        let width = 3 * headDim, heads = to_qkv.shape[0] / width, branchCount = 1 + to_qkv_multiscale.count
+        let width = 3 * headDim, heads = to_qkv.conv!.outChannels / width, branchCount = 1 + to_qkv_multiscale.count
         let bytesPerHead = b * width * h * wd * branchCount * 4 * 2  // q/k/v of every branch + kernel scratch
         let chunk = Swift.max(1, Swift.min(heads, limit / Swift.max(1, bytesPerHead)))
         guard chunk < heads else {
-            let qkv = Ops.conv2d(x, weight: to_qkv, bias: nil)
+            let qkv = to_qkv(x)
             var branches = [qkv]
             for (projIn, projOut) in to_qkv_multiscale { branches.append(projOut(projIn(qkv))) }
             let all = branches.count == 1 ? qkv : Ops.concat(branches, axis: 1)
             return Ops.sanaMultiscaleAttention(qkv: all.reshaped([b, all.shape[1] / width, width, h * wd]),
                                                headDim: headDim)
         }
+        // Group by group, the prepared filters are sliced in fp32 (`unpacked()`: as the layer computes with them).
         let n = h * wd
+        let qkvWeight = to_qkv.conv!.unpacked()
+        let multiscale = to_qkv_multiscale.map { ($0.proj_in.conv!, $0.proj_in.conv!.unpacked(), $0.proj_out.conv!.unpacked()) }
         let out = Tensor(uninitialized: [b, heads * branchCount, headDim, n])
         for g0 in stride(from: 0, to: heads, by: chunk) {
             let g1 = Swift.min(heads, g0 + chunk), rows = (g0 * width)..<(g1 * width)
-            let qkv = Ops.conv2d(x, weight: Ops.slice(to_qkv, axis: 0, range: rows), bias: nil)
+            let qkv = Ops.conv2d(x, weight: Ops.slice(qkvWeight, axis: 0, range: rows), bias: nil)
             var branches = [qkv]
-            for (projIn, projOut) in to_qkv_multiscale {
-                let local = Ops.conv2d(qkv, weight: Ops.slice(projIn.weight, axis: 0, range: rows), bias: nil,
-                                       padding: projIn.padding, groups: rows.count)
-                branches.append(Ops.conv2d(local, weight: Ops.slice(projOut.weight, axis: 0, range: rows), bias: nil,
+            for (projIn, projInWeight, projOutWeight) in multiscale {
+                let local = Ops.conv2d(qkv, weight: Ops.slice(projInWeight, axis: 0, range: rows), bias: nil,
+                                       padding: projIn.padding.0, groups: rows.count)
+                branches.append(Ops.conv2d(local, weight: Ops.slice(projOutWeight, axis: 0, range: rows), bias: nil,
                                            groups: rows.count / headDim))
             }
             for (i, branch) in branches.enumerated() {
@@ -219,7 +226,7 @@ struct SanaMultiscaleLinearAttention: Sendable {
     }
 
     var bytes: Int {
-        to_qkv.byteCount + to_out.byteCount + norm_out.bytes
+        to_qkv.bytes + to_out.bytes + norm_out.bytes
             + to_qkv_multiscale.reduce(0) { $0 + $1.proj_in.bytes + $1.proj_out.bytes }
     }
 }
@@ -242,7 +249,7 @@ struct GLUMBConv: Sendable {
     /// same result as the whole map.
     func callAsFunction(_ x: Tensor, limit: Int = .max) -> Tensor {
         let (b, h, w) = (x.shape[0], x.shape[2], x.shape[3])
-        let bytesPerRow = b * conv_inverted.weight.shape[0] * w * 4 * 2
+        let bytesPerRow = b * conv_inverted.conv!.outChannels * w * 4 * 2
         let rows = Swift.max(4, limit / Swift.max(1, bytesPerRow))
         guard rows < h else { return whole(x) }
         // Each band is a full pass (including the norm and residual, both per pixel) of its rows plus margins.

@@ -11,7 +11,7 @@ public struct DiTLoad: Node {
         typeName: "dit.load", version: 1,
         summary: "Load SANA's Linear DiT denoiser from a diffusers transformer/ folder (F32/F16/BF16, sharded or not), "
             + "an NVlabs .pth or a single safetensors file",
-        outputs: [OutputSpec("model", .denoiserModel, doc: "the denoiser (CPU: fp32 weights; CUDA: bf16 weights on the GPU)")],
+        outputs: [OutputSpec("model", .denoiserModel, doc: "the denoiser (CPU: linear layers prepared for this CPU at `precision`; CUDA: bf16 weights on the GPU)")],
         params: [
             ParamSpec("path", .path, doc: "the transformer/ folder holding config.json and the safetensors weights, or "
                 + "one checkpoint file (.pth as NVlabs ships it, or .safetensors; original or diffusers key names)"),
@@ -20,6 +20,7 @@ public struct DiTLoad: Node {
                           + "shapes say (e.g. sample_size and interpolation_scale of a 2K/4K model)"),
             ParamSpec("device", .string, default: .string("cpu"),
                       doc: "where the model runs: cpu, cuda or cuda:N (NVIDIA GPU N, bf16; docs/cuda.md)"),
+            .precision,
         ])
 
     public init() {}
@@ -61,9 +62,11 @@ public struct DiTLoad: Node {
         switch ComputeDevice(parsing: params.optionalString("device") ?? "cpu") ?? .cpu {
         case .cpu:
             let model = Self.isFile(path)
-                ? try SanaTransformer2DModel.load(checkpoint: path, configPath: params.optionalString("config"))
-                : try SanaTransformer2DModel.load(folder: path)
+                ? try SanaTransformer2DModel.load(checkpoint: path, configPath: params.optionalString("config"),
+                                                  precision: params.precision())
+                : try SanaTransformer2DModel.load(folder: path, precision: params.precision())
             context.logger.info("loaded Sana transformer (\(model.config.numLayers) layers, D=\(model.config.innerDim)) from \(path)")
+            context.notePrecision(params.precision()) { "linear layers on \(model.kernel)" }
             return ["model": .denoiser(model)]
         case .cuda(let index):
             if Self.isFile(path) {

@@ -3,15 +3,15 @@ import Tensors
 
 // Small layers whose property names mirror diffusers' module names.
 
-/// `nn.Linear`.
+/// `nn.Linear` (weights prepared for the CPU's kernels at the model's precision).
 struct Linear: Sendable {
-    var weight: Tensor
+    var weight: LinearWeight
     var bias: Tensor?
     func callAsFunction(_ x: Tensor) -> Tensor { Ops.linear(x, weight: weight, bias: bias) }
     var bytes: Int { weight.byteCount + (bias?.byteCount ?? 0) }
 
     init(_ w: SanaTransformerWeights, _ prefix: String) {
-        weight = w(prefix + ".weight")
+        weight = w.linear(prefix + ".weight")
         bias = w.optional(prefix + ".bias")
     }
 }
@@ -60,34 +60,34 @@ struct PixArtAlphaTextProjection: Sendable {
 /// diffusers `GLUMBConv` as the Sana block uses it (no norm, no residual): 1×1 conv → SiLU → depthwise 3×3 →
 /// GLU (`a · silu(gate)`) → 1×1 conv, run on tokens-first `[B, N, D]` (see `tokensFirst`).
 struct GLUMBConv: Sendable {
-    var conv_inverted_weight: Tensor, conv_inverted_bias: Tensor
-    var conv_depth_weight: Tensor, conv_depth_bias: Tensor
-    var conv_point_weight: Tensor
+    /// The 1×1 convs' weights as linears over tokens: `[2H, D]` and `[D, H]`.
+    var conv_inverted: LinearWeight, conv_inverted_bias: Tensor
+    var conv_depth_bias: Tensor
+    var conv_point: LinearWeight
 
-    /// `conv_depth_weight` tap-major `[9, 2H]` for the channels-last kernel (prepared once at load).
+    /// `conv_depth.weight` tap-major `[9, 2H]` for the channels-last kernel (prepared once at load).
     var depthTaps: Tensor
 
     init(_ w: SanaTransformerWeights, _ prefix: String) {
-        conv_inverted_weight = w(prefix + ".conv_inverted.weight"); conv_inverted_bias = w(prefix + ".conv_inverted.bias")
-        conv_depth_weight = w(prefix + ".conv_depth.weight"); conv_depth_bias = w(prefix + ".conv_depth.bias")
-        conv_point_weight = w(prefix + ".conv_point.weight")
-        depthTaps = Ops.depthwiseTapsChannelsLast(conv_depth_weight)  // diffusers fixes kernel_size 3
+        conv_inverted = w.linear(prefix + ".conv_inverted.weight"); conv_inverted_bias = w(prefix + ".conv_inverted.bias")
+        conv_depth_bias = w(prefix + ".conv_depth.bias")
+        conv_point = w.linear(prefix + ".conv_point.weight")
+        depthTaps = Ops.depthwiseTapsChannelsLast(w(prefix + ".conv_depth.weight"))  // diffusers fixes kernel_size 3
     }
 
     /// The same function on tokens `[B, N, D]` of an `height × width` grid, without leaving the tokens-first
     /// layout: the 1×1 convs are linears over tokens, the depthwise conv and GLU gate one fused pass.
     func tokensFirst(_ x: Tensor, height: Int, width: Int) -> Tensor {
-        let hidden2 = conv_inverted_weight.shape[0], d = conv_inverted_weight.shape[1]
-        var a = Ops.linear(x, weight: conv_inverted_weight.reshaped([hidden2, d]), bias: conv_inverted_bias)
+        var a = Ops.linear(x, weight: conv_inverted, bias: conv_inverted_bias)
         Ops.siluInPlace(&a)
         let gated = Ops.depthwiseConv3x3GLUChannelsLast(a, height: height, width: width, taps: depthTaps,
                                                         bias: conv_depth_bias)
-        return Ops.linear(gated, weight: conv_point_weight.reshaped([conv_point_weight.shape[0], hidden2 / 2]), bias: nil)
+        return Ops.linear(gated, weight: conv_point, bias: nil)
     }
 
     var bytes: Int {
-        [conv_inverted_weight, conv_inverted_bias, conv_depth_weight, conv_depth_bias, conv_point_weight]
-            .reduce(0) { $0 + $1.byteCount }
+        conv_inverted.byteCount + conv_point.byteCount
+            + [conv_inverted_bias, conv_depth_bias, depthTaps].reduce(0) { $0 + $1.byteCount }
     }
 }
 

@@ -295,19 +295,21 @@ extension SanaCheckpointFile.Converted {
         }
     }
 
-    /// The fp32 weights the model holds, after `validate`.
-    func weights(path: String) throws -> SanaTransformerWeights {
+    /// The weights the model is built from (linear layers prepared at `precision`), after `validate`.
+    func weights(path: String, precision: Precision) throws -> SanaTransformerWeights {
         try validate(path: path)
-        return SanaTransformerWeights(tensors: tensors.mapValues { SanaTransformer2DModel.fp32Weight($0) })
+        return SanaTransformerWeights(.raw(tensors), path: path, precision: precision)
     }
 }
 
 extension SanaTransformer2DModel {
     /// Loads a transformer kept as one file (`.pth` or single safetensors; see `SanaCheckpointFile`).
     /// `configPath`: an optional JSON file of diffusers config keys that override what the weights' shapes say.
-    public static func load(checkpoint path: String, configPath: String? = nil) throws -> SanaTransformer2DModel {
+    public static func load(checkpoint path: String, configPath: String? = nil,
+                            precision: Precision = .fp32) throws -> SanaTransformer2DModel {
         let overrides = try configPath.map(SanaCheckpointFile.overrides(path:)) ?? [:]
         let converted = try SanaCheckpointFile(path: path).convert(imageSize: nil, overrides: overrides)
-        return SanaTransformer2DModel(config: converted.config, weights: try converted.weights(path: path))
+        return SanaTransformer2DModel(config: converted.config,
+                                      weights: try converted.weights(path: path, precision: precision))
     }
 }

@@ -92,9 +92,14 @@ public enum LinearDiTInputError: CategorizedError, Equatable {
     }
 }
 
-/// diffusers `SanaTransformer2DModel`: SANA's Linear DiT denoiser (sana-architecture.md §3), fp32 weights.
+/// diffusers `SanaTransformer2DModel`: SANA's Linear DiT denoiser (sana-architecture.md §3). Activations are
+/// fp32; the linear layers compute at `precision`.
 public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
     public let config: SanaTransformerConfig
+    /// The precision the linear layers compute at (a bf16 request runs fp32 where bf16 is unavailable).
+    public let precision: Precision
+    /// The kernel running the linear layers, e.g. "oneDNN brg:avx512_core_amx".
+    public let kernel: String
     let patchWeight: Tensor, patchBias: Tensor
     /// Non-Sprint: `time_embed.emb.timestep_embedder`; Sprint: `time_embed.timestep_embedder`.
     let timestepEmbedder: TimestepEmbedding
@@ -112,6 +117,7 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
 
     init(config c: SanaTransformerConfig, weights w: SanaTransformerWeights, latentSpatialDivisor: Int = 32) {
         config = c
+        precision = Kernels.effectivePrecision(w.precision).0
         self.latentSpatialDivisor = latentSpatialDivisor
         patchWeight = w("patch_embed.proj.weight"); patchBias = w("patch_embed.proj.bias")
         if c.guidanceEmbeds {
@@ -127,7 +133,10 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
         transformer_blocks = (0..<c.numLayers).map { SanaTransformerBlock(w, "transformer_blocks.\($0)", config: c) }
         scale_shift_table = w("scale_shift_table")
         proj_out = Linear(w, "proj_out")
-        residentBytes = w.tensors.values.reduce(0) { $0 + $1.byteCount }
+        kernel = proj_out.weight.kernel
+        residentBytes = patchWeight.byteCount + patchBias.byteCount + timestepEmbedder.bytes + (guidanceEmbedder?.bytes ?? 0)
+            + timeLinear.bytes + caption_projection.bytes + caption_norm.byteCount + scale_shift_table.byteCount
+            + proj_out.bytes + transformer_blocks.reduce(0) { $0 + $1.bytes }
     }
 
     public var inChannels: Int { config.inChannels }

@@ -54,28 +54,80 @@ enum SanaTransformerKeys {
     }
 }
 
-/// fp32 weights by checkpoint key, checked against the config.
-struct SanaTransformerWeights {
-    var tensors: [String: Tensor]
+/// Weights by checkpoint key (checked against the config before), converted when the model asks for them: a
+/// linear layer's weights go straight into their `LinearWeight` (packed for the CPU's kernels at `precision`),
+/// so the load never holds a second full copy of the model.
+final class SanaTransformerWeights {
+    /// Where the tensors come from: a safetensors checkpoint, the raw tensors of a checkpoint file (`.pth`), or
+    /// fp32 tensors already in memory.
+    enum Source {
+        case checkpoint(SafetensorsCheckpoint)
+        case raw([String: RawTensorBytes])
+        case tensors([String: Tensor])
+    }
 
-    /// The tensor `key` (present: the key check ran before).
-    func callAsFunction(_ key: String) -> Tensor { tensors[key]! }
-    func optional(_ key: String) -> Tensor? { tensors[key] }
+    let source: Source
+    let path: String
+    let precision: Precision
+    /// The first conversion error; the model is built to the end, then the loader throws it.
+    private(set) var failure: ModelFolderError?
+
+    init(_ source: Source, path: String, precision: Precision) {
+        self.source = source
+        self.path = path
+        self.precision = precision
+    }
+
+    /// The fp32 tensor `key` (present: the key check ran before).
+    func callAsFunction(_ key: String) -> Tensor { optional(key) ?? Tensor(zeros: [0]) }
+
+    func optional(_ key: String) -> Tensor? {
+        if case .tensors(let tensors) = source { return tensors[key] }
+        return raw(key).map(SanaTransformer2DModel.fp32Weight)
+    }
+
+    /// The `[out, in]` (or `[out, in, 1, 1]`) weight `key` as a linear layer at the model's precision.
+    func linear(_ key: String) -> LinearWeight {
+        func prepared(_ t: Tensor) -> LinearWeight {
+            LinearWeight(t.reshaped([t.shape[0], t.count / Swift.max(1, t.shape[0])]), precision: precision)
+        }
+        if case .tensors(let tensors) = source { return prepared(tensors[key] ?? Tensor(zeros: [0, 0])) }
+        guard let raw = raw(key) else { return LinearWeight(Tensor(zeros: [0, 0])) }
+        let weight = prepared(SanaTransformer2DModel.fp32Weight(raw))
+        // Packed (a copy): the mapped source pages are no longer needed in this process.
+        if weight.mode != .plain { raw.releaseSourcePages() }
+        return weight
+    }
+
+    private func raw(_ key: String) -> RawTensorBytes? {
+        switch source {
+        case .tensors: return nil
+        case .raw(let tensors): return tensors[key]
+        case .checkpoint(let checkpoint):
+            guard checkpoint.contains(key) else { return nil }
+            do { return try checkpoint.rawBytes(key) } catch {
+                if failure == nil { failure = .weights(path: path, message: error.description) }
+                return nil
+            }
+        }
+    }
 }
 
 extension SanaTransformer2DModel {
     /// Loads a diffusers `transformer/` folder: `config.json` and the weights (one file or an index with shards;
     /// F32/F16/BF16, converted to fp32 once). `variant` selects e.g. `diffusion_pytorch_model.bf16.safetensors`.
     /// Throws `ModelFolderError` (exit 4) naming the path; a key mismatch lists every bad key at once.
-    public static func load(folder: String, variant: String? = nil) throws -> SanaTransformer2DModel {
+    public static func load(folder: String, variant: String? = nil, precision: Precision = .fp32) throws -> SanaTransformer2DModel {
         let model = try ModelFolder<SanaTransformerConfig>(path: folder, role: "transformer/",
                                                            modelName: "SanaTransformer2DModel", variant: variant) {
             config, _ in config.problems()
         }
         let config = model.config
-        let weights = try loadWeights(model.checkpoint, config: config, path: model.weightsPath)
-        return SanaTransformer2DModel(config: config, weights: weights,
-                                      latentSpatialDivisor: siblingVAEFactor(folder: folder) ?? 32)
+        let weights = try loadWeights(model.checkpoint, config: config, path: model.weightsPath, precision: precision)
+        let transformer = SanaTransformer2DModel(config: config, weights: weights,
+                                                 latentSpatialDivisor: siblingVAEFactor(folder: folder) ?? 32)
+        if let failure = weights.failure { throw failure }
+        return transformer
     }
 
     /// The spatial factor of the autoencoder in a diffusers model folder's sibling `vae/` (as SanaPipeline
@@ -90,9 +142,9 @@ extension SanaTransformer2DModel {
         return 1 << (stages.count - 1)
     }
 
-    /// Checks every key and shape, then reads all tensors as fp32.
+    /// Checks every key and shape; the tensors are read as the model is built.
     static func loadWeights(_ checkpoint: SafetensorsCheckpoint, config: SanaTransformerConfig,
-                            path: String) throws -> SanaTransformerWeights {
+                            path: String, precision: Precision) throws -> SanaTransformerWeights {
         let expected = SanaTransformerKeys.expected(config)
         var missing: [String] = [], wrong: [String] = [], unexpected: [String] = []
         for (key, shape) in expected.sorted(by: { $0.key < $1.key }) {
@@ -106,13 +158,7 @@ extension SanaTransformer2DModel {
         if !missing.isEmpty || !unexpected.isEmpty || !wrong.isEmpty {
             throw ModelFolderError.keyMismatch(path: path, folder: "a SanaTransformer2DModel transformer/ folder", missing: missing, unexpected: unexpected, wrongShape: wrong)
         }
-        var tensors: [String: Tensor] = [:]
-        for key in expected.keys {
-            do { tensors[key] = try fp32Weight(checkpoint.rawBytes(key)) } catch {
-                throw ModelFolderError.weights(path: path, message: error.description)
-            }
-        }
-        return SanaTransformerWeights(tensors: tensors)
+        return SanaTransformerWeights(.checkpoint(checkpoint), path: path, precision: precision)
     }
 
     /// fp32 weights are used in place from the read-only file mapping (no copy, no page faults on fresh memory:
@@ -136,7 +182,8 @@ extension SanaTransformer2DModel {
 
 extension SanaTransformerWeights {
     /// In-memory fp32 weights by checkpoint key, checked against the config (every key, every shape).
-    init(checking tensors: [String: Tensor], config: SanaTransformerConfig) throws {
+    convenience init(checking tensors: [String: Tensor], config: SanaTransformerConfig,
+                     precision: Precision = .fp32) throws {
         if let problem = config.problems().first { throw LinearDiTInputError.invalid(problem) }
         let expected = SanaTransformerKeys.expected(config)
         let bad = expected.filter { tensors[$0.key]?.shape != $0.value }.keys.sorted()
@@ -144,7 +191,7 @@ extension SanaTransformerWeights {
             throw LinearDiTInputError.invalid("missing or mis-shaped weights: \(bad.prefix(8).joined(separator: ", "))"
                                               + (bad.count > 8 ? " and \(bad.count - 8) more" : ""))
         }
-        self.tensors = tensors
+        self.init(.tensors(tensors), path: "", precision: precision)
     }
 }
 

@@ -39,7 +39,8 @@ extension Gemma2Model {
     /// `config.json` and `model.safetensors` or `model.safetensors.index.json` with shards (`variant` picks e.g.
     /// `model.bf16.safetensors`). Keys may carry a `model.` prefix; `lm_head.weight` is ignored. F32/F16/BF16,
     /// converted to fp32 once. Throws `ModelFolderError` (exit 4); a key mismatch lists every bad key at once.
-    public static func load(folder: String, variant: String? = nil) throws -> Gemma2Model {
+    /// `precision` is the arithmetic of the linear layers (weights packed for the CPU's kernels as they load).
+    public static func load(folder: String, variant: String? = nil, precision: Precision = .fp32) throws -> Gemma2Model {
         let model = try ModelFolder<Gemma2Config>(path: folder, role: "text_encoder/", modelName: "Gemma2Config",
                                                   variant: variant) { config, json in
             // model_type first: other model types decode into Gemma2Config too, with misleading problems.
@@ -49,11 +50,12 @@ extension Gemma2Model {
             }
             return config.problems()
         }
-        return try load(model.checkpoint, config: model.config, path: model.weightsPath)
+        return try load(model.checkpoint, config: model.config, path: model.weightsPath, precision: precision)
     }
 
     /// Checks every key and shape, then reads all tensors as fp32 and assembles the layers.
-    static func load(_ checkpoint: SafetensorsCheckpoint, config: Gemma2Config, path: String) throws -> Gemma2Model {
+    static func load(_ checkpoint: SafetensorsCheckpoint, config: Gemma2Config, path: String,
+                     precision: Precision = .fp32) throws -> Gemma2Model {
         let expected = Gemma2Keys.expected(config)
         var found: [String: String] = [:]  // base key → checkpoint key
         var unexpected: [String] = [], wrong: [String] = [], missing: [String] = []
@@ -85,17 +87,18 @@ extension Gemma2Model {
                 throw ModelFolderError.weights(path: path, message: error.description)
             }
         }
+        func linear(_ base: String) throws -> LinearWeight { LinearWeight(try read(base), precision: precision) }
         let eps = Float(config.rmsNormEps)
         var layers: [Gemma2DecoderLayer] = []
         for i in 0..<config.numHiddenLayers {
             let p = "layers.\(i)."
             let attention = Gemma2Attention(
-                qProj: try read(p + "self_attn.q_proj.weight"), kProj: try read(p + "self_attn.k_proj.weight"),
-                vProj: try read(p + "self_attn.v_proj.weight"), oProj: try read(p + "self_attn.o_proj.weight"),
+                qProj: try linear(p + "self_attn.q_proj.weight"), kProj: try linear(p + "self_attn.k_proj.weight"),
+                vProj: try linear(p + "self_attn.v_proj.weight"), oProj: try linear(p + "self_attn.o_proj.weight"),
                 heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads, headDim: config.headDim,
                 scale: config.attentionScale, softcap: config.attnLogitSoftcapping.map { Float($0) })
-            let mlp = Gemma2MLP(gateProj: try read(p + "mlp.gate_proj.weight"), upProj: try read(p + "mlp.up_proj.weight"),
-                                downProj: try read(p + "mlp.down_proj.weight"), approximation: config.geluApproximation)
+            let mlp = Gemma2MLP(gateProj: try linear(p + "mlp.gate_proj.weight"), upProj: try linear(p + "mlp.up_proj.weight"),
+                                downProj: try linear(p + "mlp.down_proj.weight"), approximation: config.geluApproximation)
             layers.append(Gemma2DecoderLayer(
                 selfAttn: attention, mlp: mlp,
                 inputLayernorm: try read(p + "input_layernorm.weight"),

@@ -10,7 +10,7 @@ import Tensors
 
 /// `Gemma2Attention`: GQA self-attention with RoPE, `query_pre_attn_scalar` scaling and logit softcapping.
 struct Gemma2Attention: Sendable {
-    var qProj: Tensor, kProj: Tensor, vProj: Tensor, oProj: Tensor
+    var qProj: LinearWeight, kProj: LinearWeight, vProj: LinearWeight, oProj: LinearWeight
     let heads: Int, kvHeads: Int, headDim: Int
     let scale: Float
     let softcap: Float?
@@ -31,7 +31,7 @@ struct Gemma2Attention: Sendable {
 
 /// `Gemma2MLP`: `down(act(gate(x)) · up(x))` (GeGLU with tanh GELU for Gemma-2).
 struct Gemma2MLP: Sendable {
-    var gateProj: Tensor, upProj: Tensor, downProj: Tensor
+    var gateProj: LinearWeight, upProj: LinearWeight, downProj: LinearWeight
     let approximation: GELUApproximation
 
     func callAsFunction(_ x: Tensor) -> Tensor {
@@ -62,7 +62,7 @@ struct Gemma2DecoderLayer: Sendable {
     }
 }
 
-/// transformers' `Gemma2Model` forward in fp32: returns `last_hidden_state` (after the final norm), which is what
+/// transformers' `Gemma2Model` forward (fp32 activations; linear layers at the load's precision): returns `last_hidden_state` (after the final norm), which is what
 /// diffusers' SanaPipeline takes (`text_encoder(ids, attention_mask=mask)[0]`).
 public final class Gemma2Model: Sendable {
     public let config: Gemma2Config
@@ -72,6 +72,10 @@ public final class Gemma2Model: Sendable {
     let embedTokens: RawTensorBytes
     let layers: [Gemma2DecoderLayer]
     let norm: Tensor
+    /// The precision the linear layers compute at.
+    public var precision: Precision { layers.first?.mlp.downProj.precision ?? .fp32 }
+    /// The kernel running the linear layers.
+    public var kernel: String { layers.first?.mlp.downProj.kernel ?? "none" }
 
     init(config: Gemma2Config, embedTokens: RawTensorBytes, layers: [Gemma2DecoderLayer], norm: Tensor) {
         self.config = config

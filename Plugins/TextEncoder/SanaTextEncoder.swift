@@ -28,9 +28,9 @@ public final class SanaTextEncoder: TextEncoderModel {
     }
 
     /// Loads `text_encoder/` and the tokenizer (a `tokenizer/` folder or a `tokenizer.json` file).
-    public static func load(textEncoder: String, tokenizer: String) throws -> SanaTextEncoder {
+    public static func load(textEncoder: String, tokenizer: String, precision: Precision = .fp32) throws -> SanaTextEncoder {
         let tok = try GemmaTokenizer(contentsOf: tokenizer)
-        return SanaTextEncoder(model: try Gemma2Model.load(folder: textEncoder), tokenizer: tok)
+        return SanaTextEncoder(model: try Gemma2Model.load(folder: textEncoder, precision: precision), tokenizer: tok)
     }
 
     public var residentBytes: Int { model.residentBytes }

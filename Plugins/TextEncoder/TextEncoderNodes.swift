@@ -9,13 +9,14 @@ public struct TextEncoderLoad: Node {
     public static let descriptor = NodeDescriptor(
         typeName: "text_encoder.load", version: 1,
         summary: "Load SANA's Gemma-2 text encoder from a diffusers text_encoder/ folder and its tokenizer",
-        outputs: [OutputSpec("encoder", .textEncoderModel, doc: "Gemma2Model (fp32 weights) + GemmaTokenizer")],
+        outputs: [OutputSpec("encoder", .textEncoderModel, doc: "Gemma2Model (linear layers prepared for this CPU at `precision`) + GemmaTokenizer")],
         params: [
             ParamSpec("path", .path, doc: "the text_encoder/ folder holding config.json and the safetensors weights "
                       + "(single file or sharded with an index; F32/F16/BF16)"),
             ParamSpec("tokenizer", .path, default: .string(""),
                       doc: "a tokenizer/ folder holding tokenizer.json (or the file); empty = the sibling "
                       + "folder <path>/../tokenizer"),
+            .precision,
         ])
 
     public init() {}
@@ -61,9 +62,10 @@ public struct TextEncoderLoad: Node {
         let tokenizerPath = Self.tokenizerPath(params)
         // The tokenizer first: it is small, so a wrong path fails before gigabytes are read.
         let tokenizer = try GemmaTokenizer(contentsOf: tokenizerPath)
-        let model = try Gemma2Model.load(folder: path)
+        let model = try Gemma2Model.load(folder: path, precision: params.precision())
         let encoder = SanaTextEncoder(model: model, tokenizer: tokenizer)
         context.logger.info("loaded Gemma-2 text encoder (\(model.config.numHiddenLayers) layers, hidden \(model.config.hiddenSize)) from \(path), tokenizer \(tokenizer.path)")
+        context.notePrecision(params.precision()) { "linear layers on \(model.kernel)" }
         return ["encoder": .textEncoder(encoder)]
     }
 }

@@ -26,10 +26,12 @@ public struct RRDBNetConfig: Sendable, Equatable {
     public var unshuffle: Int { scale == 4 ? 1 : 4 / scale }
 }
 
-/// A 3×3 convolution's parameters.
+/// A 3×3 convolution (padding 1), its filter prepared for this CPU's kernels at the load's precision.
 struct Conv3x3: Sendable {
-    var weight: Tensor
-    var bias: Tensor
+    var conv: ConvWeight
+    init(weight: Tensor, bias: Tensor, precision: Precision = .fp32) {
+        conv = ConvWeight(weight, bias: bias, padding: 1, precision: precision)
+    }
 }
 
 /// RRDBNet following Real-ESRGAN's `basicsr.archs.rrdbnet_arch.RRDBNet` ("new-arch" parameter names):
@@ -70,7 +72,7 @@ public final class RRDBNet: UpscaleModel, @unchecked Sendable {
     public var residentBytes: Int {
         var all = [convFirst, convBody, convUp1, convUp2, convHR, convLast]
         for block in body { all += block }
-        return all.reduce(0) { $0 + $1.weight.byteCount + $1.bias.byteCount }
+        return all.reduce(0) { $0 + $1.conv.byteCount }
     }
 
     /// The raw network output for `x` [1, 3, H, W] (H and W multiples of `config.unshuffle`), unclamped.
@@ -92,9 +94,12 @@ public final class RRDBNet: UpscaleModel, @unchecked Sendable {
         try Tiling.upscale(image, model: self, tileSize: tileSize, overlap: overlap, context: context)
     }
 
-    private func conv(_ x: Tensor, _ c: Conv3x3) -> Tensor {
-        Ops.conv2d(x, weight: c.weight, bias: c.bias, stride: 1, padding: 1)
-    }
+    private func conv(_ x: Tensor, _ c: Conv3x3) -> Tensor { Ops.conv2d(x, c.conv) }
+
+    /// The precision the convolutions compute at.
+    public var precision: Precision { convFirst.conv.precision }
+    /// The kernel running them.
+    public var kernel: String { convBody.conv.kernel }
 
     /// RRDB: three dense blocks, then out · 0.2 + x.
     private func rrdb(_ x: Tensor, _ rdbs: [Conv3x3]) -> Tensor {

@@ -18,7 +18,7 @@ import Tensors
 /// scale from conv_first's input channels: 3 → x4, 12 → x2 (pixel-unshuffle 2), 48 → x1 (pixel-unshuffle 4).
 /// Anything else is refused with `NodeError.modelFile` (exit 4) naming the file and the problem.
 public enum RRDBNetLoader {
-    public static func load(path: String) throws -> RRDBNet {
+    public static func load(path: String, precision: Precision = .fp32) throws -> RRDBNet {
         let file: SafetensorsFile
         do {
             file = try SafetensorsFile(path: path)
@@ -78,7 +78,8 @@ public enum RRDBNetLoader {
             used.insert(name + ".weight")
             used.insert(name + ".bias")
             do {
-                return Conv3x3(weight: try file.tensor(names[name + ".weight"]!), bias: try file.tensor(names[name + ".bias"]!))
+                return Conv3x3(weight: try file.tensor(names[name + ".weight"]!), bias: try file.tensor(names[name + ".bias"]!),
+                               precision: precision)
             } catch {
                 throw NodeError.modelFile(path: path, message: "cannot read '\(name)': \(error)")
             }

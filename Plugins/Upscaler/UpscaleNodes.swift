@@ -71,7 +71,7 @@ public struct UpscaleLoad: Node {
         typeName: "upscale.load", version: 1,
         summary: "Load ESRGAN / Real-ESRGAN RRDBNet weights (x4, x2, x1; architecture inferred from the file)",
         outputs: [OutputSpec("model", .upscaleModel)],
-        params: [ParamSpec("path", .path, doc: "a .safetensors file with RRDBNet weights")])
+        params: [ParamSpec("path", .path, doc: "a .safetensors file with RRDBNet weights"), .precision])
 
     public init() {}
 
@@ -86,9 +86,10 @@ public struct UpscaleLoad: Node {
     }
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
-        let model = try RRDBNetLoader.load(path: params.string("path"))
+        let model = try RRDBNetLoader.load(path: params.string("path"), precision: params.precision())
         let c = model.config
         context.logger.info("RRDBNet x\(c.scale): \(c.numBlock) blocks, \(c.numFeat) features, growth \(c.numGrowCh)")
+        context.notePrecision(params.precision()) { "convolutions on \(model.kernel)" }
         return ["model": .upscaler(model)]
     }
 }

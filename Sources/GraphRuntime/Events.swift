@@ -21,6 +21,9 @@ public enum RunEvent: Sendable {
     case nodeSkipped(node: String, type: String)
     /// A cache store had a problem with a node's entry (corrupt blob discarded, write failed); the run goes on.
     case cacheWarning(node: String, store: String, message: String)
+    /// A running node said something worth recording (e.g. the precision and kernels a loader chose), or warned
+    /// (e.g. a bf16 request that runs fp32 on this CPU).
+    case nodeNote(node: String, type: String, warning: Bool, message: String)
     /// The run ended.
     case runFinished(RunSummary)
 
@@ -35,6 +38,7 @@ public enum RunEvent: Sendable {
         case .valueReleased: return "value_released"
         case .nodeSkipped: return "node_skipped"
         case .cacheWarning: return "cache_warning"
+        case .nodeNote: return "node_note"
         case .runFinished: return "run_finished"
         }
     }
@@ -78,6 +82,11 @@ public enum RunEvent: Sendable {
         case .cacheWarning(let node, let store, let message):
             o.add("node", .string(node))
             o.add("cache", .string(store))
+            o.add("message", .string(message))
+        case .nodeNote(let node, let type, let warning, let message):
+            o.add("node", .string(node))
+            o.add("type", .string(type))
+            o.add("level", .string(warning ? "warning" : "info"))
             o.add("message", .string(message))
         case .runFinished(let summary):
             o.add("ok", .bool(summary.ok))

@@ -403,7 +403,10 @@ public final class Executor: Sendable {
         }
         let context = RunContext(
             nodeID: node.id, logger: nodeLogger, cancellation: cancellation, run: runInfo,
-            onProgress: { id, completed, total in emit(.nodeProgress(node: id, completed: completed, total: total)) })
+            onProgress: { id, completed, total in emit(.nodeProgress(node: id, completed: completed, total: total)) },
+            onNote: { [id = node.id] message, warning in
+                emit(.nodeNote(node: id, type: typeName, warning: warning, message: message))
+            })
         do {
             let outputs = try CancellationToken.$current.withValue(cancellation) {
                 try node.type.init().run(inputs: NodeInputs(values, nodeID: node.id), params: node.params,

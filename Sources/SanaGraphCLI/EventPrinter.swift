@@ -46,7 +46,8 @@ final class EventPrinter: Sendable {
 
     func handle(_ event: RunEvent) {
         switch mode {
-        case .quiet: return
+        case .quiet:
+            if case .nodeNote(let node, _, true, let message) = event { Console.err("warning: node '\(node)': \(message)\n") }
         case .json: Console.out(event.jsonLine + "\n")
         case .terminal, .plain: state.withLock { human(event, &$0) }
         }
@@ -113,6 +114,8 @@ final class EventPrinter: Sendable {
             line("[-] \(node): skipped (everything that reads it comes from cache)")
         case .cacheWarning:
             return // the executor logs it on stderr already
+        case .nodeNote(let node, _, let warning, let message):
+            line(warning ? "warning: node '\(node)': \(message)" : "\(prefix) \(node): \(message)")
         case .runFinished(let summary):
             let skipped = summary.nodesSkipped > 0 ? ", \(summary.nodesSkipped) skipped" : ""
             let counts = "\(summary.nodesRun) ran, \(summary.nodesCached) from cache\(skipped)"

@@ -25,6 +25,8 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var cache: CacheOptions
 
+    @OptionGroup var threadOptions: ThreadOptions
+
     @Flag(help: "Print events as JSON lines on stdout (one object per line; errors still go to stderr).")
     var json = false
 
@@ -63,6 +65,7 @@ struct RunCommand: ParsableCommand {
     @OptionGroup(title: "Sweeps and batches (docs/cli.md#sweeps)") var batch: BatchRunOptions
 
     func run() throws {
+        threadOptions.apply()
         if isBatch { return try runBatch() }
         let printer = EventPrinter(mode: EventPrinter.mode(json: json, quiet: quiet), repetitions: repetitions)
         // In JSON mode a failure before the run still ends the log with a summary line.

@@ -18,6 +18,7 @@ struct SanaGraphCommand: ParsableCommand {
               sanagraph dot my-graph.yaml | dot -Tpng > graph.png
               sanagraph cache stats
               sanagraph run Graphs/text2img.yaml --sweep seed=0..99 --manifest out/manifest.jsonl
+              sanagraph info
 
             Exit codes: 0 success, 2 invalid graph or params, 3 a node failed, 4 a model/weights file is \
             missing or corrupt, 5 the --lock file is held, 6 input/output error, 130 interrupted; a \
@@ -28,7 +29,7 @@ struct SanaGraphCommand: ParsableCommand {
         subcommands: [
             RunCommand.self, ValidateCommand.self, PlanCommand.self, NodesCommand.self, DescribeCommand.self,
             DotCommand.self, SchemaCommand.self, Inspect.self, ConvertCommand.self, CacheCommand.self,
-            ManifestCommand.self,
+            ManifestCommand.self, InfoCommand.self,
         ])
 
     /// ArgumentParser's own entry point, except that usage errors exit 2 (not its 64), like every other

@@ -2,22 +2,30 @@
 //
 //   sanagraph-bench kernels [--reps N] [--filter SUBSTRING|=NAME] [--list]
 //   sanagraph-bench serve      (model rows driven by tools/reference/bench_models.py; see ModelServer.swift)
+//   sanagraph-bench info [--threads N]   the kernels in use (the report of `sanagraph info`)
+//   sanagraph-bench gemm [--reps N]      model GEMM/conv shapes on every kernel here (GemmCheck.swift)
+//   sanagraph-bench bf16-check           bf16 accuracy of the shipped model against PyTorch (BF16Check.swift)
 //
 // Prints one JSON object per line: {"name", "shape", "ms" (median), "min_ms", "reps", "gflop"}; the first line
 // describes the run (threads, OpenBLAS core). tools/bench/kernels.sh runs this and the PyTorch twin
 // (tools/reference/bench_kernels.py) on the same shapes and prints the comparison table.
 // A benchmark, not a test: nothing here asserts timings.
 
-import CBLAS
 import Foundation
 import Tensors
 
-/// One benchmark row: a name the PyTorch side repeats, its shape text, FLOPs (0 if not meaningful) and work.
+/// One benchmark row: a name the PyTorch side repeats, its shape text, FLOPs (0 if not meaningful) and work,
+/// and for prepared layers the kernel that ran it.
 struct Row {
     let name: String
     let shape: String
     let gflop: Double
+    var kernel = ""
     let body: () -> Void
+
+    init(name: String, shape: String, gflop: Double, kernel: String = "", body: @escaping () -> Void) {
+        (self.name, self.shape, self.gflop, self.kernel, self.body) = (name, shape, gflop, kernel, body)
+    }
 }
 
 @main
@@ -28,8 +36,19 @@ struct Bench {
             ModelServer.run()
             return
         }
+        if args.first == "info" {
+            // The header of every benchmark table: the same report as `sanagraph info`.
+            if args.count == 3, args[1] == "--threads", let n = Int(args[2]), n > 0 { Kernels.configure(threads: n) }
+            print(Kernels.selection.reportText())
+            return
+        }
+        if args.first == "gemm" {
+            GemmCheck.run(Array(args.dropFirst()))
+            return
+        }
+        if args.first == "bf16-check" { exit(BF16Check.run()) }
         guard args.first == "kernels" else {
-            FileHandle.standardError.write(Data("usage: sanagraph-bench kernels [--reps N] [--filter SUBSTRING|=NAME] [--list] | serve\n".utf8))
+            FileHandle.standardError.write(Data("usage: sanagraph-bench kernels [--reps N] [--filter SUBSTRING|=NAME] [--list] | info [--threads N] | gemm [--reps N] | bf16-check | serve\n".utf8))
             exit(2)
         }
         args.removeFirst()
@@ -51,9 +70,9 @@ struct Bench {
                 usage("unknown argument \(flag)")
             }
         }
-        let core = String(cString: openblas_get_corename())
-        emit(["run": "swift", "threads": Parallel.workerCount, "openblas_threads": Int(openblas_get_num_threads()),
-              "openblas_core": core, "reps": reps])
+        let kernels = Kernels.selection
+        emit(["run": "swift", "threads": Parallel.workerCount, "openblas_core": kernels.openBLASCore, "reps": reps,
+              "kernels": kernels.reportText()])
         // "=NAME" selects one row exactly (tools/bench/kernels.sh interleaves the two sides row by row).
         let selected = rows().filter { row in
             filter.map { $0.hasPrefix("=") ? row.name == $0.dropFirst() : row.name.contains($0) } ?? true
@@ -72,7 +91,7 @@ struct Bench {
             }
             times.sort()
             emit(["name": row.name, "shape": row.shape, "ms": times[times.count / 2], "min_ms": times[0],
-                  "reps": reps, "gflop": row.gflop])
+                  "reps": reps, "gflop": row.gflop, "kernel": row.kernel])
         }
     }
 
@@ -106,24 +125,28 @@ struct Bench {
 
     static func rows() -> [Row] {
         var rows: [Row] = []
-        // GEMM 2048×1152×2880: the DiT's M = 2·1024 tokens, 1152 → 2880 projection; raw cblas_sgemm on the
-        // same buffers gives OpenBLAS's own rate for the "% of OpenBLAS" figure.
+        // GEMM 2048×1152×2880: the DiT's M = 2·1024 tokens, 1152 → 2880 projection (activations × activations
+        // path: OpenBLAS split over the workers).
         do {
             let (m, k, n) = (2048, 1152, 2880)
             let a = random([m, k], seed: 1), b = random([k, n], seed: 2)
-            let c = Tensor(zeros: [m, n])
             let flop = 2.0 * Double(m * k * n) / 1e9
-            rows.append(Row(name: "gemm_cblas_raw", shape: "\(m)x\(k)x\(n)", gflop: flop) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
-                            a.storage.pointer, Int32(k), b.storage.pointer, Int32(n), 0, c.storage.pointer, Int32(n))
-            })
             rows.append(Row(name: "gemm_ops_matmul", shape: "\(m)x\(k)x\(n)", gflop: flop) { keep(Ops.matmul(a, b)) })
         }
-        do {
-            let x = random([2, 1024, 1152], seed: 3), w = random([2880, 1152], seed: 4), bias = random([2880], seed: 5)
-            rows.append(Row(name: "linear", shape: "[2,1024,1152]x[2880,1152]ᵀ+b", gflop: 2.0 * 2048 * 1152 * 2880 / 1e9) {
-                keep(Ops.linear(x, weight: w, bias: bias))
-            })
+        // Linear layers as the models run them (weights prepared at load): this machine's fp32 choice, OpenBLAS
+        // named explicitly, and precision bf16 (this machine's bf16 path; fp32 where it has none).
+        for (suffix, rowsM, n, seed) in [("", 1024, 2880, UInt64(3)), ("_m512", 256, 1152, UInt64(24))] {
+            let k = 1152
+            let x = random([2, rowsM, k], seed: seed), w = random([n, k], seed: seed + 1), bias = random([n], seed: seed + 2)
+            let shape = "[2,\(rowsM),\(k)]x[\(n),\(k)]ᵀ+b", flop = 2.0 * Double(2 * rowsM * k * n) / 1e9
+            var layers = [("linear" + suffix, LinearWeight(w, precision: .fp32)),
+                          ("linear" + suffix + "_bf16", LinearWeight(w, precision: .bf16))]
+            if suffix.isEmpty { layers.insert(("linear_openblas", LinearWeight(w, precision: .fp32, mode: .plain)), at: 1) }
+            for (name, layer) in layers {
+                rows.append(Row(name: name, shape: shape, gflop: flop, kernel: "\(layer.precision.rawValue) \(layer.kernel)") {
+                    keep(Ops.linear(x, weight: layer, bias: bias))
+                })
+            }
         }
         do {
             let x = random([2, 2880, 32, 32], seed: 6), w = random([2880, 1, 3, 3], seed: 7), b = random([2880], seed: 8)
@@ -148,6 +171,14 @@ struct Bench {
                             gflop: 2.0 * Double(side * side * c * cout * 9) / 1e9) {
                 keep(Ops.conv2d(x, weight: w, bias: b, stride: 1, padding: 1))
             })
+            if cout > 3 {
+                let layer = ConvWeight(w, bias: b, padding: 1, precision: .bf16, typicalInput: (side, side))
+                rows.append(Row(name: name + "_bf16", shape: "[1,\(c),\(side),\(side)]→\(cout) k3 p1",
+                                gflop: 2.0 * Double(side * side * c * cout * 9) / 1e9,
+                                kernel: "\(layer.precision.rawValue) \(layer.kernel)") {
+                    keep(Ops.conv2d(x, layer))
+                })
+            }
         }
         do {
             let x = random([2, 1024, 1152], seed: 12)

@@ -2,7 +2,9 @@
 // Swift call with one PyTorch call on the same inputs (both processes stay up; the box is noisy, so the two
 // sides must see the same conditions). One command per stdin line, one JSON object per reply line:
 //
-//   dit.load FOLDER [VARIANT]   load a diffusers transformer/ folder     → {"ok", "seconds", "rss_gib"}
+//   dit.load FOLDER [VARIANT|- [fp32|bf16]]
+//                               load a diffusers transformer/ folder at a precision
+//                                                                         → {"ok", "seconds", "rss_gib", "kernel"}
 //   dit.inputs FILE             read hidden_states, encoder_hidden_states, encoder_attention_mask, timestep
 //   dit.forward                 one full forward (caption projection + K/V + blocks), as diffusers' forward
 //                                                                         → {"ok", "ms"}
@@ -47,9 +49,13 @@ struct ModelServer {
             guard let folder = args.first else { throw Failure(description: "dit.load needs a folder") }
             dit = nil
             let t0 = DispatchTime.now().uptimeNanoseconds
-            dit = try SanaTransformer2DModel.load(folder: folder, variant: args.count > 1 ? args[1] : nil)
+            let variant = args.count > 1 && args[1] != "-" ? args[1] : nil
+            let precision = args.count > 2 ? Precision(rawValue: args[2]) ?? .fp32 : .fp32
+            let model = try SanaTransformer2DModel.load(folder: folder, variant: variant, precision: precision)
+            dit = model
             let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            return ["ok": true, "seconds": s, "rss_gib": Memory.currentGiB()]
+            return ["ok": true, "seconds": s, "rss_gib": Memory.currentGiB(),
+                    "kernel": "\(model.precision.rawValue) on \(model.kernel)"]
         case "dit.inputs":
             guard let path = args.first else { throw Failure(description: "dit.inputs needs a file") }
             let file = try SafetensorsFile(path: path)

@@ -12,11 +12,11 @@ enum PipelineSupport {
 
     /// Runs `sanagraph run GRAPH --no-metadata --set k=v …` (sorted keys, so commands are reproducible).
     static func run(graph: String, sets: [String: String], extra: [String] = [],
-                    directory: URL? = nil) throws -> CLI.Result {
+                    directory: URL? = nil, environment: [String: String?] = [:]) throws -> CLI.Result {
         // --cache off: every test computes its picture (and writes nothing into the user's cache).
         var args = ["run", graph, "--no-metadata", "--cache", "off"] + extra
         for key in sets.keys.sorted() { args += ["--set", "\(key)=\(sets[key]!)"] }
-        return try CLI.run(args, directory: directory)
+        return try CLI.run(args, directory: directory, environment: environment)
     }
 
     /// Both PNGs as [1, 3, H, W] tensors in [0, 1], read by the binary's own `image.load` (exact for 8-bit PNGs).

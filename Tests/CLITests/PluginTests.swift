@@ -217,8 +217,6 @@ private struct BadPlugins: Sendable {
         }
         // The Swift plugins link the libSanaGraphKit.so this test run was built with.
         let products = try CLI.executable().deletingLastPathComponent()
-        let blas = try tool(["pkg-config", "--cflags-only-I", "openblas"]).split(whereSeparator: \.isWhitespace)
-            .flatMap { ["-Xcc", String($0)] }
         // The SDK's module imports swift-system, whose C module the compiler must find too.
         let checkouts = products.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("checkouts")
         let cSystem = checkouts.appendingPathComponent("swift-system/Sources/CSystem/include/module.modulemap").path
@@ -226,10 +224,8 @@ private struct BadPlugins: Sendable {
             let out = dir.appendingPathComponent("lib\(name).so").path
             _ = try tool(["swiftc", "-O", "-emit-library", "-module-name", name,
                           "-I", products.appendingPathComponent("Modules").path,
-                          "-Xcc", "-fmodule-map-file=" + TestSupport.repositoryRoot
-                              .appendingPathComponent("SanaGraphKit/Sources/CBLAS/module.modulemap").path,
                           "-Xcc", "-fmodule-map-file=" + cSystem]
-                         + blas + ["-L", products.path, "-lSanaGraphKit",
+                         + ["-L", products.path, "-lSanaGraphKit",
                                    sources.appendingPathComponent("\(name).swift").path, "-o", out])
             return out
         }

@@ -95,6 +95,7 @@ final class EventLog: Sendable {
             case .nodeProgress: return nil
             case .nodeSkipped(let n, _): return "node_skipped:\(n)"
             case .cacheWarning(let n, _, _): return "cache_warning:\(n)"
+            case .nodeNote(let n, _, _, _): return "node_note:\(n)"
             }
         }
     }

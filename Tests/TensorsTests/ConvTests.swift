@@ -72,8 +72,9 @@ struct ConvTests {
         let whole = Tensor(uninitialized: reference.shape), banded = Tensor(uninitialized: reference.shape)
         Winograd3x3.conv(x, w, b, g, into: whole)
         Winograd3x3.conv(x, w, b, g, into: banded, maxBandFloats: 1)
+        // Bands change the GEMM shapes, so the summation order may differ with the BLAS kernel: same tolerance.
         #expect(TestSupport.relativeError(whole, reference) <= 2e-6)
-        #expect(banded.scalars == whole.scalars)
+        #expect(TestSupport.relativeError(banded, reference) <= 2e-6)
         let noBias = Tensor(uninitialized: reference.shape), referenceNoBias = Tensor(uninitialized: reference.shape)
         Winograd3x3.conv(x, w, nil, g, into: noBias)
         Ops.im2colConv(x, w, nil, g, into: referenceNoBias)

@@ -7,10 +7,11 @@
 # buffers are reused instead of being unmapped and page-faulted in again on every call (see docs/performance.md).
 #
 # Env: PYTHON (default: the reference venv of `make reference-venv`, else python3), SCRATCH (SwiftPM scratch path, default .build),
-#      THREADS (default 2): threads for both sides (Swift: SANAGRAPH_THREADS and OPENBLAS_NUM_THREADS, set before
-#      start as swift-notes.md B.1 requires; PyTorch: torch.set_num_threads).
-# Prints machine info and a Markdown table of medians with the Swift/PyTorch ratio (< 1 means Swift is faster)
-# and, for GEMM-like rows, GFLOP/s and the share of raw cblas_sgemm's rate in the same run.
+#      THREADS (default 2): threads for both sides (Swift: SANAGRAPH_THREADS; PyTorch: torch.set_num_threads).
+# Prints the kernels in use (as `sanagraph info`) and a Markdown table of medians with the Swift/PyTorch ratio
+# (< 1 means Swift is faster) and, for GEMM-like rows, GFLOP/s. Rows ending in _bf16 run precision bf16 on the
+# Swift side (this machine's bf16 path) and torch.bfloat16 on the PyTorch side; "vs fp32" divides by the PyTorch
+# fp32 row of the same shape.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -30,7 +31,7 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 SCRATCH="${SCRATCH:-.build}"
 THREADS="${THREADS:-2}"
-export SANAGRAPH_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS"
+export SANAGRAPH_THREADS="$THREADS"
 
 swift build -c release --scratch-path "$SCRATCH" --product sanagraph-bench >&2
 BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/sanagraph-bench"
@@ -40,8 +41,8 @@ trap 'rm -rf "$TMP"' EXIT
 FILTER_ARGS=()
 if [ -n "$FILTER" ]; then FILTER_ARGS=(--filter "$FILTER"); fi
 
-echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "cpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+"$BIN" info
 echo "command: ${THREADS:+THREADS=$THREADS }tools/bench/kernels.sh --reps $REPS${FILTER:+ --filter $FILTER}${MALLOC_MMAP_THRESHOLD_:+ --retain-malloc}"
 # Row by row, Swift then PyTorch, so both sides of a row see the same machine load (the box is shared).
 for name in $("$BIN" kernels --list "${FILTER_ARGS[@]}"); do
@@ -64,22 +65,17 @@ def load(path):
 
 sh, swift = load(sys.argv[1])
 th, torch = load(sys.argv[2])
-print(f"swift: {sh['threads']} threads, OpenBLAS core {sh['openblas_core']} ({sh['openblas_threads']} threads); "
-      f"torch {th['torch']}: {th['threads']} threads; medians of {sh['reps']} reps after 1 warm-up")
+print(f"swift: {sh['threads']} threads; torch {th['torch']}: {th['threads']} threads; "
+      f"medians of {sh['reps']} reps after 1 warm-up")
 print()
-print("| kernel | shape | Swift ms | PyTorch ms | Swift/PyTorch | Swift GFLOP/s |")
-print("|---|---|---:|---:|---:|---:|")
-raw = swift.get("gemm_cblas_raw")
+print("| kernel | shape | Swift ms | PyTorch ms | Swift/PyTorch | vs PyTorch fp32 | Swift GFLOP/s | Swift kernel |")
+print("|---|---|---:|---:|---:|---:|---:|---|")
 for name, s in swift.items():
     t = torch.get(name)
     tms = f"{t['ms']:.2f}" if t else "–"
     ratio = f"{s['ms'] / t['ms']:.2f}" if t else "–"
+    fp32 = torch.get(name[:-len("_bf16")]) if name.endswith("_bf16") else None
+    vs_fp32 = f"{s['ms'] / fp32['ms']:.2f}" if fp32 else ""
     rate = f"{s['gflop'] / (s['ms'] / 1e3):.0f}" if s.get("gflop") else ""
-    print(f"| {name} | {s['shape']} | {s['ms']:.2f} | {tms} | {ratio} | {rate} |")
-if raw:
-    print()
-    for name in ("gemm_ops_matmul", "linear", "conv2d_1x1"):
-        if name in swift:
-            print(f"{name}: {100 * raw['ms'] / swift[name]['ms']:.0f} % of raw cblas_sgemm's rate "
-                  f"({raw['gflop'] / (raw['ms'] / 1e3):.0f} GFLOP/s) in this run")
+    print(f"| {name} | {s['shape']} | {s['ms']:.2f} | {tms} | {ratio} | {vs_fp32} | {rate} | {s.get('kernel', '')} |")
 PY

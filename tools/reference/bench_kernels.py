@@ -35,10 +35,18 @@ def rows():
     m, k, n = 2048, 1152, 2880
     a, b = rand(m, k, seed=1), rand(k, n, seed=2)
     c = torch.empty(m, n)
-    out.append(("gemm_cblas_raw", f"{m}x{k}x{n}", lambda: torch.mm(a, b, out=c)))
     out.append(("gemm_ops_matmul", f"{m}x{k}x{n}", lambda: torch.matmul(a, b)))
     x, w, bias = rand(2, 1024, 1152, seed=3), rand(2880, 1152, seed=4), rand(2880, seed=5)
     out.append(("linear", "[2,1024,1152]x[2880,1152]ᵀ+b", lambda: F.linear(x, w, bias)))
+    out.append(("linear_openblas", "[2,1024,1152]x[2880,1152]ᵀ+b", lambda: F.linear(x, w, bias)))
+    xb, wb, bb = x.bfloat16(), w.bfloat16(), bias.bfloat16()
+    # bf16 rows: the model in torch.bfloat16 (activations arrive in bf16 there; the Swift side converts its fp32
+    # activations inside the timing).
+    out.append(("linear_bf16", "[2,1024,1152]x[2880,1152]ᵀ+b", lambda: F.linear(xb, wb, bb)))
+    xm, wm, bm = rand(2, 256, 1152, seed=24), rand(1152, 1152, seed=25), rand(1152, seed=26)
+    out.append(("linear_m512", "[2,256,1152]x[1152,1152]ᵀ+b", lambda: F.linear(xm, wm, bm)))
+    xmb, wmb, bmb = xm.bfloat16(), wm.bfloat16(), bm.bfloat16()
+    out.append(("linear_m512_bf16", "[2,256,1152]x[1152,1152]ᵀ+b", lambda: F.linear(xmb, wmb, bmb)))
     xd, wd, bd = rand(2, 2880, 32, 32, seed=6), rand(2880, 1, 3, 3, seed=7), rand(2880, seed=8)
     out.append(("conv2d_depthwise3x3", "[2,2880,32,32] g=2880 k3 p1",
                 lambda: F.conv2d(xd, wd, bd, stride=1, padding=1, groups=2880)))
@@ -49,6 +57,10 @@ def rows():
         x3, w3, b3 = rand(1, cin, side, side, seed=seed), rand(cout, cin, 3, 3, seed=seed + 1), rand(cout, seed=seed + 2)
         out.append((name, f"[1,{cin},{side},{side}]→{cout} k3 p1",
                     lambda x3=x3, w3=w3, b3=b3: F.conv2d(x3, w3, b3, stride=1, padding=1)))
+        if cout > 3:
+            x3b, w3b, b3b = x3.bfloat16(), w3.bfloat16(), b3.bfloat16()
+            out.append((name + "_bf16", f"[1,{cin},{side},{side}]→{cout} k3 p1",
+                        lambda x3=x3b, w3=w3b, b3=b3b: F.conv2d(x3, w3, b3, stride=1, padding=1)))
     xl = rand(2, 1024, 1152, seed=12)
     out.append(("layer_norm", "[2,1024,1152] no affine", lambda: F.layer_norm(xl, (1152,), eps=1e-6)))
     q, kk, v = rand(2, 16, 1024, 72, seed=13), rand(2, 16, 300, 72, seed=14), rand(2, 16, 300, 72, seed=15)

@@ -15,6 +15,9 @@ Rows (each has a name; `--rows` picks some):
   dcae-decode-1024 same, 1x32x32x32 latent; skipped by --quick
   gemma-encode    Gemma-2-2B encode of one prompt with diffusers' complex human instruction, 300 tokens kept
                   (encode only; the load times are in the note); skipped by --quick
+  dit-512-bf16, dcae-decode-512-bf16, gemma-encode-bf16, text2img-512-bf16
+                  the same with precision bf16 (PyTorch side: the model in torch.bfloat16 on CPU); the table adds
+                  Swift-bf16 / PyTorch-fp32 where the fp32 row ran in the same command
   text2img-512    whole text-to-image process, 512 px, 20 steps, guidance 4.5, loads included:
                   `sanagraph run Graphs/text2img.yaml` vs SanaPipeline.from_pretrained + call; skipped by --quick
                   These four use the random full-size pipeline of text2img_full_compare.py (--pipeline, default
@@ -133,14 +136,15 @@ class Bench:
 
     def swift_server(self):
         if self.swift is None:
-            env = dict(os.environ, SANAGRAPH_THREADS=str(self.args.threads), OPENBLAS_NUM_THREADS=str(self.args.threads))
+            env = dict(os.environ, SANAGRAPH_THREADS=str(self.args.threads))
             self.swift = Swift(self.args.bench_bin, env)
         return self.swift
 
-    def dit_load(self, variant):
+    def dit_load(self, variant, precision="fp32"):
         import torch
         from diffusers import SanaTransformer2DModel
         folder = self.folder()
+        self.precision = precision
         sw = self.swift_server()
         suffix = f".{variant}.safetensors" if variant else "model.safetensors"
         files = [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(suffix)]
@@ -151,29 +155,33 @@ class Bench:
                 with open(path, "rb") as fh:
                     while fh.read(1 << 24):
                         pass
-            s_times.append(sw(f"dit.load {folder}" + (f" {variant}" if variant else ""))["seconds"] * 1e3)
+            reply = sw(f"dit.load {folder} {variant or '-'} {precision}")
+            s_times.append(reply["seconds"] * 1e3)
             self.torch_model = None
             t0 = time.perf_counter()
-            self.torch_model = SanaTransformer2DModel.from_pretrained(folder, variant=variant,
-                                                                      torch_dtype=torch.float32).eval()
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+            self.torch_model = SanaTransformer2DModel.from_pretrained(folder, variant=variant, torch_dtype=dtype).eval()
             t_times.append((time.perf_counter() - t0) * 1e3)
+        if precision != "fp32":
+            return  # the bf16 forward row loads quietly
         name = "dit-load-f16" if variant == "fp16" else "dit-load-f32"
         size = sum(os.path.getsize(f) for f in files)
         self.add(name, f"Sana-600M {variant or 'fp32'} file {size / 2**30:.2f} GiB → fp32",
                  statistics.median(s_times), statistics.median(t_times),
-                 f"(Swift RSS after load {sw('rss')['rss_gib']:.2f} GiB)")
+                 f"(Swift RSS after load {sw('rss')['rss_gib']:.2f} GiB; {reply['kernel']})")
 
-    def dit_forward(self, latent):
+    def dit_forward(self, latent, precision="fp32"):
         import torch
         from safetensors.torch import load_file
-        if self.torch_model is None:
-            self.dit_load("fp16")
+        if self.torch_model is None or getattr(self, "precision", "fp32") != precision:
+            self.dit_load("fp16", precision)
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         sw = self.swift_server()
         io = os.path.join(self.args.work, f"dit-inputs-{latent}.safetensors")
         if not os.path.exists(io):
             make_inputs(io, latent)
         sw(f"dit.inputs {io}")
-        inp = load_file(io)
+        inp = {k: (v.to(dtype) if k != "encoder_attention_mask" else v) for k, v in load_file(io).items()}
         s_times, t_times = [], []
         ref = None
         with torch.no_grad():
@@ -190,10 +198,12 @@ class Bench:
         out = os.path.join(self.args.work, "dit-out.f32")
         sw(f"save {out}")
         import numpy as np
+        ref = ref.float()
         v = torch.from_numpy(np.fromfile(out, dtype=np.float32).reshape(ref.shape))
         err = float((v - ref).abs().max() / ref.abs().max())
         rss = sw("rss")
-        self.add(f"dit-{latent * 32}", f"Sana-600M b2, latent {latent}x{latent}, 300 tokens",
+        suffix = "" if precision == "fp32" else "-" + precision
+        self.add(f"dit-{latent * 32}{suffix}", f"Sana-600M b2, latent {latent}x{latent}, 300 tokens",
                  statistics.median(s_times), statistics.median(t_times),
                  f"(max|Δ|/max|ref| {err:.1e}; Swift peak RSS {rss['peak_gib']:.2f} GiB, PyTorch {peak_gib():.2f} GiB)")
 
@@ -315,10 +325,13 @@ class Bench:
     def run_dcae_decode_512(self, name, shape):
         self.dcae_decode(name, shape, 16)
 
+    def run_dcae_decode_512_bf16(self, name, shape):
+        self.dcae_decode(name, shape, 16, "bf16")
+
     def run_dcae_decode_1024(self, name, shape):
         self.dcae_decode(name, shape, 32)
 
-    def dcae_decode(self, name, shape, latent):
+    def dcae_decode(self, name, shape, latent, precision="fp32"):
         import torch
         from safetensors.torch import save_file
         vae = os.path.join(self.pipeline(), "vae")
@@ -328,7 +341,7 @@ class Bench:
         out = os.path.join(self.args.work, "dcae-swift.safetensors")
         graph = f"""sanagraph: 1
 nodes:
-  vae: {{type: dcae.load, params: {{path: "{vae}"}}}}
+  vae: {{type: dcae.load, params: {{path: "{vae}", precision: {precision}}}}}
   z: {{type: tensor.load, params: {{path: "{z}", name: latent}}}}
   decode: {{type: dcae.decode, inputs: {{vae: vae, latent: z}}, params: {{apply_scaling_factor: false}}}}
   save: {{type: tensor.save, inputs: {{tensor: decode.image}}, params: {{path: "{out}", name: image}}}}
@@ -340,10 +353,10 @@ nodes:
             return sec["decode"] * 1e3, peak
 
         def torch_once():
-            r, peak = self.torch_child("dcae", vae, z, os.path.join(self.args.work, "dcae-torch.safetensors"))
+            r, peak = self.torch_child("dcae", vae, z, os.path.join(self.args.work, "dcae-torch.safetensors"), precision)
             return r["ms"], peak
 
-        self.graph_rows(name, shape, swift_once, torch_once, "decode only, both load bf16 → fp32 first; ")
+        self.graph_rows(name, shape, swift_once, torch_once, f"decode only, both load the bf16 file as {precision} first; ")
         from safetensors.torch import load_file
         a = load_file(out)["image"]
         b = load_file(os.path.join(self.args.work, "dcae-torch.safetensors"))["image"]
@@ -351,13 +364,16 @@ nodes:
         name_, shape_, s, t, note = self.results[-1]
         self.results[-1] = (name_, shape_, s, t, f"(max pixel |Δ| {err:.3f}/255; " + note.strip("()") + ")")
 
-    def run_gemma_encode(self, name, shape):
+    def run_gemma_encode_bf16(self, name, shape):
+        self.run_gemma_encode(name, shape, "bf16")
+
+    def run_gemma_encode(self, name, shape, precision="fp32"):
         model = self.pipeline()
         folder, tok = os.path.join(model, "text_encoder"), os.path.join(model, "tokenizer")
         out = os.path.join(self.args.work, "gemma-swift.safetensors")
         graph = f"""sanagraph: 1
 nodes:
-  encoder: {{type: text_encoder.load, params: {{path: "{folder}", tokenizer: "{tok}"}}}}
+  encoder: {{type: text_encoder.load, params: {{path: "{folder}", tokenizer: "{tok}", precision: {precision}}}}}
   positive: {{type: text.encode, inputs: {{encoder: encoder}}, params: {{text: "{PROMPT}", instruction: default, max_sequence_length: 300}}}}
   save: {{type: tensor.save, inputs: {{tensor: positive}}, params: {{path: "{out}", name: c}}}}
 """
@@ -370,16 +386,19 @@ nodes:
             return sec["positive"] * 1e3, peak
 
         def torch_once():
-            r, peak = self.torch_child("gemma", folder, tok)
+            r, peak = self.torch_child("gemma", folder, tok, precision)
             loads["torch"] = r["load_s"]
             return r["ms"], peak
 
         self.graph_rows(name, shape, swift_once, torch_once)
         name_, shape_, s, t, note = self.results[-1]
-        self.results[-1] = (name_, shape_, s, t, f"(encode only; load bf16 → fp32: Swift {loads['swift']:.1f} s, "
+        self.results[-1] = (name_, shape_, s, t, f"(encode only; load bf16 file → {precision}: Swift {loads['swift']:.1f} s, "
                             f"PyTorch {loads['torch']:.1f} s; " + note.strip("()") + ")")
 
-    def run_text2img_512(self, name, shape):
+    def run_text2img_512_bf16(self, name, shape):
+        self.run_text2img_512(name, shape, "bf16")
+
+    def run_text2img_512(self, name, shape, precision="fp32"):
         """Whole process on both sides, loads included: `sanagraph run Graphs/text2img.yaml` vs a python process
         running SanaPipeline.from_pretrained + the pipeline call (text2img_full_compare.py's two sides)."""
         model = self.pipeline()
@@ -391,7 +410,7 @@ nodes:
         def swift_once():
             cmd = [self.args.sanagraph, "run", "Graphs/text2img.yaml", "--json", "--no-metadata", "--cache", "off",
                    "--set", f"models={model}", "--set", f"prompt={PROMPT}", "--set", "steps=20",
-                   "--set", "width=512", "--set", "height=512", "--set", f"output={out}"]
+                   "--set", "width=512", "--set", "height=512", "--set", f"output={out}", "--set", f"precision={precision}"]
             text, wall, peak = self.measured(cmd)
             sec = {}
             for line in text.splitlines():
@@ -404,7 +423,8 @@ nodes:
 
         def torch_once():
             text, wall, peak = self.measured([sys.executable, script, "--torch-side", "--model", model,
-                                              "--work", self.args.work, "--steps", "20", "--size", "512"])
+                                              "--work", self.args.work, "--steps", "20", "--size", "512",
+                                              "--dtype", precision])
             r = json.loads(next(ln for ln in text.splitlines() if ln.startswith("RESULT "))[len("RESULT "):])
             parts["torch"] = r["transformer"]
             parts["torch_call"] = r["pipeline_call"]
@@ -500,23 +520,25 @@ def torch_row(args, rest):
     torch.set_num_threads(args.threads)
     if args.torch_row == "dcae":
         from diffusers import AutoencoderDC
-        folder, z_path, out = rest
-        model = AutoencoderDC.from_pretrained(folder, torch_dtype=torch.float32).eval()
-        z = load_file(z_path)["latent"]
+        folder, z_path, out, precision = rest
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        model = AutoencoderDC.from_pretrained(folder, torch_dtype=dtype).eval()
+        z = load_file(z_path)["latent"].to(dtype)
         with torch.no_grad():
             t0 = time.perf_counter()
             x = model.decode(z, return_dict=False)[0]
             ms = (time.perf_counter() - t0) * 1e3
         # dcae.decode's image output is the [0, 1] picture: compare with diffusers' postprocessing of it.
-        save_file({"image": (x / 2 + 0.5).clamp(0, 1).contiguous()}, out)
+        save_file({"image": (x.float() / 2 + 0.5).clamp(0, 1).contiguous()}, out)
         print(json.dumps({"ms": ms}))
     elif args.torch_row == "gemma":
         import inspect
         from diffusers import SanaPipeline
         from transformers import Gemma2Model, GemmaTokenizerFast
-        folder, tok = rest
+        folder, tok, precision = rest
         t0 = time.perf_counter()
-        model = Gemma2Model.from_pretrained(folder, torch_dtype=torch.float32).eval()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        model = Gemma2Model.from_pretrained(folder, torch_dtype=dtype).eval()
         load_s = time.perf_counter() - t0
         pipe = SanaPipeline(tokenizer=GemmaTokenizerFast.from_pretrained(tok), text_encoder=model, vae=None,
                             transformer=None, scheduler=None)
@@ -546,18 +568,26 @@ ROWS = {
     "dit-load-f32": lambda b: b.dit_load(None),
     "dit-512": lambda b: b.dit_forward(16),
     "dit-1024": lambda b: b.dit_forward(32),
+    "dit-512-bf16": lambda b: b.dit_forward(16, "bf16"),
     "dcae-decode-512": lambda b: b.graph_row("dcae-decode-512", "DC-AE f32c32 decode, latent 16x16",
                                              ["dcae.load", "dcae.decode"]),
+    "dcae-decode-512-bf16": lambda b: b.graph_row("dcae-decode-512-bf16", "DC-AE f32c32 decode, latent 16x16",
+                                                  ["dcae.load", "dcae.decode"]),
     "dcae-decode-1024": lambda b: b.graph_row("dcae-decode-1024", "DC-AE f32c32 decode, latent 32x32",
                                               ["dcae.load", "dcae.decode"]),
     "gemma-encode": lambda b: b.graph_row("gemma-encode", "Gemma-2-2B, one prompt + instruction, 300 tokens",
                                           ["text_encoder.load", "text.encode"]),
+    "gemma-encode-bf16": lambda b: b.graph_row("gemma-encode-bf16", "Gemma-2-2B, one prompt + instruction, 300 tokens",
+                                               ["text_encoder.load", "text.encode"]),
     "text2img-512": lambda b: b.graph_row("text2img-512", "Graphs/text2img.yaml, 512 px, 20 steps",
                                           ["text_encoder.load", "text.encode", "dit.load", "dcae.decode"]),
     "sprint-1024": lambda b: b.graph_row("sprint-1024", "Graphs/sprint.yaml, Sana-Sprint 1.6B, 1024 px, 2 steps",
                                          ["text_encoder.load", "text.encode", "dit.load", "sample.scm", "dcae.decode"]),
+    "text2img-512-bf16": lambda b: b.graph_row("text2img-512-bf16", "Graphs/text2img.yaml, 512 px, 20 steps",
+                                               ["text_encoder.load", "text.encode", "dit.load", "dcae.decode"]),
 }
-QUICK_SKIP = {"dit-1024", "dcae-decode-1024", "dit-load-f32", "gemma-encode", "text2img-512", "sprint-1024"}
+QUICK_SKIP = {"sprint-1024", "dit-1024", "dcae-decode-1024", "dit-load-f32", "gemma-encode", "text2img-512", "gemma-encode-bf16",
+              "text2img-512-bf16"}
 
 
 def main():
@@ -607,13 +637,16 @@ def main():
         if bench.swift:
             bench.swift.close()
     print()
-    print("| row | shape | Swift ms | PyTorch ms | Swift/PyTorch | note |")
-    print("|---|---|---:|---:|---:|---|")
+    torch_fp32 = {name: t for name, _, _, t, _ in bench.results}
+    print("| row | shape | Swift ms | PyTorch ms | Swift/PyTorch | Swift/PyTorch-fp32 | note |")
+    print("|---|---|---:|---:|---:|---:|---|")
     for name, shape, s, t, note in bench.results:
         ratio = f"{s / t:.2f}" if s is not None and t else "–"
+        fp32_t = torch_fp32.get(name[:-len("-bf16")]) if name.endswith("-bf16") else None
+        vs_fp32 = f"{s / fp32_t:.2f}" if s is not None and fp32_t else "–"
         sf = f"{s:.0f}" if s is not None else "–"
         tf = f"{t:.0f}" if t is not None else "–"
-        print(f"| {name} | {shape} | {sf} | {tf} | {ratio} | {note.strip('()')} |")
+        print(f"| {name} | {shape} | {sf} | {tf} | {ratio} | {vs_fp32} | {note.strip('()')} |")
 
 
 if __name__ == "__main__":

@@ -99,7 +99,8 @@ def torch_side(args) -> None:
 
     torch.set_num_threads(os.cpu_count() or 1)
     start = time.perf_counter()
-    pipe = SanaPipeline.from_pretrained(args.work_model, torch_dtype=torch.float32)
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    pipe = SanaPipeline.from_pretrained(args.work_model, torch_dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     times = {"load": time.perf_counter() - start, "text_encoder": 0.0, "transformer": 0.0, "vae_decode": 0.0}
 
@@ -164,6 +165,7 @@ def main() -> None:
     ap.add_argument("--model", help="use this existing pipeline folder instead of building the full-size one "
                     "(e.g. Tests/Fixtures/Pipeline/tiny-sana to try the script quickly)")
     ap.add_argument("--torch-side", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="the diffusers side's torch dtype")
     args = ap.parse_args()
     args.work_model = args.model or os.path.join(args.work, "model")
     if args.torch_side:

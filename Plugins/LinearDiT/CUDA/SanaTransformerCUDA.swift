@@ -117,9 +117,12 @@ public final class SanaTransformerCUDA: DenoiserModel, @unchecked Sendable {
                                                            modelName: "SanaTransformer2DModel", variant: variant) {
             config, _ in config.problems()
         }
-        let weights = try SanaTransformer2DModel.loadWeights(model.checkpoint, config: model.config, path: model.weightsPath)
-        return try SanaTransformerCUDA(config: model.config, weights: weights, context: context,
-                                       latentSpatialDivisor: SanaTransformer2DModel.siblingVAEFactor(folder: folder) ?? 32)
+        let weights = try SanaTransformer2DModel.loadWeights(model.checkpoint, config: model.config,
+                                                             path: model.weightsPath, precision: .fp32)
+        let transformer = try SanaTransformerCUDA(config: model.config, weights: weights, context: context,
+                                                  latentSpatialDivisor: SanaTransformer2DModel.siblingVAEFactor(folder: folder) ?? 32)
+        if let failure = weights.failure { throw failure }
+        return transformer
     }
 
     public var inChannels: Int { config.inChannels }

@@ -69,15 +69,24 @@ public final class RunContext: Sendable {
     /// Facts about the run (nil when a node runs outside a graph, e.g. in unit tests).
     public let run: RunInfo?
     private let onProgress: @Sendable (_ nodeID: String, _ completed: Int, _ total: Int) -> Void
+    private let onNote: @Sendable (_ message: String, _ warning: Bool) -> Void
 
     public init(nodeID: String, logger: NodeLogger = .discarding,
                 cancellation: CancellationToken = CancellationToken(), run: RunInfo? = nil,
-                onProgress: @escaping @Sendable (String, Int, Int) -> Void = { _, _, _ in }) {
+                onProgress: @escaping @Sendable (String, Int, Int) -> Void = { _, _, _ in },
+                onNote: @escaping @Sendable (String, Bool) -> Void = { _, _ in }) {
         self.nodeID = nodeID
         self.logger = logger
         self.cancellation = cancellation
         self.run = run
         self.onProgress = onProgress
+        self.onNote = onNote
+    }
+
+    /// Records a `node_note` event: a fact about this run of the node (e.g. the kernels a loader chose), or with
+    /// `warning` something the user should know (printed on stderr even with `--quiet`).
+    public func note(_ message: String, warning: Bool = false) {
+        onNote(message, warning)
     }
 
     /// Reports progress (e.g. sampling step `completed` of `total`) and checks for cancellation.

@@ -1,11 +1,10 @@
 // Scaled dot-product attention (softmax attention) with an additive mask, GQA and Gemma-2 logit softcap.
 //
-// Per (batch, head): S = scale·Q Kᵀ and O = P V go through `cblas_sgemm`, called one at a time because
-// OpenBLAS already uses every core; the softcap / mask / softmax pass between them is split over cores.
-// Several heads are batched per pass (scores buffer capped at `attentionScoreBudget` floats) so the parallel pass
-// runs once per group rather than once per head.
+// Work items are blocks of query rows of one (batch, head), run in parallel on our workers, each start to finish
+// in the worker's own scores buffer: S = scale·Q Kᵀ (single-threaded GEMM), softcap / mask / softmax per row,
+// then O = P V (single-threaded GEMM). Heads are plentiful in SANA's models (16 × batch 2, Gemma-2: 8), so the
+// workers stay busy without splitting a GEMM.
 
-import CBLAS
 import Foundation
 
 /// Memory layout of the attention operands.
@@ -45,7 +44,7 @@ struct HeadMatrix: @unchecked Sendable {
 }
 
 extension Ops {
-    /// Largest scores buffer (floats) one group of heads may use: 1 Mi floats = 4 MiB, which stays in cache.
+    /// Largest scores buffer (floats) one work item may use: 1 Mi floats = 4 MiB, which stays in cache.
     static let attentionScoreBudget = 1 << 20
 
     /// Softmax attention: `softmax(scale·Q Kᵀ [softcapped] + mask) V`, like
@@ -93,16 +92,16 @@ extension Ops {
         let alpha = scale ?? 1 / Float(d).squareRoot()
         let group = heads / kvHeads
         let pairs = batch * heads
-        let perGroup = Swift.max(1, Swift.min(pairs, attentionScoreBudget / Swift.max(1, lq * lk)))
-        // From the buffer pool: a fresh multi-megabyte block would page-fault on every call.
-        let scoreStorage = TensorStorage(uninitializedCount: perGroup * lq * lk)
-        defer { withExtendedLifetime(scoreStorage) {} }
-        let scores = scoreStorage.pointer
-        let sp = SendablePointer(scores)
         let padding = maskInfo.flatMap { keyPadding($0.pointer.pointer, $0.strides, key: k, batch: batch, heads: heads,
                                                  group: group, lk: lk) }
+        // Query rows per item: within the scores budget, and split further when there are fewer heads than
+        // workers to keep busy.
+        let workers = Parallel.workerCount
+        let fitting = Swift.max(1, Swift.min(lq, attentionScoreBudget / lk))
+        let rowsPerItem = pairs < 2 * workers ? Swift.min(fitting, Swift.max(16, lq * pairs / (2 * workers))) : fitting
+        let blocks = (lq + rowsPerItem - 1) / rowsPerItem
 
-        /// Mask (+ softcap) and softmax of one score row over its first `n` keys.
+        /// Mask (+ softcap) of one score row over its first `n` keys.
         @Sendable func prepareRow(_ row: UnsafeMutablePointer<Float>, pair: Int, i: Int, n: Int) {
             let b = pair / heads, h = pair % heads
             if let cap = softcap {
@@ -120,69 +119,49 @@ extension Ops {
             }
         }
 
-        var first = 0
-        while first < pairs {
-            let count = Swift.min(perGroup, pairs - first)
-            let firstPair = first
-            for i in 0..<count {
-                let pair = first + i, b = pair / heads, h = pair % heads
-                let n = padding?.kept[pair] ?? lk
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(lq), Int32(n), Int32(d), alpha,
-                            q.head(b, h), Int32(q.rowStride), k.head(b, h / group), Int32(k.rowStride),
-                            0, scores + i * lq * lk, Int32(lk))
-            }
-            // Rows whose dropped (padding) keys might not underflow to exactly 0 after all: their pair is redone
-            // over every key below. One flag per row, so parallel chunks never share a write.
-            let failed = UnsafeMutablePointer<Bool>.allocate(capacity: count * lq)
-            defer { failed.deallocate() }
-            failed.initialize(repeating: false, count: count * lq)
-            let fp = SendablePointer(failed)
-            Parallel.forEachRange(count * lq, minChunk: Swift.max(1, 8_192 / lk)) { rows in
-                for r in rows {
-                    let row = sp.pointer + r * lk
-                    let pair = firstPair + r / lq, i = r % lq
-                    let n = padding?.kept[pair] ?? lk
-                    prepareRow(row, pair: pair, i: i, n: n)
-                    if n < lk, let padding {
-                        // Exact skip: every dropped key's exponent must be < −87.3, where exp gives exactly 0
-                        // (SoftmaxMath.expNonPositive), so the full softmax has exact zeros there.
-                        let b = pair / heads, h = pair % heads
-                        var rowMax = -Float.infinity
-                        for j in 0..<n where row[j] > rowMax { rowMax = row[j] }
-                        let qRow = q.head(b, h) + i * q.rowStride
-                        var qq: Float = 0
-                        for j in 0..<d { qq += qRow[j] * qRow[j] }
-                        let scoreBound = softcap.map { Swift.abs($0) } ?? alpha * qq.squareRoot() * padding.keyNorm[pair]
-                        guard scoreBound + padding.maskMax[pair] - rowMax < -100 else {
-                            fp.pointer[r] = true
-                            continue
-                        }
-                    }
-                    SoftmaxMath.softmaxRow(row, n, zeroIfAllMasked: true)
-                }
-            }
-            for i in 0..<count {
-                let pair = first + i, b = pair / heads, h = pair % heads
+        /// Whether row `i` of `pair`, computed over its first `n` keys, may leave out the dropped padding keys:
+        /// every dropped key's exponent must be < −87.3, where exp gives exactly 0 (SoftmaxMath.expNonPositive),
+        /// so the full softmax has exact zeros there.
+        @Sendable func paddingIsExact(_ row: UnsafeMutablePointer<Float>, pair: Int, i: Int, n: Int, _ p: KeyPadding) -> Bool {
+            let b = pair / heads, h = pair % heads
+            var rowMax = -Float.infinity
+            for j in 0..<n where row[j] > rowMax { rowMax = row[j] }
+            let qRow = q.head(b, h) + i * q.rowStride
+            var qq: Float = 0
+            for j in 0..<d { qq += qRow[j] * qRow[j] }
+            let scoreBound = softcap.map { Swift.abs($0) } ?? alpha * qq.squareRoot() * p.keyNorm[pair]
+            return scoreBound + p.maskMax[pair] - rowMax < -100
+        }
+
+        Parallel.forEachRange(pairs * blocks, minChunk: 1) { items in
+            // From the buffer pool when large: a fresh multi-megabyte block would page-fault on every call.
+            let scratch = TensorStorage(uninitializedCount: rowsPerItem * lk)
+            let scores = scratch.pointer
+            for item in items {
+                let pair = item / blocks, b = pair / heads, h = pair % heads
+                let i0 = (item % blocks) * rowsPerItem, rows = Swift.min(rowsPerItem, lq - i0)
+                let qh = q.head(b, h) + i0 * q.rowStride, kh = k.head(b, h / group), vh = v.head(b, h / group)
                 var n = padding?.kept[pair] ?? lk
-                let slot = scores + i * lq * lk
-                if n < lk && (0..<lq).contains(where: { failed[i * lq + $0] }) {
-                    n = lk
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(lq), Int32(lk), Int32(d), alpha,
-                                q.head(b, h), Int32(q.rowStride), k.head(b, h / group), Int32(k.rowStride),
-                                0, slot, Int32(lk))
-                    let slotS = SendablePointer(slot)
-                    Parallel.forEachRange(lq, minChunk: Swift.max(1, 8_192 / lk)) { rows in
-                        for r in rows {
-                            prepareRow(slotS.pointer + r * lk, pair: pair, i: r, n: lk)
-                            SoftmaxMath.softmaxRow(slotS.pointer + r * lk, lk, zeroIfAllMasked: true)
+                while true {
+                    Ops.sgemm(transposeA: false, transposeB: true, m: rows, n: n, k: d, a: qh, lda: q.rowStride,
+                              b: kh, ldb: k.rowStride, beta: 0, c: scores, ldc: lk, alpha: alpha)
+                    var exact = true
+                    for r in 0..<rows {
+                        let row = scores + r * lk
+                        prepareRow(row, pair: pair, i: i0 + r, n: n)
+                        if n < lk, let padding, !paddingIsExact(row, pair: pair, i: i0 + r, n: n, padding) {
+                            exact = false
+                            break
                         }
+                        SoftmaxMath.softmaxRow(row, n, zeroIfAllMasked: true)
                     }
+                    if exact { break }
+                    n = lk  // a dropped key could matter for some row: redo this block over every key
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(lq), Int32(dv), Int32(n), 1,
-                            slot, Int32(lk), v.head(b, h / group), Int32(v.rowStride),
-                            0, o.head(b, h), Int32(o.rowStride))
+                Ops.sgemm(transposeA: false, transposeB: false, m: rows, n: dv, k: n, a: scores, lda: lk,
+                          b: vh, ldb: v.rowStride, beta: 0, c: o.head(b, h) + i0 * o.rowStride, ldc: o.rowStride)
             }
-            first += count
+            withExtendedLifetime(scratch) {}
         }
         return out
     }

@@ -4,12 +4,8 @@
 //                                  `apply_quadratic_attention`
 // Both pad V with a row of ones so one product yields numerator and denominator:
 //   o_n = (Σ_m v_m relu(k_m)ᵀ) relu(q_n) / ((Σ_m relu(k_m))ᵀ relu(q_n) + eps).
-// Transformer path: heads run in parallel on our workers, each calling `cblas_sgemm` with pieces small enough
-// that OpenBLAS runs them on the calling thread (the one exception to "never call BLAS inside a Parallel loop",
-// see Ops+Matmul.swift: below OpenBLAS's multithreading threshold the calls do not touch its thread pool).
-// DC-AE path: the elementwise passes run over cores and the GEMMs go to OpenBLAS one group at a time.
-
-import CBLAS
+// Both paths run heads (groups) in parallel on our workers, each head's GEMMs single-threaded on its worker
+// (Gemm.swift), so q/k/v are read once and each head's scratch stays in cache.
 
 extension Ops {
     /// SANA ReLU linear attention (diffusers `SanaLinearAttnProcessor2_0` core).
@@ -38,17 +34,13 @@ extension Ops {
         let pairs = batch * heads
         let dp = dv + 1
 
-        // Heads run in parallel on our workers, each head start to finish in the worker's own scratch (relu(K),
-        // Vp = [V | 1], relu(Q): ~0.9 MB at N = 1024, cache-resident): one read of q/k/v and one write of the
-        // output. Each head's GEMMs are small (D × Dv+1 over N); handed to OpenBLAS whole they would wake its
-        // threads for microseconds of work, so they are cut into pieces below its multithreading threshold
-        // (m·n·k ≤ 262 144), which it runs on the calling thread.
+        // Each head start to finish in the worker's own scratch (relu(K), Vp = [V | 1], relu(Q): ~0.9 MB at
+        // N = 1024, cache-resident): one read of q/k/v and one write of the output.
         let perWorker = n * (2 * d + dp) + d * dp
         let workers = Swift.min(Parallel.workerCount, pairs)
         let scratch = TensorStorage(uninitializedCount: workers * perWorker)  // pool-backed when large
         defer { withExtendedLifetime(scratch) {} }
         let base = SendablePointer(scratch.pointer)
-        let piece = Swift.max(1, 240_000 / (d * dp))
         Parallel.forEachRange(workers, minChunk: 1) { ws in
             for w in ws {
                 let kr = base.pointer + w * perWorker, vp = kr + n * d, qr = vp + n * dp, kv = qr + n * d
@@ -62,26 +54,16 @@ extension Ops {
                         vd.update(from: vs + t * v.rowStride, count: dv)
                         vd[dv] = 1
                     }
-                    // KV [D, Dv+1] = relu(K)ᵀ Vp, accumulated over pieces of the N rows.
-                    var n0 = 0
-                    while n0 < n {
-                        let c = Swift.min(piece, n - n0)
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(d), Int32(dp), Int32(c), 1,
-                                    kr + n0 * d, Int32(d), vp + n0 * dp, Int32(dp), n0 == 0 ? 0 : 1, kv, Int32(dp))
-                        n0 += c
-                    }
+                    // KV [D, Dv+1] = relu(K)ᵀ Vp.
+                    Ops.sgemm(transposeA: true, transposeB: false, m: d, n: dp, k: n, a: kr, lda: d, b: vp, ldb: dp,
+                              beta: 0, c: kv, ldc: dp)
                     for t in 0..<n {
                         let qRow = qs + t * q.rowStride, qd = qr + t * d
                         for j in 0..<d { qd[j] = qRow[j] > 0 ? qRow[j] : 0 }
                     }
-                    // O [N, Dv+1] = relu(Q) KV in row pieces, over Vp (no longer needed); then out = O / O[:, Dv].
-                    var m0 = 0
-                    while m0 < n {
-                        let c = Swift.min(piece, n - m0)
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(c), Int32(dp), Int32(d), 1,
-                                    qr + m0 * d, Int32(d), kv, Int32(dp), 0, vp + m0 * dp, Int32(dp))
-                        m0 += c
-                    }
+                    // O [N, Dv+1] = relu(Q) KV, over Vp (no longer needed); then out = O / O[:, Dv].
+                    Ops.sgemm(transposeA: false, transposeB: false, m: n, n: dp, k: d, a: qr, lda: d, b: kv, ldb: dp,
+                              beta: 0, c: vp, ldc: dp)
                     let os = o.head(b, h)
                     for t in 0..<n {
                         let src = vp + t * dp, dst = os + t * o.rowStride
@@ -134,19 +116,17 @@ extension Ops {
             }
         }
         if linear {
-            let kv = UnsafeMutablePointer<Float>.allocate(capacity: dp * d)
-            defer { kv.deallocate() }
-            for pair in 0..<pairs {
-                let vHead = vp + pair * dp * n
-                // KV [d+1, d] = Vp relu(K)ᵀ ; O [d+1, N] = KV relu(Q), over this group's Vp.
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(dp), Int32(d), Int32(n), 1,
-                            vHead, Int32(n), kr + pair * d * n, Int32(n), 0, kv, Int32(d))
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(dp), Int32(n), Int32(d), 1,
-                            kv, Int32(d), qr + pair * d * n, Int32(n), 0, vHead, Int32(n))
-            }
             Parallel.forEachRange(pairs, minChunk: 1) { range in
+                let kv = UnsafeMutablePointer<Float>.allocate(capacity: dp * d)
+                defer { kv.deallocate() }
                 for pair in range {
-                    let o = vpS.pointer + pair * dp * n
+                    let vHead = vpS.pointer + pair * dp * n
+                    // KV [d+1, d] = Vp relu(K)ᵀ ; O [d+1, N] = KV relu(Q), over this group's Vp.
+                    Ops.sgemm(transposeA: false, transposeB: true, m: dp, n: d, k: n, a: vHead, lda: n,
+                              b: krS.pointer + pair * d * n, ldb: n, beta: 0, c: kv, ldc: d)
+                    Ops.sgemm(transposeA: false, transposeB: false, m: dp, n: n, k: d, a: kv, lda: d,
+                              b: qrS.pointer + pair * d * n, ldb: n, beta: 0, c: vHead, ldc: n)
+                    let o = vHead
                     let den = o + d * n
                     let y = dst.pointer + pair * d * n
                     for c in 0..<d {
@@ -156,20 +136,22 @@ extension Ops {
             }
         } else {
             // Tiny maps (N ≤ d): quadratic attention normalised over keys.
-            let s = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
-            defer { s.deallocate() }
-            for pair in 0..<pairs {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(n), Int32(n), Int32(d), 1,
-                            kr + pair * d * n, Int32(n), qr + pair * d * n, Int32(n), 0, s, Int32(n))
-                for qi in 0..<n {
-                    var sum: Float = 0
-                    for ki in 0..<n { sum += s[ki * n + qi] }
-                    let den = sum + eps
-                    for ki in 0..<n { s[ki * n + qi] /= den }
+            Parallel.forEachRange(pairs, minChunk: 1) { range in
+                let s = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+                defer { s.deallocate() }
+                for pair in range {
+                    Ops.sgemm(transposeA: true, transposeB: false, m: n, n: n, k: d, a: krS.pointer + pair * d * n,
+                              lda: n, b: qrS.pointer + pair * d * n, ldb: n, beta: 0, c: s, ldc: n)
+                    for qi in 0..<n {
+                        var sum: Float = 0
+                        for ki in 0..<n { sum += s[ki * n + qi] }
+                        let den = sum + eps
+                        for ki in 0..<n { s[ki * n + qi] /= den }
+                    }
+                    let vHead = src.pointer + (pair * 3 + 2) * d * n
+                    Ops.sgemm(transposeA: false, transposeB: false, m: d, n: n, k: n, a: vHead, lda: n, b: s, ldb: n,
+                              beta: 0, c: dst.pointer + pair * d * n, ldc: n)
                 }
-                let vHead = src.pointer + (pair * 3 + 2) * d * n
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(d), Int32(n), Int32(n), 1,
-                            vHead, Int32(n), s, Int32(n), 0, dst.pointer + pair * d * n, Int32(n))
             }
         }
         return out

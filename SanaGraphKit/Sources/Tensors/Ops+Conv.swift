@@ -1,5 +1,3 @@
-import CBLAS
-
 // 2-D convolution (NCHW, PyTorch weight layout [out, in/groups, kh, kw]). Three paths:
 // - depthwise (groups == in == out channels): direct loops over zero-padded planes, parallel over planes,
 //   with unrolled 3×3 and 5×5 windows for stride 1;
@@ -66,10 +64,10 @@ extension Ops {
         let px = x.storage.pointer + x.offset, pw = weight.storage.pointer + weight.offset, po = out.storage.pointer
         for image in 0..<g.n {
             for group in 0..<g.groups {
-                sgemm(transposeA: false, transposeB: false, m: coutG, n: plane, k: cinG,
-                      a: pw + group * coutG * cinG, lda: cinG,
-                      b: px + (image * g.cin + group * cinG) * plane, ldb: plane, beta: 1,
-                      c: po + (image * g.cout + group * coutG) * plane, ldc: plane)
+                parallelSgemm(transposeA: false, transposeB: false, m: coutG, n: plane, k: cinG,
+                              a: pw + group * coutG * cinG, lda: cinG,
+                              b: px + (image * g.cin + group * cinG) * plane, ldb: plane, beta: 1,
+                              c: po + (image * g.cout + group * coutG) * plane, ldc: plane)
             }
         }
     }
@@ -104,9 +102,9 @@ extension Ops {
                                       into: col.pointer + k * tileWidth)
                         }
                     }
-                    sgemm(transposeA: false, transposeB: false, m: coutG, n: tileWidth, k: kDim,
-                          a: pw + group * coutG * kDim, lda: kDim, b: columns.pointer, ldb: tileWidth, beta: 1,
-                          c: po + (image * g.cout + group * coutG) * outPlane + oy0 * g.wout, ldc: outPlane)
+                    parallelSgemm(transposeA: false, transposeB: false, m: coutG, n: tileWidth, k: kDim,
+                                  a: pw + group * coutG * kDim, lda: kDim, b: columns.pointer, ldb: tileWidth, beta: 1,
+                                  c: po + (image * g.cout + group * coutG) * outPlane + oy0 * g.wout, ldc: outPlane)
                     oy0 += rows
                 }
             }

@@ -1,9 +1,5 @@
-import CBLAS
-
-// GEMM-backed kernels. OpenBLAS runs its own threads over both cores during a call, so these functions
-// never call BLAS from inside a `Parallel` loop (see swift-notes.md B.1): batches are a plain serial loop.
-// Exception: calls with m·n·k ≤ 262 144 (OpenBLAS's SMP_THRESHOLD_MIN × GEMM_MULTITHREAD_THRESHOLD) run
-// single-threaded on the caller, and two workers issuing such calls do scale (Ops.reluLinearAttention).
+// GEMM-backed kernels on fp32 tensors. OpenBLAS is single-threaded here (see Gemm.swift): one GEMM is split
+// over the workers, or a batch of GEMMs runs one per worker.
 
 extension Ops {
     /// `torch.matmul` for rank ≥ 2 operands: `[..., M, K] × [..., K, N] → [..., M, N]`.
@@ -38,7 +34,7 @@ extension Ops {
             a.withUnsafeBufferPointer { pa in
                 b.withUnsafeBufferPointer { pb in
                     out.withUnsafeMutableBufferPointer { pc in
-                        sgemm(transposeA: false, transposeB: transposeB, m: batchCount * m, n: n, k: k,
+                        parallelSgemm(transposeA: false, transposeB: transposeB, m: batchCount * m, n: n, k: k,
                               a: pa.baseAddress!, lda: aCols, b: pb.baseAddress!, ldb: bCols, beta: 0,
                               c: pc.baseAddress!, ldc: n)
                     }
@@ -49,16 +45,22 @@ extension Ops {
 
         let aOffsets = broadcastBatchOffsets(batch: batch, operand: aBatch, matrixSize: aRows * aCols)
         let bOffsets = broadcastBatchOffsets(batch: batch, operand: bBatch, matrixSize: bRows * bCols)
-        a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                out.withUnsafeMutableBufferPointer { pc in
-                    for i in 0..<batchCount {
-                        sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                              a: pa.baseAddress! + aOffsets[i], lda: aCols,
-                              b: pb.baseAddress! + bOffsets[i], ldb: bCols, beta: 0,
-                              c: pc.baseAddress! + i * m * n, ldc: n)
-                    }
+        let (pa, pb) = (SendablePointer(a.storage.pointer + a.offset), SendablePointer(b.storage.pointer + b.offset))
+        let pc = SendablePointer(out.storage.pointer)
+        // Enough matrices: one GEMM per worker at a time; few: each GEMM split over the workers.
+        if batchCount >= Parallel.workerCount {
+            Parallel.forEachRange(batchCount, minChunk: Swift.max(1, 1 << 20 / Swift.max(1, m * n * k))) { range in
+                for i in range {
+                    sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                          a: pa.pointer + aOffsets[i], lda: aCols, b: pb.pointer + bOffsets[i], ldb: bCols, beta: 0,
+                          c: pc.pointer + i * m * n, ldc: n)
                 }
+            }
+        } else {
+            for i in 0..<batchCount {
+                parallelSgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                              a: pa.pointer + aOffsets[i], lda: aCols, b: pb.pointer + bOffsets[i], ldb: bCols,
+                              beta: 0, c: pc.pointer + i * m * n, ldc: n)
             }
         }
         return out
@@ -85,9 +87,9 @@ extension Ops {
             if bias != nil { fillRows(pc.baseAddress!, rows: rows, columns: outFeatures, bias: bias) }
             x.withUnsafeBufferPointer { px in
                 weight.withUnsafeBufferPointer { pw in
-                    sgemm(transposeA: false, transposeB: true, m: rows, n: outFeatures, k: inFeatures,
-                          a: px.baseAddress!, lda: inFeatures, b: pw.baseAddress!, ldb: inFeatures,
-                          beta: bias == nil ? 0 : 1, c: pc.baseAddress!, ldc: outFeatures)
+                    parallelSgemm(transposeA: false, transposeB: true, m: rows, n: outFeatures, k: inFeatures,
+                                  a: px.baseAddress!, lda: inFeatures, b: pw.baseAddress!, ldb: inFeatures,
+                                  beta: bias == nil ? 0 : 1, c: pc.baseAddress!, ldc: outFeatures)
                 }
             }
         }
@@ -95,15 +97,6 @@ extension Ops {
     }
 
     // MARK: - Helpers shared by the GEMM-based kernels
-
-    /// Row-major `C = op(A) op(B) + beta C` through OpenBLAS (alpha = 1).
-    @inline(__always)
-    static func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
-                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    blasint(m), blasint(n), blasint(k), 1, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
-    }
 
     /// Writes `bias` into every row of a `[rows, columns]` buffer, or zeros without a bias.
     static func fillRows(_ c: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias: Tensor?) {

@@ -1,5 +1,3 @@
-import CBLAS
-
 // Winograd F(2×2, 3×3) convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016)
 // for dense 3×3, stride-1 convolutions. Each 2×2 block of outputs ("tile") is computed from the 4×4 input patch
 // under it: `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`, summed over input channels. The sum over channels becomes 16
@@ -94,11 +92,15 @@ enum Winograd3x3 {
                         }
                     }
                 }
-                for xi in 0..<16 {
-                    Ops.sgemm(transposeA: false, transposeB: false, m: g.cout, n: tiles, k: g.cin,
-                              a: u.pointer + xi * g.cout * g.cin, lda: g.cin,
-                              b: v.pointer + xi * g.cin * bandTiles, ldb: bandTiles, beta: 0,
-                              c: m.pointer + xi * g.cout * bandTiles, ldc: bandTiles)
+                // The 16 GEMMs are independent: one per worker at a time, each on its own thread.
+                let pu = SendablePointer(u.pointer)
+                Parallel.forEachRange(16, minChunk: 1) { range in
+                    for xi in range {
+                        Ops.sgemm(transposeA: false, transposeB: false, m: g.cout, n: tiles, k: g.cin,
+                                  a: pu.pointer + xi * g.cout * g.cin, lda: g.cin,
+                                  b: pv.pointer + xi * g.cin * bandTiles, ldb: bandTiles, beta: 0,
+                                  c: pm.pointer + xi * g.cout * bandTiles, ldc: bandTiles)
+                    }
                 }
                 // Y = Aᵀ M A per tile, plus the bias.
                 Parallel.forEachRange(g.cout, minChunk: Swift.max(1, 16_384 / Swift.max(1, tiles))) { channels in

@@ -1,14 +1,11 @@
 import Dispatch
-import Foundation
+import Synchronization
 
 /// Kernel-level parallelism: a few coarse chunks per core through `concurrentPerform`
 /// (a child Task costs ~2 µs, so never one task per row or head).
 public enum Parallel {
-    /// Worker count: `SANAGRAPH_THREADS` if set, else the active processor count.
-    public static let workerCount: Int = {
-        if let s = ProcessInfo.processInfo.environment["SANAGRAPH_THREADS"], let n = Int(s), n > 0 { return n }
-        return Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
-    }()
+    /// Worker count: `Kernels.threads` (`--threads`, `SANAGRAPH_THREADS`, else every CPU the process may use).
+    public static let workerCount: Int = Kernels.threads
 
     /// Runs `body` over `0..<count` split into contiguous ranges, in parallel when the work is large enough.
     /// - Parameter minChunk: smallest range worth handing to a thread (tune to ~10-50 µs of work).
@@ -22,10 +19,17 @@ public enum Parallel {
         }
         let base = count / chunks
         let extra = count % chunks
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let start = c * base + Swift.min(c, extra)
-            let end = start + base + (c < extra ? 1 : 0)
-            body(start..<end)
+        // `workerCount` iterations, each taking the next chunk until none is left: concurrentPerform would
+        // otherwise run up to one thread per CPU, more than `--threads` allows.
+        let workers = Swift.min(workerCount, chunks)
+        let next = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let c = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard c < chunks else { return }
+                let start = c * base + Swift.min(c, extra)
+                body(start..<(start + base + (c < extra ? 1 : 0)))
+            }
         }
     }
 }

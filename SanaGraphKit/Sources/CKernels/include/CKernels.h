@@ -1,0 +1,97 @@
+// C side of the kernel layer: CPU feature detection (CPUID/XGETBV, the AMX permission request) and the BLAS /
+// oneDNN libraries, which are loaded with dlopen after the process has chosen their settings (OpenBLAS reads
+// OPENBLAS_CORETYPE and OPENBLAS_NUM_THREADS, libgomp reads OMP_NUM_THREADS, when they load). Swift reaches
+// everything through this header; nothing here links libopenblas or libdnnl at build time.
+#ifndef SANAGRAPH_CKERNELS_H
+#define SANAGRAPH_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: CPU
+
+/// What CPUID and XCR0 say. A feature counts only when the OS also saves its registers (XCR0).
+typedef struct {
+    char vendor[13];
+    char brand[49];
+    int family, model, stepping;
+    int sse3, ssse3, sse41, sse42, popcnt, avx, avx2, fma, f16c, bmi2;
+    int avx512f, avx512cd, avx512bw, avx512dq, avx512vl, avx512_vnni, avx512_bf16, avx512_fp16;
+    int avx_vnni, amx_tile, amx_bf16, amx_int8;
+    int logical_cpus;  // CPUs this process may run on (sched_getaffinity)
+} sg_cpu_info;
+
+void sg_cpu_detect(sg_cpu_info *out);
+
+/// Asks the kernel for permission to use AMX tile data (arch_prctl ARCH_REQ_XCOMP_PERM, Linux ≥ 5.16): 1 granted,
+/// 0 refused (no AMX, an older kernel, or a sandbox that forbids it).
+int sg_amx_request_permission(void);
+
+// MARK: Libraries
+
+/// dlopen `path` (a soname such as "libopenblas.so.0"); 0 on success, else -1 with the reason in `error`.
+int sg_openblas_load(const char *path, char *error, size_t error_size);
+int sg_openblas_loaded(void);
+const char *sg_openblas_corename(void);
+const char *sg_openblas_config(void);
+int sg_openblas_num_threads(void);
+
+/// Row-major C = alpha op(A) op(B) + beta C through the loaded OpenBLAS (cblas_sgemm).
+void sg_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+              const float *b, long ldb, float beta, float *c, long ldc);
+
+/// dlopen oneDNN (libdnnl.so.2) and create its CPU engine and stream; 0 on success.
+int sg_dnnl_load(const char *path, char *error, size_t error_size);
+int sg_dnnl_loaded(void);
+/// "2.6.3", or "" when not loaded.
+const char *sg_dnnl_version(void);
+/// Caps the instruction set oneDNN's JIT may use (dnnl_cpu_isa_t value); call before any primitive.
+int sg_dnnl_set_max_isa(int isa);
+/// dnnl_get_effective_cpu_isa(), or 0 when not loaded.
+int sg_dnnl_effective_isa(void);
+
+// MARK: oneDNN matmul with prepacked weights (`y = x Wᵀ + bias`)
+
+typedef struct sg_linear sg_linear;
+
+/// Packs `weight` [n, k] (row-major, PyTorch's nn.Linear layout) for oneDNN, in fp32 or bf16 (rounded to
+/// nearest even). Returns NULL with the reason in `error` when oneDNN cannot do it. `impl` receives the
+/// implementation name oneDNN chose (e.g. "brg:avx512_core_amx").
+sg_linear *sg_linear_create(const float *weight, long n, long k, int bf16, char *impl, size_t impl_size,
+                            char *error, size_t error_size);
+void sg_linear_destroy(sg_linear *linear);
+/// Bytes the packed weights take.
+size_t sg_linear_bytes(const sg_linear *linear);
+/// Bytes of scratch `sg_linear_run` needs for `m` rows (the bf16 copy of `x`; 0 in fp32).
+size_t sg_linear_scratch_bytes(const sg_linear *linear, long m);
+/// The packed weights back as fp32 [n, k] (bf16 values when packed as bf16); 0 on success.
+int sg_linear_unpack(const sg_linear *linear, float *weight);
+/// `y [m, n] = x [m, k] · Wᵀ (+ bias [n])`; `scratch` holds `sg_linear_scratch_bytes` bytes. 0 on success.
+int sg_linear_run(sg_linear *linear, const float *x, long m, const float *bias, float *y, void *scratch);
+
+// MARK: oneDNN convolution with prepacked weights (NCHW fp32 in and out)
+
+typedef struct sg_conv sg_conv;
+
+/// Packs a conv2d filter [cout, cin/groups, kh, kw] (+ bias [cout] or NULL); `hint_h`/`hint_w` is a typical
+/// input size (the packed layout is chosen for it and checked for others).
+sg_conv *sg_conv_create(const float *weight, const float *bias, long cout, long cin, long kh, long kw,
+                        long stride_h, long stride_w, long pad_h, long pad_w, long groups, int bf16,
+                        long hint_h, long hint_w, char *impl, size_t impl_size, char *error, size_t error_size);
+void sg_conv_destroy(sg_conv *conv);
+size_t sg_conv_bytes(const sg_conv *conv);
+/// The packed filter back as fp32 [cout, cin/groups, kh, kw]; 0 on success.
+int sg_conv_unpack(const sg_conv *conv, float *weight);
+/// Scratch for one call on `x [n, cin, h, w]`: the input and output in the primitive's own layouts.
+size_t sg_conv_scratch_bytes(sg_conv *conv, long n, long h, long w);
+/// `y [n, cout, hout, wout] = conv2d(x)`; 0 on success.
+int sg_conv_run(sg_conv *conv, const float *x, long n, long h, long w, float *y, void *scratch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

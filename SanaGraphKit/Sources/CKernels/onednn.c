@@ -1,0 +1,438 @@
+// oneDNN matmul and convolution with weights packed once, in the layout the primitive chose for this CPU.
+// Primitives are made per activation shape on first use and kept (a model sees a handful of shapes).
+#define _GNU_SOURCE
+#include "CKernels.h"
+#include "dnnl_symbols.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define D(name) sg_p_##name
+#define MAX_SHAPES 64
+
+static void set_error(char *error, size_t size, const char *what, dnnl_status_t status) {
+    if (error && size) snprintf(error, size, "%s (oneDNN status %d)", what, (int)status);
+}
+
+static void impl_name(const_dnnl_primitive_desc_t pd, char *impl, size_t size) {
+    const char *info = NULL;
+    if (impl && size && D(dnnl_primitive_desc_query)(pd, dnnl_query_impl_info_str, 0, &info) == dnnl_success && info)
+        snprintf(impl, size, "%s", info);
+}
+
+static dnnl_status_t run2(dnnl_primitive_t p, int a1, dnnl_memory_t m1, int a2, dnnl_memory_t m2) {
+    dnnl_exec_arg_t args[2] = {{a1, m1}, {a2, m2}};
+    dnnl_stream_t s = sg_dnnl_stream();
+    dnnl_status_t st = D(dnnl_primitive_execute)(p, s, 2, args);
+    return st == dnnl_success ? D(dnnl_stream_wait)(s) : st;
+}
+
+/// A reorder primitive from `from` to `to`.
+static dnnl_primitive_t make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, dnnl_status_t *st) {
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t p = NULL;
+    *st = D(dnnl_reorder_primitive_desc_create)(&pd, from, sg_dnnl_engine, to, sg_dnnl_engine, NULL);
+    if (*st != dnnl_success) return NULL;
+    *st = D(dnnl_primitive_create)(&p, pd);
+    D(dnnl_primitive_desc_destroy)(pd);
+    return *st == dnnl_success ? p : NULL;
+}
+
+/// Packs `src` (described by `from`) into a fresh 64-byte-aligned buffer described by `to`.
+static void *pack(const void *src, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, dnnl_status_t *st) {
+    size_t bytes = D(dnnl_memory_desc_get_size)(to);
+    void *dst = NULL;
+    if (posix_memalign(&dst, 64, bytes ? bytes : 64) != 0) { *st = dnnl_out_of_memory; return NULL; }
+    dnnl_primitive_t r = make_reorder(from, to, st);
+    dnnl_memory_t ms = NULL, md = NULL;
+    if (r && (*st = D(dnnl_memory_create)(&ms, from, sg_dnnl_engine, (void *)src)) == dnnl_success
+        && (*st = D(dnnl_memory_create)(&md, to, sg_dnnl_engine, dst)) == dnnl_success)
+        *st = run2(r, DNNL_ARG_FROM, ms, DNNL_ARG_TO, md);
+    if (ms) D(dnnl_memory_destroy)(ms);
+    if (md) D(dnnl_memory_destroy)(md);
+    if (r) D(dnnl_primitive_destroy)(r);
+    if (*st != dnnl_success) { free(dst); return NULL; }
+    return dst;
+}
+
+// MARK: - Matmul
+
+typedef struct {
+    long m;
+    int bias;
+    dnnl_primitive_t matmul;
+    dnnl_primitive_t src_reorder;  // f32 → bf16 rows (bf16 only)
+    dnnl_memory_desc_t src_md, dst_md, bias_md, src_f32_md;
+} linear_shape;
+
+struct sg_linear {
+    long n, k;
+    int bf16;
+    dnnl_memory_desc_t weights_md;
+    void *weights;
+    dnnl_memory_t weights_mem;
+    pthread_mutex_t lock;
+    linear_shape *shapes[MAX_SHAPES];
+    int count;
+};
+
+static dnnl_status_t linear_shape_make(sg_linear *l, long m, int bias, const dnnl_memory_desc_t *weights_md,
+                                       linear_shape *out, dnnl_primitive_desc_t *pd_out) {
+    memset(out, 0, sizeof *out);
+    out->m = m; out->bias = bias;
+    dnnl_dims_t src = {m, l->k}, dst = {m, l->n}, b = {1, l->n};
+    dnnl_data_type_t t = l->bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_status_t st;
+    if ((st = D(dnnl_memory_desc_init_by_tag)(&out->src_md, 2, src, t, dnnl_ab)) != dnnl_success) return st;
+    if ((st = D(dnnl_memory_desc_init_by_tag)(&out->src_f32_md, 2, src, dnnl_f32, dnnl_ab)) != dnnl_success) return st;
+    if ((st = D(dnnl_memory_desc_init_by_tag)(&out->dst_md, 2, dst, dnnl_f32, dnnl_ab)) != dnnl_success) return st;
+    if ((st = D(dnnl_memory_desc_init_by_tag)(&out->bias_md, 2, b, dnnl_f32, dnnl_ab)) != dnnl_success) return st;
+    dnnl_matmul_desc_t desc;
+    st = D(dnnl_matmul_desc_init)(&desc, &out->src_md, weights_md, bias ? &out->bias_md : NULL, &out->dst_md);
+    if (st != dnnl_success) return st;
+    dnnl_primitive_desc_t pd;
+    if ((st = D(dnnl_primitive_desc_create)(&pd, &desc, NULL, sg_dnnl_engine, NULL)) != dnnl_success) return st;
+    if (pd_out) { *pd_out = pd; return dnnl_success; }
+    st = D(dnnl_primitive_create)(&out->matmul, pd);
+    D(dnnl_primitive_desc_destroy)(pd);
+    if (st == dnnl_success && l->bf16) out->src_reorder = make_reorder(&out->src_f32_md, &out->src_md, &st);
+    return st;
+}
+
+sg_linear *sg_linear_create(const float *weight, long n, long k, int bf16, char *impl, size_t impl_size,
+                            char *error, size_t error_size) {
+    if (!sg_dnnl_engine) { set_error(error, error_size, "oneDNN is not loaded", dnnl_runtime_error); return NULL; }
+    sg_linear *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->n = n; l->k = k; l->bf16 = bf16;
+    pthread_mutex_init(&l->lock, NULL);
+    dnnl_dims_t wd = {k, n};
+    dnnl_memory_desc_t any, plain;
+    dnnl_status_t st = D(dnnl_memory_desc_init_by_tag)(&any, 2, wd, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any);
+    if (st == dnnl_success) st = D(dnnl_memory_desc_init_by_tag)(&plain, 2, wd, dnnl_f32, dnnl_ba);
+    // The layout the primitive wants for a typical row count (it did not depend on the row count in oneDNN 2.6).
+    linear_shape probe;
+    dnnl_primitive_desc_t pd = NULL;
+    if (st == dnnl_success) st = linear_shape_make(l, 256, 0, &any, &probe, &pd);
+    if (st != dnnl_success) { set_error(error, error_size, "oneDNN has no matmul for these weights", st); goto fail; }
+    impl_name(pd, impl, impl_size);
+    l->weights_md = *D(dnnl_primitive_desc_query_md)(pd, dnnl_query_weights_md, 0);
+    D(dnnl_primitive_desc_destroy)(pd);
+    // Other row counts must accept the same packed layout; else keep the weights plain ([k, n] read transposed).
+    for (long m = 1; m <= 8192; m *= 64) {
+        dnnl_primitive_desc_t check = NULL;
+        if (linear_shape_make(l, m, 1, &l->weights_md, &probe, &check) != dnnl_success) {
+            st = D(dnnl_memory_desc_init_by_tag)(&l->weights_md, 2, wd, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_ba);
+            break;
+        }
+        D(dnnl_primitive_desc_destroy)(check);
+    }
+    l->weights = pack(weight, &plain, &l->weights_md, &st);
+    if (!l->weights) { set_error(error, error_size, "oneDNN could not pack the weights", st); goto fail; }
+    st = D(dnnl_memory_create)(&l->weights_mem, &l->weights_md, sg_dnnl_engine, l->weights);
+    if (st != dnnl_success) { set_error(error, error_size, "oneDNN memory", st); goto fail; }
+    return l;
+fail:
+    sg_linear_destroy(l);
+    return NULL;
+}
+
+void sg_linear_destroy(sg_linear *l) {
+    if (!l) return;
+    for (int i = 0; i < l->count; i++) {
+        if (l->shapes[i]->matmul) D(dnnl_primitive_destroy)(l->shapes[i]->matmul);
+        if (l->shapes[i]->src_reorder) D(dnnl_primitive_destroy)(l->shapes[i]->src_reorder);
+        free(l->shapes[i]);
+    }
+    if (l->weights_mem) D(dnnl_memory_destroy)(l->weights_mem);
+    free(l->weights);
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+}
+
+size_t sg_linear_bytes(const sg_linear *l) { return D(dnnl_memory_desc_get_size)(&l->weights_md); }
+
+/// Reorders packed weights described by `from` back into `to` at `dst`.
+static int unpack(const void *src, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, void *dst) {
+    dnnl_status_t st;
+    dnnl_primitive_t r = make_reorder(from, to, &st);
+    dnnl_memory_t ms = NULL, md = NULL;
+    if (r && (st = D(dnnl_memory_create)(&ms, from, sg_dnnl_engine, (void *)src)) == dnnl_success
+        && (st = D(dnnl_memory_create)(&md, to, sg_dnnl_engine, dst)) == dnnl_success)
+        st = run2(r, DNNL_ARG_FROM, ms, DNNL_ARG_TO, md);
+    if (ms) D(dnnl_memory_destroy)(ms);
+    if (md) D(dnnl_memory_destroy)(md);
+    if (r) D(dnnl_primitive_destroy)(r);
+    return (int)st;
+}
+
+int sg_linear_unpack(const sg_linear *l, float *weight) {
+    dnnl_dims_t wd = {l->k, l->n};
+    dnnl_memory_desc_t plain;
+    D(dnnl_memory_desc_init_by_tag)(&plain, 2, wd, dnnl_f32, dnnl_ba);
+    return unpack(l->weights, &l->weights_md, &plain, weight);
+}
+
+size_t sg_linear_scratch_bytes(const sg_linear *l, long m) { return l->bf16 ? (size_t)m * (size_t)l->k * 2 : 0; }
+
+/// The primitives for `m` rows: made on first use, kept (up to MAX_SHAPES; beyond that made per call).
+static linear_shape *linear_shape_get(sg_linear *l, long m, int bias, int *transient, dnnl_status_t *st) {
+    *transient = 0;
+    pthread_mutex_lock(&l->lock);
+    for (int i = 0; i < l->count; i++) {
+        if (l->shapes[i]->m == m && l->shapes[i]->bias == bias) {
+            linear_shape *s = l->shapes[i];
+            pthread_mutex_unlock(&l->lock);
+            return s;
+        }
+    }
+    linear_shape *s = malloc(sizeof *s);
+    *st = s ? linear_shape_make(l, m, bias, &l->weights_md, s, NULL) : dnnl_out_of_memory;
+    if (*st != dnnl_success) { free(s); s = NULL; }
+    else if (l->count < MAX_SHAPES) l->shapes[l->count++] = s;
+    else *transient = 1;
+    pthread_mutex_unlock(&l->lock);
+    return s;
+}
+
+int sg_linear_run(sg_linear *l, const float *x, long m, const float *bias, float *y, void *scratch) {
+    dnnl_status_t st = dnnl_success;
+    int transient;
+    linear_shape *s = linear_shape_get(l, m, bias != NULL, &transient, &st);
+    if (!s) return (int)st;
+    dnnl_memory_t src = NULL, src32 = NULL, dst = NULL, b = NULL;
+    if (l->bf16) {
+        if ((st = D(dnnl_memory_create)(&src32, &s->src_f32_md, sg_dnnl_engine, (void *)x)) != dnnl_success) goto done;
+        if ((st = D(dnnl_memory_create)(&src, &s->src_md, sg_dnnl_engine, scratch)) != dnnl_success) goto done;
+        if ((st = run2(s->src_reorder, DNNL_ARG_FROM, src32, DNNL_ARG_TO, src)) != dnnl_success) goto done;
+    } else if ((st = D(dnnl_memory_create)(&src, &s->src_md, sg_dnnl_engine, (void *)x)) != dnnl_success) goto done;
+    if ((st = D(dnnl_memory_create)(&dst, &s->dst_md, sg_dnnl_engine, y)) != dnnl_success) goto done;
+    if (bias && (st = D(dnnl_memory_create)(&b, &s->bias_md, sg_dnnl_engine, (void *)bias)) != dnnl_success) goto done;
+    {
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, l->weights_mem}, {DNNL_ARG_DST, dst},
+                                   {DNNL_ARG_BIAS, b}};
+        dnnl_stream_t stream = sg_dnnl_stream();
+        st = D(dnnl_primitive_execute)(s->matmul, stream, bias ? 4 : 3, args);
+        if (st == dnnl_success) st = D(dnnl_stream_wait)(stream);
+    }
+done:
+    if (src) D(dnnl_memory_destroy)(src);
+    if (src32) D(dnnl_memory_destroy)(src32);
+    if (dst) D(dnnl_memory_destroy)(dst);
+    if (b) D(dnnl_memory_destroy)(b);
+    if (transient) {
+        D(dnnl_primitive_destroy)(s->matmul);
+        if (s->src_reorder) D(dnnl_primitive_destroy)(s->src_reorder);
+        free(s);
+    }
+    return (int)st;
+}
+
+// MARK: - Convolution
+
+typedef struct {
+    long n, h, w;
+    dnnl_primitive_t conv, src_reorder, dst_reorder;
+    dnnl_memory_desc_t user_src, user_dst, src_md, dst_md;
+    size_t src_bytes, dst_bytes;  // scratch for src / dst when they need a reorder (0 otherwise)
+} conv_shape;
+
+struct sg_conv {
+    long cout, cin, kh, kw, sh, sw, ph, pw, groups;
+    int bf16;
+    dnnl_memory_desc_t weights_md, bias_md;
+    void *weights;
+    float *bias;
+    dnnl_memory_t weights_mem, bias_mem;
+    pthread_mutex_t lock;
+    conv_shape *shapes[MAX_SHAPES];
+    int count;
+};
+
+static dnnl_status_t conv_desc(sg_conv *c, long n, long h, long w, const dnnl_memory_desc_t *weights_md,
+                               dnnl_primitive_desc_t *pd, conv_shape *s) {
+    long ho = (h + 2 * c->ph - c->kh) / c->sh + 1, wo = (w + 2 * c->pw - c->kw) / c->sw + 1;
+    dnnl_dims_t src = {n, c->cin, h, w}, dst = {n, c->cout, ho, wo};
+    dnnl_dims_t strides = {c->sh, c->sw}, pad = {c->ph, c->pw};
+    dnnl_memory_desc_t src_any, dst_any;
+    dnnl_data_type_t t = c->bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_status_t st;
+    if ((st = D(dnnl_memory_desc_init_by_tag)(&src_any, 4, src, t, dnnl_format_tag_any)) != dnnl_success) return st;
+    if ((st = D(dnnl_memory_desc_init_by_tag)(&dst_any, 4, dst, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return st;
+    if (s) {
+        memset(s, 0, sizeof *s);
+        s->n = n; s->h = h; s->w = w;
+        D(dnnl_memory_desc_init_by_tag)(&s->user_src, 4, src, dnnl_f32, dnnl_nchw);
+        D(dnnl_memory_desc_init_by_tag)(&s->user_dst, 4, dst, dnnl_f32, dnnl_nchw);
+    }
+    dnnl_convolution_desc_t desc;
+    st = D(dnnl_convolution_forward_desc_init)(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src_any,
+                                               weights_md, c->bias ? &c->bias_md : NULL, &dst_any, strides, pad, pad);
+    if (st != dnnl_success) return st;
+    return D(dnnl_primitive_desc_create)(pd, &desc, NULL, sg_dnnl_engine, NULL);
+}
+
+sg_conv *sg_conv_create(const float *weight, const float *bias, long cout, long cin, long kh, long kw,
+                        long stride_h, long stride_w, long pad_h, long pad_w, long groups, int bf16,
+                        long hint_h, long hint_w, char *impl, size_t impl_size, char *error, size_t error_size) {
+    if (!sg_dnnl_engine) { set_error(error, error_size, "oneDNN is not loaded", dnnl_runtime_error); return NULL; }
+    sg_conv *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->cout = cout; c->cin = cin; c->kh = kh; c->kw = kw; c->sh = stride_h; c->sw = stride_w;
+    c->ph = pad_h; c->pw = pad_w; c->groups = groups; c->bf16 = bf16;
+    pthread_mutex_init(&c->lock, NULL);
+    dnnl_status_t st;
+    dnnl_memory_desc_t any, plain;
+    // Grouped filters are 5-D [g, cout/g, cin/g, kh, kw] (same bytes as PyTorch's [cout, cin/g, kh, kw]).
+    if (groups > 1) {
+        dnnl_dims_t wd = {groups, cout / groups, cin / groups, kh, kw};
+        st = D(dnnl_memory_desc_init_by_tag)(&any, 5, wd, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any);
+        if (st == dnnl_success) st = D(dnnl_memory_desc_init_by_tag)(&plain, 5, wd, dnnl_f32, dnnl_goihw);
+    } else {
+        dnnl_dims_t wd = {cout, cin, kh, kw};
+        st = D(dnnl_memory_desc_init_by_tag)(&any, 4, wd, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any);
+        if (st == dnnl_success) st = D(dnnl_memory_desc_init_by_tag)(&plain, 4, wd, dnnl_f32, dnnl_oihw);
+    }
+    if (bias) {
+        dnnl_dims_t bd = {cout};
+        D(dnnl_memory_desc_init_by_tag)(&c->bias_md, 1, bd, dnnl_f32, dnnl_a);
+        c->bias = malloc(sizeof(float) * (size_t)cout);
+        if (!c->bias) goto fail;
+        memcpy(c->bias, bias, sizeof(float) * (size_t)cout);
+    }
+    dnnl_primitive_desc_t pd = NULL;
+    if (st == dnnl_success) st = conv_desc(c, 1, hint_h, hint_w, &any, &pd, NULL);
+    if (st != dnnl_success) { set_error(error, error_size, "oneDNN has no convolution for this filter", st); goto fail; }
+    impl_name(pd, impl, impl_size);
+    c->weights_md = *D(dnnl_primitive_desc_query_md)(pd, dnnl_query_weights_md, 0);
+    D(dnnl_primitive_desc_destroy)(pd);
+    c->weights = pack(weight, &plain, &c->weights_md, &st);
+    if (!c->weights) { set_error(error, error_size, "oneDNN could not pack the filter", st); goto fail; }
+    if ((st = D(dnnl_memory_create)(&c->weights_mem, &c->weights_md, sg_dnnl_engine, c->weights)) != dnnl_success
+        || (bias && (st = D(dnnl_memory_create)(&c->bias_mem, &c->bias_md, sg_dnnl_engine, c->bias)) != dnnl_success)) {
+        set_error(error, error_size, "oneDNN memory", st);
+        goto fail;
+    }
+    return c;
+fail:
+    sg_conv_destroy(c);
+    return NULL;
+}
+
+static void conv_shape_free(conv_shape *s) {
+    if (s->conv) D(dnnl_primitive_destroy)(s->conv);
+    if (s->src_reorder) D(dnnl_primitive_destroy)(s->src_reorder);
+    if (s->dst_reorder) D(dnnl_primitive_destroy)(s->dst_reorder);
+    free(s);
+}
+
+void sg_conv_destroy(sg_conv *c) {
+    if (!c) return;
+    for (int i = 0; i < c->count; i++) conv_shape_free(c->shapes[i]);
+    if (c->weights_mem) D(dnnl_memory_destroy)(c->weights_mem);
+    if (c->bias_mem) D(dnnl_memory_destroy)(c->bias_mem);
+    free(c->weights);
+    free(c->bias);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+size_t sg_conv_bytes(const sg_conv *c) {
+    return D(dnnl_memory_desc_get_size)(&c->weights_md) + (c->bias ? sizeof(float) * (size_t)c->cout : 0);
+}
+
+int sg_conv_unpack(const sg_conv *c, float *weight) {
+    dnnl_memory_desc_t plain;
+    if (c->groups > 1) {
+        dnnl_dims_t wd = {c->groups, c->cout / c->groups, c->cin / c->groups, c->kh, c->kw};
+        D(dnnl_memory_desc_init_by_tag)(&plain, 5, wd, dnnl_f32, dnnl_goihw);
+    } else {
+        dnnl_dims_t wd = {c->cout, c->cin, c->kh, c->kw};
+        D(dnnl_memory_desc_init_by_tag)(&plain, 4, wd, dnnl_f32, dnnl_oihw);
+    }
+    return unpack(c->weights, &c->weights_md, &plain, weight);
+}
+
+
+/// The primitives for one input size, made on first use. A filter whose packed layout this size cannot use
+/// fails here (the caller falls back to its own convolution).
+static conv_shape *conv_shape_get(sg_conv *c, long n, long h, long w, int *transient, dnnl_status_t *st) {
+    *transient = 0;
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < c->count; i++) {
+        conv_shape *s = c->shapes[i];
+        if (s->n == n && s->h == h && s->w == w) { pthread_mutex_unlock(&c->lock); return s; }
+    }
+    conv_shape *s = calloc(1, sizeof *s);
+    dnnl_primitive_desc_t pd = NULL;
+    *st = s ? conv_desc(c, n, h, w, &c->weights_md, &pd, s) : dnnl_out_of_memory;
+    if (*st == dnnl_success) {
+        s->src_md = *D(dnnl_primitive_desc_query_md)(pd, dnnl_query_src_md, 0);
+        s->dst_md = *D(dnnl_primitive_desc_query_md)(pd, dnnl_query_dst_md, 0);
+        *st = D(dnnl_primitive_create)(&s->conv, pd);
+        D(dnnl_primitive_desc_destroy)(pd);
+    }
+    if (*st == dnnl_success && !D(dnnl_memory_desc_equal)(&s->src_md, &s->user_src)) {
+        s->src_reorder = make_reorder(&s->user_src, &s->src_md, st);
+        s->src_bytes = (D(dnnl_memory_desc_get_size)(&s->src_md) + 63) / 64 * 64;
+    }
+    if (*st == dnnl_success && !D(dnnl_memory_desc_equal)(&s->dst_md, &s->user_dst)) {
+        s->dst_reorder = make_reorder(&s->dst_md, &s->user_dst, st);
+        s->dst_bytes = (D(dnnl_memory_desc_get_size)(&s->dst_md) + 63) / 64 * 64;
+    }
+    if (*st != dnnl_success) {
+        if (s) conv_shape_free(s);
+        s = NULL;
+    } else if (c->count < MAX_SHAPES) {
+        c->shapes[c->count++] = s;
+    } else {
+        *transient = 1;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return s;
+}
+
+size_t sg_conv_scratch_bytes(sg_conv *c, long n, long h, long w) {
+    dnnl_status_t st;
+    int transient;
+    conv_shape *s = conv_shape_get(c, n, h, w, &transient, &st);
+    if (!s) return (size_t)-1;
+    size_t bytes = s->src_bytes + s->dst_bytes;
+    if (transient) conv_shape_free(s);
+    return bytes;
+}
+
+int sg_conv_run(sg_conv *c, const float *x, long n, long h, long w, float *y, void *scratch) {
+    dnnl_status_t st = dnnl_success;
+    int transient;
+    conv_shape *s = conv_shape_get(c, n, h, w, &transient, &st);
+    if (!s) return (int)st;
+    dnnl_memory_t user_src = NULL, user_dst = NULL, src = NULL, dst = NULL;
+    char *buffer = scratch;
+    if ((st = D(dnnl_memory_create)(&user_src, &s->user_src, sg_dnnl_engine, (void *)x)) != dnnl_success) goto done;
+    if ((st = D(dnnl_memory_create)(&user_dst, &s->user_dst, sg_dnnl_engine, y)) != dnnl_success) goto done;
+    if (s->src_reorder) {
+        if ((st = D(dnnl_memory_create)(&src, &s->src_md, sg_dnnl_engine, buffer)) != dnnl_success) goto done;
+        if ((st = run2(s->src_reorder, DNNL_ARG_FROM, user_src, DNNL_ARG_TO, src)) != dnnl_success) goto done;
+    }
+    if (s->dst_reorder
+        && (st = D(dnnl_memory_create)(&dst, &s->dst_md, sg_dnnl_engine, buffer + s->src_bytes)) != dnnl_success)
+        goto done;
+    {
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src ? src : user_src}, {DNNL_ARG_WEIGHTS, c->weights_mem},
+                                   {DNNL_ARG_DST, dst ? dst : user_dst}, {DNNL_ARG_BIAS, c->bias_mem}};
+        dnnl_stream_t stream = sg_dnnl_stream();
+        st = D(dnnl_primitive_execute)(s->conv, stream, c->bias ? 4 : 3, args);
+        if (st == dnnl_success) st = D(dnnl_stream_wait)(stream);
+    }
+    if (st == dnnl_success && dst) st = run2(s->dst_reorder, DNNL_ARG_FROM, dst, DNNL_ARG_TO, user_dst);
+done:
+    if (user_src) D(dnnl_memory_destroy)(user_src);
+    if (user_dst) D(dnnl_memory_destroy)(user_dst);
+    if (src) D(dnnl_memory_destroy)(src);
+    if (dst) D(dnnl_memory_destroy)(dst);
+    if (transient) conv_shape_free(s);
+    return (int)st;
+}

@@ -1,0 +1,266 @@
+internal import CKernels
+
+/// How a layer's weights are held and which kernel runs them (normally chosen by `Kernels`; tests and benchmarks
+/// may name one).
+public enum WeightKernel: Sendable, Equatable {
+    /// fp32 weights as a `Tensor`, GEMMs by OpenBLAS split over our workers (or our own convolutions).
+    case plain
+    /// Weights packed by oneDNN (fp32 or bf16) in the layout its primitive wants; oneDNN runs the layer.
+    case oneDNN
+    /// bf16 arithmetic without a bf16 unit: weights and inputs rounded to bf16, products summed by the fp32
+    /// kernels. Exact products (8-bit × 8-bit mantissas fit fp32), fp32 sums: what bf16 hardware computes.
+    case emulatedBF16
+
+    /// The kernel for `precision` on this machine (`Kernels`), for linear layers or (`conv`) convolutions.
+    static func choose(_ precision: Precision, conv: Bool) -> WeightKernel {
+        switch precision {
+        case .fp32: return !conv && Kernels.selection.fp32Linear == .oneDNN ? .oneDNN : .plain
+        case .bf16:
+            switch Kernels.bf16 {
+            case .native: return .oneDNN
+            case .emulated: return .emulatedBF16
+            case .unavailable: return .plain
+            }
+        }
+    }
+}
+
+/// An `nn.Linear` weight `[out, in]` prepared once for this CPU's kernels at a precision (`Ops.linear`).
+///
+/// fp32: oneDNN's prepacked layout where oneDNN runs fp32 linears (`Kernels`), else the tensor itself (an fp32
+/// tensor mapped from a file stays zero-copy). bf16: packed bf16 (half the memory) where the CPU has a bf16
+/// unit, rounded fp32 when emulated; where bf16 is unavailable the layer runs fp32 (`Kernels.effectivePrecision`).
+public final class LinearWeight: @unchecked Sendable {
+    public let outFeatures: Int, inFeatures: Int
+    /// The precision the layer computes at.
+    public let precision: Precision
+    /// The kernel that runs it, e.g. "oneDNN brg:avx512_core_amx" or "OpenBLAS Cooperlake".
+    public let kernel: String
+    public let mode: WeightKernel
+    /// fp32 weights (`.plain`) or bf16-rounded fp32 weights (`.emulatedBF16`).
+    let tensor: Tensor?
+    let packed: OpaquePointer?
+
+    /// Prepares `weight` `[out, in]`. A bf16 request on a CPU without bf16 arithmetic gives an fp32 layer.
+    public convenience init(_ weight: Tensor, precision: Precision = .fp32) {
+        let effective = Kernels.effectivePrecision(precision).0
+        self.init(weight, precision: effective, mode: WeightKernel.choose(effective, conv: false))
+    }
+
+    /// Prepares `weight` for a named kernel (benchmarks, tests); `.oneDNN` falls back when oneDNN cannot.
+    public init(_ weight: Tensor, precision: Precision, mode requested: WeightKernel) {
+        precondition(weight.rank == 2, "LinearWeight: expected [out, in], got \(weight.shape)")
+        let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
+        (self.outFeatures, self.inFeatures) = (outFeatures, inFeatures)
+        var mode = requested
+        var packed: OpaquePointer?
+        var kernel = ""
+        if mode == .oneDNN {
+            var impl = [CChar](repeating: 0, count: 128), error = [CChar](repeating: 0, count: 256)
+            packed = weight.withUnsafeBufferPointer {
+                sg_linear_create($0.baseAddress, outFeatures, inFeatures, precision == .bf16 ? 1 : 0, &impl, impl.count,
+                                 &error, error.count)
+            }
+            if packed != nil {
+                kernel = "oneDNN " + String(cBuffer: impl)
+            } else {
+                mode = precision == .bf16 ? .emulatedBF16 : .plain  // e.g. an instruction set oneDNN lacks a kernel for
+            }
+        }
+        self.mode = mode
+        self.packed = packed
+        self.precision = precision
+        switch mode {
+        case .oneDNN: tensor = nil
+        case .plain: tensor = weight
+        case .emulatedBF16: tensor = BF16.rounded(weight)
+        }
+        let blas = "OpenBLAS " + Kernels.selection.openBLASCore
+        self.kernel = mode == .oneDNN ? kernel : mode == .plain ? blas : "bf16 emulation (\(blas))"
+    }
+
+    deinit { if let packed { sg_linear_destroy(packed) } }
+
+    /// Bytes the weights occupy.
+    public var byteCount: Int { packed.map { sg_linear_bytes($0) } ?? tensor!.byteCount }
+
+    /// The weights as fp32 `[out, in]`, as the layer computes with them (bf16 values for a bf16 layer).
+    public func unpacked() -> Tensor {
+        if let tensor { return tensor }
+        var out = Tensor(uninitialized: [outFeatures, inFeatures])
+        let status = out.withUnsafeMutableBufferPointer { sg_linear_unpack(packed, $0.baseAddress) }
+        precondition(status == 0, "LinearWeight.unpacked: oneDNN failed (status \(status))")
+        return out
+    }
+}
+
+extension Ops {
+    /// `torch.nn.functional.linear` with prepared weights: `y = x Wᵀ + bias`, `x [..., in]`, `bias [out]`.
+    public static func linear(_ x: Tensor, weight w: LinearWeight, bias: Tensor?) -> Tensor {
+        precondition(x.rank >= 1 && x.shape[x.rank - 1] == w.inFeatures,
+                     "linear: x \(x.shape) does not match weights [\(w.outFeatures), \(w.inFeatures)]")
+        if let bias { precondition(bias.count == w.outFeatures, "linear: bias \(bias.shape) does not match \(w.outFeatures) outputs") }
+        switch w.mode {
+        case .plain:
+            return linear(x, weight: w.tensor!, bias: bias)
+        case .emulatedBF16:
+            return linear(BF16.rounded(x), weight: w.tensor!, bias: bias)
+        case .oneDNN:
+            let rows = x.shape.dropLast().reduce(1, *)
+            var out = Tensor(uninitialized: Array(x.shape.dropLast()) + [w.outFeatures])
+            guard rows > 0 else { return out }
+            guard w.inFeatures > 0 else {
+                fillRows(out.storage.pointer, rows: rows, columns: w.outFeatures, bias: bias)
+                return out
+            }
+            let scratch = TensorStorage(uninitializedCount: (sg_linear_scratch_bytes(w.packed, rows) + 3) / 4)
+            let status = x.withUnsafeBufferPointer { px in
+                out.withUnsafeMutableBufferPointer { po in
+                    sg_linear_run(w.packed, px.baseAddress, rows, bias.map { $0.storage.pointer + $0.offset }, po.baseAddress,
+                                  scratch.pointer)
+                }
+            }
+            withExtendedLifetime((scratch, bias)) {}
+            precondition(status == 0, "linear: oneDNN failed (status \(status)) on x \(x.shape), weights [\(w.outFeatures), \(w.inFeatures)]")
+            return out
+        }
+    }
+}
+
+/// bfloat16 rounding (round to nearest, ties to even), kept in fp32 containers.
+enum BF16 {
+    /// `x` rounded to the nearest bf16 value (NaN stays NaN, infinities stay).
+    @inline(__always)
+    static func round(_ x: Float) -> Float {
+        let bits = x.bitPattern
+        if x.isNaN { return x }
+        let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
+        return Float(bitPattern: rounded & 0xFFFF_0000)
+    }
+
+    /// A copy of `t` with every element rounded to bf16.
+    static func rounded(_ t: Tensor) -> Tensor {
+        let out = Tensor(uninitialized: t.shape)
+        let src = SendablePointer(t.storage.pointer + t.offset), dst = SendablePointer(out.storage.pointer)
+        Parallel.forEachRange(t.count, minChunk: 65_536) { range in
+            for i in range { dst.pointer[i] = round(src.pointer[i]) }
+        }
+        return out
+    }
+}
+
+/// A 2-D convolution's filter `[out, in/groups, kh, kw]`, bias and geometry, prepared once for this CPU's
+/// kernels at a precision (`Ops.conv2d(_:_:)`).
+///
+/// fp32 runs SanaGraph's own convolutions (`Ops.conv2d`: Winograd, im2col, depthwise). bf16 applies to dense
+/// convolutions (one group): packed bf16 for oneDNN where the CPU has a bf16 unit, rounded operands through
+/// the fp32 paths when emulated; depthwise and grouped convolutions (a sliver of the work) stay fp32.
+public final class ConvWeight: @unchecked Sendable {
+    public let outChannels: Int, inChannels: Int, kernelHeight: Int, kernelWidth: Int
+    public let stride: (Int, Int), padding: (Int, Int), groups: Int
+    public let precision: Precision
+    /// The kernel that runs it, e.g. "oneDNN brgconv:avx512_core_amx" or "SanaGraph fp32 (OpenBLAS Cooperlake)".
+    public let kernel: String
+    public let mode: WeightKernel
+    /// fp32 (or bf16-rounded) filter for our own convolutions; nil when oneDNN holds the packed filter.
+    let weight: Tensor?
+    public let bias: Tensor?
+    let packed: OpaquePointer?
+
+    /// Prepares a filter; `typicalInput` (height, width) picks oneDNN's layout (it is checked for other sizes).
+    public convenience init(_ weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0, groups: Int = 1,
+                            precision: Precision = .fp32, typicalInput: (Int, Int) = (64, 64)) {
+        let dense = groups == 1
+        let effective = dense ? Kernels.effectivePrecision(precision).0 : .fp32
+        self.init(weight, bias: bias, stride: (stride, stride), padding: (padding, padding), groups: groups,
+                  precision: effective, mode: WeightKernel.choose(effective, conv: true), typicalInput: typicalInput)
+    }
+
+    /// Prepares a filter for a named kernel (benchmarks, tests); `.oneDNN` falls back when oneDNN cannot.
+    public init(_ weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int), groups: Int,
+                precision: Precision, mode requested: WeightKernel, typicalInput: (Int, Int) = (64, 64)) {
+        precondition(weight.rank == 4, "ConvWeight: expected [out, in/groups, kh, kw], got \(weight.shape)")
+        let (outChannels, kernelHeight, kernelWidth) = (weight.shape[0], weight.shape[2], weight.shape[3])
+        let inChannels = weight.shape[1] * groups
+        (self.outChannels, self.inChannels, self.kernelHeight, self.kernelWidth) = (outChannels, inChannels, kernelHeight, kernelWidth)
+        (self.stride, self.padding, self.groups, self.bias) = (stride, padding, groups, bias)
+        var mode = requested
+        var packed: OpaquePointer?
+        var impl = [CChar](repeating: 0, count: 128), error = [CChar](repeating: 0, count: 256)
+        if mode == .oneDNN {
+            let (h, w) = (Swift.max(typicalInput.0, kernelHeight), Swift.max(typicalInput.1, kernelWidth))
+            packed = weight.withUnsafeBufferPointer { pw in
+                sg_conv_create(pw.baseAddress, bias.map { $0.storage.pointer + $0.offset }, outChannels, inChannels,
+                               kernelHeight, kernelWidth, stride.0, stride.1, padding.0, padding.1, groups,
+                               precision == .bf16 ? 1 : 0, h, w, &impl, impl.count, &error, error.count)
+            }
+            if packed == nil { mode = precision == .bf16 ? .emulatedBF16 : .plain }
+        }
+        self.mode = mode
+        self.packed = packed
+        self.precision = precision
+        switch mode {
+        case .oneDNN: self.weight = nil
+        case .plain: self.weight = weight
+        case .emulatedBF16: self.weight = BF16.rounded(weight)
+        }
+        let ours = "SanaGraph fp32 (OpenBLAS \(Kernels.selection.openBLASCore))"
+        kernel = mode == .oneDNN ? "oneDNN " + String(cBuffer: impl) : mode == .plain ? ours : "bf16 emulation, \(ours)"
+    }
+
+    deinit { if let packed { sg_conv_destroy(packed) } }
+
+    /// Bytes the filter and bias occupy.
+    public var byteCount: Int { packed.map { sg_conv_bytes($0) } ?? (weight!.byteCount + (bias?.byteCount ?? 0)) }
+
+    /// The filter as fp32 `[out, in/groups, kh, kw]`, as the layer computes with it.
+    public func unpacked() -> Tensor {
+        if let weight { return weight }
+        var out = Tensor(uninitialized: [outChannels, inChannels / groups, kernelHeight, kernelWidth])
+        let status = out.withUnsafeMutableBufferPointer { sg_conv_unpack(packed, $0.baseAddress) }
+        precondition(status == 0, "ConvWeight.unpacked: oneDNN failed (status \(status))")
+        return out
+    }
+}
+
+extension Ops {
+    /// `torch.nn.functional.conv2d(x, weight, bias, stride, padding, groups=groups)` with a prepared filter.
+    public static func conv2d(_ x: Tensor, _ w: ConvWeight) -> Tensor {
+        switch w.mode {
+        case .plain:
+            return conv2d(x, weight: w.weight!, bias: w.bias, stride: w.stride, padding: w.padding, groups: w.groups)
+        case .emulatedBF16:
+            return conv2d(BF16.rounded(x), weight: w.weight!, bias: w.bias, stride: w.stride, padding: w.padding,
+                          groups: w.groups)
+        case .oneDNN:
+            precondition(x.rank == 4 && x.shape[1] == w.inChannels,
+                         "conv2d: x \(x.shape) does not match the filter's \(w.inChannels) input channels")
+            let (n, h, wd) = (x.shape[0], x.shape[2], x.shape[3])
+            let hout = (h + 2 * w.padding.0 - w.kernelHeight) / w.stride.0 + 1
+            let wout = (wd + 2 * w.padding.1 - w.kernelWidth) / w.stride.1 + 1
+            precondition(hout > 0 && wout > 0, "conv2d: kernel \(w.kernelHeight)×\(w.kernelWidth) does not fit input \(x.shape)")
+            var out = Tensor(uninitialized: [n, w.outChannels, hout, wout])
+            guard out.count > 0 else { return out }
+            let bytes = sg_conv_scratch_bytes(w.packed, n, h, wd)
+            if bytes < 0 {
+                // oneDNN cannot run this size with the packed layout: the same arithmetic through our kernels.
+                return conv2d(BF16.rounded(x), weight: w.unpacked(), bias: w.bias, stride: w.stride,
+                              padding: w.padding, groups: w.groups)
+            }
+            let scratch = TensorStorage(uninitializedCount: (bytes + 3) / 4)
+            let status = x.withUnsafeBufferPointer { px in
+                out.withUnsafeMutableBufferPointer { sg_conv_run(w.packed, px.baseAddress, n, h, wd, $0.baseAddress, scratch.pointer) }
+            }
+            withExtendedLifetime(scratch) {}
+            precondition(status == 0, "conv2d: oneDNN failed (status \(status)) on x \(x.shape)")
+            return out
+        }
+    }
+}
+
+extension String {
+    /// The NUL-terminated text in a C character buffer.
+    init(cBuffer buffer: [CChar]) {
+        self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Tensors
+
+/// Prepared layers (`LinearWeight`, `ConvWeight`) on every kernel this machine has, against references computed
+/// in double precision. Tolerances are fp32 rounding for fp32 layers; bf16 layers must equal the exact product
+/// of bf16-rounded operands up to fp32 summation, which is what AMX, AVX512_BF16 and the emulation all compute.
+@Suite("Prepared layer weights")
+struct LayerWeightsTests {
+    /// fp32 kernels here: SanaGraph's OpenBLAS path, and oneDNN when it loaded.
+    static let fp32Modes: [WeightKernel] = Kernels.selection.oneDNNVersion == nil ? [.plain] : [.plain, .oneDNN]
+    /// bf16 kernels here: the emulation, and oneDNN's when the CPU has a bf16 unit.
+    static let bf16Modes: [WeightKernel] = {
+        if case .native = Kernels.selection.bf16 { return [.emulatedBF16, .oneDNN] }
+        return [.emulatedBF16]
+    }()
+
+    /// `x Wᵀ + b` in double from the given (already rounded, for bf16) operands.
+    static func reference(_ x: [Float], _ w: [Float], _ b: [Float]?, rows: Int, n: Int, k: Int) -> Tensor {
+        var out = [Float](repeating: 0, count: rows * n)
+        for i in 0..<rows {
+            for j in 0..<n {
+                var s = Double(b?[j] ?? 0)
+                for p in 0..<k { s += Double(x[i * k + p]) * Double(w[j * k + p]) }
+                out[i * n + j] = Float(s)
+            }
+        }
+        return Tensor(shape: [rows, n], values: out)
+    }
+
+    static func round(_ v: [Float]) -> [Float] { v.map(BF16.round) }
+
+    @Test("fp32 linear layers equal the double-precision product within fp32 rounding, for several row counts",
+          arguments: fp32Modes)
+    func fp32Linear(mode: WeightKernel) {
+        var rng = SeededValues(seed: 70)
+        let (n, k) = (96, 200)
+        let w = rng.tensor([n, k]), b = rng.tensor([n])
+        let layer = LinearWeight(w, precision: .fp32, mode: mode)
+        #expect(layer.mode == mode && layer.precision == .fp32)
+        for rows in [1, 7, 130] {
+            let x = rng.tensor([rows, k])
+            let y = Ops.linear(x, weight: layer, bias: b)
+            let ref = Self.reference(x.scalars, w.scalars, b.scalars, rows: rows, n: n, k: k)
+            #expect(TestSupport.relativeError(y, ref) <= 2e-6, "\(mode) rows \(rows)")
+        }
+        #expect(layer.unpacked().scalars == w.scalars)
+    }
+
+    @Test("bf16 linear layers compute bf16 products with fp32 sums: exact against rounded operands, ~1e-3 from fp32",
+          arguments: bf16Modes)
+    func bf16Linear(mode: WeightKernel) {
+        var rng = SeededValues(seed: 71)
+        let (rows, n, k) = (33, 80, 300)
+        let x = rng.tensor([2, rows, k]), w = rng.tensor([n, k]), b = rng.tensor([n])
+        let layer = LinearWeight(w, precision: .bf16, mode: mode)
+        #expect(layer.mode == mode && layer.precision == .bf16)
+        let y = Ops.linear(x, weight: layer, bias: b)
+        #expect(y.shape == [2, rows, n])
+        let flat = y.reshaped([2 * rows, n])
+        let exact = Self.reference(Self.round(x.scalars), Self.round(w.scalars), b.scalars, rows: 2 * rows, n: n, k: k)
+        let fp32 = Self.reference(x.scalars, w.scalars, b.scalars, rows: 2 * rows, n: n, k: k)
+        #expect(TestSupport.relativeError(flat, exact) <= 1e-5, "\(mode)")
+        let fromFP32 = TestSupport.relativeError(flat, fp32)
+        #expect(fromFP32 > 1e-4 && fromFP32 < 2e-2, "\(mode): \(fromFP32) from the fp32 product")
+        #expect(layer.unpacked().scalars == Self.round(w.scalars))
+        if mode == .oneDNN { #expect(layer.byteCount < w.byteCount) }
+    }
+
+    @Test("a bf16 request follows the machine's bf16 path; inside withBF16 the emulation is used on any CPU")
+    func bf16RequestFollowsThePath() {
+        let w = Tensor(repeating: 0.1, shape: [8, 8])
+        let layer = LinearWeight(w, precision: .bf16)
+        switch Kernels.selection.bf16 {
+        case .native: #expect(layer.precision == .bf16 && layer.mode == .oneDNN)
+        case .emulated: #expect(layer.precision == .bf16 && layer.mode == .emulatedBF16)
+        case .unavailable: #expect(layer.precision == .fp32)
+        }
+        let emulated = Kernels.withBF16(.emulated) { LinearWeight(w, precision: .bf16) }
+        #expect(emulated.precision == .bf16 && emulated.mode == .emulatedBF16)
+        let off = Kernels.withBF16(.unavailable(reason: "test")) { (LinearWeight(w, precision: .bf16), Kernels.effectivePrecision(.bf16)) }
+        #expect(off.0.precision == .fp32 && off.1.0 == .fp32 && off.1.warning?.contains("test") == true)
+    }
+
+    /// conv2d in double: `x [1, C, H, W]`, `w [O, C, kh, kw]`.
+    static func convReference(_ x: Tensor, _ w: [Float], _ b: [Float], cout: Int, kernel: Int, stride: Int, pad: Int) -> Tensor {
+        let (c, h, wd) = (x.shape[1], x.shape[2], x.shape[3])
+        let ho = (h + 2 * pad - kernel) / stride + 1, wo = (wd + 2 * pad - kernel) / stride + 1
+        let xs = x.scalars
+        var out = [Float](repeating: 0, count: cout * ho * wo)
+        for o in 0..<cout {
+            for oy in 0..<ho {
+                for ox in 0..<wo {
+                    var s = Double(b[o])
+                    for ci in 0..<c {
+                        for ky in 0..<kernel {
+                            for kx in 0..<kernel {
+                                let iy = oy * stride + ky - pad, ix = ox * stride + kx - pad
+                                guard iy >= 0, iy < h, ix >= 0, ix < wd else { continue }
+                                s += Double(xs[(ci * h + iy) * wd + ix]) * Double(w[((o * c + ci) * kernel + ky) * kernel + kx])
+                            }
+                        }
+                    }
+                    out[(o * ho + oy) * wo + ox] = Float(s)
+                }
+            }
+        }
+        return Tensor(shape: [1, cout, ho, wo], values: out)
+    }
+
+    @Test("convolution layers (3×3, 3×3 stride 2, 1×1) on every kernel, fp32 and bf16, against double precision",
+          arguments: [(3, 1, 1), (3, 2, 1), (1, 1, 0)])
+    func convolutions(kernel: Int, stride: Int, pad: Int) {
+        var rng = SeededValues(seed: UInt64(80 + kernel * 3 + stride))
+        let (c, o) = (24, 20)
+        let x = rng.tensor([1, c, 19, 23]), w = rng.tensor([o, c, kernel, kernel]), b = rng.tensor([o])
+        let fp32Ref = Self.convReference(x, w.scalars, b.scalars, cout: o, kernel: kernel, stride: stride, pad: pad)
+        for mode in Self.fp32Modes {
+            let layer = ConvWeight(w, bias: b, stride: (stride, stride), padding: (pad, pad), groups: 1, precision: .fp32,
+                                   mode: mode)
+            #expect(TestSupport.relativeError(Ops.conv2d(x, layer), fp32Ref) <= 2e-6, "fp32 \(mode)")
+        }
+        let bf16Ref = Self.convReference(Tensor(shape: x.shape, values: Self.round(x.scalars)), Self.round(w.scalars),
+                                         b.scalars, cout: o, kernel: kernel, stride: stride, pad: pad)
+        for mode in Self.bf16Modes {
+            let layer = ConvWeight(w, bias: b, stride: (stride, stride), padding: (pad, pad), groups: 1, precision: .bf16,
+                                   mode: mode)
+            let y = Ops.conv2d(x, layer)
+            #expect(TestSupport.relativeError(y, bf16Ref) <= 1e-5, "bf16 \(mode)")
+            #expect(TestSupport.relativeError(y, fp32Ref) > 1e-4, "bf16 \(mode) must round its operands")
+            #expect(layer.unpacked().scalars == Self.round(w.scalars))
+            // A second input size reuses the packed filter.
+            let x2 = rng.tensor([2, c, 9, 12])
+            let ref2 = Ops.conv2d(BF16.rounded(x2), weight: BF16.rounded(w), bias: b, stride: stride, padding: pad)
+            #expect(TestSupport.relativeError(Ops.conv2d(x2, layer), ref2) <= 1e-5, "bf16 \(mode), batch 2")
+        }
+    }
+
+    @Test("bf16 rounding is round-to-nearest-even on the upper 16 bits")
+    func bf16Rounding() {
+        #expect(BF16.round(1) == 1)
+        #expect(BF16.round(Float(bitPattern: 0x3F80_8000)) == 1)                          // tie → even (down)
+        #expect(BF16.round(Float(bitPattern: 0x3F81_8000)) == Float(bitPattern: 0x3F82_0000))  // tie → even (up)
+        #expect(BF16.round(Float(bitPattern: 0x3F80_8001)) == Float(bitPattern: 0x3F81_0000))
+        #expect(BF16.round(.infinity) == .infinity && BF16.round(.nan).isNaN)
+    }
+}

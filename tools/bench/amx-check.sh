@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# SanaGraph's kernels on a machine with no Swift toolchain (e.g. an Intel AMX server), from a prebuilt bundle.
+#
+#   tools/bench/amx-check.sh pack [BUNDLE]   on a build machine: build sanagraph-bench with --static-swift-stdlib,
+#                                            collect the shared libraries it opens (OpenBLAS, oneDNN and theirs),
+#                                            write BUNDLE (default .build-amx/amx-check.tar.xz) and print its size
+#   tools/bench/amx-check.sh run [BUNDLE]    on the target machine, from the repository root: unpack, then print
+#                                            `sanagraph info`'s report (CPU, AMX permission, kernels for fp32 and
+#                                            bf16), the GEMM/conv GFLOP/s table (fp32 OpenBLAS and oneDNN, bf16
+#                                            native and emulated, with bf16 accuracy) and the bf16 accuracy check
+#                                            of the shipped model against PyTorch (models/sana-shapes and
+#                                            Tests/Fixtures/BF16 come from the working tree)
+#
+# Env (run): THREADS (default 2, as the issue's measurements; "all" = every CPU), REPS (default 5).
+# The bundle needs glibc ≥ 2.35 on the target (the static Swift runtime's floor); the libraries travel with it
+# and are found through LD_LIBRARY_PATH, so nothing needs installing there.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+MODE="${1:-}"
+BUNDLE="${2:-.build-amx/amx-check.tar.xz}"
+
+case "$MODE" in
+pack)
+    # SanaGraphKit as a static library: a binary with the Swift runtime linked in cannot share a dynamic one.
+    export SANAGRAPH_STATIC_KIT=1
+    swift build -c release --static-swift-stdlib --scratch-path .build-amx --product sanagraph-bench >&2
+    BIN="$(swift build -c release --static-swift-stdlib --scratch-path .build-amx --show-bin-path)/sanagraph-bench"
+    STAGE="$(mktemp -d)"
+    trap 'rm -rf "$STAGE"' EXIT
+    mkdir -p "$STAGE/amx-check/bin" "$STAGE/amx-check/lib"
+    cp "$BIN" "$STAGE/amx-check/bin/"
+    strip "$STAGE/amx-check/bin/sanagraph-bench"
+    # The libraries SanaGraph opens with dlopen, and everything they need beyond glibc, under their sonames.
+    copy_lib() {
+        local path
+        path="$(ldconfig -p | awk -v n="$1" '$1 == n && /x86-64/ && !found { print $NF; found = 1 }')"
+        [ -n "$path" ] || { echo "error: $1 not found (apt-get install libopenblas0 libdnnl2)" >&2; exit 1; }
+        cp -L "$path" "$STAGE/amx-check/lib/$1"
+    }
+    for lib in libopenblas.so.0 libdnnl.so.2; do copy_lib "$lib"; done
+    for dep in $(ldd "$STAGE"/amx-check/lib/*.so.* "$STAGE/amx-check/bin/sanagraph-bench" | awk '/=>/ { print $1 }' | sort -u); do
+        case "$dep" in
+            libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|ld-linux*|libopenblas.so.0|libdnnl.so.2) ;;
+            *) copy_lib "$dep" ;;
+        esac
+    done
+    mkdir -p "$(dirname "$BUNDLE")"
+    tar -C "$STAGE" -cJf "$BUNDLE" amx-check
+    echo "bundle: $BUNDLE ($(du -h "$BUNDLE" | cut -f1)); contents:" >&2
+    tar -tvJf "$BUNDLE" | awk '{ printf "  %10s  %s\n", $3, $6 }' >&2
+    ;;
+run)
+    [ -f "$BUNDLE" ] || { echo "error: $BUNDLE not found; build it with '$0 pack' and carry it here" >&2; exit 2; }
+    DIR="$(mktemp -d)"
+    trap 'rm -rf "$DIR"' EXIT
+    tar -C "$DIR" -xJf "$BUNDLE"
+    export LD_LIBRARY_PATH="$DIR/amx-check/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    B="$DIR/amx-check/bin/sanagraph-bench"
+    THREADS="${THREADS:-2}"
+    if [ "$THREADS" = all ]; then unset SANAGRAPH_THREADS; else export SANAGRAPH_THREADS="$THREADS"; fi
+    echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "lscpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1); $(nproc) CPUs"
+    echo "== sanagraph info"
+    "$B" info
+    echo "== the generic fallback (SANAGRAPH_CPU=generic)"
+    SANAGRAPH_CPU=generic "$B" info | grep -E '^(openblas|onednn|bf16):'
+    echo "== GEMM / convolution GFLOP/s"
+    "$B" gemm --reps "${REPS:-5}"
+    echo "== bf16 accuracy, shipped model vs PyTorch (this machine's bf16 path)"
+    status=0
+    "$B" bf16-check || status=$?
+    echo "== bf16 accuracy, the emulation (SANAGRAPH_BF16=emulate)"
+    SANAGRAPH_BF16=emulate "$B" bf16-check || status=$?
+    exit "$status"
+    ;;
+*)
+    echo "usage: $0 pack [BUNDLE] | run [BUNDLE]" >&2
+    exit 2
+    ;;
+esac
