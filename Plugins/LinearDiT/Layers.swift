@@ -3,6 +3,10 @@ import Tensors
 
 // Small layers whose property names mirror diffusers' module names.
 
+/// Replaces a linear layer's prepared weights, given the module's diffusers name (`transformer_blocks.0.attn1.to_q`,
+/// `transformer_blocks.0.ff.conv_inverted`) and its current weights; returns them unchanged when not patched.
+typealias LinearPatch = (_ module: String, _ weight: LinearWeight) throws -> LinearWeight
+
 /// `nn.Linear` (weights prepared for the CPU's kernels at the model's precision).
 struct Linear: Sendable {
     var weight: LinearWeight
@@ -13,6 +17,12 @@ struct Linear: Sendable {
     init(_ w: SanaTransformerWeights, _ prefix: String) {
         weight = w.linear(prefix + ".weight")
         bias = w.optional(prefix + ".bias")
+    }
+
+    func patched(_ module: String, _ patch: LinearPatch) rethrows -> Linear {
+        var l = self
+        l.weight = try patch(module, weight)
+        return l
     }
 }
 
@@ -26,6 +36,13 @@ struct TimestepEmbedding: Sendable {
     }
     func callAsFunction(_ x: Tensor) -> Tensor { linear_2(Ops.silu(linear_1(x))) }
     var bytes: Int { linear_1.bytes + linear_2.bytes }
+
+    func patched(_ prefix: String, _ patch: LinearPatch) rethrows -> TimestepEmbedding {
+        var e = self
+        e.linear_1 = try linear_1.patched(prefix + ".linear_1", patch)
+        e.linear_2 = try linear_2.patched(prefix + ".linear_2", patch)
+        return e
+    }
 
     /// diffusers `Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)` in fp32: `[cos(t·f), sin(t·f)]`
     /// with `f_k = exp(−ln(10000)·k/128)`.
@@ -55,6 +72,13 @@ struct PixArtAlphaTextProjection: Sendable {
     }
     func callAsFunction(_ x: Tensor) -> Tensor { linear_2(Ops.gelu(linear_1(x), approximate: .tanh)) }
     var bytes: Int { linear_1.bytes + linear_2.bytes }
+
+    func patched(_ prefix: String, _ patch: LinearPatch) rethrows -> PixArtAlphaTextProjection {
+        var e = self
+        e.linear_1 = try linear_1.patched(prefix + ".linear_1", patch)
+        e.linear_2 = try linear_2.patched(prefix + ".linear_2", patch)
+        return e
+    }
 }
 
 /// diffusers `GLUMBConv` as the Sana block uses it (no norm, no residual): 1×1 conv → SiLU → depthwise 3×3 →
@@ -85,6 +109,14 @@ struct GLUMBConv: Sendable {
         return Ops.linear(gated, weight: conv_point, bias: nil)
     }
 
+    /// The 1×1 convs are LoRA targets (PEFT's Conv2d LoRA, rank × in × 1 × 1); the depthwise conv is not.
+    func patched(_ prefix: String, _ patch: LinearPatch) rethrows -> GLUMBConv {
+        var f = self
+        f.conv_inverted = try patch(prefix + ".conv_inverted", conv_inverted)
+        f.conv_point = try patch(prefix + ".conv_point", conv_point)
+        return f
+    }
+
     var bytes: Int {
         conv_inverted.byteCount + conv_point.byteCount
             + [conv_inverted_bias, conv_depth_bias, depthTaps].reduce(0) { $0 + $1.byteCount }
@@ -102,6 +134,15 @@ struct AttentionProjections: Sendable {
         to_out = Linear(w, prefix + ".to_out.0")
         norm_q = w.optional(prefix + ".norm_q.weight"); norm_k = w.optional(prefix + ".norm_k.weight")
         self.heads = heads
+    }
+
+    func patched(_ prefix: String, _ patch: LinearPatch) rethrows -> AttentionProjections {
+        var a = self
+        a.to_q = try to_q.patched(prefix + ".to_q", patch)
+        a.to_k = try to_k.patched(prefix + ".to_k", patch)
+        a.to_v = try to_v.patched(prefix + ".to_v", patch)
+        a.to_out = try to_out.patched(prefix + ".to_out.0", patch)
+        return a
     }
 
     func query(_ x: Tensor) -> Tensor {

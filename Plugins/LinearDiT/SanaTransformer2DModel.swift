@@ -24,9 +24,10 @@ struct SanaTransformerBlock: Sendable {
         (splitHeads(attn2.key(caption), attn2.heads), splitHeads(attn2.to_v(caption), attn2.heads))
     }
 
-    /// `x` [B, N, D]; `t6` [B, 6, D]; `maskBias` [B, 1, 1, L].
+    /// `x` [B, N, D]; `t6` [B, 6, D]; `maskBias` [B, 1, 1, L]. `perturbed` replaces the self-attention map by the
+    /// identity (perturbed-attention guidance, diffusers' `PAGIdentitySanaLinearAttnProcessor2_0`).
     func callAsFunction(_ x: Tensor, t6: Tensor, key: Tensor, value: Tensor, maskBias: Tensor,
-                        height: Int, width: Int) throws -> Tensor {
+                        height: Int, width: Int, perturbed: Bool = false) throws -> Tensor {
         let b = x.shape[0], n = x.shape[1], d = x.shape[2]
         let mod = Ops.chunk(Ops.add(scale_shift_table.reshaped([1, 6, d]), t6), 6, axis: 1)  // each [B, 1, D]
         let (shiftMSA, scaleMSA, gateMSA) = (mod[0], mod[1], mod[2])
@@ -35,11 +36,17 @@ struct SanaTransformerBlock: Sendable {
 
         // Self-attention (ReLU linear attention, fp32 core). Norm + modulation is one fused pass.
         let n1 = Ops.layerNormModulated(x, scale: scaleMSA, shift: shiftMSA, eps: normEps)
-        let q = splitHeads(attn1.query(n1), attn1.heads)
-        let k = splitHeads(attn1.key(n1), attn1.heads)
-        let v = splitHeads(attn1.to_v(n1), attn1.heads)
-        let a1 = Ops.reluLinearAttention(query: q, key: k, value: v, eps: 1e-15, layout: .tokensFirst)
-        let o1 = attn1.to_out(a1.reshaped([b, n, d]))
+        let o1: Tensor
+        if perturbed {
+            // Identity attention: every token's output is its own value.
+            o1 = attn1.to_out(attn1.to_v(n1))
+        } else {
+            let q = splitHeads(attn1.query(n1), attn1.heads)
+            let k = splitHeads(attn1.key(n1), attn1.heads)
+            let v = splitHeads(attn1.to_v(n1), attn1.heads)
+            let a1 = Ops.reluLinearAttention(query: q, key: k, value: v, eps: 1e-15, layout: .tokensFirst)
+            o1 = attn1.to_out(a1.reshaped([b, n, d]))
+        }
         // sana-architecture.md §7.1: fp16-trained checkpoints never saw values beyond the fp16 range here and
         // break without this clamp; it is a no-op for the others, so it is always applied (fused with the gate).
         Ops.addGatedInPlace(&x, gate: gateMSA, o1, clampMagnitude: 65_504)
@@ -60,6 +67,14 @@ struct SanaTransformerBlock: Sendable {
     }
 
     var bytes: Int { scale_shift_table.byteCount + attn1.bytes + attn2.bytes + ff.bytes }
+
+    func patched(_ prefix: String, _ patch: LinearPatch) rethrows -> SanaTransformerBlock {
+        var b = self
+        b.attn1 = try attn1.patched(prefix + ".attn1", patch)
+        b.attn2 = try attn2.patched(prefix + ".attn2", patch)
+        b.ff = try ff.patched(prefix + ".ff", patch)
+        return b
+    }
 }
 
 /// Text state prepared once per prompt batch: the cross-attention K/V of every block and the mask bias.
@@ -94,7 +109,7 @@ public enum LinearDiTInputError: CategorizedError, Equatable {
 
 /// diffusers `SanaTransformer2DModel`: SANA's Linear DiT denoiser (sana-architecture.md §3). Activations are
 /// fp32; the linear layers compute at `precision`.
-public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
+public final class SanaTransformer2DModel: PerturbedAttentionDenoiser, @unchecked Sendable {
     public let config: SanaTransformerConfig
     /// The precision the linear layers compute at (a bf16 request runs fp32 where bf16 is unavailable).
     public let precision: Precision
@@ -139,6 +154,31 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
             + proj_out.bytes + transformer_blocks.reduce(0) { $0 + $1.bytes }
     }
 
+    /// A copy of `base` whose linear layers `patch` may replace (LoRA); the others are shared, not copied.
+    init(patching base: SanaTransformer2DModel, _ patch: LinearPatch) throws {
+        config = base.config
+        precision = base.precision
+        kernel = base.kernel
+        latentSpatialDivisor = base.latentSpatialDivisor
+        patchWeight = base.patchWeight; patchBias = base.patchBias
+        caption_norm = base.caption_norm
+        scale_shift_table = base.scale_shift_table
+        if base.guidanceEmbedder != nil {
+            timestepEmbedder = try base.timestepEmbedder.patched("time_embed.timestep_embedder", patch)
+            guidanceEmbedder = try base.guidanceEmbedder?.patched("time_embed.guidance_embedder", patch)
+        } else {
+            timestepEmbedder = try base.timestepEmbedder.patched("time_embed.emb.timestep_embedder", patch)
+            guidanceEmbedder = nil
+        }
+        timeLinear = try base.timeLinear.patched("time_embed.linear", patch)
+        caption_projection = try base.caption_projection.patched("caption_projection", patch)
+        transformer_blocks = try base.transformer_blocks.enumerated().map { i, block in
+            try block.patched("transformer_blocks.\(i)", patch)
+        }
+        proj_out = try base.proj_out.patched("proj_out", patch)
+        residentBytes = base.residentBytes
+    }
+
     public var inChannels: Int { config.inChannels }
     public var takesGuidance: Bool { config.guidanceEmbeds }
     public var guidanceEmbedsScale: Double { config.guidanceEmbedsScale }
@@ -167,6 +207,24 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
 
     /// Velocity for `latent` [B, C, h, w] at `timestep` [B] (and `guidance` [B] for Sana-Sprint).
     public func predict(latent: Tensor, timestep: Tensor, text: any PreparedText, guidance: Tensor?) throws -> Tensor {
+        try predict(latent: latent, timestep: timestep, text: text, guidance: guidance, perturbedLayers: [],
+                    blockResiduals: nil)
+    }
+
+    /// diffusers' names of the self-attention modules, one per block.
+    public var selfAttentionLayerNames: [String] { (0..<config.numLayers).map { "transformer_blocks.\($0).attn1" } }
+
+    /// `predict` with identity self-attention in the blocks `perturbedLayers` (perturbed-attention guidance).
+    public func predict(latent: Tensor, timestep: Tensor, text: any PreparedText, guidance: Tensor?,
+                        perturbedLayers: Set<Int>) throws -> Tensor {
+        try predict(latent: latent, timestep: timestep, text: text, guidance: guidance,
+                    perturbedLayers: perturbedLayers, blockResiduals: nil)
+    }
+
+    /// The forward with optional PAG layers and ControlNet residuals: `blockResiduals[i - 1]` [B, N, D] is added
+    /// to the hidden states after block i, for 0 < i ≤ count (diffusers' `controlnet_block_samples`).
+    func predict(latent: Tensor, timestep: Tensor, text: any PreparedText, guidance: Tensor?,
+                 perturbedLayers: Set<Int>, blockResiduals: [Tensor]?) throws -> Tensor {
         guard let text = text as? SanaPreparedText else {
             throw LinearDiTInputError.invalid("the prepared text was not made by this Sana transformer")
         }
@@ -188,16 +246,10 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
                 throw LinearDiTInputError.invalid("this model (guidance_embeds) needs a guidance value per batch item (\(b))")
             }
         }
-        let hp = latent.shape[2] / p, wp = latent.shape[3] / p, n = hp * wp
+        let hp = latent.shape[2] / p, wp = latent.shape[3] / p
 
         // 1. Patch embedding (+ sin-cos PE for the 2K/4K models).
-        let patches = Ops.conv2d(latent, weight: patchWeight, bias: patchBias, stride: p)
-        var x = Ops.permute(patches, [0, 2, 3, 1]).reshaped([b, n, d])
-        if let s = config.interpolationScale {
-            let pe = sincosPositionEmbedding(dim: d, height: hp, width: wp, baseSize: config.sampleSize / p,
-                                             interpolationScale: s)
-            Ops.addInPlace(&x, pe.reshaped([1, n, d]))
-        }
+        var x = embedPatches(latent)
 
         // 2. adaLN-single timestep (+ guidance) embedding.
         var temb = timestepEmbedder(TimestepEmbedding.sinusoid(timestep.scalars))
@@ -207,10 +259,12 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
         let t6 = timeLinear(Ops.silu(temb)).reshaped([b, 6, d])
 
         // 3. Blocks.
-        for (block, kv) in zip(transformer_blocks, text.keyValues) {
+        for (i, (block, kv)) in zip(transformer_blocks, text.keyValues).enumerated() {
             // A block at 4K takes seconds: stop between blocks when the run is interrupted.
             try CancellationToken.checkCurrent()
-            x = try block(x, t6: t6, key: kv.key, value: kv.value, maskBias: text.maskBias, height: hp, width: wp)
+            x = try block(x, t6: t6, key: kv.key, value: kv.value, maskBias: text.maskBias, height: hp, width: wp,
+                          perturbed: perturbedLayers.contains(i))
+            if let blockResiduals, i > 0, i <= blockResiduals.count { Ops.addInPlace(&x, blockResiduals[i - 1]) }
         }
 
         // 4. Final modulated norm (uses temb, not t6) and projection.
@@ -221,6 +275,20 @@ public final class SanaTransformer2DModel: DenoiserModel, @unchecked Sendable {
         // 5. Unpatchify.
         let c = config.outputChannels
         return Ops.permute(out.reshaped([b, hp, wp, p, p, c]), [0, 5, 1, 3, 2, 4]).reshaped([b, c, hp * p, wp * p])
+    }
+
+    /// Patch embedding `[B, C, h, w]` → tokens `[B, N, D]` (+ the sin-cos position embedding of the 2K/4K models).
+    func embedPatches(_ latent: Tensor) -> Tensor {
+        let b = latent.shape[0], p = config.patchSize, d = config.innerDim
+        let hp = latent.shape[2] / p, wp = latent.shape[3] / p, n = hp * wp
+        let patches = Ops.conv2d(latent, weight: patchWeight, bias: patchBias, stride: p)
+        var x = Ops.permute(patches, [0, 2, 3, 1]).reshaped([b, n, d])
+        if let s = config.interpolationScale {
+            let pe = sincosPositionEmbedding(dim: d, height: hp, width: wp, baseSize: config.sampleSize / p,
+                                             interpolationScale: s)
+            Ops.addInPlace(&x, pe.reshaped([1, n, d]))
+        }
+        return x
     }
 
     /// The full forward as diffusers' `SanaTransformer2DModel.forward` (prepare + predict).

@@ -144,8 +144,10 @@ extension SanaTransformer2DModel {
 
     /// Checks every key and shape; the tensors are read as the model is built.
     static func loadWeights(_ checkpoint: SafetensorsCheckpoint, config: SanaTransformerConfig,
-                            path: String, precision: Precision) throws -> SanaTransformerWeights {
-        let expected = SanaTransformerKeys.expected(config)
+                            path: String, precision: Precision,
+                            expected: [String: [Int]]? = nil,
+                            kind: String = "a SanaTransformer2DModel transformer/ folder") throws -> SanaTransformerWeights {
+        let expected = expected ?? SanaTransformerKeys.expected(config)
         var missing: [String] = [], wrong: [String] = [], unexpected: [String] = []
         for (key, shape) in expected.sorted(by: { $0.key < $1.key }) {
             guard checkpoint.contains(key) else { missing.append(key); continue }
@@ -156,7 +158,7 @@ extension SanaTransformer2DModel {
         }
         for key in checkpoint.names where expected[key] == nil { unexpected.append(key) }
         if !missing.isEmpty || !unexpected.isEmpty || !wrong.isEmpty {
-            throw ModelFolderError.keyMismatch(path: path, folder: "a SanaTransformer2DModel transformer/ folder", missing: missing, unexpected: unexpected, wrongShape: wrong)
+            throw ModelFolderError.keyMismatch(path: path, folder: kind, missing: missing, unexpected: unexpected, wrongShape: wrong)
         }
         return SanaTransformerWeights(.checkpoint(checkpoint), path: path, precision: precision)
     }

@@ -68,6 +68,19 @@ extension DenoiserModel {
     public var timestepScale: Double { 1 }
 }
 
+/// A denoiser that can run with chosen self-attention layers perturbed (perturbed-attention guidance, PAG: the
+/// attention map replaced by the identity, so each token attends only to itself: `to_out(to_v(x))`).
+public protocol PerturbedAttentionDenoiser: DenoiserModel {
+    /// The self-attention modules' names as the reference model names them (diffusers' `named_modules`, e.g.
+    /// `transformer_blocks.3.attn1`); the index of a name is the layer number `perturbedLayers` takes.
+    var selfAttentionLayerNames: [String] { get }
+
+    /// `predict` with the self-attention of every layer in `perturbedLayers` replaced by the identity, for every
+    /// batch item.
+    func predict(latent: Tensor, timestep: Tensor, text: any PreparedText, guidance: Tensor?,
+                 perturbedLayers: Set<Int>) throws -> Tensor
+}
+
 /// An autoencoder between images [B, 3, H, W] in [-1, 1] and latents [B, C, H/f, W/f].
 public protocol AutoencoderModel: LoadedModel {
     var latentChannels: Int { get }
