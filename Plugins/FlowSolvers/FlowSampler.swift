@@ -29,14 +29,17 @@ public struct SamplingOptions: Sendable {
     /// img2img strength in [0, 1]: the last `round-down` share of the schedule is run (see `startIndex`).
     public var denoise: Double
     public var config: SchedulerConfig
+    /// Perturbed-attention guidance (`SanaPAGPipeline`); nil or inactive = none.
+    public var pag: PAGOptions?
 
     public init(steps: Int = 20, guidance: Double = 4.5, shift: Double = 3.0, denoise: Double = 1.0,
-                config: SchedulerConfig = .sana) {
+                config: SchedulerConfig = .sana, pag: PAGOptions? = nil) {
         self.steps = steps
         self.guidance = guidance
         self.shift = shift
         self.denoise = denoise
         self.config = config
+        self.pag = pag
     }
 
     /// diffusers' img2img `get_timesteps`: `t_start = int(max(N − min(N·strength, N), 0))`.
@@ -127,18 +130,30 @@ public enum FlowSampler {
         let scale = Float(options.guidance)
         // SanaPipeline: `timestep = t.expand(2B) * transformer.config.timestep_scale` (float32; 1 for SANA).
         let timestepScale = Float(model.timestepScale)
+        let pag = try PerturbedAttentionGuidance.Run(options.pag, model: model, positive: positive, batch: batch,
+                                                     guided: guided, text: text, node: node)
+        if let pag {
+            context.logger.info("\(node): perturbed-attention guidance in \(pag.layerNames.joined(separator: ", "))")
+        }
 
         for i in start..<scheduler.stepCount {
             try context.checkCancelled()
             let input = guided ? ClassifierFreeGuidance.concatenateBatch(x, x) : x
-            let timestep = Tensor(repeating: scheduler.modelTimestep(at: i) * timestepScale, shape: [modelBatch])
+            let t = scheduler.modelTimestep(at: i)
+            let timestep = Tensor(repeating: t * timestepScale, shape: [modelBatch])
             var v = try model.predict(latent: input, timestep: timestep, text: text, guidance: nil)
             guard v.shape == input.shape else {
                 throw NodeError.failed(
                     node: node, message: "the model returned a prediction of shape \(v.shape) for a latent of "
                         + "shape \(input.shape)")
             }
-            if guided { v = ClassifierFreeGuidance.combine(v, scale: scale) }
+            if let pag {
+                // The perturbed branch runs the positive rows again with identity self-attention in PAG's layers.
+                v = try pag.guided(v, latent: x, timestep: t * timestepScale, schedulerTimestep: Double(t),
+                                   guidance: scale, batch: batch)
+            } else if guided {
+                v = ClassifierFreeGuidance.combine(v, scale: scale)
+            }
             x = scheduler.step(modelOutput: v, sample: x)
             try context.progress(i - start + 1, of: count)
         }

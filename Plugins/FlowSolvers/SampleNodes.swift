@@ -31,6 +31,15 @@ enum SampleNodeSupport {
                 ParamSpec("scheduler_config", .path, default: .string(""),
                           doc: "optional diffusers scheduler_config.json, scheduler folder or model folder; "
                               + "empty = SANA's settings"),
+                ParamSpec("pag_scale", .float, default: .float(0), min: 0, max: 100,
+                          doc: "perturbed-attention guidance scale (SanaPAGPipeline's pag_scale; 3.0 there); "
+                              + "0 = off. Costs one more model call per step (docs/workflows.md)"),
+                ParamSpec("pag_applied_layers", .string, default: .string("transformer_blocks.0"),
+                          doc: "comma-separated regular expressions searched in the self-attention layer names "
+                              + "(transformer_blocks.N.attn1), as SanaPAGPipeline's pag_applied_layers"),
+                ParamSpec("pag_adaptive_scale", .float, default: .float(0), min: 0, max: 100,
+                          doc: "SanaPAGPipeline's pag_adaptive_scale: the PAG scale at timestep t is "
+                              + "max(pag_scale - pag_adaptive_scale*(1000 - t), 0); 0 = constant"),
             ])
     }
 
@@ -43,6 +52,18 @@ enum SampleNodeSupport {
         var shape = latent.shape
         if guided { shape[0] = MachineMemory.product([shape[0], 2]) }
         return MachineMemory.sum([model.activationBytes(inputShape: shape), MachineMemory.product([latent.byteCount, 8])])
+    }
+
+    /// PAG's layer patterns must be regular expressions, and at least one when PAG is on.
+    static func validate(params: ParamValues) -> [String] {
+        let patterns = PAGOptions.patterns(params.optionalString("pag_applied_layers") ?? "")
+        if params.double("pag_scale") > 0 && patterns.isEmpty {
+            return ["pag_applied_layers must name at least one layer when pag_scale > 0 (e.g. transformer_blocks.8)"]
+        }
+        return patterns.compactMap { p in
+            (try? NSRegularExpression(pattern: p)) == nil
+                ? "pag_applied_layers: '\(p)' is not a regular expression" : nil
+        }
     }
 
     static func schedulerConfig(_ params: ParamValues) throws -> SchedulerConfig {
@@ -80,8 +101,10 @@ enum SampleNodeSupport {
                 + (config.flowShiftGiven ? "\(config.flowShift)" : "not given (\(configShift) for this model)")
             context.logger.notice("\(message)")
         }
+        let pag = PAGOptions(scale: params.double("pag_scale"), adaptiveScale: params.double("pag_adaptive_scale"),
+                             appliedLayers: PAGOptions.patterns(params.string("pag_applied_layers")))
         let options = SamplingOptions(steps: params.int("steps"), guidance: params.double("guidance"),
-                                      shift: shift, denoise: params.double("denoise"), config: config)
+                                      shift: shift, denoise: params.double("denoise"), config: config, pag: pag)
         let out = try FlowSampler.sample(
             kind: kind, model: model, positive: try inputs.conditioning("positive"),
             negative: try inputs.optionalConditioning("negative"), latent: try inputs.tensor("latent"),
@@ -98,6 +121,8 @@ public struct FlowDPMSolverNode: Node {
         stepsDoc: "sampling steps (SANA: 20)")
 
     public init() {}
+
+    public func validate(params: ParamValues) -> [String] { SampleNodeSupport.validate(params: params) }
 
     public func fingerprint(params: ParamValues) throws -> String? { try SampleNodeSupport.fingerprint(params) }
 
@@ -118,6 +143,8 @@ public struct FlowEulerNode: Node {
         stepsDoc: "sampling steps (SANA's original flow_euler uses 28)")
 
     public init() {}
+
+    public func validate(params: ParamValues) -> [String] { SampleNodeSupport.validate(params: params) }
 
     public func fingerprint(params: ParamValues) throws -> String? { try SampleNodeSupport.fingerprint(params) }
 
