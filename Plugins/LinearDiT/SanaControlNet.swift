@@ -1,0 +1,214 @@
+import DiffusionModels
+import SanaGraphKit
+import Safetensors
+import Tensors
+
+/// The checkpoint keys and shapes of a diffusers `SanaControlNetModel` of `config`: the transformer's patch,
+/// time and caption embeddings and blocks (no final norm or projection), plus the zero-initialised
+/// `input_block` and one `controlnet_blocks.N` linear per block.
+enum SanaControlNetKeys {
+    static func expected(_ c: SanaTransformerConfig) -> [String: [Int]] {
+        var k = SanaTransformerKeys.expected(c)
+        for key in ["scale_shift_table", "proj_out.weight", "proj_out.bias"] { k[key] = nil }
+        let d = c.innerDim
+        k["input_block.weight"] = [d, d]; k["input_block.bias"] = [d]
+        for i in 0..<c.numLayers {
+            k["controlnet_blocks.\(i).weight"] = [d, d]; k["controlnet_blocks.\(i).bias"] = [d]
+        }
+        return k
+    }
+}
+
+/// diffusers `SanaControlNetModel`: a copy of the first blocks of a SANA transformer that reads the noisy latent
+/// plus a control latent and returns, per block, a residual for the transformer's hidden states.
+public final class SanaControlNetModel: LoadedModel, @unchecked Sendable {
+    public let config: SanaTransformerConfig
+    let patchWeight: Tensor, patchBias: Tensor
+    let timestepEmbedder: TimestepEmbedding
+    let timeLinear: Linear
+    let caption_projection: PixArtAlphaTextProjection
+    let caption_norm: Tensor
+    let transformer_blocks: [SanaTransformerBlock]
+    let input_block: Linear
+    let controlnet_blocks: [Linear]
+    public let residentBytes: Int
+
+    init(config c: SanaTransformerConfig, weights w: SanaTransformerWeights) {
+        config = c
+        patchWeight = w("patch_embed.proj.weight"); patchBias = w("patch_embed.proj.bias")
+        timestepEmbedder = TimestepEmbedding(w, "time_embed.emb.timestep_embedder")
+        timeLinear = Linear(w, "time_embed.linear")
+        caption_projection = PixArtAlphaTextProjection(w, "caption_projection")
+        caption_norm = w("caption_norm.weight")
+        transformer_blocks = (0..<c.numLayers).map { SanaTransformerBlock(w, "transformer_blocks.\($0)", config: c) }
+        input_block = Linear(w, "input_block")
+        controlnet_blocks = (0..<c.numLayers).map { Linear(w, "controlnet_blocks.\($0)") }
+        residentBytes = patchWeight.byteCount + patchBias.byteCount + timestepEmbedder.bytes + timeLinear.bytes
+            + caption_projection.bytes + caption_norm.byteCount + input_block.bytes
+            + transformer_blocks.reduce(0) { $0 + $1.bytes } + controlnet_blocks.reduce(0) { $0 + $1.bytes }
+    }
+
+    /// Loads a diffusers `SanaControlNetModel` folder (config.json + safetensors weights); every key and shape is
+    /// checked first (a mismatch lists them all, exit 4).
+    public static func load(folder: String, precision: Precision = .fp32) throws -> SanaControlNetModel {
+        let model = try ModelFolder<SanaTransformerConfig>(path: folder, role: "controlnet/",
+                                                           modelName: "SanaControlNetModel") { config, _ in
+            config.problems() + (config.guidanceEmbeds ? ["guidance_embeds is not a SanaControlNetModel setting"] : [])
+        }
+        let weights = try SanaTransformer2DModel.loadWeights(
+            model.checkpoint, config: model.config, path: model.weightsPath, precision: precision,
+            expected: SanaControlNetKeys.expected(model.config), kind: "a SanaControlNetModel folder")
+        let net = SanaControlNetModel(config: model.config, weights: weights)
+        if let failure = weights.failure { throw failure }
+        return net
+    }
+
+    /// A model from in-memory fp32 weights by checkpoint key (tests).
+    public convenience init(config: SanaTransformerConfig, tensors: [String: Tensor]) throws {
+        let expected = SanaControlNetKeys.expected(config)
+        let bad = expected.filter { tensors[$0.key]?.shape != $0.value }.keys.sorted()
+        guard bad.isEmpty else { throw LinearDiTInputError.invalid("missing or mis-shaped weights: \(bad.prefix(8))") }
+        self.init(config: config, weights: SanaTransformerWeights(.tensors(tensors), path: "", precision: .fp32))
+    }
+
+    /// Why this ControlNet cannot steer `base`, or nil: the hidden size, latent channels, patch size and caption
+    /// width must agree.
+    public func incompatibility(with base: SanaTransformerConfig) -> String? {
+        let pairs: [(String, Int, Int)] = [
+            ("hidden size (heads x head dim)", config.innerDim, base.innerDim),
+            ("in_channels", config.inChannels, base.inChannels), ("patch_size", config.patchSize, base.patchSize),
+            ("caption_channels", config.captionChannels, base.captionChannels),
+        ]
+        let bad = pairs.filter { $0.1 != $0.2 }.map { "\($0.0) \($0.1) (the transformer: \($0.2))" }
+        return bad.isEmpty ? nil : bad.joined(separator: ", ")
+    }
+
+    /// The ControlNet's own caption projection and cross-attention K/V (constant across steps).
+    func prepare(_ conditioning: Conditioning) -> SanaPreparedText {
+        let y = conditioning.embeddings, m = conditioning.mask
+        let c = Ops.rmsNorm(caption_projection(y), weight: caption_norm, eps: 1e-5)
+        let bias = Ops.mul(Ops.sub(1, m), -10_000).reshaped([m.shape[0], 1, 1, m.shape[1]])
+        return SanaPreparedText(keyValues: transformer_blocks.map { $0.crossKeyValue(c) }, maskBias: bias)
+    }
+
+    /// Patch embedding as the transformer's (same PE rule).
+    func embedPatches(_ latent: Tensor) -> Tensor {
+        let b = latent.shape[0], p = config.patchSize, d = config.innerDim
+        let hp = latent.shape[2] / p, wp = latent.shape[3] / p
+        let patches = Ops.conv2d(latent, weight: patchWeight, bias: patchBias, stride: p)
+        var x = Ops.permute(patches, [0, 2, 3, 1]).reshaped([b, hp * wp, d])
+        if let s = config.interpolationScale {
+            let pe = sincosPositionEmbedding(dim: d, height: hp, width: wp, baseSize: config.sampleSize / p,
+                                             interpolationScale: s)
+            Ops.addInPlace(&x, pe.reshaped([1, hp * wp, d]))
+        }
+        return x
+    }
+
+    /// `controlnet_block_samples`: per block `[B, N, D]`, already × `scale`. `control` is the scaled control
+    /// latent with the latent's batch and size.
+    func residuals(latent: Tensor, timestep: Tensor, text: SanaPreparedText, control: Tensor,
+                   scale: Float) throws -> [Tensor] {
+        let b = latent.shape[0], p = config.patchSize, d = config.innerDim
+        let hp = latent.shape[2] / p, wp = latent.shape[3] / p
+        var x = embedPatches(latent)
+        Ops.addInPlace(&x, input_block(embedPatches(control)))
+        let temb = timestepEmbedder(TimestepEmbedding.sinusoid(timestep.scalars))
+        let t6 = timeLinear(Ops.silu(temb)).reshaped([b, 6, d])
+        var out: [Tensor] = []
+        for (i, (block, kv)) in zip(transformer_blocks, text.keyValues).enumerated() {
+            try CancellationToken.checkCurrent()
+            x = try block(x, t6: t6, key: kv.key, value: kv.value, maskBias: text.maskBias, height: hp, width: wp)
+            var r = controlnet_blocks[i](x)
+            Ops.scaleInPlace(&r, by: scale)
+            out.append(r)
+        }
+        return out
+    }
+}
+
+/// Text prepared for the transformer and for its ControlNet.
+struct ControlledPreparedText: PreparedText {
+    var base: SanaPreparedText
+    var control: SanaPreparedText
+}
+
+/// A SANA transformer steered by a ControlNet, as `SanaControlNetPipeline` runs the pair at every step: the
+/// ControlNet reads the noisy latent, the timestep, the text and the control latent; its residuals (× the
+/// conditioning scale) are added after the transformer's blocks 1…n. A `DenoiserModel` like any other, so every
+/// sampler drives it.
+public final class ControlledSanaTransformer: PerturbedAttentionDenoiser, @unchecked Sendable {
+    public let base: SanaTransformer2DModel
+    public let controlNet: SanaControlNetModel
+    /// The control image's latent, scaled by the VAE's scaling factor, `[1 or B, C, h, w]`.
+    public let control: Tensor
+    public let conditioningScale: Float
+
+    public init(base: SanaTransformer2DModel, controlNet: SanaControlNetModel, control: Tensor,
+                conditioningScale: Float) {
+        self.base = base
+        self.controlNet = controlNet
+        self.control = control
+        self.conditioningScale = conditioningScale
+    }
+
+    public var residentBytes: Int { base.residentBytes + controlNet.residentBytes + control.byteCount }
+    public var inChannels: Int { base.inChannels }
+    public var latentSpatialDivisor: Int { base.latentSpatialDivisor }
+    public var takesGuidance: Bool { base.takesGuidance }
+    public var guidanceEmbedsScale: Double { base.guidanceEmbedsScale }
+    public var timestepScale: Double { base.timestepScale }
+    public var sampleSize: Int? { base.sampleSize }
+    public var patchSize: Int { base.patchSize }
+    public var selfAttentionLayerNames: [String] { base.selfAttentionLayerNames }
+
+    public func prepare(_ conditioning: Conditioning) throws -> any PreparedText {
+        guard let text = try base.prepare(conditioning) as? SanaPreparedText else {
+            throw LinearDiTInputError.invalid("the transformer prepared an unexpected text state")
+        }
+        return ControlledPreparedText(base: text, control: controlNet.prepare(conditioning))
+    }
+
+    public func predict(latent: Tensor, timestep: Tensor, text: any PreparedText, guidance: Tensor?) throws -> Tensor {
+        try predict(latent: latent, timestep: timestep, text: text, guidance: guidance, perturbedLayers: [])
+    }
+
+    public func predict(latent: Tensor, timestep: Tensor, text: any PreparedText, guidance: Tensor?,
+                        perturbedLayers: Set<Int>) throws -> Tensor {
+        guard let text = text as? ControlledPreparedText else {
+            throw LinearDiTInputError.invalid("the prepared text was not made by this ControlNet-steered transformer")
+        }
+        guard latent.rank == 4, control.shape[1...] == latent.shape[1...] else {
+            throw LinearDiTInputError.invalid(
+                "the control latent is \(control.shape) but the latent is \(latent.shape): the control image must "
+                    + "have the generated image's size (resize it to the width and height)")
+        }
+        let b = latent.shape[0]
+        let cond: Tensor
+        if control.shape[0] == b {
+            cond = control
+        } else if control.shape[0] == 1 {
+            cond = Ops.concat(Array(repeating: control, count: b), axis: 0)
+        } else {
+            throw LinearDiTInputError.invalid("the control latent has batch \(control.shape[0]); use 1 or the latent's batch")
+        }
+        guard timestep.count == b, text.control.batch == b else {
+            throw LinearDiTInputError.invalid("timestep and text must have the latent's batch (\(b))")
+        }
+        let residuals = try controlNet.residuals(latent: latent, timestep: timestep, text: text.control,
+                                                 control: cond, scale: conditioningScale)
+        return try base.predict(latent: latent, timestep: timestep, text: text.base, guidance: guidance,
+                                perturbedLayers: perturbedLayers, blockResiduals: residuals)
+    }
+}
+
+extension ControlledSanaTransformer: ActivationEstimating {
+    /// The transformer's activations plus the ControlNet's residuals (one `[B, N, D]` per ControlNet block).
+    public func activationBytes(inputShape shape: [Int]) -> Int {
+        guard shape.count == 4 else { return 0 }
+        let p = max(1, base.config.patchSize)
+        let tokens = MachineMemory.product([shape[0], shape[2] / p, shape[3] / p])
+        return MachineMemory.sum([base.activationBytes(inputShape: shape),
+                                  MachineMemory.product([tokens, base.config.innerDim, controlNet.config.numLayers, 4])])
+    }
+}
