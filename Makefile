@@ -13,7 +13,9 @@ SWIFT      ?= swift
 # The Python reference (pinned versions) lives in a venv outside the repository.
 REF_VENV   ?= $(HOME)/.cache/sanagraph/reference-venv
 PYTHON     ?= $(REF_VENV)/bin/python
-REF_PACKAGES := torch==2.15.0 diffusers==0.42.1 transformers==5.24.0 safetensors sentencepiece protobuf pillow numpy
+# peft (+ accelerate): the PEFT backend diffusers' load_lora_weights needs (tools/reference/lora_pipeline.py).
+REF_PACKAGES := torch==2.15.0 diffusers==0.42.1 transformers==5.24.0 safetensors sentencepiece protobuf pillow numpy \
+              peft==0.21.2 accelerate==1.16.0
 CONFIG     ?= release
 BIN        := .build/$(CONFIG)/sanagraph
 # Debian packages the build needs: OpenBLAS and oneDNN (opened at run time, Sources/Tensors/Kernels.swift;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """LoRA: random LoRA files in the layout SanaPipeline.load_lora_weights reads, and diffusers' pictures with them.
 
-Run from the repository root with the reference venv plus peft (diffusers' LoRA loading needs its PEFT backend):
+Run from the repository root with the reference venv, which needs peft (`make reference-venv` installs it;
+diffusers' LoRA loading needs its PEFT backend), or add it beside another venv:
     pip install --target /tmp/peft-lib --no-deps peft==0.21.2 accelerate==1.16.0 psutil
     PYTHONPATH=/tmp/peft-lib python tools/reference/lora_pipeline.py
 
