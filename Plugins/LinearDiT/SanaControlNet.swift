@@ -63,14 +63,6 @@ public final class SanaControlNetModel: LoadedModel, @unchecked Sendable {
         return net
     }
 
-    /// A model from in-memory fp32 weights by checkpoint key (tests).
-    public convenience init(config: SanaTransformerConfig, tensors: [String: Tensor]) throws {
-        let expected = SanaControlNetKeys.expected(config)
-        let bad = expected.filter { tensors[$0.key]?.shape != $0.value }.keys.sorted()
-        guard bad.isEmpty else { throw LinearDiTInputError.invalid("missing or mis-shaped weights: \(bad.prefix(8))") }
-        self.init(config: config, weights: SanaTransformerWeights(.tensors(tensors), path: "", precision: .fp32))
-    }
-
     /// Why this ControlNet cannot steer `base`, or nil: the hidden size, latent channels, patch size and caption
     /// width must agree.
     public func incompatibility(with base: SanaTransformerConfig) -> String? {
@@ -85,24 +77,11 @@ public final class SanaControlNetModel: LoadedModel, @unchecked Sendable {
 
     /// The ControlNet's own caption projection and cross-attention K/V (constant across steps).
     func prepare(_ conditioning: Conditioning) -> SanaPreparedText {
-        let y = conditioning.embeddings, m = conditioning.mask
-        let c = Ops.rmsNorm(caption_projection(y), weight: caption_norm, eps: 1e-5)
-        let bias = Ops.mul(Ops.sub(1, m), -10_000).reshaped([m.shape[0], 1, 1, m.shape[1]])
-        return SanaPreparedText(keyValues: transformer_blocks.map { $0.crossKeyValue(c) }, maskBias: bias)
+        SanaPreparedText(conditioning, projection: caption_projection, norm: caption_norm, blocks: transformer_blocks)
     }
 
-    /// Patch embedding as the transformer's (same PE rule).
     func embedPatches(_ latent: Tensor) -> Tensor {
-        let b = latent.shape[0], p = config.patchSize, d = config.innerDim
-        let hp = latent.shape[2] / p, wp = latent.shape[3] / p
-        let patches = Ops.conv2d(latent, weight: patchWeight, bias: patchBias, stride: p)
-        var x = Ops.permute(patches, [0, 2, 3, 1]).reshaped([b, hp * wp, d])
-        if let s = config.interpolationScale {
-            let pe = sincosPositionEmbedding(dim: d, height: hp, width: wp, baseSize: config.sampleSize / p,
-                                             interpolationScale: s)
-            Ops.addInPlace(&x, pe.reshaped([1, hp * wp, d]))
-        }
-        return x
+        patchEmbedding(latent, weight: patchWeight, bias: patchBias, config: config)
     }
 
     /// `controlnet_block_samples`: per block `[B, N, D]`, already × `scale`. `control` is the scaled control

@@ -84,6 +84,30 @@ public struct SanaPreparedText: PreparedText {
     /// `(1 − mask) · −10000` as `[B, 1, 1, L]`.
     var maskBias: Tensor
     public var batch: Int { maskBias.shape[0] }
+
+    /// Caption projection + RMSNorm, then every block's cross-attention K/V (the transformer's and the ControlNet's).
+    init(_ conditioning: Conditioning, projection: PixArtAlphaTextProjection, norm: Tensor,
+         blocks: [SanaTransformerBlock]) {
+        let m = conditioning.mask
+        let c = Ops.rmsNorm(projection(conditioning.embeddings), weight: norm, eps: 1e-5)
+        maskBias = Ops.mul(Ops.sub(1, m), -10_000).reshaped([m.shape[0], 1, 1, m.shape[1]])
+        keyValues = blocks.map { $0.crossKeyValue(c) }
+    }
+}
+
+/// `PatchEmbed`: `[B, C, h, w]` → tokens `[B, N, D]` (+ the sin-cos position embedding when the config has an
+/// `interpolation_scale`, the 2K/4K models).
+func patchEmbedding(_ latent: Tensor, weight: Tensor, bias: Tensor, config: SanaTransformerConfig) -> Tensor {
+    let b = latent.shape[0], p = config.patchSize, d = config.innerDim
+    let hp = latent.shape[2] / p, wp = latent.shape[3] / p, n = hp * wp
+    let patches = Ops.conv2d(latent, weight: weight, bias: bias, stride: p)
+    var x = Ops.permute(patches, [0, 2, 3, 1]).reshaped([b, n, d])
+    if let s = config.interpolationScale {
+        let pe = sincosPositionEmbedding(dim: d, height: hp, width: wp, baseSize: config.sampleSize / p,
+                                         interpolationScale: s)
+        Ops.addInPlace(&x, pe.reshaped([1, n, d]))
+    }
+    return x
 }
 
 /// Why a latent of `height × width` cells cannot be used by a model of `config`, in the user's terms; nil when fine.
@@ -195,9 +219,8 @@ public final class SanaTransformer2DModel: PerturbedAttentionDenoiser, @unchecke
         guard m.shape == [y.shape[0], y.shape[1]] else {
             throw LinearDiTInputError.invalid("encoder_attention_mask must be [B, L] = \([y.shape[0], y.shape[1]]), got \(m.shape)")
         }
-        let c = Ops.rmsNorm(caption_projection(y), weight: caption_norm, eps: 1e-5)
-        let bias = Ops.mul(Ops.sub(1, m), -10_000).reshaped([m.shape[0], 1, 1, m.shape[1]])
-        return SanaPreparedText(keyValues: transformer_blocks.map { $0.crossKeyValue(c) }, maskBias: bias)
+        return SanaPreparedText(conditioning, projection: caption_projection, norm: caption_norm,
+                                blocks: transformer_blocks)
     }
 
     /// Why a latent of `height × width` cells cannot be used, in the user's terms; nil when fine.
@@ -277,18 +300,8 @@ public final class SanaTransformer2DModel: PerturbedAttentionDenoiser, @unchecke
         return Ops.permute(out.reshaped([b, hp, wp, p, p, c]), [0, 5, 1, 3, 2, 4]).reshaped([b, c, hp * p, wp * p])
     }
 
-    /// Patch embedding `[B, C, h, w]` → tokens `[B, N, D]` (+ the sin-cos position embedding of the 2K/4K models).
     func embedPatches(_ latent: Tensor) -> Tensor {
-        let b = latent.shape[0], p = config.patchSize, d = config.innerDim
-        let hp = latent.shape[2] / p, wp = latent.shape[3] / p, n = hp * wp
-        let patches = Ops.conv2d(latent, weight: patchWeight, bias: patchBias, stride: p)
-        var x = Ops.permute(patches, [0, 2, 3, 1]).reshaped([b, n, d])
-        if let s = config.interpolationScale {
-            let pe = sincosPositionEmbedding(dim: d, height: hp, width: wp, baseSize: config.sampleSize / p,
-                                             interpolationScale: s)
-            Ops.addInPlace(&x, pe.reshaped([1, n, d]))
-        }
-        return x
+        patchEmbedding(latent, weight: patchWeight, bias: patchBias, config: config)
     }
 
     /// The full forward as diffusers' `SanaTransformer2DModel.forward` (prepare + predict).
