@@ -281,24 +281,15 @@ extension SanaCheckpointFile.Converted {
         if let problem = config.problems().first {
             throw ModelFolderError.invalidConfig(path: path, message: problem)
         }
-        let expected = SanaTransformerKeys.expected(config)
-        var missing: [String] = [], wrong: [String] = []
-        for (key, shape) in expected.sorted(by: { $0.key < $1.key }) {
-            guard let r = tensors[key] else { missing.append(key); continue }
-            if r.shape != shape { wrong.append("\(key) \(r.shape) (expected \(shape))") }
-        }
-        let unexpected = tensors.keys.filter { expected[$0] == nil }.sorted()
-        if !missing.isEmpty || !unexpected.isEmpty || !wrong.isEmpty {
-            throw ModelFolderError.keyMismatch(path: path, folder: "a SANA transformer checkpoint (after mapping to "
-                                               + "diffusers names)", missing: missing, unexpected: unexpected,
-                                               wrongShape: wrong)
-        }
+        try WeightStore.sanaTransformerSpec(config).check(.raw(tensors), path: path, folder: "a SANA transformer checkpoint "
+                                                  + "(after mapping to diffusers names)")
     }
 
     /// The weights the model is built from (linear layers prepared at `precision`), after `validate`.
-    func weights(path: String, precision: Precision) throws -> SanaTransformerWeights {
+    func weights(path: String, precision: Precision) throws -> WeightStore {
         try validate(path: path)
-        return SanaTransformerWeights(.raw(tensors), path: path, precision: precision)
+        return WeightStore(.raw(tensors), path: path, precision: precision,
+                           expected: SanaTransformerKeys.expected(config))
     }
 }
 
@@ -309,7 +300,9 @@ extension SanaTransformer2DModel {
                             precision: Precision = .fp32) throws -> SanaTransformer2DModel {
         let overrides = try configPath.map(SanaCheckpointFile.overrides(path:)) ?? [:]
         let converted = try SanaCheckpointFile(path: path).convert(imageSize: nil, overrides: overrides)
-        return SanaTransformer2DModel(config: converted.config,
-                                      weights: try converted.weights(path: path, precision: precision))
+        let weights = try converted.weights(path: path, precision: precision)
+        let model = SanaTransformer2DModel(config: converted.config, weights: weights)
+        try weights.finish()
+        return model
     }
 }
