@@ -114,8 +114,13 @@ public struct SanaCheckpointFile {
         }
         var json = try inferConfig(tensors, imageSize: size ?? 1024)
         for (k, v) in overrides { json[k] = v }
-        let data = try JSONSerialization.data(withJSONObject: json)
-        let config = try JSONDecoder().decode(SanaTransformerConfig.self, from: data)
+        // The inferred keys and the user's overrides, read back through the strict reader like any config.json.
+        let config: SanaTransformerConfig
+        do {
+            config = try StrictJSON.decode(SanaTransformerConfig.self, from: JSONSerialization.data(withJSONObject: json))
+        } catch {
+            throw ModelFolderError.invalidConfig(path: path, message: "not a valid SanaTransformer2DModel config: \(error)")
+        }
         let layout = (chosen.original ? "original NVlabs keys" : "diffusers keys")
             + (prefix.isEmpty ? "" : " under '\(prefix)'")
         return Converted(configJSON: json, config: config, tensors: tensors, layout: layout)
@@ -203,10 +208,12 @@ public struct SanaCheckpointFile {
 
     /// Reads a JSON object of diffusers transformer config keys (for `convert(overrides:)`).
     public static func overrides(path: String) throws -> [String: Any] {
-        guard let data = FileManager.default.contents(atPath: path),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let bytes = try? BoundedFile.read(path, limit: GraphLimits.maxConfigBytes).get(),
+              let members = (try? JSONValue.parse(bytes))?.members else {
             throw ModelFolderError.invalidConfig(path: path, message: "not a JSON object of transformer config keys")
         }
+        var object: [String: Any] = [:]
+        for (key, value) in members { object[key] = value.foundationObject }
         return object
     }
 
@@ -304,5 +311,23 @@ extension SanaTransformer2DModel {
         let model = SanaTransformer2DModel(config: converted.config, weights: weights)
         try weights.finish()
         return model
+    }
+}
+
+extension JSONValue {
+    /// The value as JSONSerialization objects (for config dictionaries written back out).
+    var foundationObject: Any {
+        switch self {
+        case .object(let members):
+            var d: [String: Any] = [:]
+            for (k, v) in members { d[k] = v.foundationObject }
+            return d
+        case .array(let items): return items.map(\.foundationObject)
+        case .string(let s): return s
+        case .integer(let i): return i
+        case .number(let d): return d
+        case .bool(let b): return b
+        case .null: return NSNull()
+        }
     }
 }

@@ -36,9 +36,8 @@ extension SanaTransformer2DModel {
     static func siblingVAEFactor(folder: String) -> Int? {
         let path = Paths.join(Paths.directory(of: folder), "vae/config.json")
         guard let bytes = try? BoundedFile.read(path, limit: GraphLimits.maxConfigBytes).get(),
-              case let data = Data(bytes),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let stages = (object["encoder_block_out_channels"] ?? object["decoder_block_out_channels"]) as? [Any],
+              let object = try? JSONValue.parse(bytes),
+              let stages = (object["encoder_block_out_channels"] ?? object["decoder_block_out_channels"])?.array,
               (1...12).contains(stages.count) else { return nil }
         return 1 << (stages.count - 1)
     }

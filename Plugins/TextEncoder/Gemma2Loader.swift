@@ -24,8 +24,7 @@ extension Gemma2Model {
         let model = try ModelFolder<Gemma2Config>(path: folder, role: "text_encoder/", modelName: "Gemma2Config",
                                                   variant: variant) { config, json in
             // model_type first: other model types decode into Gemma2Config too, with misleading problems.
-            if let object = try? JSONSerialization.jsonObject(with: json) as? [String: Any],
-               let type = object["model_type"] as? String, type != "gemma2" {
+            if let type = json["model_type"]?.string, type != "gemma2" {
                 return ["model_type '\(type)' is not supported (only gemma2, SANA's Gemma-2 text encoder)"]
             }
             return config.problems()

@@ -6,6 +6,9 @@ import Tensors
 /// shards), the raw stored bytes of another reader (e.g. a PyTorch `.pth`), or fp32 tensors in memory; optionally
 /// under other stored names (`renamed`). Nothing is read until a `WeightStore` asks for a tensor.
 public struct WeightSource: @unchecked Sendable {
+    /// `@usableFromInline`: clients of the shared SDK library copy `WeightSource` values, so they need this type's
+    /// metadata (a plain internal type is not exported from a non-testable build: "undefined symbol …StorageON").
+    @usableFromInline
     enum Storage {
         case checkpoint(SafetensorsCheckpoint)
         case raw([String: RawTensorBytes])
