@@ -240,8 +240,8 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
     public let config: AutoencoderDCConfig
     /// The precision the dense convolutions compute at (depthwise and grouped ones stay fp32).
     public let precision: Precision
-    /// Reads the fp32 weights whose keys start with a prefix (`"encoder."`, `"decoder."`); nil when built eagerly.
-    private let source: (@Sendable (String) throws -> WeightStore)?
+    /// A fresh store over the checked weights (each half reads its own keys); nil when built eagerly.
+    private let source: (@Sendable () -> WeightStore)?
     private let lock = NSLock()
     private var encoderHalf: DCEncoder?
     private var decoderHalf: DCDecoder?
@@ -255,9 +255,8 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
         decoderHalf = DCDecoder(weights, config)
     }
 
-    /// Each half built from `source(prefix)` when first used.
-    init(config: AutoencoderDCConfig, precision: Precision = .fp32,
-         source: @escaping @Sendable (String) throws -> WeightStore) {
+    /// Each half built from a `source()` store when first used.
+    init(config: AutoencoderDCConfig, precision: Precision = .fp32, source: @escaping @Sendable () -> WeightStore) {
         self.config = config
         self.precision = precision
         self.source = source
@@ -275,16 +274,19 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
     /// Whether the encoder's weights have been converted (it is built on the first encode).
     public var encoderIsLoaded: Bool { lock.withLock { encoderHalf != nil } }
 
-    func encoder() throws -> DCEncoder { try half(\.encoderHalf, "encoder.", DCEncoder.init) }
+    func encoder() throws -> DCEncoder { try half(\.encoderHalf, DCEncoder.init) }
 
-    func decoder() throws -> DCDecoder { try half(\.decoderHalf, "decoder.", DCDecoder.init) }
+    func decoder() throws -> DCDecoder { try half(\.decoderHalf, DCDecoder.init) }
 
-    /// The half in `slot`, built from the weights under `prefix` on first use.
-    private func half<Half>(_ slot: ReferenceWritableKeyPath<AutoencoderDC, Half?>, _ prefix: String,
+    /// The half in `slot`, built from the weights on first use (it reads only its own keys); a read failure
+    /// (unreadable or non-finite tensor) is thrown and nothing is kept.
+    private func half<Half>(_ slot: ReferenceWritableKeyPath<AutoencoderDC, Half?>,
                             _ build: (WeightStore, AutoencoderDCConfig) -> Half) throws -> Half {
         try lock.withLock {
             if let built = self[keyPath: slot] { return built }
-            let built = build(try source!(prefix), config)
+            let store = source!()
+            let built = build(store, config)
+            try store.finish()
             self[keyPath: slot] = built
             return built
         }

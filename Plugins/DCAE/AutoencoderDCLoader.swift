@@ -16,37 +16,17 @@ extension AutoencoderDC {
         return try load(folder.checkpoint, config: folder.config, path: folder.weightsPath, precision: precision)
     }
 
-    /// Checks every key and shape against the config; the model reads each half's tensors as fp32 when first used.
+    /// Checks every key and shape against the config (the key set the model's building code declares); the model
+    /// reads each half's tensors as fp32 when first used.
     static func load(_ checkpoint: SafetensorsCheckpoint, config: AutoencoderDCConfig, path: String,
                      precision: Precision = .fp32) throws -> AutoencoderDC {
-        let spec = WeightStore(tensors: nil)
+        let spec = WeightStore(collecting: precision)
         _ = AutoencoderDC(config: config, weights: spec)
-        var missing: [String] = [], wrong: [String] = [], unexpected: [String] = []
-        for (key, shape) in spec.expected.sorted(by: { $0.key < $1.key }) {
-            guard checkpoint.contains(key) else { missing.append(key); continue }
-            guard let info = try? checkpoint.info(key) else { wrong.append("\(key) (unsupported dtype)"); continue }
-            if info.shape != shape { wrong.append("\(key) \(info.shape) (expected \(shape))") }
-        }
-        for key in checkpoint.names where spec.expected[key] == nil && !spec.tolerated.contains(key) {
-            unexpected.append(key)
-        }
-        if !missing.isEmpty || !unexpected.isEmpty || !wrong.isEmpty {
-            throw ModelFolderError.keyMismatch(path: path, folder: "an AutoencoderDC vae/ folder", missing: missing, unexpected: unexpected, wrongShape: wrong)
-        }
-        let keys = Array(spec.expected.keys)
-        return AutoencoderDC(config: config, precision: Kernels.effectivePrecision(precision).0) { prefix in
-            var tensors: [String: Tensor] = [:]
-            for key in keys where key.hasPrefix(prefix) {
-                // Releasing each tensor's source pages once converted keeps the peak near the fp32 weights.
-                do { tensors[key] = try checkpoint.tensor(key, releasingSource: true) } catch {
-                    throw ModelFolderError.weights(path: path, message: String(describing: error))
-                }
-                // A NaN/inf weight would silently turn every decoded image black; report the file instead.
-                if tensors[key]?.withUnsafeBufferPointer({ $0.contains { !$0.isFinite } }) == true {
-                    throw ModelFolderError.weights(path: path, message: "tensor \(key) holds non-finite values; the file is corrupt")
-                }
-            }
-            return WeightStore(tensors: tensors, precision: precision)
+        try spec.check(.checkpoint(checkpoint), path: path, folder: "an AutoencoderDC vae/ folder")
+        return AutoencoderDC(config: config, precision: Kernels.effectivePrecision(precision).0) {
+            // A NaN/inf weight would silently turn every decoded image black: reported as a corrupt file.
+            WeightStore(.checkpoint(checkpoint), path: path, precision: precision, expected: spec.expected,
+                        rejectsNonFinite: true)
         }
     }
 }

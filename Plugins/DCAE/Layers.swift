@@ -1,43 +1,17 @@
 import Foundation
+import SanaGraphKit
 import Tensors
 
 // DC-AE building blocks (diffusers autoencoder_dc.py, SanaMultiscaleLinearAttention, GLUMBConv) on NCHW fp32
 // tensors. Property names mirror the checkpoint keys.
 
-/// Hands out weights by checkpoint key and records every key and shape the model asks for, so the same code
-/// that builds the model also defines the expected key set (first pass with `tensors == nil`: shapes only).
-final class WeightStore {
-    /// Key → expected shape, filled while the model is built.
-    private(set) var expected: [String: [Int]] = [:]
-    /// Keys accepted but not required (BatchNorm's `num_batches_tracked`).
-    private(set) var tolerated: Set<String> = []
-    /// The loaded fp32 tensors, or nil while only collecting the key set.
-    let tensors: [String: Tensor]?
-    /// The arithmetic of the dense convolutions built from these weights.
-    let precision: Precision
-    var isCollecting: Bool { tensors == nil }
-
-    init(tensors: [String: Tensor]?, precision: Precision = .fp32) {
-        self.tensors = tensors
-        self.precision = precision
-    }
-
-    private static let placeholder = Tensor(zeros: [0])
-
-    /// The tensor `key`, which must have `shape` (checked before the second pass).
-    func callAsFunction(_ key: String, _ shape: [Int]) -> Tensor {
-        expected[key] = shape
-        return tensors?[key] ?? Self.placeholder
-    }
-
+extension WeightStore {
     /// An `nn.Linear` weight `[out, in]` as a 1×1 conv weight `[out, in, 1, 1]` (a free view), so a Linear over
     /// the channel axis (diffusers' `movedim(1, -1)` → Linear → `movedim(-1, 1)`) becomes one GEMM on NCHW.
     func linearAsConv(_ key: String, _ out: Int, _ inDim: Int) -> Tensor {
         let w = self(key, [out, inDim])
         return isCollecting ? w : w.reshaped([out, inDim, 1, 1])
     }
-
-    func tolerate(_ key: String) { tolerated.insert(key) }
 }
 
 /// `nn.Conv2d` (square kernel, same stride/padding on both axes), its filter prepared for this CPU's kernels at
@@ -47,10 +21,9 @@ struct Conv2d: Sendable {
 
     init(_ w: WeightStore, _ prefix: String, _ cin: Int, _ cout: Int, kernel: Int, stride: Int = 1,
          padding: Int? = nil, groups: Int = 1, bias: Bool = true) {
-        let weight = w(prefix + ".weight", [cout, cin / groups, kernel, kernel])
         let bias = bias ? w(prefix + ".bias", [cout]) : nil
-        conv = w.isCollecting ? nil : ConvWeight(weight, bias: bias, stride: stride, padding: padding ?? kernel / 2,
-                                                 groups: groups, precision: w.precision)
+        conv = w.conv(prefix + ".weight", [cout, cin / groups, kernel, kernel], bias: bias, stride: stride,
+                      padding: padding ?? kernel / 2, groups: groups)
     }
 
     /// A 1×1 convolution from a `[out, in, 1, 1]` weight (e.g. `WeightStore.linearAsConv`).

@@ -30,7 +30,7 @@ public struct SCMConfig: Sendable, Equatable {
     public static func parse(_ data: Data, path: String) throws -> SCMConfig {
         let reader = try SchedulerConfig.Reader(data, path: path)
         if let name = try reader.string("_class_name"), name != "SCMScheduler" {
-            throw SchedulerConfigError.unsupported(
+            throw SchedulerFile.unsupported(
                 path: path, key: "_class_name", value: name,
                 supported: "SCMScheduler (Sana-Sprint); a \(name) belongs to a SANA model sampled with classifier-"
                     + "free guidance: use Graphs/text2img.yaml (sample.flow_dpm_solver)")
@@ -39,15 +39,15 @@ public struct SCMConfig: Sendable, Equatable {
         var c = SCMConfig()
         if let v = try reader.double("sigma_data") {
             guard v > 0, v.isFinite else {
-                throw SchedulerConfigError.unsupported(path: path, key: "sigma_data", value: String(v),
-                                                       supported: "> 0")
+                throw SchedulerFile.unsupported(path: path, key: "sigma_data", value: String(v),
+                                                 supported: "> 0")
             }
             c.sigmaData = v
         }
         if let v = try reader.int("num_train_timesteps") {
             guard v >= 1 else {
-                throw SchedulerConfigError.unsupported(path: path, key: "num_train_timesteps", value: String(v),
-                                                       supported: ">= 1")
+                throw SchedulerFile.unsupported(path: path, key: "num_train_timesteps", value: String(v),
+                                                 supported: ">= 1")
             }
             c.numTrainTimesteps = v
         }

@@ -1,33 +1,29 @@
 import Foundation
 import SanaGraphKit
+import Safetensors
 import DiffusionModels
 
-/// Errors reading or applying a `scheduler_config.json`.
-public enum SchedulerConfigError: CategorizedError, Equatable {
+/// The problems of a `scheduler_config.json`, as model-folder errors (`ModelFolderError.invalidConfig`, exit 4).
+public enum SchedulerFile {
     /// No config file at the path (or under `scheduler/` of a model folder).
-    case notFound(path: String)
+    public static func notFound(path: String) -> ModelFolderError {
+        .invalidConfig(path: path, message: "no scheduler config here (looked for the file itself, scheduler_config.json "
+            + "and scheduler/scheduler_config.json); give the path of a diffusers scheduler_config.json or of a "
+            + "model folder that has one")
+    }
     /// The file is not a JSON object.
-    case malformed(path: String, message: String)
+    public static func malformed(path: String, message: String) -> ModelFolderError {
+        .invalidConfig(path: path, message: "not a valid scheduler config (\(message)); re-download the model's "
+            + "scheduler folder")
+    }
     /// A key has the wrong JSON type.
-    case wrongType(path: String, key: String, expected: String)
+    public static func wrongType(path: String, key: String, expected: String) -> ModelFolderError {
+        .invalidConfig(path: path, message: "key '\(key)' must be \(expected)")
+    }
     /// A setting SanaGraph's flow solvers do not implement.
-    case unsupported(path: String, key: String, value: String, supported: String)
-
-    public var category: ErrorCategory { .modelFile }
-
-    public var description: String {
-        switch self {
-        case .notFound(let path):
-            return "\(path): no scheduler config here (looked for the file itself, scheduler_config.json and "
-                + "scheduler/scheduler_config.json); give the path of a diffusers scheduler_config.json or of a "
-                + "model folder that has one"
-        case .malformed(let path, let message):
-            return "\(path): not a valid scheduler config (\(message)); re-download the model's scheduler folder"
-        case .wrongType(let path, let key, let expected):
-            return "\(path): key '\(key)' must be \(expected)"
-        case .unsupported(let path, let key, let value, let supported):
-            return "\(path): \(key) = \(value) is not supported by SanaGraph's flow solvers (supported: \(supported))"
-        }
+    public static func unsupported(path: String, key: String, value: String, supported: String) -> ModelFolderError {
+        .invalidConfig(path: path, message: "\(key) = \(value) is not supported by SanaGraph's flow solvers "
+            + "(supported: \(supported))")
     }
 }
 
@@ -69,16 +65,16 @@ public struct SchedulerConfig: Sendable, Equatable {
         if fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
             let candidates = [path + "/scheduler_config.json", path + "/scheduler/scheduler_config.json"]
             guard let found = candidates.first(where: { fm.fileExists(atPath: $0) }) else {
-                throw SchedulerConfigError.notFound(path: path)
+                throw SchedulerFile.notFound(path: path)
             }
             file = found
         } else if !fm.fileExists(atPath: path) {
-            throw SchedulerConfigError.notFound(path: path)
+            throw SchedulerFile.notFound(path: path)
         }
         let data: Data
         switch BoundedFile.read(file, limit: GraphLimits.maxConfigBytes) {
         case .success(let bytes): data = Data(bytes)
-        case .failure(let why): throw SchedulerConfigError.malformed(path: file, message: why.description)
+        case .failure(let why): throw SchedulerFile.malformed(path: file, message: why.description)
         }
         return (file, data)
     }
@@ -90,7 +86,7 @@ public struct SchedulerConfig: Sendable, Equatable {
         c.className = try reader.string("_class_name")
         let predictionType = try reader.string("prediction_type")
         if c.className == "SCMScheduler" || predictionType == "trigflow" {
-            throw SchedulerConfigError.unsupported(
+            throw SchedulerFile.unsupported(
                 path: path, key: "_class_name", value: c.className ?? "a trigflow scheduler",
                 supported: "DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler; this is Sana-Sprint's "
                     + "SCMScheduler: sample it with sample.scm (Graphs/sprint.yaml)")
@@ -98,30 +94,30 @@ public struct SchedulerConfig: Sendable, Equatable {
 
         if let v = try reader.int("num_train_timesteps") {
             guard (2...100_000).contains(v) else {
-                throw SchedulerConfigError.unsupported(path: path, key: "num_train_timesteps", value: String(v),
-                                                       supported: "2...100000")
+                throw SchedulerFile.unsupported(path: path, key: "num_train_timesteps", value: String(v),
+                                                 supported: "2...100000")
             }
             c.numTrainTimesteps = v
         }
         if let v = try reader.double("flow_shift") ?? (try reader.double("shift")) {
             guard v > 0, v <= 1e6 else {
-                throw SchedulerConfigError.unsupported(path: path, key: "flow_shift", value: String(v),
-                                                       supported: "> 0 and <= 1e6")
+                throw SchedulerFile.unsupported(path: path, key: "flow_shift", value: String(v),
+                                                 supported: "> 0 and <= 1e6")
             }
             c.flowShift = v
             c.flowShiftGiven = true
         }
         if let v = try reader.int("solver_order") {
             guard v == 1 || v == 2 else {
-                throw SchedulerConfigError.unsupported(path: path, key: "solver_order", value: String(v),
-                                                       supported: "1, 2")
+                throw SchedulerFile.unsupported(path: path, key: "solver_order", value: String(v),
+                                                 supported: "1, 2")
             }
             c.solverOrder = v
         }
         if let v = try reader.string("solver_type") {
             guard v == "midpoint" || v == "heun" else {
-                throw SchedulerConfigError.unsupported(path: path, key: "solver_type", value: v,
-                                                       supported: "midpoint, heun")
+                throw SchedulerFile.unsupported(path: path, key: "solver_type", value: v,
+                                                 supported: "midpoint, heun")
             }
             c.solverType = v
         }
@@ -134,53 +130,50 @@ public struct SchedulerConfig: Sendable, Equatable {
         try reader.require("final_sigmas_type", equals: "zero")
         for key in ["use_flow_sigmas"] {
             if let v = try reader.bool(key), v == false, c.className == "DPMSolverMultistepScheduler" {
-                throw SchedulerConfigError.unsupported(path: path, key: key, value: "false", supported: "true")
+                throw SchedulerFile.unsupported(path: path, key: key, value: "false", supported: "true")
             }
         }
         for key in ["thresholding", "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas",
                     "use_lu_lambdas", "use_dynamic_shifting", "invert_sigmas", "stochastic_sampling"] {
             if let v = try reader.bool(key), v {
-                throw SchedulerConfigError.unsupported(path: path, key: key, value: "true", supported: "false")
+                throw SchedulerFile.unsupported(path: path, key: key, value: "true", supported: "false")
             }
         }
         if let v = try reader.double("shift_terminal"), v != 0 {
-            throw SchedulerConfigError.unsupported(path: path, key: "shift_terminal", value: String(v),
-                                                   supported: "null")
+            throw SchedulerFile.unsupported(path: path, key: "shift_terminal", value: String(v),
+                                             supported: "null")
         }
         return c
     }
 
     /// Typed access to optional keys; null counts as absent.
     struct Reader {
-        let dict: [String: JSONValue]
+        let object: JSONValue
         let path: String
 
-        /// Parses a config file's bytes. diffusers writes Python's non-standard `-Infinity`
-        /// (lambda_min_clipped); none of those keys matter here, so such tokens become null first.
+        /// Parses a config file's bytes (strict JSON). diffusers writes Python's non-standard `-Infinity`
+        /// (lambda_min_clipped); it is read as a number (none of those keys matter here).
         init(_ data: Data, path: String) throws {
-            let cleaned = Data(replacingNonFiniteLiterals(String(decoding: data, as: UTF8.self)).utf8)
             let object: JSONValue
-            do {
-                object = try JSONDecoder().decode(JSONValue.self, from: cleaned)
-            } catch {
-                throw SchedulerConfigError.malformed(path: path, message: "invalid JSON")
+            do { object = try JSONValue.parse(data, nonFiniteLiterals: true) } catch {
+                throw SchedulerFile.malformed(path: path, message: error.description)
             }
-            guard case .object(let dict) = object else {
-                throw SchedulerConfigError.malformed(path: path, message: "top level is not an object")
+            guard object.members != nil else {
+                throw SchedulerFile.malformed(path: path, message: "top level is not an object")
             }
-            self.dict = dict
+            self.object = object
             self.path = path
         }
 
         func value(_ key: String) -> JSONValue? {
-            guard let v = dict[key], v != .null else { return nil }
+            guard let v = object[key], v != .null else { return nil }
             return v
         }
 
         func string(_ key: String) throws -> String? {
             guard let v = value(key) else { return nil }
             guard case .string(let s) = v else {
-                throw SchedulerConfigError.wrongType(path: path, key: key, expected: "a string")
+                throw SchedulerFile.wrongType(path: path, key: key, expected: "a string")
             }
             return s
         }
@@ -188,15 +181,15 @@ public struct SchedulerConfig: Sendable, Equatable {
         func bool(_ key: String) throws -> Bool? {
             guard let v = value(key) else { return nil }
             guard case .bool(let b) = v else {
-                throw SchedulerConfigError.wrongType(path: path, key: key, expected: "true or false")
+                throw SchedulerFile.wrongType(path: path, key: key, expected: "true or false")
             }
             return b
         }
 
         func double(_ key: String) throws -> Double? {
             guard let v = value(key) else { return nil }
-            guard case .number(let d) = v else {
-                throw SchedulerConfigError.wrongType(path: path, key: key, expected: "a number")
+            guard let d = v.double else {
+                throw SchedulerFile.wrongType(path: path, key: key, expected: "a number")
             }
             return d
         }
@@ -204,71 +197,15 @@ public struct SchedulerConfig: Sendable, Equatable {
         func int(_ key: String) throws -> Int? {
             guard let d = try double(key) else { return nil }
             guard d.rounded() == d, abs(d) < 1e15 else {
-                throw SchedulerConfigError.wrongType(path: path, key: key, expected: "an integer")
+                throw SchedulerFile.wrongType(path: path, key: key, expected: "an integer")
             }
             return Int(d)
         }
 
         func require(_ key: String, equals expected: String) throws {
             if let v = try string(key), v != expected {
-                throw SchedulerConfigError.unsupported(path: path, key: key, value: v, supported: expected)
+                throw SchedulerFile.unsupported(path: path, key: key, value: v, supported: expected)
             }
         }
     }
-}
-
-/// A parsed JSON value (numbers as Double).
-enum JSONValue: Decodable, Equatable {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null; return }
-        if let b = try? c.decode(Bool.self) { self = .bool(b); return }
-        if let d = try? c.decode(Double.self) { self = .number(d); return }
-        if let s = try? c.decode(String.self) { self = .string(s); return }
-        if let a = try? c.decode([JSONValue].self) { self = .array(a); return }
-        self = .object(try c.decode([String: JSONValue].self))
-    }
-}
-
-/// Replaces the bare tokens `Infinity`, `-Infinity` and `NaN` outside strings with `null`.
-func replacingNonFiniteLiterals(_ text: String) -> String {
-    var out = ""
-    out.reserveCapacity(text.utf8.count)
-    var inString = false
-    var escaped = false
-    var i = text.startIndex
-    while i < text.endIndex {
-        let ch = text[i]
-        if inString {
-            out.append(ch)
-            if escaped { escaped = false } else if ch == "\\" { escaped = true } else if ch == "\"" { inString = false }
-            i = text.index(after: i)
-            continue
-        }
-        if ch == "\"" {
-            inString = true
-            out.append(ch)
-            i = text.index(after: i)
-            continue
-        }
-        var matched = false
-        for token in ["-Infinity", "Infinity", "NaN"] where text[i...].hasPrefix(token) {
-            out += "null"
-            i = text.index(i, offsetBy: token.count)
-            matched = true
-            break
-        }
-        if !matched {
-            out.append(ch)
-            i = text.index(after: i)
-        }
-    }
-    return out
 }

@@ -56,7 +56,7 @@ public struct ImageSave: Node {
             let path = try template.resolve(run: context.run, batchIndex: b, batchCount: batch)
             var text: [(keyword: String, text: String)] = []
             if let run = context.run, run.writeMetadata {
-                text.append((PNGMetadata.keyword, PNGMetadata(run: run, node: context.nodeID, batchIndex: b).json))
+                text.append((PNGMetadata.keyword, Provenance(run: run, node: context.nodeID, batchIndex: b).json))
             }
             let bytes = try image.withUnsafeBufferPointer { all in
                 try PNGCodec.encode(UnsafeBufferPointer(rebasing: all[(b * perImage)..<((b + 1) * perImage)]),

@@ -1,4 +1,5 @@
 import Foundation
+import SanaGraphKit
 import Tensors
 
 // Small layers whose property names mirror diffusers' module names.
@@ -14,9 +15,10 @@ struct Linear: Sendable {
     func callAsFunction(_ x: Tensor) -> Tensor { Ops.linear(x, weight: weight, bias: bias) }
     var bytes: Int { weight.byteCount + (bias?.byteCount ?? 0) }
 
-    init(_ w: SanaTransformerWeights, _ prefix: String) {
-        weight = w.linear(prefix + ".weight")
-        bias = w.optional(prefix + ".bias")
+    /// Declares `prefix.weight [out, in]` and, with `bias`, `prefix.bias [out]`.
+    init(_ w: WeightStore, _ prefix: String, out: Int, in inFeatures: Int, bias: Bool = true) {
+        weight = w.linear(prefix + ".weight", [out, inFeatures])
+        self.bias = bias ? w(prefix + ".bias", [out]) : nil
     }
 
     func patched(_ module: String, _ patch: LinearPatch) rethrows -> Linear {
@@ -30,9 +32,10 @@ struct Linear: Sendable {
 struct TimestepEmbedding: Sendable {
     var linear_1: Linear
     var linear_2: Linear
-    init(_ w: SanaTransformerWeights, _ prefix: String) {
-        linear_1 = Linear(w, prefix + ".linear_1")
-        linear_2 = Linear(w, prefix + ".linear_2")
+    /// `[dim, 256]` then `[dim, dim]`.
+    init(_ w: WeightStore, _ prefix: String, dim: Int) {
+        linear_1 = Linear(w, prefix + ".linear_1", out: dim, in: 256)
+        linear_2 = Linear(w, prefix + ".linear_2", out: dim, in: dim)
     }
     func callAsFunction(_ x: Tensor) -> Tensor { linear_2(Ops.silu(linear_1(x))) }
     var bytes: Int { linear_1.bytes + linear_2.bytes }
@@ -66,9 +69,9 @@ struct TimestepEmbedding: Sendable {
 struct PixArtAlphaTextProjection: Sendable {
     var linear_1: Linear
     var linear_2: Linear
-    init(_ w: SanaTransformerWeights, _ prefix: String) {
-        linear_1 = Linear(w, prefix + ".linear_1")
-        linear_2 = Linear(w, prefix + ".linear_2")
+    init(_ w: WeightStore, _ prefix: String, in captionChannels: Int, dim: Int) {
+        linear_1 = Linear(w, prefix + ".linear_1", out: dim, in: captionChannels)
+        linear_2 = Linear(w, prefix + ".linear_2", out: dim, in: dim)
     }
     func callAsFunction(_ x: Tensor) -> Tensor { linear_2(Ops.gelu(linear_1(x), approximate: .tanh)) }
     var bytes: Int { linear_1.bytes + linear_2.bytes }
@@ -92,11 +95,14 @@ struct GLUMBConv: Sendable {
     /// `conv_depth.weight` tap-major `[9, 2H]` for the channels-last kernel (prepared once at load).
     var depthTaps: Tensor
 
-    init(_ w: SanaTransformerWeights, _ prefix: String) {
-        conv_inverted = w.linear(prefix + ".conv_inverted.weight"); conv_inverted_bias = w(prefix + ".conv_inverted.bias")
-        conv_depth_bias = w(prefix + ".conv_depth.bias")
-        conv_point = w.linear(prefix + ".conv_point.weight")
-        depthTaps = Ops.depthwiseTapsChannelsLast(w(prefix + ".conv_depth.weight"))  // diffusers fixes kernel_size 3
+    /// `dim` D, `hidden` H.
+    init(_ w: WeightStore, _ prefix: String, dim d: Int, hidden h: Int) {
+        conv_inverted = w.linear(prefix + ".conv_inverted.weight", [2 * h, d, 1, 1])
+        conv_inverted_bias = w(prefix + ".conv_inverted.bias", [2 * h])
+        conv_depth_bias = w(prefix + ".conv_depth.bias", [2 * h])
+        conv_point = w.linear(prefix + ".conv_point.weight", [d, h, 1, 1])
+        let depth = w(prefix + ".conv_depth.weight", [2 * h, 1, 3, 3])  // diffusers fixes kernel_size 3
+        depthTaps = w.isCollecting ? depth : Ops.depthwiseTapsChannelsLast(depth)
     }
 
     /// The same function on tokens `[B, N, D]` of an `height × width` grid, without leaving the tokens-first
@@ -129,10 +135,16 @@ struct AttentionProjections: Sendable {
     var norm_q: Tensor?, norm_k: Tensor?
     var heads: Int
 
-    init(_ w: SanaTransformerWeights, _ prefix: String, heads: Int) {
-        to_q = Linear(w, prefix + ".to_q"); to_k = Linear(w, prefix + ".to_k"); to_v = Linear(w, prefix + ".to_v")
-        to_out = Linear(w, prefix + ".to_out.0")
-        norm_q = w.optional(prefix + ".norm_q.weight"); norm_k = w.optional(prefix + ".norm_k.weight")
+    /// Queries from `dim`-wide tokens, keys and values from `kvDim`-wide ones, `inner` = heads × head dim;
+    /// `qkvBias`: whether q/k/v have biases (to_out always has one); `qkNorm`: RMSNorm weights on q and k.
+    init(_ w: WeightStore, _ prefix: String, heads: Int, dim: Int, kvDim: Int, inner: Int, qkvBias: Bool,
+         qkNorm: Bool) {
+        to_q = Linear(w, prefix + ".to_q", out: inner, in: dim, bias: qkvBias)
+        to_k = Linear(w, prefix + ".to_k", out: inner, in: kvDim, bias: qkvBias)
+        to_v = Linear(w, prefix + ".to_v", out: inner, in: kvDim, bias: qkvBias)
+        to_out = Linear(w, prefix + ".to_out.0", out: dim, in: inner)
+        norm_q = qkNorm ? w(prefix + ".norm_q.weight", [inner]) : nil
+        norm_k = qkNorm ? w(prefix + ".norm_k.weight", [inner]) : nil
         self.heads = heads
     }
 

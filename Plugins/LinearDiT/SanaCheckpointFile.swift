@@ -114,8 +114,13 @@ public struct SanaCheckpointFile {
         }
         var json = try inferConfig(tensors, imageSize: size ?? 1024)
         for (k, v) in overrides { json[k] = v }
-        let data = try JSONSerialization.data(withJSONObject: json)
-        let config = try JSONDecoder().decode(SanaTransformerConfig.self, from: data)
+        // The inferred keys and the user's overrides, read back through the strict reader like any config.json.
+        let config: SanaTransformerConfig
+        do {
+            config = try StrictJSON.decode(SanaTransformerConfig.self, from: JSONSerialization.data(withJSONObject: json))
+        } catch {
+            throw ModelFolderError.invalidConfig(path: path, message: "not a valid SanaTransformer2DModel config: \(error)")
+        }
         let layout = (chosen.original ? "original NVlabs keys" : "diffusers keys")
             + (prefix.isEmpty ? "" : " under '\(prefix)'")
         return Converted(configJSON: json, config: config, tensors: tensors, layout: layout)
@@ -203,10 +208,12 @@ public struct SanaCheckpointFile {
 
     /// Reads a JSON object of diffusers transformer config keys (for `convert(overrides:)`).
     public static func overrides(path: String) throws -> [String: Any] {
-        guard let data = FileManager.default.contents(atPath: path),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let bytes = try? BoundedFile.read(path, limit: GraphLimits.maxConfigBytes).get(),
+              let members = (try? JSONValue.parse(bytes))?.members else {
             throw ModelFolderError.invalidConfig(path: path, message: "not a JSON object of transformer config keys")
         }
+        var object: [String: Any] = [:]
+        for (key, value) in members { object[key] = value.foundationObject }
         return object
     }
 
@@ -281,24 +288,15 @@ extension SanaCheckpointFile.Converted {
         if let problem = config.problems().first {
             throw ModelFolderError.invalidConfig(path: path, message: problem)
         }
-        let expected = SanaTransformerKeys.expected(config)
-        var missing: [String] = [], wrong: [String] = []
-        for (key, shape) in expected.sorted(by: { $0.key < $1.key }) {
-            guard let r = tensors[key] else { missing.append(key); continue }
-            if r.shape != shape { wrong.append("\(key) \(r.shape) (expected \(shape))") }
-        }
-        let unexpected = tensors.keys.filter { expected[$0] == nil }.sorted()
-        if !missing.isEmpty || !unexpected.isEmpty || !wrong.isEmpty {
-            throw ModelFolderError.keyMismatch(path: path, folder: "a SANA transformer checkpoint (after mapping to "
-                                               + "diffusers names)", missing: missing, unexpected: unexpected,
-                                               wrongShape: wrong)
-        }
+        try WeightStore.sanaTransformerSpec(config).check(.raw(tensors), path: path, folder: "a SANA transformer checkpoint "
+                                                  + "(after mapping to diffusers names)")
     }
 
     /// The weights the model is built from (linear layers prepared at `precision`), after `validate`.
-    func weights(path: String, precision: Precision) throws -> SanaTransformerWeights {
+    func weights(path: String, precision: Precision) throws -> WeightStore {
         try validate(path: path)
-        return SanaTransformerWeights(.raw(tensors), path: path, precision: precision)
+        return WeightStore(.raw(tensors), path: path, precision: precision,
+                           expected: SanaTransformerKeys.expected(config))
     }
 }
 
@@ -309,7 +307,27 @@ extension SanaTransformer2DModel {
                             precision: Precision = .fp32) throws -> SanaTransformer2DModel {
         let overrides = try configPath.map(SanaCheckpointFile.overrides(path:)) ?? [:]
         let converted = try SanaCheckpointFile(path: path).convert(imageSize: nil, overrides: overrides)
-        return SanaTransformer2DModel(config: converted.config,
-                                      weights: try converted.weights(path: path, precision: precision))
+        let weights = try converted.weights(path: path, precision: precision)
+        let model = SanaTransformer2DModel(config: converted.config, weights: weights)
+        try weights.finish()
+        return model
+    }
+}
+
+extension JSONValue {
+    /// The value as JSONSerialization objects (for config dictionaries written back out).
+    var foundationObject: Any {
+        switch self {
+        case .object(let members):
+            var d: [String: Any] = [:]
+            for (k, v) in members { d[k] = v.foundationObject }
+            return d
+        case .array(let items): return items.map(\.foundationObject)
+        case .string(let s): return s
+        case .integer(let i): return i
+        case .number(let d): return d
+        case .bool(let b): return b
+        case .null: return NSNull()
+        }
     }
 }

@@ -3,22 +3,6 @@ import SanaGraphKit
 import Safetensors
 import Tensors
 
-/// The checkpoint keys and shapes of a diffusers `SanaControlNetModel` of `config`: the transformer's patch,
-/// time and caption embeddings and blocks (no final norm or projection), plus the zero-initialised
-/// `input_block` and one `controlnet_blocks.N` linear per block.
-enum SanaControlNetKeys {
-    static func expected(_ c: SanaTransformerConfig) -> [String: [Int]] {
-        var k = SanaTransformerKeys.expected(c)
-        for key in ["scale_shift_table", "proj_out.weight", "proj_out.bias"] { k[key] = nil }
-        let d = c.innerDim
-        k["input_block.weight"] = [d, d]; k["input_block.bias"] = [d]
-        for i in 0..<c.numLayers {
-            k["controlnet_blocks.\(i).weight"] = [d, d]; k["controlnet_blocks.\(i).bias"] = [d]
-        }
-        return k
-    }
-}
-
 /// diffusers `SanaControlNetModel`: a copy of the first blocks of a SANA transformer that reads the noisy latent
 /// plus a control latent and returns, per block, a residual for the transformer's hidden states.
 public final class SanaControlNetModel: LoadedModel, @unchecked Sendable {
@@ -33,16 +17,20 @@ public final class SanaControlNetModel: LoadedModel, @unchecked Sendable {
     let controlnet_blocks: [Linear]
     public let residentBytes: Int
 
-    init(config c: SanaTransformerConfig, weights w: SanaTransformerWeights) {
+    /// Builds the ControlNet from `w`, declaring every checkpoint key and shape: the transformer's patch, time and
+    /// caption embeddings and blocks (no final norm or projection), plus the zero-initialised `input_block` and one
+    /// `controlnet_blocks.N` linear per block.
+    init(config c: SanaTransformerConfig, weights w: WeightStore) {
         config = c
-        patchWeight = w("patch_embed.proj.weight"); patchBias = w("patch_embed.proj.bias")
-        timestepEmbedder = TimestepEmbedding(w, "time_embed.emb.timestep_embedder")
-        timeLinear = Linear(w, "time_embed.linear")
-        caption_projection = PixArtAlphaTextProjection(w, "caption_projection")
-        caption_norm = w("caption_norm.weight")
+        let d = c.innerDim, p = c.patchSize
+        patchWeight = w("patch_embed.proj.weight", [d, c.inChannels, p, p]); patchBias = w("patch_embed.proj.bias", [d])
+        timestepEmbedder = TimestepEmbedding(w, "time_embed.emb.timestep_embedder", dim: d)
+        timeLinear = Linear(w, "time_embed.linear", out: 6 * d, in: d)
+        caption_projection = PixArtAlphaTextProjection(w, "caption_projection", in: c.captionChannels, dim: d)
+        caption_norm = w("caption_norm.weight", [d])
         transformer_blocks = (0..<c.numLayers).map { SanaTransformerBlock(w, "transformer_blocks.\($0)", config: c) }
-        input_block = Linear(w, "input_block")
-        controlnet_blocks = (0..<c.numLayers).map { Linear(w, "controlnet_blocks.\($0)") }
+        input_block = Linear(w, "input_block", out: d, in: d)
+        controlnet_blocks = (0..<c.numLayers).map { Linear(w, "controlnet_blocks.\($0)", out: d, in: d) }
         residentBytes = patchWeight.byteCount + patchBias.byteCount + timestepEmbedder.bytes + timeLinear.bytes
             + caption_projection.bytes + caption_norm.byteCount + input_block.bytes
             + transformer_blocks.reduce(0) { $0 + $1.bytes } + controlnet_blocks.reduce(0) { $0 + $1.bytes }
@@ -55,12 +43,10 @@ public final class SanaControlNetModel: LoadedModel, @unchecked Sendable {
                                                            modelName: "SanaControlNetModel") { config, _ in
             config.problems() + (config.guidanceEmbeds ? ["guidance_embeds is not a SanaControlNetModel setting"] : [])
         }
-        let weights = try SanaTransformer2DModel.loadWeights(
-            model.checkpoint, config: model.config, path: model.weightsPath, precision: precision,
-            expected: SanaControlNetKeys.expected(model.config), kind: "a SanaControlNetModel folder")
-        let net = SanaControlNetModel(config: model.config, weights: weights)
-        if let failure = weights.failure { throw failure }
-        return net
+        return try WeightStore.load(.checkpoint(model.checkpoint), path: model.weightsPath,
+                                    folder: "a SanaControlNetModel folder", precision: precision) {
+            SanaControlNetModel(config: model.config, weights: $0)
+        }
     }
 
     /// Why this ControlNet cannot steer `base`, or nil: the hidden size, latent channels, patch size and caption

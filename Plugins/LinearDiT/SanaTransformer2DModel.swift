@@ -11,11 +11,14 @@ struct SanaTransformerBlock: Sendable {
     var ff: GLUMBConv
     var normEps: Float
 
-    init(_ w: SanaTransformerWeights, _ prefix: String, config c: SanaTransformerConfig) {
-        scale_shift_table = w(prefix + ".scale_shift_table")
-        attn1 = AttentionProjections(w, prefix + ".attn1", heads: c.numAttentionHeads)
-        attn2 = AttentionProjections(w, prefix + ".attn2", heads: c.numCrossAttentionHeads)
-        ff = GLUMBConv(w, prefix + ".ff")
+    init(_ w: WeightStore, _ prefix: String, config c: SanaTransformerConfig) {
+        let d = c.innerDim, dc = c.numCrossAttentionHeads * c.crossAttentionHeadDim
+        scale_shift_table = w(prefix + ".scale_shift_table", [6, d])
+        attn1 = AttentionProjections(w, prefix + ".attn1", heads: c.numAttentionHeads, dim: d, kvDim: d, inner: d,
+                                     qkvBias: c.attentionBias, qkNorm: c.usesQKNorm)
+        attn2 = AttentionProjections(w, prefix + ".attn2", heads: c.numCrossAttentionHeads, dim: d,
+                                     kvDim: c.crossAttentionDim ?? d, inner: dc, qkvBias: true, qkNorm: c.usesQKNorm)
+        ff = GLUMBConv(w, prefix + ".ff", dim: d, hidden: c.ffnHidden)
         normEps = Float(c.normEps)
     }
 
@@ -154,24 +157,27 @@ public final class SanaTransformer2DModel: PerturbedAttentionDenoiser, @unchecke
     /// Pixels per latent cell: the sibling `../vae` config's factor when the loader found one, else DC-AE f32's 32.
     public let latentSpatialDivisor: Int
 
-    init(config c: SanaTransformerConfig, weights w: SanaTransformerWeights, latentSpatialDivisor: Int = 32) {
+    /// Builds the model from `w`, declaring every checkpoint key and shape (sana-architecture.md §3.6): on a
+    /// collecting store this is the key set a checkpoint of `c` must hold.
+    init(config c: SanaTransformerConfig, weights w: WeightStore, latentSpatialDivisor: Int = 32) {
         config = c
         precision = Kernels.effectivePrecision(w.precision).0
         self.latentSpatialDivisor = latentSpatialDivisor
-        patchWeight = w("patch_embed.proj.weight"); patchBias = w("patch_embed.proj.bias")
+        let d = c.innerDim, p = c.patchSize
+        patchWeight = w("patch_embed.proj.weight", [d, c.inChannels, p, p]); patchBias = w("patch_embed.proj.bias", [d])
         if c.guidanceEmbeds {
-            timestepEmbedder = TimestepEmbedding(w, "time_embed.timestep_embedder")
-            guidanceEmbedder = TimestepEmbedding(w, "time_embed.guidance_embedder")
+            timestepEmbedder = TimestepEmbedding(w, "time_embed.timestep_embedder", dim: d)
+            guidanceEmbedder = TimestepEmbedding(w, "time_embed.guidance_embedder", dim: d)
         } else {
-            timestepEmbedder = TimestepEmbedding(w, "time_embed.emb.timestep_embedder")
+            timestepEmbedder = TimestepEmbedding(w, "time_embed.emb.timestep_embedder", dim: d)
             guidanceEmbedder = nil
         }
-        timeLinear = Linear(w, "time_embed.linear")
-        caption_projection = PixArtAlphaTextProjection(w, "caption_projection")
-        caption_norm = w("caption_norm.weight")
+        timeLinear = Linear(w, "time_embed.linear", out: 6 * d, in: d)
+        caption_projection = PixArtAlphaTextProjection(w, "caption_projection", in: c.captionChannels, dim: d)
+        caption_norm = w("caption_norm.weight", [d])
         transformer_blocks = (0..<c.numLayers).map { SanaTransformerBlock(w, "transformer_blocks.\($0)", config: c) }
-        scale_shift_table = w("scale_shift_table")
-        proj_out = Linear(w, "proj_out")
+        scale_shift_table = w("scale_shift_table", [2, d])
+        proj_out = Linear(w, "proj_out", out: p * p * c.outputChannels, in: d)
         kernel = proj_out.weight.kernel
         residentBytes = patchWeight.byteCount + patchBias.byteCount + timestepEmbedder.bytes + (guidanceEmbedder?.bytes ?? 0)
             + timeLinear.bytes + caption_projection.bytes + caption_norm.byteCount + scale_shift_table.byteCount

@@ -1,5 +1,6 @@
 import Foundation
 import SanaGraphKit
+import Safetensors
 
 /// A reader of HF `tokenizer.json` files (the format Gemma ships) that reproduces `GemmaTokenizerFast`'s ids.
 ///
@@ -40,80 +41,81 @@ public final class GemmaTokenizer: @unchecked Sendable {
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             file = Paths.join(path, "tokenizer.json")
         }
-        let data: Data
+        let data: [UInt8]
         switch BoundedFile.read(file, limit: GraphLimits.maxTokenizerBytes) {
-        case .success(let bytes): data = Data(bytes)
-        case .failure(let why): throw TokenizerError.unreadable(path: file, reason: why.description)
+        case .success(let bytes): data = bytes
+        case .failure(let why): throw TokenizerFile.unreadable(path: file, reason: why.description)
         }
-        try self.init(data: data, path: file)
+        try self.init(bytes: data, path: file)
     }
 
-    /// Parses the JSON text of a `tokenizer.json`; `path` names it in errors.
-    public init(data: Data, path: String) throws {
+    /// Parses the JSON text of a `tokenizer.json` (strict JSON); `path` names it in errors.
+    public convenience init(data: Data, path: String) throws {
+        try self.init(bytes: [UInt8](data), path: path)
+    }
+
+    /// Parses the JSON text of a `tokenizer.json` (strict JSON); `path` names it in errors.
+    public init(bytes: [UInt8], path: String) throws {
         self.path = path
-        let top: [String: Any]
-        do {
-            guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw TokenizerError.invalidJSON(path: path, reason: "top level is not an object")
-            }
-            top = object
-        } catch let error as TokenizerError {
-            throw error
-        } catch {
-            throw TokenizerError.invalidJSON(path: path, reason: "\(error.localizedDescription)")
+        let top: JSONValue
+        do { top = try JSONValue.parse(bytes, maxBytes: GraphLimits.maxTokenizerBytes) } catch {
+            throw TokenizerFile.invalidJSON(path: path, reason: error.description)
+        }
+        guard top.members != nil else {
+            throw TokenizerFile.invalidJSON(path: path, reason: "top level is not an object")
         }
         let reader = JSONFieldReader(path: path)
 
         // Model.
         let model = try reader.object(top["model"], "model")
-        let modelType = (model["type"] as? String) ?? "BPE"
-        guard modelType == "BPE" else { throw TokenizerError.unsupported(path: path, component: "model", type: modelType) }
-        if let dropout = model["dropout"] as? Double, dropout > 0 {
-            throw TokenizerError.unsupported(path: path, component: "model", type: "BPE with dropout")
+        let modelType = model["type"]?.string ?? "BPE"
+        guard modelType == "BPE" else { throw TokenizerFile.unsupported(path: path, component: "model", type: modelType) }
+        if let dropout = model["dropout"]?.double, dropout > 0 {
+            throw TokenizerFile.unsupported(path: path, component: "model", type: "BPE with dropout")
         }
         let vocabObject = try reader.object(model["vocab"], "model.vocab")
         var vocab: [Bytes: Int] = [:]
-        vocab.reserveCapacity(vocabObject.count)
+        vocab.reserveCapacity(vocabObject.members?.count ?? 0)
         var idToToken: [Int: Bytes] = [:]
-        idToToken.reserveCapacity(vocabObject.count)
-        for (token, value) in vocabObject {
-            guard let id = value as? Int, id >= 0 else {
-                throw TokenizerError.invalidField(path: path, field: "model.vocab", message: "has a non-integer id for \(token.debugDescription)")
+        idToToken.reserveCapacity(vocabObject.members?.count ?? 0)
+        for (token, value) in vocabObject.members ?? [] {
+            guard let id = value.int, id >= 0 else {
+                throw TokenizerFile.invalidField(path: path, field: "model.vocab", message: "has a non-integer id for \(token.debugDescription)")
             }
             vocab[Bytes(token.utf8)] = id
             idToToken[id] = Bytes(token.utf8)
         }
-        guard let mergeList = model["merges"] as? [Any] else {
-            throw TokenizerError.invalidField(path: path, field: "model.merges", message: "is missing or not a list")
+        guard let mergeList = model["merges"]?.array else {
+            throw TokenizerFile.invalidField(path: path, field: "model.merges", message: "is missing or not a list")
         }
         var merges: [UInt64: (rank: Int, id: Int)] = [:]
         merges.reserveCapacity(mergeList.count)
         for (rank, entry) in mergeList.enumerated() {
             let pair: (String, String)
-            if let text = entry as? String, let space = text.utf8.firstIndex(of: 0x20) {
+            if let text = entry.string, let space = text.utf8.firstIndex(of: 0x20) {
                 // "a b" form: split at the first space.
                 pair = (String(text[..<space]), String(text[text.utf8.index(after: space)...]))
-            } else if let array = entry as? [Any], array.count == 2, let a = array[0] as? String, let b = array[1] as? String {
+            } else if let array = entry.array, array.count == 2, let a = array[0].string, let b = array[1].string {
                 pair = (a, b)
             } else {
-                throw TokenizerError.invalidField(path: path, field: "model.merges",
+                throw TokenizerFile.invalidField(path: path, field: "model.merges",
                                                   message: "entry \(rank) is neither \"a b\" nor [a, b]")
             }
             let a = Bytes(pair.0.utf8), b = Bytes(pair.1.utf8)
             guard let left = vocab[a], let right = vocab[b], let merged = vocab[a + b] else {
-                throw TokenizerError.invalidField(path: path, field: "model.merges",
+                throw TokenizerFile.invalidField(path: path, field: "model.merges",
                                                   message: "entry \(rank) (\(pair.0.debugDescription), \(pair.1.debugDescription)) uses a token missing from the vocab")
             }
             let key = UInt64(left) << 32 | UInt64(right)
             if merges[key] == nil { merges[key] = (rank, merged) }
         }
         self.merges = merges
-        self.fuseUnk = (model["fuse_unk"] as? Bool) ?? false
-        self.byteFallback = (model["byte_fallback"] as? Bool) ?? false
-        self.ignoreMerges = (model["ignore_merges"] as? Bool) ?? false
-        if let unk = model["unk_token"] as? String {
+        self.fuseUnk = model["fuse_unk"]?.bool ?? false
+        self.byteFallback = model["byte_fallback"]?.bool ?? false
+        self.ignoreMerges = model["ignore_merges"]?.bool ?? false
+        if let unk = model["unk_token"]?.string {
             guard let id = vocab[Bytes(unk.utf8)] else {
-                throw TokenizerError.invalidField(path: path, field: "model.unk_token", message: "names \(unk.debugDescription), which is not in the vocab")
+                throw TokenizerFile.invalidField(path: path, field: "model.unk_token", message: "names \(unk.debugDescription), which is not in the vocab")
             }
             unkId = id
         } else {
@@ -123,23 +125,24 @@ public final class GemmaTokenizer: @unchecked Sendable {
 
         // Added tokens (may extend the id space beyond the model's vocab).
         var raw: [AddedToken] = [], normalized: [AddedToken] = [], specials = Set<Int>()
-        if let list = top["added_tokens"], !(list is NSNull) {
-            guard let entries = list as? [Any] else {
-                throw TokenizerError.invalidField(path: path, field: "added_tokens", message: "is not a list")
+        if let list = top["added_tokens"], !list.isNull {
+            guard let entries = list.array else {
+                throw TokenizerFile.invalidField(path: path, field: "added_tokens", message: "is not a list")
             }
             for (index, item) in entries.enumerated() {
-                guard let entry = item as? [String: Any], let id = entry["id"] as? Int, id >= 0,
-                      let content = entry["content"] as? String, !content.isEmpty else {
-                    throw TokenizerError.invalidField(path: path, field: "added_tokens",
+                let entry = item
+                guard entry.members != nil, let id = entry["id"]?.int, id >= 0,
+                      let content = entry["content"]?.string, !content.isEmpty else {
+                    throw TokenizerFile.invalidField(path: path, field: "added_tokens",
                                                       message: "entry \(index) needs a non-negative 'id' and a non-empty 'content'")
                 }
                 let token = AddedToken(content: Bytes(content.utf8), id: id,
-                                       lstrip: (entry["lstrip"] as? Bool) ?? false,
-                                       rstrip: (entry["rstrip"] as? Bool) ?? false)
-                let special = (entry["special"] as? Bool) ?? false
+                                       lstrip: entry["lstrip"]?.bool ?? false,
+                                       rstrip: entry["rstrip"]?.bool ?? false)
+                let special = entry["special"]?.bool ?? false
                 if special { specials.insert(id) }
                 // As tokenizers: `normalized: false` tokens (the default for special ones) match the raw text.
-                if !((entry["normalized"] as? Bool) ?? !special) {
+                if !(entry["normalized"]?.bool ?? !special) {
                     raw.append(token)
                 } else {
                     normalized.append(token)
@@ -252,7 +255,7 @@ public final class GemmaTokenizer: @unchecked Sendable {
                     symbols.append(contentsOf: ids.map { $0! }); previousWasUnk = false; continue
                 }
             }
-            guard let unkId else { throw TokenizerError.noUnknownToken(path: path) }
+            guard let unkId else { throw TokenizerFile.noUnknownToken(path: path) }
             if !(fuseUnk && previousWasUnk) { symbols.append(unkId) }
             previousWasUnk = true
         }

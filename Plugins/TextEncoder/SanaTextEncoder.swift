@@ -54,7 +54,7 @@ public final class SanaTextEncoder: TextEncoderModel {
     /// of the post-processor are kept).
     public func tokenize(_ texts: [String], maxLength: Int) throws -> (ids: [[Int]], mask: [[Int]]) {
         guard let pad = tokenizer.padTokenId ?? model.config.padTokenId else {
-            throw TextEncoderRunError.noPadToken(path: tokenizer.path)
+            throw TokenizerFile.noPadToken(path: tokenizer.path)
         }
         var ids: [[Int]] = [], mask: [[Int]] = []
         for text in texts {
@@ -130,22 +130,14 @@ public final class SanaTextEncoder: TextEncoderModel {
 
 /// Errors while encoding prompts.
 public enum TextEncoderRunError: CategorizedError, Equatable {
-    case noPadToken(path: String)
     case badLength(Int)
     case noPrompts
     case instructionTooShort
 
-    public var category: ErrorCategory {
-        switch self {
-        case .noPadToken: return .modelFile
-        default: return .nodeFailed
-        }
-    }
+    public var category: ErrorCategory { .nodeFailed }
 
     public var description: String {
         switch self {
-        case .noPadToken(let path):
-            return "tokenizer file \(path) has no <pad> token and config.json no pad_token_id; padding needs one"
         case .badLength(let n): return "max_sequence_length must be at least 1, got \(n)"
         case .noPrompts: return "no prompt to encode"
         case .instructionTooShort:

@@ -48,7 +48,7 @@ public struct TextEncoderLoad: Node {
         do {
             return weights + "\n" + (try FileFingerprint.fast(tokenizer))
         } catch {
-            throw TokenizerError.unreadable(path: tokenizer, reason: "\(error)")
+            throw TokenizerFile.unreadable(path: tokenizer, reason: "\(error)")
         }
     }
 

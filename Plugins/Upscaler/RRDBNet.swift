@@ -28,9 +28,11 @@ public struct RRDBNetConfig: Sendable, Equatable {
 
 /// A 3×3 convolution (padding 1), its filter prepared for this CPU's kernels at the load's precision.
 struct Conv3x3: Sendable {
-    var conv: ConvWeight
-    init(weight: Tensor, bias: Tensor, precision: Precision = .fp32) {
-        conv = ConvWeight(weight, bias: bias, padding: 1, precision: precision)
+    /// nil only on a collecting store (the key set pass).
+    var conv: ConvWeight!
+    /// Declares `name.weight [out, in, 3, 3]` and `name.bias [out]`.
+    init(_ w: WeightStore, _ name: String, in cin: Int, out cout: Int) {
+        conv = w.conv(name + ".weight", [cout, cin, 3, 3], bias: w(name + ".bias", [cout]), padding: 1)
     }
 }
 

@@ -16,14 +16,15 @@ import Tensors
 ///
 /// num_feat = conv_first's output channels, num_grow_ch = conv1's output channels, num_block = number of `body.N`,
 /// scale from conv_first's input channels: 3 → x4, 12 → x2 (pixel-unshuffle 2), 48 → x1 (pixel-unshuffle 4).
-/// Anything else is refused with `NodeError.modelFile` (exit 4) naming the file and the problem.
+/// Anything else is refused with `ModelFolderError` (exit 4) naming the file and the problem; once the
+/// architecture is known, every missing, unexpected or wrongly shaped tensor is listed at once.
 public enum RRDBNetLoader {
     public static func load(path: String, precision: Precision = .fp32) throws -> RRDBNet {
         let file: SafetensorsFile
         do {
             file = try SafetensorsFile(path: path)
         } catch {
-            throw NodeError.modelFile(path: path, message: "cannot open upscaler weights: \(error)")
+            throw ModelFolderError.weights(path: path, message: "cannot open upscaler weights: \(error)")
         }
         var names: [String: String] = [:]  // canonical name -> name in file
         for name in file.names { names[strippingPrefix(name)] = name }
@@ -32,13 +33,13 @@ public enum RRDBNetLoader {
         func info(_ canonical: String) throws -> TensorInfo {
             guard let stored = names[canonical], let i = file.tensors[stored] else {
                 let sample = file.names.prefix(5).joined(separator: ", ")
-                throw NodeError.modelFile(path: path, message: "not an ESRGAN/Real-ESRGAN RRDBNet: no tensor '\(canonical)' "
+                throw ModelFolderError.invalidConfig(path: path, message: "not an ESRGAN/Real-ESRGAN RRDBNet: no tensor '\(canonical)' "
                     + "(the file has \(file.names.count) tensors, e.g. \(sample))")
             }
             return i
         }
         let first = try info("conv_first.weight")
-        guard first.shape.count == 4 else { throw NodeError.modelFile(path: path, message: "conv_first.weight must be 4-D, is \(first.shape)") }
+        guard first.shape.count == 4 else { throw ModelFolderError.invalidConfig(path: path, message: "conv_first.weight must be 4-D, is \(first.shape)") }
         let numFeat = first.shape[0], inCh = first.shape[1]
         let scale: Int
         switch inCh {
@@ -46,11 +47,11 @@ public enum RRDBNetLoader {
         case 12: scale = 2
         case 48: scale = 1
         default:
-            throw NodeError.modelFile(path: path, message: "conv_first takes \(inCh) input channels; expected 3 (x4), "
+            throw ModelFolderError.invalidConfig(path: path, message: "conv_first takes \(inCh) input channels; expected 3 (x4), "
                 + "12 (x2) or 48 (x1) for an RGB RRDBNet")
         }
         if names["conv_up3.weight"] != nil {
-            throw NodeError.modelFile(path: path, message: "x8 RRDBNets (conv_up3) are not supported")
+            throw ModelFolderError.invalidConfig(path: path, message: "x8 RRDBNets (conv_up3) are not supported")
         }
         var blocks = Set<Int>()
         for key in names.keys where key.hasPrefix("body.") {
@@ -58,59 +59,37 @@ public enum RRDBNetLoader {
         }
         let numBlock = blocks.count
         guard numBlock > 0, blocks == Set(0..<numBlock) else {
-            throw NodeError.modelFile(path: path, message: "RRDB blocks must be numbered body.0 … body.N without gaps, found \(blocks.sorted())")
+            throw ModelFolderError.invalidConfig(path: path, message: "RRDB blocks must be numbered body.0 … body.N without gaps, found \(blocks.sorted())")
         }
         let numGrow = try info("body.0.rdb1.conv1.weight").shape.first ?? 0
         let numOut = try info("conv_last.weight").shape.first ?? 0
         guard numOut == 3 else {
-            throw NodeError.modelFile(path: path, message: "conv_last produces \(numOut) channels; only RGB (3) models are supported")
+            throw ModelFolderError.invalidConfig(path: path, message: "conv_last produces \(numOut) channels; only RGB (3) models are supported")
         }
         let config = RRDBNetConfig(scale: scale, numFeat: numFeat, numBlock: numBlock, numGrowCh: numGrow,
                                    numInCh: 3, numOutCh: 3)
 
-        var used = Set<String>()
-        func conv(_ name: String, in cin: Int, out cout: Int) throws -> Conv3x3 {
-            let wInfo = try info(name + ".weight"), bInfo = try info(name + ".bias")
-            guard wInfo.shape == [cout, cin, 3, 3], bInfo.shape == [cout] else {
-                throw NodeError.modelFile(path: path, message: "'\(name)' has weight \(wInfo.shape) and bias \(bInfo.shape); "
-                    + "expected [\(cout), \(cin), 3, 3] and [\(cout)] for num_feat \(numFeat), num_grow_ch \(numGrow)")
-            }
-            used.insert(name + ".weight")
-            used.insert(name + ".bias")
-            do {
-                return Conv3x3(weight: try file.tensor(names[name + ".weight"]!), bias: try file.tensor(names[name + ".bias"]!),
-                               precision: precision)
-            } catch {
-                throw NodeError.modelFile(path: path, message: "cannot read '\(name)': \(error)")
-            }
+        let source: WeightSource
+        do { source = try WeightSource.file(file).renamed(keys: names) } catch {
+            throw ModelFolderError.weights(path: path, message: "cannot read upscaler weights: \(error)")
         }
-        let convFirst = try conv("conv_first", in: inCh, out: numFeat)
-        var body: [[Conv3x3]] = []
-        for n in 0..<numBlock {
-            var block: [[Conv3x3]] = []
-            for r in 1...3 {
-                var convs: [Conv3x3] = []
-                for c in 1...5 {
-                    convs.append(try conv("body.\(n).rdb\(r).conv\(c)", in: numFeat + (c - 1) * numGrow,
-                                          out: c == 5 ? numFeat : numGrow))
-                }
-                block.append(convs)
-            }
-            body.append(block.flatMap { $0 })
+        let folder = "an RRDBNet of num_feat \(numFeat), num_grow_ch \(numGrow), num_block \(numBlock), x\(scale)"
+        return try WeightStore.load(source, path: path, folder: folder, precision: precision) { w in
+            RRDBNet(config: config, convFirst: Conv3x3(w, "conv_first", in: inCh, out: numFeat),
+                    body: (0..<numBlock).map { n in
+                        (1...3).flatMap { r in
+                            (1...5).map { c in
+                                Conv3x3(w, "body.\(n).rdb\(r).conv\(c)", in: numFeat + (c - 1) * numGrow,
+                                        out: c == 5 ? numFeat : numGrow)
+                            }
+                        }
+                    },
+                    convBody: Conv3x3(w, "conv_body", in: numFeat, out: numFeat),
+                    convUp1: Conv3x3(w, "conv_up1", in: numFeat, out: numFeat),
+                    convUp2: Conv3x3(w, "conv_up2", in: numFeat, out: numFeat),
+                    convHR: Conv3x3(w, "conv_hr", in: numFeat, out: numFeat),
+                    convLast: Conv3x3(w, "conv_last", in: numFeat, out: 3))
         }
-        let model = RRDBNet(
-            config: config, convFirst: convFirst, body: body,
-            convBody: try conv("conv_body", in: numFeat, out: numFeat),
-            convUp1: try conv("conv_up1", in: numFeat, out: numFeat),
-            convUp2: try conv("conv_up2", in: numFeat, out: numFeat),
-            convHR: try conv("conv_hr", in: numFeat, out: numFeat),
-            convLast: try conv("conv_last", in: numFeat, out: 3))
-        let unexpected = Set(names.keys).subtracting(used)
-        if !unexpected.isEmpty {
-            throw NodeError.modelFile(path: path, message: "unexpected tensors for an RRDBNet: "
-                + unexpected.sorted().prefix(5).joined(separator: ", ") + (unexpected.count > 5 ? ", …" : ""))
-        }
-        return model
     }
 
     static func strippingPrefix(_ name: String) -> String {
@@ -127,14 +106,14 @@ public enum RRDBNetLoader {
             if let n = Int(key.split(separator: ".")[3]) { subs.insert(n) }
         }
         guard let trunkConv = subs.max() else {
-            throw NodeError.modelFile(path: path, message: "old-style ESRGAN weights without model.1.sub.* blocks")
+            throw ModelFolderError.invalidConfig(path: path, message: "old-style ESRGAN weights without model.1.sub.* blocks")
         }
         let tail = Set(names.keys.compactMap { key -> Int? in
             let parts = key.split(separator: ".")
             return parts.count == 3 && parts[0] == "model" ? Int(parts[1]) : nil
         }).subtracting([0])
         guard tail == [3, 6, 8, 10] else {
-            throw NodeError.modelFile(path: path, message: "old-style ESRGAN weights with convs at model.\(tail.sorted()); "
+            throw ModelFolderError.invalidConfig(path: path, message: "old-style ESRGAN weights with convs at model.\(tail.sorted()); "
                 + "only the x4 layout (model.3, model.6, model.8, model.10) is supported — convert to Real-ESRGAN names")
         }
         let fixed = ["model.0": "conv_first", "model.1.sub.\(trunkConv)": "conv_body", "model.3": "conv_up1",

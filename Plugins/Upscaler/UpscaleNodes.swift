@@ -78,7 +78,7 @@ public struct UpscaleLoad: Node {
     public func fingerprint(params: ParamValues) throws -> String? {
         let path = params.string("path")
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
-            throw NodeError.modelFile(path: path, message: "upscaler weights not found")
+            throw ModelFolderError.weights(path: path, message: "upscaler weights not found")
         }
         let size = (attributes[.size] as? NSNumber)?.intValue ?? -1
         let mtime = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0

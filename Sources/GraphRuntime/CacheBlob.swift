@@ -121,7 +121,7 @@ enum CacheBlob {
         guard actual == stored else { throw Invalid("checksum mismatch (stored \(stored.prefix(12))…, computed \(actual.prefix(12))…)") }
 
         guard let text = metadata["sanagraph.outputs"],
-              let manifest = try? JSONDecoder().decode([String: OutputEntry].self, from: Data(text.utf8)) else {
+              let manifest = try? StrictJSON.decode([String: OutputEntry].self, from: Array(text.utf8)) else {
             throw Invalid("unreadable output manifest")
         }
         var claimed = 0

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ImageIO
+import SanaGraphKit
 
 /// `sanagraph inspect FILE.png`: prints the provenance SanaGraph stored in a PNG.
 /// `sanagraph inspect MODEL_FOLDER`: what a diffusers SANA folder holds and which graph runs it.
@@ -42,7 +43,7 @@ struct Inspect: ParsableCommand {
             }
             return
         }
-        let metadata: PNGMetadata
+        let metadata: Provenance
         do {
             metadata = try PNGMetadata.read(path: file)
         } catch {

@@ -29,9 +29,10 @@ struct ModelFolderReport {
     static func inspect(path: String) throws -> ModelFolderReport {
         var report = ModelFolderReport(path: path)
         let fm = FileManager.default
-        func json(_ file: String) -> [String: Any]? {
-            guard let data = fm.contents(atPath: (path as NSString).appendingPathComponent(file)) else { return nil }
-            return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        func json(_ file: String) -> JSONValue? {
+            guard let bytes = try? BoundedFile.read(Paths.join(path, file), limit: GraphLimits.maxConfigBytes).get()
+            else { return nil }
+            return try? JSONValue.parse(bytes)
         }
         guard fm.fileExists(atPath: path + "/transformer/config.json") else {
             throw ModelFolderError.invalidConfig(
@@ -40,13 +41,13 @@ struct ModelFolderReport {
                     + "ship; for a single .pth or .safetensors file see 'sanagraph convert')")
         }
         var vaeFactor = 32
-        if let vae = json("vae/config.json"), let stages = vae["decoder_block_out_channels"] as? [Any],
+        if let vae = json("vae/config.json"), let stages = vae["decoder_block_out_channels"]?.array,
            (1...12).contains(stages.count) {
             vaeFactor = 1 << (stages.count - 1)
         }
-        let configData = fm.contents(atPath: path + "/transformer/config.json") ?? Data()
         do {
-            let config = try JSONDecoder().decode(SanaTransformerConfig.self, from: configData)
+            let bytes = try BoundedFile.read(path + "/transformer/config.json", limit: GraphLimits.maxConfigBytes).get()
+            let config = try StrictJSON.decode(SanaTransformerConfig.self, from: bytes)
             report.variant = SanaVariant(config: config, vaeFactor: vaeFactor)
         } catch {
             throw ModelFolderError.invalidConfig(path: path + "/transformer/config.json",
@@ -59,8 +60,7 @@ struct ModelFolderReport {
                 continue
             }
             let config = json(name + "/config.json")
-            let className = (config?["_class_name"] as? String) ?? ((config?["architectures"] as? [String])?.first)
-                ?? "?"
+            let className = config?["_class_name"]?.string ?? config?["architectures"]?.array?.first?.string ?? "?"
             let checkpoint: SafetensorsCheckpoint
             do { checkpoint = try SafetensorsCheckpoint(path: folder) } catch {
                 throw ModelFolderError.weights(path: folder, message: error.description)
@@ -77,8 +77,8 @@ struct ModelFolderReport {
             report.components.append(c)
         }
         if let scheduler = json("scheduler/scheduler_config.json") {
-            report.scheduler = scheduler["_class_name"] as? String
-            report.flowShift = scheduler["flow_shift"] as? Double
+            report.scheduler = scheduler["_class_name"]?.string
+            report.flowShift = scheduler["flow_shift"]?.double
         } else {
             report.notes.append("scheduler/ is missing: the samplers use SANA's (or Sana-Sprint's) settings")
         }

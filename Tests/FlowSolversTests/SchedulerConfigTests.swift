@@ -1,6 +1,7 @@
 import Foundation
 import GraphRuntime
 import Tensors
+import SanaGraphKit
 import Testing
 import TestSupport
 @testable import FlowSolvers
@@ -41,26 +42,26 @@ struct SchedulerConfigTests {
     @Test("Unsupported settings, bad JSON, wrong types and missing files are clear errors")
     func errors() throws {
         let sde = try Self.write(#"{"algorithm_type": "sde-dpmsolver++"}"#)
-        #expect(throws: SchedulerConfigError.unsupported(path: sde, key: "algorithm_type", value: "sde-dpmsolver++",
+        #expect(throws: SchedulerFile.unsupported(path: sde, key: "algorithm_type", value: "sde-dpmsolver++",
                                                          supported: "dpmsolver++")) {
             try SchedulerConfig.load(path: sde)
         }
         do {
             _ = try SchedulerConfig.load(path: try Self.write(#"{"solver_order": 3}"#))
             Issue.record("expected an error")
-        } catch let e as SchedulerConfigError {
+        } catch let e as ModelFolderError {
             #expect(e.description.contains("solver_order = 3 is not supported"))
             #expect(e.category == .modelFile)
         }
-        #expect(throws: SchedulerConfigError.self) { try SchedulerConfig.load(path: try Self.write("{not json")) }
-        #expect(throws: SchedulerConfigError.self) { try SchedulerConfig.load(path: try Self.write("[1, 2]")) }
-        #expect(throws: SchedulerConfigError.self) {
+        #expect(throws: ModelFolderError.self) { try SchedulerConfig.load(path: try Self.write("{not json")) }
+        #expect(throws: ModelFolderError.self) { try SchedulerConfig.load(path: try Self.write("[1, 2]")) }
+        #expect(throws: ModelFolderError.self) {
             try SchedulerConfig.load(path: try Self.write(#"{"lower_order_final": 1}"#))
         }
-        #expect(throws: SchedulerConfigError.self) {
+        #expect(throws: ModelFolderError.self) {
             try SchedulerConfig.load(path: try Self.write(#"{"use_karras_sigmas": true}"#))
         }
-        #expect(throws: SchedulerConfigError.self) { try SchedulerConfig.load(path: "/nonexistent/scheduler") }
+        #expect(throws: ModelFolderError.self) { try SchedulerConfig.load(path: "/nonexistent/scheduler") }
     }
 
     @Test("The sampler node's scheduler_config changes the update rule (heun vs midpoint)")
@@ -116,7 +117,7 @@ struct SchedulerConfigTests {
         try #"{"solver_type": "midpoint"}"#.write(toFile: path, atomically: true, encoding: .utf8)
         #expect(try node.fingerprint(params: params) != f1)
         #expect(try node.fingerprint(params: NodeTests.params(FlowDPMSolverNode.self)) == nil)
-        #expect(throws: SchedulerConfigError.self) {
+        #expect(throws: ModelFolderError.self) {
             try node.run(inputs: NodeTests.inputs(StandInDenoiser(), latent: .init(zeros: [1, 4, 1, 1])),
                          params: NodeTests.params(FlowDPMSolverNode.self, ["scheduler_config": .string("/nope")]),
                          context: RunContext(nodeID: "s"))

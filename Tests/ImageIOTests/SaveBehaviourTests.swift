@@ -29,7 +29,7 @@ import TestSupport
         #expect(meta.createdAt.hasPrefix("2026-09-21"))
         #expect(meta.report.contains("cfg = 4.0 (float)"))
         // The JSON form round-trips on its own too.
-        #expect(try PNGMetadata(json: meta.json) == meta)
+        #expect(try Provenance(json: meta.json) == meta)
         // Metadata does not disturb the pixels.
         #expect(try ImageLoad.load(path: paths[0]).scalars == image.scalars.map { ($0 * 255).rounded() / 255 })
     }

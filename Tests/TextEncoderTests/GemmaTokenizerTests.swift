@@ -1,4 +1,5 @@
 import Foundation
+import SanaGraphKit
 import Testing
 import TestSupport
 @testable import TextEncoder
@@ -147,13 +148,13 @@ func malformedFilesGiveClearErrors() throws {
         do {
             _ = try GemmaTokenizer(contentsOf: file.path)
             Issue.record("\(name) loaded without error")
-        } catch let error as TokenizerError {
+        } catch let error as ModelFolderError {
             #expect(error.description.contains(file.path), "\(name): \(error)")
             #expect(error.category == .modelFile)
         }
     }
     let missing = directory.appendingPathComponent("nowhere/tokenizer.json").path
-    #expect(throws: TokenizerError.unreadable(path: missing, reason: "no such file")) {
+    #expect(throws: TokenizerFile.unreadable(path: missing, reason: "no such file")) {
         try GemmaTokenizer(contentsOf: missing)
     }
 }

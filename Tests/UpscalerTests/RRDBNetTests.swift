@@ -124,7 +124,7 @@ func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {
 
     @Test func wrongShape() throws {
         let path = try writeVariant { $0["conv_up1.weight"] = Tensor(zeros: [8, 8, 1, 1]) }
-        expectModelFileError(path, mentioning: "'conv_up1'")
+        expectModelFileError(path, mentioning: "conv_up1.weight [8, 8, 1, 1]")
     }
 
     @Test func missingTensor() throws {

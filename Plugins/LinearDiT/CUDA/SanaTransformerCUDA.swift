@@ -45,7 +45,7 @@ public final class SanaTransformerCUDA: DenoiserModel, @unchecked Sendable {
         }
     }
 
-    init(config c: SanaTransformerConfig, weights w: SanaTransformerWeights, context: CUDAContext,
+    init(config c: SanaTransformerConfig, weights w: WeightStore, context: CUDAContext,
          latentSpatialDivisor: Int) throws {
         guard c.attentionHeadDim == NNKernels.linearAttentionHeadDim else {
             throw CUDAError.unsupported("attention_head_dim \(c.attentionHeadDim) (the GPU linear attention is built for 32)")
@@ -117,11 +117,11 @@ public final class SanaTransformerCUDA: DenoiserModel, @unchecked Sendable {
                                                            modelName: "SanaTransformer2DModel", variant: variant) {
             config, _ in config.problems()
         }
-        let weights = try SanaTransformer2DModel.loadWeights(model.checkpoint, config: model.config,
-                                                             path: model.weightsPath, precision: .fp32)
+        let weights = try WeightStore.sanaTransformer(.checkpoint(model.checkpoint), config: model.config,
+                                                      path: model.weightsPath, precision: .fp32)
         let transformer = try SanaTransformerCUDA(config: model.config, weights: weights, context: context,
                                                   latentSpatialDivisor: SanaTransformer2DModel.siblingVAEFactor(folder: folder) ?? 32)
-        if let failure = weights.failure { throw failure }
+        try weights.finish()
         return transformer
     }
 

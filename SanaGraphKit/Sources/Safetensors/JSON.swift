@@ -1,11 +1,12 @@
-// A small strict JSON parser for safetensors headers and index files.
+// The strict JSON reader of SanaGraph: safetensors headers and index files, model configs, tokenizer.json,
+// scheduler configs, PNG provenance and cache manifests are all read through it (`JSONValue.parse`, `StrictJSON`).
 //
-// Why not JSONSerialization: on Linux it turns `true` and `2.0` into NSNumbers that cast to Int, so a shape of
-// `[true, 2.0]` would pass; it also hides duplicate keys and recurses without a depth bound. Here integers are
-// kept apart from other numbers, objects keep every key in order, and nesting is limited.
+// Why not JSONSerialization/JSONDecoder: on Linux they turn `true` and `2.0` into NSNumbers that cast to Int, so a
+// shape of `[true, 2.0]` would pass; they also hide duplicate keys and recurse without a depth bound. Here
+// integers are kept apart from other numbers, duplicate keys are refused, and nesting is limited.
 
-/// A parsed JSON value. Objects keep their keys in file order (duplicates included) so callers can reject them.
-enum JSONValue: Equatable {
+/// A parsed JSON value. Objects keep their keys in file order.
+public enum JSONValue: Equatable, Sendable {
     case object([(key: String, value: JSONValue)])
     case array([JSONValue])
     case string(String)
@@ -16,7 +17,7 @@ enum JSONValue: Equatable {
     case bool(Bool)
     case null
 
-    static func == (a: JSONValue, b: JSONValue) -> Bool {
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
         switch (a, b) {
         case (.object(let x), .object(let y)):
             return x.count == y.count && zip(x, y).allSatisfy { $0.key == $1.key && $0.value == $1.value }
@@ -31,7 +32,7 @@ enum JSONValue: Equatable {
     }
 
     /// A short name of the value's kind for error messages.
-    var kindName: String {
+    public var kindName: String {
         switch self {
         case .object: return "an object"
         case .array: return "an array"
@@ -45,10 +46,10 @@ enum JSONValue: Equatable {
 }
 
 /// Why a JSON text did not parse, with the byte offset.
-struct JSONParseError: Error, CustomStringConvertible {
-    var message: String
-    var offset: Int
-    var description: String { "\(message) at byte \(offset)" }
+public struct JSONParseError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public var offset: Int
+    public var description: String { "\(message) at byte \(offset)" }
 }
 
 /// Recursive-descent parser over UTF-8 bytes.
@@ -56,12 +57,19 @@ struct JSONParser {
     private let bytes: [UInt8]
     private var i = 0
     private var depth = 0
+    private var uniqueKeys = false
+    private var nonFiniteLiterals = false
     /// Deeper nesting than any real header; bounds recursion on hostile input.
     static let maxDepth = 64
 
-    /// Parses a complete JSON text (surrounding whitespace allowed, nothing else).
-    static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
+    /// Parses a complete JSON text (surrounding whitespace allowed, nothing else). `uniqueKeys`: a key repeated
+    /// within one object is an error (callers that report duplicates themselves pass false).
+    /// `nonFiniteLiterals`: accept Python's `NaN`, `Infinity` and `-Infinity` as numbers.
+    static func parse(_ bytes: [UInt8], uniqueKeys: Bool = false, nonFiniteLiterals: Bool = false)
+        throws(JSONParseError) -> JSONValue {
         var p = JSONParser(bytes: bytes)
+        p.uniqueKeys = uniqueKeys
+        p.nonFiniteLiterals = nonFiniteLiterals
         p.skipWhitespace()
         let v = try p.value()
         p.skipWhitespace()
@@ -86,6 +94,12 @@ struct JSONParser {
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)
         case UInt8(ascii: "n"): try literal("null"); return .null
+        case UInt8(ascii: "N") where nonFiniteLiterals: try literal("NaN"); return .number(.nan)
+        case UInt8(ascii: "I") where nonFiniteLiterals: try literal("Infinity"); return .number(.infinity)
+        case UInt8(ascii: "-") where nonFiniteLiterals && i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "I"):
+            i += 1
+            try literal("Infinity")
+            return .number(-.infinity)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
         default: throw fail("unexpected character '\(Character(Unicode.Scalar(bytes[i])))'")
         }
@@ -109,12 +123,17 @@ struct JSONParser {
         defer { depth -= 1 }
         i += 1
         var members: [(key: String, value: JSONValue)] = []
+        var seen = Set<String>()
         skipWhitespace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
             skipWhitespace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+            let keyOffset = i
             let key = try string()
+            if uniqueKeys, !seen.insert(key).inserted {
+                throw JSONParseError(message: "duplicate key \(key.debugDescription)", offset: keyOffset)
+            }
             skipWhitespace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             i += 1
@@ -173,8 +192,9 @@ struct JSONParser {
             guard i < bytes.count else { throw fail("unterminated string") }
             let c = bytes[i]
             if c == UInt8(ascii: "\"") {
+                defer { i += 1 }
+                if out.isEmpty { return String(decoding: bytes[start..<i], as: UTF8.self) }
                 out.append(contentsOf: bytes[start..<i])
-                i += 1
                 return String(decoding: out, as: UTF8.self)
             }
             if c < 0x20 { throw fail("control character in string") }

@@ -4,12 +4,13 @@ import Safetensors
 /// Errors loading a diffusers model folder (`transformer/`, `vae/`, `text_encoder/`). All are `.modelFile` (exit 4)
 /// and name the path.
 public enum ModelFolderError: CategorizedError, Equatable {
-    /// The folder or its config.json is missing or unreadable, or describes a model the port cannot run.
+    /// A file that describes the model — config.json, tokenizer.json, scheduler_config.json, … — is missing,
+    /// unreadable or malformed, or describes a model the port cannot run (also: the folder itself is missing).
     case invalidConfig(path: String, message: String)
     /// The weights don't match the config: every missing, unexpected and wrongly shaped key at once.
     /// `folder` says what the folder should have been (e.g. "an AutoencoderDC vae/ folder").
     case keyMismatch(path: String, folder: String, missing: [String], unexpected: [String], wrongShape: [String])
-    /// The weight files could not be opened or read.
+    /// The weight files could not be opened or read, or hold corrupt values.
     case weights(path: String, message: String)
 
     public var category: ErrorCategory { .modelFile }
@@ -37,18 +38,18 @@ public enum ModelFolderError: CategorizedError, Equatable {
 public struct ModelFolder<Config: Decodable> {
     public let path: String
     public let configPath: String
-    /// The raw config.json, for fields a loader checks beyond `Config`.
-    public let configData: Data
+    /// The parsed config.json (strict JSON), for fields a loader checks beyond `Config`.
+    public let configJSON: JSONValue
     public let config: Config
     public let checkpoint: SafetensorsCheckpoint
 
     /// - Parameters:
     ///   - role: the folder's name in a diffusers pipeline, for messages (`"vae/"`).
     ///   - modelName: the diffusers/transformers class (`"AutoencoderDC"`).
-    ///   - problems: what in the decoded config (or its raw JSON) this port cannot run; empty when fine. Checked
-    ///     before the weights are opened.
+    ///   - problems: what in the decoded config (or its parsed JSON) this port cannot run; empty when fine.
+    ///     Checked before the weights are opened.
     public init(path: String, role: String, modelName: String, variant: String? = nil,
-                problems: (Config, Data) -> [String]) throws {
+                problems: (Config, JSONValue) -> [String]) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw ModelFolderError.invalidConfig(path: path, message: "no such folder; give the model's \(role) folder "
@@ -60,19 +61,22 @@ public struct ModelFolder<Config: Decodable> {
         }
         self.path = path
         configPath = Paths.join(path, "config.json")
+        let bytes: [UInt8]
         switch BoundedFile.read(configPath, limit: GraphLimits.maxConfigBytes) {
-        case .success(let bytes): configData = Data(bytes)
+        case .success(let read): bytes = read
         case .failure(.missing):
             throw ModelFolderError.invalidConfig(path: configPath, message: "missing; a diffusers \(role) folder has one")
         case .failure(let why):
             throw ModelFolderError.invalidConfig(path: configPath, message: "\(why); a diffusers \(role) folder has a "
                                                  + "config.json file")
         }
-        let data = configData
-        do { config = try JSONDecoder().decode(Config.self, from: data) } catch {
+        do {
+            configJSON = try JSONValue.parse(bytes)
+            config = try configJSON.decode(Config.self)
+        } catch {
             throw ModelFolderError.invalidConfig(path: configPath, message: "not a valid \(modelName) config: \(error)")
         }
-        let found = problems(config, data)
+        let found = problems(config, configJSON)
         guard found.isEmpty else {
             throw ModelFolderError.invalidConfig(path: configPath, message: found.joined(separator: "; "))
         }
