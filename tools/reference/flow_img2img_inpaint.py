@@ -21,6 +21,10 @@ DPMSolverMultistepScheduler):
     adaptive average pooling to the latent grid, then an optional Gaussian blur of sigma `feather` latent cells
     (taps -r..r with r = ceil(3 sigma), weights normalised, edges replicated), then 1 - m when `invert`.
 
+The inpainting cases start from a picture of the output size: Pillow rounds each resize pass to 8 bits and
+image.resize does not (it agrees within 1/255), which this tiny random autoencoder amplifies to 3/255; the img2img
+cases cover the resize. The mask picture is 200x150 (pooled to the grid on both sides).
+
 Writes Tests/Fixtures/Pipeline/workflows/<id>.png, the input/mask pictures and cases.json, which
 Tests/CLITests/WorkflowPipelineTests.swift replays through Graphs/img2img.yaml and Graphs/inpaint.yaml.
 """
@@ -47,11 +51,11 @@ CASES = [
     dict(id="img2img_s1_5_neg", graph="img2img", prompt="a green heart", negative="blurry", seed=1, steps=5,
          strength=1.0, width=128, height=128, image="input_200x150.png"),
     dict(id="inpaint_s1_10", graph="inpaint", prompt="a yellow star", seed=5, steps=10, strength=1.0,
-         feather=0.0, width=256, height=192, image="input_200x150.png", mask="mask_200x150.png"),
+         feather=0.0, width=256, height=192, image="input_256x192.png", mask="mask_200x150.png"),
     dict(id="inpaint_s08_6_feather", graph="inpaint", prompt="an orange cross", seed=2, steps=6, strength=0.8,
-         feather=0.7, width=256, height=192, image="input_200x150.png", mask="mask_200x150.png"),
+         feather=0.7, width=256, height=192, image="input_256x192.png", mask="mask_200x150.png"),
     dict(id="inpaint_invert_4", graph="inpaint", prompt="a blue circle", seed=9, steps=4, strength=1.0,
-         feather=0.0, invert=True, width=192, height=192, image="input_200x150.png", mask="mask_200x150.png"),
+         feather=0.0, invert=True, width=256, height=192, image="input_256x192.png", mask="mask_200x150.png"),
 ]
 
 
@@ -149,6 +153,7 @@ def main() -> None:
         shutil.rmtree(OUT)
     os.makedirs(OUT)
     input_picture(200, 150).save(os.path.join(OUT, "input_200x150.png"))
+    input_picture(256, 192).save(os.path.join(OUT, "input_256x192.png"))
     mask_picture(200, 150).save(os.path.join(OUT, "mask_200x150.png"))
     pipe = SanaPipeline.from_pretrained(MODEL, torch_dtype=torch.float32)
     cases = []
