@@ -158,7 +158,9 @@ public enum FlowSampler {
             }
             if guided { v = ClassifierFreeGuidance.combine(v, scale: scale) }
             x = scheduler.step(modelOutput: v, sample: x)
-            if let mask, let noise { x = blendKept(x, clean: latent, noise: noise, mask: mask, sigma: scheduler.sigmas[i + 1]) }
+            if let mask, let noise {
+                x = blendKept(x, clean: latent, noise: noise, mask: mask, sigma: scheduler.sigmas[i + 1])
+            }
             try context.progress(i - start + 1, of: count)
             if context.wantsPreview(step: i - start + 1) {
                 if let preview, preview.channels == x.shape[1] {

@@ -115,6 +115,7 @@ struct WorkflowCase: Sendable, CustomTestStringConvertible {
         var touched = Set<Int>()
         for y in 0..<h { for x in 0..<w where m[y * w + x] > 0 { touched.insert((y / cell) * (w / cell) + x / cell) } }
         var keptWorst: Float = 0, tripWorst: Float = 0, inside: Float = 0, insideCount = 0
+        var keptSum: Float = 0, tripSum: Float = 0, versusTrip: Float = 0, keptCount = 0
         for y in 0..<h {
             for x in 0..<w {
                 let i = y * w + x
@@ -123,6 +124,10 @@ struct WorkflowCase: Sendable, CustomTestStringConvertible {
                     if !touched.contains((y / cell) * (w / cell) + x / cell) {
                         keptWorst = max(keptWorst, abs(res[j] - src[j]))
                         tripWorst = max(tripWorst, abs(rt[j] - src[j]))
+                        keptSum += abs(res[j] - src[j])
+                        tripSum += abs(rt[j] - src[j])
+                        versusTrip += abs(res[j] - rt[j])
+                        keptCount += 1
                     } else if m[i] > 0.5 {
                         inside += abs(res[j] - src[j])
                         insideCount += 1
@@ -130,9 +135,15 @@ struct WorkflowCase: Sendable, CustomTestStringConvertible {
                 }
             }
         }
-        print("inpaint: kept pixels differ from the source by at most \(keptWorst * 255)/255; the VAE round trip by "
-              + "\(tripWorst * 255)/255; masked area mean change \(inside / Float(insideCount) * 255)/255")
+        let n = Float(keptCount)
+        print("inpaint: kept pixels vs the source: max \(keptWorst * 255)/255, mean \(keptSum / n * 255)/255; the VAE "
+              + "round trip vs the source: max \(tripWorst * 255)/255, mean \(tripSum / n * 255)/255; kept pixels vs "
+              + "the round trip: mean \(versusTrip / n * 255)/255; masked area mean change \(inside / Float(insideCount) * 255)/255")
+        #expect(keptCount > 0)
         #expect(keptWorst <= tripWorst + 2 / 255, "kept \(keptWorst * 255)/255, round trip \(tripWorst * 255)/255")
+        #expect(keptSum <= tripSum + 0.5 / 255 * n)
+        // The decoder mixes a little of the repainted cells into their neighbours, on average far below 1/255.
+        #expect(versusTrip / n < 0.5 / 255, "kept pixels differ from the round trip by \(versusTrip / n * 255)/255 on average")
         #expect(inside / Float(insideCount) > 20 / 255, "the masked area barely changed")
     }
 }

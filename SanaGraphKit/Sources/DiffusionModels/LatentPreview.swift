@@ -27,14 +27,19 @@ public struct LatentPreview: Sendable, Equatable, Codable {
     public static func load(folder: String) throws -> LatentPreview? {
         let path = (folder as NSString).appendingPathComponent(fileName)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let data: Data
+        switch BoundedFile.read(path, limit: GraphLimits.maxConfigBytes) {
+        case .success(let bytes): data = Data(bytes)
+        case .failure(let why): throw LatentPreviewError.malformed(path: path, reason: why.description)
+        }
         let p: LatentPreview
         do { p = try JSONDecoder().decode(LatentPreview.self, from: data) } catch {
             throw LatentPreviewError.malformed(path: path, reason: "\(error)")
         }
         guard p.weights.count == 3, p.bias.count == 3, p.channels > 0,
-              p.weights.allSatisfy({ $0.count == p.channels }) else {
-            throw LatentPreviewError.malformed(path: path, reason: "expected weights [3][C] and bias [3]")
+              p.weights.allSatisfy({ $0.count == p.channels }),
+              (p.weights.joined() + p.bias).allSatisfy(\.isFinite) else {
+            throw LatentPreviewError.malformed(path: path, reason: "expected finite weights [3][C] and bias [3]")
         }
         return p
     }
