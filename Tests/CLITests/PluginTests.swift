@@ -224,7 +224,10 @@ private struct BadPlugins: Sendable {
             let out = dir.appendingPathComponent("lib\(name).so").path
             _ = try tool(["swiftc", "-O", "-emit-library", "-module-name", name,
                           "-I", products.appendingPathComponent("Modules").path,
-                          "-Xcc", "-fmodule-map-file=" + cSystem]
+                          "-Xcc", "-fmodule-map-file=" + cSystem,
+                          // The SDK's kernels module (imported internally, still loaded by clients of a
+                          // non-resilient module): SwiftPM's generated module map beside the products.
+                          "-Xcc", "-fmodule-map-file=" + products.appendingPathComponent("CKernels.build/module.modulemap").path]
                          + ["-L", products.path, "-lSanaGraphKit",
                                    sources.appendingPathComponent("\(name).swift").path, "-o", out])
             return out
