@@ -295,6 +295,8 @@ public final class AutoencoderDC: AutoencoderModel, @unchecked Sendable {
     public var latentChannels: Int { config.latentChannels }
     public var downscale: Int { config.spatialCompressionRatio }
     public var scalingFactor: Float { Float(config.scalingFactor) }
+    /// The folder's latent_preview.json projection (set once by the loader, before the model is shared).
+    public internal(set) var latentPreview: LatentPreview?
 
     /// The decoder on raw latents, untiled (diffusers `decoder(z)`).
     public func decoderForward(_ latent: Tensor) throws -> Tensor {

@@ -11,9 +11,21 @@ extension AutoencoderDC {
     /// decode/encode for a tensor that cannot be read or holds non-finite values.
     /// `precision` is the arithmetic of the dense convolutions (filters packed for the CPU's kernels when built).
     public static func load(folder: String, variant: String? = nil, precision: Precision = .fp32) throws -> AutoencoderDC {
+        let previewPath = folder
         let folder = try ModelFolder<AutoencoderDCConfig>(path: folder, role: "vae/", modelName: "AutoencoderDC",
                                                           variant: variant) { config, _ in config.problems() }
-        return try load(folder.checkpoint, config: folder.config, path: folder.weightsPath, precision: precision)
+        let model = try load(folder.checkpoint, config: folder.config, path: folder.weightsPath, precision: precision)
+        try model.attachLatentPreview(folder: previewPath)
+        return model
+    }
+
+    /// Reads the folder's latent_preview.json (for `run --preview`), if there is one, checking its channels.
+    func attachLatentPreview(folder: String) throws {
+        latentPreview = try LatentPreview.load(folder: folder)
+        if let p = latentPreview, p.channels != latentChannels {
+            throw LatentPreviewError.malformed(path: folder + "/" + LatentPreview.fileName, reason: "it projects "
+                + "\(p.channels) channels but the autoencoder makes \(latentChannels)-channel latents")
+        }
     }
 
     /// Checks every key and shape against the config (the key set the model's building code declares); the model

@@ -58,10 +58,15 @@ public enum FlowSampler {
     ///   - latent: without `noise`, the initial noise (text-to-image, `denoise` must be 1); with `noise`, the
     ///     clean latent to re-noise at the first used sigma: x = (1 − σ)·latent + σ·noise (img2img).
     ///   - negative: the unconditional branch of classifier-free guidance (used when guidance > 1).
+    ///   - mask: inpainting (needs `noise`): [1 or B, 1, h, w] in [0, 1], 1 = repaint. After every step the latent
+    ///     becomes m·x + (1 − m)·((1 − σ')·latent + σ'·noise) at the next sigma σ' (the clean latent after the
+    ///     last step), as diffusers' SD3/Flux inpaint loops blend.
+    ///   - preview: the autoencoder's latent → RGB projection, for the run's `--preview` pictures.
     /// - Returns: latents [B, C, h, w] after the last step.
     public static func sample(kind: FlowSolverKind, model: any DenoiserModel, positive: Conditioning,
                               negative: Conditioning?, latent: Tensor, noise: Tensor?, options: SamplingOptions,
-                              context: RunContext) throws -> Tensor {
+                              context: RunContext, mask: Tensor? = nil,
+                              preview: LatentPreview? = nil) throws -> Tensor {
         let node = context.nodeID
         guard latent.rank == 4, latent.shape.allSatisfy({ $0 > 0 }) else {
             throw NodeError.invalidInput(node: node, message: "latent has shape \(latent.shape); expected [B, C, h, w]")
@@ -96,6 +101,19 @@ public enum FlowSampler {
                 node: node, param: "denoise",
                 message: "denoise < 1 re-noises a clean latent: connect the clean latent to 'latent' and a "
                     + "latent.noise node to 'noise'")
+        }
+
+        if let mask {
+            guard noise != nil else {
+                throw NodeError.invalidInput(node: node, message: "a mask inpaints a clean latent: connect the source's "
+                    + "latent (dcae.encode) to 'latent' and a latent.noise node to 'noise'")
+            }
+            let s = mask.shape
+            guard s.count == 4, s[0] == 1 || s[0] == latent.shape[0], s[1] == 1,
+                  s[2] == latent.shape[2], s[3] == latent.shape[3] else {
+                throw NodeError.invalidInput(node: node, message: "mask has shape \(s) but the latent is \(latent.shape); "
+                    + "make the mask with latent.mask from the same latent")
+            }
         }
 
         var scheduler = kind.makeScheduler(steps: options.steps, shift: options.shift, config: options.config)
@@ -155,8 +173,52 @@ public enum FlowSampler {
                 v = ClassifierFreeGuidance.combine(v, scale: scale)
             }
             x = scheduler.step(modelOutput: v, sample: x)
+            if let mask, let noise {
+                x = blendKept(x, clean: latent, noise: noise, mask: mask, sigma: scheduler.sigmas[i + 1])
+            }
             try context.progress(i - start + 1, of: count)
+            if context.wantsPreview(step: i - start + 1) {
+                if let preview, preview.channels == x.shape[1] {
+                    context.preview(preview.rgb(x), step: i - start + 1, of: count)
+                } else {
+                    context.noteNoPreview(preview == nil
+                        ? "connect the autoencoder (dcae.load) to the sampler's 'vae' input, and give it a "
+                            + "latent_preview.json (tools/fit_latent_preview.py)"
+                        : "the autoencoder's latent_preview.json projects \(preview!.channels) channels, the latent has "
+                            + "\(x.shape[1])")
+                }
+            }
         }
         return x
+    }
+
+    /// m·x + (1 − m)·((1 − σ)·clean + σ·noise), the mask broadcast over channels (and batch when it has one).
+    static func blendKept(_ x: Tensor, clean: Tensor, noise: Tensor, mask: Tensor, sigma: Float) -> Tensor {
+        var out = Tensor(uninitialized: x.shape)
+        let (b, c) = (x.shape[0], x.shape[1])
+        let plane = x.shape[2] * x.shape[3]
+        let maskBatch = mask.shape[0]
+        x.withUnsafeBufferPointer { xs in
+            clean.withUnsafeBufferPointer { x0 in
+                noise.withUnsafeBufferPointer { e in
+                    mask.withUnsafeBufferPointer { m in
+                        out.withUnsafeMutableBufferPointer { o in
+                            for n in 0..<b {
+                                let mb = (maskBatch == 1 ? 0 : n) * plane
+                                for ch in 0..<c {
+                                    let base = (n * c + ch) * plane
+                                    for p in 0..<plane {
+                                        let k = m[mb + p], i = base + p
+                                        let kept = (1 - sigma) * x0[i] + sigma * e[i]
+                                        o[i] = k * xs[i] + (1 - k) * kept
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
     }
 }

@@ -5,7 +5,7 @@ import DiffusionModels
 public enum FlowSolversPack: NodePack {
     public static let name = "FlowSolvers"
     public static var nodes: [any Node.Type] {
-        [FlowDPMSolverNode.self, FlowEulerNode.self, SCMNode.self, LatentNoiseNode.self]
+        [FlowDPMSolverNode.self, FlowEulerNode.self, SCMNode.self, LatentNoiseNode.self, LatentMaskNode.self]
     }
-    public static var socketTypes: [SocketType] { DiffusionSocketTypes.all }
+    public static var socketTypes: [SocketType] { DiffusionSocketTypes.all + [.latentMask] }
 }

@@ -17,6 +17,12 @@ enum SampleNodeSupport {
                           doc: "initial noise (latent.noise); with 'noise' connected, the clean latent to re-noise"),
                 InputSpec("noise", .latent, optional: true,
                           doc: "img2img: noise mixed into 'latent' at the first used sigma (needed when denoise < 1)"),
+                InputSpec("mask", .latentMask, optional: true,
+                          doc: "inpainting (latent.mask; needs 'noise'): after every step the area outside the mask is "
+                              + "reset to the clean 'latent' re-noised to the current sigma"),
+                InputSpec("vae", .autoencoderModel, optional: true,
+                          doc: "only for `run --preview N`: the autoencoder whose latent_preview.json projects the "
+                              + "current latent to a preview picture (the result does not depend on it)"),
             ],
             outputs: [OutputSpec("latent", .latent, doc: "denoised latent")],
             params: [
@@ -88,6 +94,11 @@ enum SampleNodeSupport {
         return "scheduler_config:" + String(hash, radix: 16)
     }
 
+    /// The connected autoencoder's preview projection, if any.
+    static func previewProjection(_ inputs: NodeInputs) throws -> LatentPreview? {
+        inputs["vae"] == nil ? nil : try inputs.autoencoder("vae").latentPreview
+    }
+
     static func run(kind: FlowSolverKind, inputs: NodeInputs, params: ParamValues,
                     context: RunContext) throws -> NodeOutputs {
         let config = try schedulerConfig(params)
@@ -108,7 +119,9 @@ enum SampleNodeSupport {
         let out = try FlowSampler.sample(
             kind: kind, model: model, positive: try inputs.conditioning("positive"),
             negative: try inputs.optionalConditioning("negative"), latent: try inputs.tensor("latent"),
-            noise: try inputs.optionalTensor("noise"), options: options, context: context)
+            noise: try inputs.optionalTensor("noise"), options: options, context: context,
+            mask: try inputs.optionalPayload("mask", as: Tensor.self, expected: "a latent mask"),
+            preview: context.wantsPreviews ? try previewProjection(inputs) : nil)
         return ["latent": .latent(out)]
     }
 }

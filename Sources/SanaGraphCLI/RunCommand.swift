@@ -54,8 +54,25 @@ struct RunCommand: ParsableCommand {
                 """, valueName: "size"))
     var cacheMemory = MemoryBudget.auto
 
+    @Option(name: .customLong("preview"),
+            help: ArgumentHelp("""
+                While sampling, write a preview picture of the current latent every N steps to \
+                <preview-dir>/<graph>-<node>.preview.png (replaced atomically; removed when the run ends).
+                """, valueName: "n"))
+    var previewEvery: Int?
+
+    @Option(name: .customLong("preview-dir"),
+            help: ArgumentHelp("Folder of the --preview pictures.", valueName: "dir"))
+    var previewDirectory = "out/preview"
+
     func validate() throws {
         guard (1...1_000_000).contains(repetitions) else { throw ValidationError("--repeat must be 1 to 1000000") }
+        if let previewEvery, !(1...1_000_000).contains(previewEvery) {
+            throw ValidationError("--preview must be 1 to 1000000 (steps between preview pictures)")
+        }
+        if previewEvery != nil && isBatch {
+            throw ValidationError("--preview is for single runs; it cannot be used with --sweep or batch options")
+        }
     }
 
     @OptionGroup var plugins: PluginOptions
@@ -120,9 +137,12 @@ struct RunCommand: ParsableCommand {
         let caches: [any NodeCacheStore] = [MemoryCache(budget: budget)] + (disk.map { [$0] } ?? [])
         let executor = Executor(caches: caches, cancellation: token, logger: logger,
                                 events: { printer.handle($0) })
+        let previews = previewEvery.map { _ in PreviewFiles(directory: previewDirectory, graphFile: validated.file) }
+        defer { previews?.removeAll() }
         for _ in 0..<repetitions {
-            let info = RunInfo(graphFile: validated.file, graphSource: validated.source, params: validated.params,
+            var info = RunInfo(graphFile: validated.file, graphSource: validated.source, params: validated.params,
                                writeMetadata: !noMetadata)
+            if let previews, let previewEvery { info.preview = previews.sink(every: previewEvery) }
             do {
                 try executor.run(validated, plan: plan, info: info)
             } catch {

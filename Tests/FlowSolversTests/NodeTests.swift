@@ -29,10 +29,10 @@ struct NodeTests {
         return NodeInputs(v, nodeID: "sample")
     }
 
-    @Test("The pack lists the four nodes with unique type names")
+    @Test("The pack lists its five nodes with unique type names")
     func packRegisters() throws {
         let registry = try NodeRegistry(packs: [FlowSolversPack.self])
-        #expect(registry.typeNames == ["latent.noise", "sample.flow_dpm_solver", "sample.flow_euler", "sample.scm"])
+        #expect(registry.typeNames == ["latent.mask", "latent.noise", "sample.flow_dpm_solver", "sample.flow_euler", "sample.scm"])
     }
 
     @Test("latent.noise rejects sizes that are not multiples of downscale, in pixels, with a fix")

@@ -91,6 +91,12 @@ public protocol AutoencoderModel: LoadedModel {
     func decode(_ latent: Tensor, tileSize: Int?, context: RunContext) throws -> Tensor
     /// Encodes images in [-1, 1] to raw (unscaled) latents.
     func encode(_ image: Tensor, tileSize: Int?, context: RunContext) throws -> Tensor
+    /// The latent → RGB projection for previews during sampling, when the model folder has one.
+    var latentPreview: LatentPreview? { get }
+}
+
+extension AutoencoderModel {
+    public var latentPreview: LatentPreview? { nil }
 }
 
 /// An image-to-image upscaling model (ESRGAN family).

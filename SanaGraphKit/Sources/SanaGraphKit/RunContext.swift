@@ -40,6 +40,8 @@ public struct RunInfo: Sendable {
     public var writeMetadata: Bool
     /// Wall-clock start of the run.
     public var startedAt: Date
+    /// Where preview pictures go during the run (`run --preview N`); nil = none. Not provenance.
+    public var preview: PreviewSink? = nil
 
     public init(graphFile: String, graphSource: String, params: [String: ParamValue],
                 nodeVersions: [String: Int] = [:], fingerprints: [String: String] = [:],
