@@ -4,14 +4,14 @@ import TestSupport
 
 /// One reference picture of a model-side workflow script (tools/reference/pag_pipeline.py, …): the graph's
 /// params from the fixture's cases.json.
-struct WorkflowCase: Sendable, CustomTestStringConvertible {
+struct ModelWorkflowCase: Sendable, CustomTestStringConvertible {
     var id: String
     var sets: [String: String]
     var extra: [String: String]
     var testDescription: String { id }
 
     /// The cases of `folder`/cases.json: every scalar key of a case becomes a `--set` (except those in `skip`).
-    static func load(_ folder: String, skip: Set<String> = ["id"]) -> [WorkflowCase] {
+    static func load(_ folder: String, skip: Set<String> = ["id"]) -> [ModelWorkflowCase] {
         guard let object = try? PipelineSupport.json("\(folder)/cases.json"),
               let cases = object["cases"] as? [[String: Any]] else { return [] }
         return cases.compactMap { c in
@@ -27,7 +27,7 @@ struct WorkflowCase: Sendable, CustomTestStringConvertible {
                 }
                 if skip.contains(key) { extra[key] = text } else { sets[key] = text }
             }
-            return WorkflowCase(id: id, sets: sets, extra: extra)
+            return ModelWorkflowCase(id: id, sets: sets, extra: extra)
         }
     }
 
@@ -49,7 +49,7 @@ struct WorkflowCase: Sendable, CustomTestStringConvertible {
 /// Graphs/text2img-pag.yaml against diffusers' SanaPAGPipeline on the tiny random pipeline.
 @Suite struct PAGPipelineTests {
     static let folder = "Pipeline/pag"
-    static let cases = WorkflowCase.load(folder, skip: ["id", "solver"])
+    static let cases = ModelWorkflowCase.load(folder, skip: ["id", "solver"])
 
     @Test("The PAG cases cover CFG on and off, one and two layers, a regex, both solvers and adaptive scaling")
     func casesArePresent() {
@@ -71,7 +71,7 @@ struct WorkflowCase: Sendable, CustomTestStringConvertible {
     }
 
     @Test("The PNG equals diffusers' SanaPAGPipeline within 2/255 per pixel", arguments: PAGPipelineTests.cases)
-    func pictureEqualsDiffusers(_ c: WorkflowCase) throws {
+    func pictureEqualsDiffusers(_ c: ModelWorkflowCase) throws {
         let dir = TestSupport.temporaryDirectory("sanagraph-pag-graph")
         defer { try? FileManager.default.removeItem(at: dir) }
         let diff = try c.render(graph: Self.graph(solver: c.extra["solver"] ?? "", in: dir), folder: Self.folder)
@@ -114,7 +114,7 @@ struct WorkflowCase: Sendable, CustomTestStringConvertible {
 /// ControlNet (tools/reference/controlnet_pipeline.py).
 @Suite struct ControlNetPipelineTests {
     static let folder = "Pipeline/controlnet"
-    static let cases = WorkflowCase.load(folder).map { c in
+    static let cases = ModelWorkflowCase.load(folder).map { c in
         var c = c
         c.sets["controlnet"] = TestSupport.fixture("Pipeline/tiny-controlnet")
         c.sets["control_image"] = TestSupport.fixture("\(folder)/\(c.sets["control_image"] ?? "")")
@@ -131,7 +131,7 @@ struct WorkflowCase: Sendable, CustomTestStringConvertible {
 
     @Test("The PNG equals diffusers' SanaControlNetPipeline within 2/255 per pixel",
           arguments: ControlNetPipelineTests.cases)
-    func pictureEqualsDiffusers(_ c: WorkflowCase) throws {
+    func pictureEqualsDiffusers(_ c: ModelWorkflowCase) throws {
         let diff = try c.render(graph: PipelineSupport.graph("controlnet"), folder: Self.folder)
         #expect(diff <= 2.0 + 1e-3, "\(c.id): max difference \(diff)/255")
     }
