@@ -191,6 +191,9 @@ private struct ExampleBuild: Sendable {
     static let folder = TestSupport.repositoryRoot.appendingPathComponent("examples/image-grid")
     static let shared = Once<ExampleBuild> {
         let scratch = TestSupport.repositoryRoot.appendingPathComponent(".build-examples/image-grid")
+        // SwiftPM re-plans a reused scratch folder when the example's own files change, not when a source file is
+        // added to the checkout it depends on by path: drop the cached plan (compiled objects stay reusable).
+        try? FileManager.default.removeItem(at: scratch.appendingPathComponent("release.yaml"))
         _ = try tool(["swift", "build", "-c", "release", "--package-path", folder.path, "--scratch-path", scratch.path])
         let products = scratch.appendingPathComponent("release")
         return ExampleBuild(library: products.appendingPathComponent("libImageGrid.so"),
