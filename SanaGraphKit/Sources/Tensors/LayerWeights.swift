@@ -170,8 +170,8 @@ public final class ConvWeight: @unchecked Sendable {
     /// Prepares a filter; `typicalInput` (height, width) picks oneDNN's layout (it is checked for other sizes).
     public convenience init(_ weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0, groups: Int = 1,
                             precision: Precision = .fp32, typicalInput: (Int, Int) = (64, 64)) {
-        let dense = groups == 1
-        let effective = dense ? Kernels.effectivePrecision(precision).0 : .fp32
+        var effective = groups == 1 ? Kernels.effectivePrecision(precision).0 : .fp32
+        if effective == .bf16, case .native = Kernels.bf16, !Kernels.bf16ConvolutionsNative { effective = .fp32 }
         self.init(weight, bias: bias, stride: (stride, stride), padding: (padding, padding), groups: groups,
                   precision: effective, mode: WeightKernel.choose(effective, conv: true), typicalInput: typicalInput)
     }
