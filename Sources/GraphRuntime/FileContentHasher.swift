@@ -75,13 +75,18 @@ public final class FileContentHasher: Sendable {
     }
 
     /// SHA-256 of a file's contents, streamed in 4 MiB reads; nil if it can't be read.
-    static func hashFile(_ path: String) -> String? {
+    static func hashFile(_ path: String) -> String? { sha256(path: path)?.hex }
+
+    /// SHA-256 (lowercase hex) and size of a regular file's contents, streamed in 4 MiB reads; nil if it can't be
+    /// read, is not a regular file, or the run is cancelled meanwhile.
+    public static func sha256(path: String) -> (hex: String, bytes: Int)? {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
         var sha = SHA256()
+        var total = 0
         let chunk = 4 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
         defer { buffer.deallocate() }
@@ -95,8 +100,9 @@ public final class FileContentHasher: Sendable {
             // A huge (or sparse) file must not keep an interrupted run alive.
             if CancellationToken.current?.isCancelled == true { return nil }
             sha.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: n))
+            total += n
         }
-        return sha.finalize().map { String(format: "%02x", $0) }.joined()
+        return (sha.finalize().map { String(format: "%02x", $0) }.joined(), total)
     }
 
     static func sha256Hex(_ bytes: [UInt8]) -> String {
