@@ -85,7 +85,7 @@ let package = Package(
             name: "SanaGraphCLI",
             dependencies: [
                 kit, "GraphRuntime", "Batch", "TensorIO", "ImageIO", "Upscaler", "FlowSolvers", "LinearDiT",
-                "TextEncoder", "DCAE",
+                "TextEncoder", "DCAE", "CUDA",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -115,11 +115,7 @@ public struct PathTemplate: Sendable {
         case "batch":
             return String(batchIndex)
         case "date", "time":
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = TimeZone.current
-            formatter.dateFormat = name == "date" ? "yyyy-MM-dd" : "HHmmss"
-            return formatter.string(from: run?.startedAt ?? now)
+            return Timestamp.format(run?.startedAt ?? now, name == "date" ? "%Y-%m-%d" : "%H%M%S", utc: false)
         case "graph":
             guard let run else { throw ImageIOError.badTemplate(template: template, reason: "{graph} needs a graph run") }
             return Self.sanitize(Paths.stem(of: run.graphFile))

@@ -13,12 +13,16 @@ public struct BatchGraph: Sendable {
     /// `--set` values (and, with `--from`, the PNG's params under them).
     public var overrides: [String: String]
     public var paramsFiles: [String]
+    /// Node param values for nodes that don't set them (`--device`).
+    public var nodeDefaults: [String: String]
 
-    public init(source: String, file: String, overrides: [String: String] = [:], paramsFiles: [String] = []) {
+    public init(source: String, file: String, overrides: [String: String] = [:], paramsFiles: [String] = [],
+                nodeDefaults: [String: String] = [:]) {
         self.source = source
         self.file = file
         self.overrides = overrides
         self.paramsFiles = paramsFiles
+        self.nodeDefaults = nodeDefaults
     }
 }
 
@@ -185,7 +189,7 @@ public final class BatchRunner {
             do {
                 validated = try GraphLoader.load(parsed, registry: registry,
                                                  overrides: graph.overrides.merging(item.overrides) { $1 },
-                                                 paramsFiles: graph.paramsFiles)
+                                                 paramsFiles: graph.paramsFiles, nodeDefaults: graph.nodeDefaults)
             } catch let error as GraphValidationError {
                 for d in error.diagnostics where d.severity == .error {
                     // The loader words swept values as overrides; say where they came from.
@@ -430,7 +434,7 @@ public final class BatchRunner {
         ManifestRecord(item: item.item.index, items: batch.total, shard: settings.shard.description,
                        params: item.item.overrides, key: item.key, graph: graph.file,
                        graphSHA256: batch.graphSHA256, status: status,
-                       started: ISO8601DateFormatter().string(from: Date()))
+                       started: Timestamp.iso8601(Date()))
     }
 
     /// Runs one item, retrying I/O failures, and returns its record.
@@ -445,7 +449,7 @@ public final class BatchRunner {
         var attempt = 0
         while true {
             attempt += 1
-            record.started = ISO8601DateFormatter().string(from: Date())
+            record.started = Timestamp.iso8601(Date())
             observer.itemStarting(item, position: position, of: count, attempt: attempt)
             collector.reset(loaders: loaderIDs)
             let resetPeak = PeakMemory.reset()

@@ -145,7 +145,7 @@ enum Validator {
                 _ = scope.substitute(p.value, file: file, nodeID: node.id, paramName: p.name, diagnostics: &diagnostics)
                 continue
             }
-            let at = location(p.value, file: file)
+            let at = p.value.mark == nil ? p.keyLocation : location(p.value, file: file)  // nil: a --device-style default
             guard case .scalar = p.value else {
                 diagnostics.error("param '\(p.name)' must be a single value (\(spec.type)), got \(yamlKind(p.value))",
                                   at: at, node: node.id)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SanaGraphKit
 import GraphRuntime
 import Logging
 
@@ -110,12 +111,12 @@ struct CacheCommand: ParsableCommand {
             text += "  entries: \(s.entries)\n"
             text += "  size: \(formatBytes(s.bytes)) (\(s.bytes) bytes)\n"
             text += "  remembered file hashes: \(s.fileHashes)\n"
-            let format = DateFormatter()
-            format.dateFormat = "yyyy-MM-dd HH:mm:ss"
-            format.timeZone = TimeZone(identifier: "UTC")
+            func utc(_ seconds: Double) -> String {
+                Timestamp.format(Date(timeIntervalSince1970: seconds), "%Y-%m-%d %H:%M:%S", utc: true)
+            }
             if let oldest = s.oldestUse, let newest = s.newestUse {
-                text += "  least recently used: \(format.string(from: Date(timeIntervalSince1970: oldest))) UTC\n"
-                text += "  most recently used: \(format.string(from: Date(timeIntervalSince1970: newest))) UTC\n"
+                text += "  least recently used: \(utc(oldest)) UTC\n"
+                text += "  most recently used: \(utc(newest)) UTC\n"
             }
             Console.out(text)
         }

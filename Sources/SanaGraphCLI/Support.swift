@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import CUDA
 import GraphRuntime
 import ImageIO
 
@@ -58,11 +59,20 @@ struct GraphOptions: ParsableArguments {
             help: ArgumentHelp("A YAML file of param values (repeatable); --set wins over it.", valueName: "file"))
     var paramsFiles: [String] = []
 
+    @Option(name: .customLong("device"),
+            help: ArgumentHelp("Where models run when the graph does not say: \(ComputeDevice.spellings); fills the "
+                               + "'device' param of every node that has one and does not set it (docs/cuda.md).",
+                               valueName: "device"))
+    var device: String?
+
     func validate() throws {
         switch (graphFile, fromImage) {
         case (nil, nil): throw ValidationError("give a graph file, or --from FILE.png")
         case (.some, .some): throw ValidationError("give either a graph file or --from FILE.png, not both")
         default: break
+        }
+        if let device, ComputeDevice(parsing: device) == nil {
+            throw ValidationError("--device must be \(ComputeDevice.spellings), got '\(device)'")
         }
         if fromImage != nil && !paramsFiles.isEmpty {
             throw ValidationError("--params can't be combined with --from (the PNG's params come first); use --set")
@@ -71,6 +81,9 @@ struct GraphOptions: ParsableArguments {
 
     /// The graph file, or the PNG it is taken from, for messages.
     var file: String { graphFile ?? fromImage ?? "" }
+
+    /// Node param values for nodes that don't set them (`--device`).
+    var nodeDefaults: [String: String] { device.map { ["device": $0] } ?? [:] }
 
     /// `--set` values by name (a later one wins).
     func parsedOverrides() -> [String: String] {
@@ -130,10 +143,11 @@ func loadGraph(_ options: GraphOptions, registry: NodeRegistry, quiet: Bool = fa
             var merged = recorded.params.mapValues(\.description)
             merged.merge(overrides) { _, user in user }
             graph = try GraphLoader.load(yaml: recorded.graphSource, file: recorded.graphFile, registry: registry,
-                                         overrides: merged, paramsFiles: options.paramsFiles)
+                                         overrides: merged, paramsFiles: options.paramsFiles,
+                                         nodeDefaults: options.nodeDefaults)
         } else {
-            graph = try GraphLoader.load(file: options.file, registry: registry,
-                                         overrides: overrides, paramsFiles: options.paramsFiles)
+            graph = try GraphLoader.load(file: options.file, registry: registry, overrides: overrides,
+                                         paramsFiles: options.paramsFiles, nodeDefaults: options.nodeDefaults)
         }
         if !quiet {
             for warning in graph.warnings { Console.err("\(warning)\n") }

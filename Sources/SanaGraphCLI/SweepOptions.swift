@@ -55,7 +55,8 @@ func batchGraph(_ options: GraphOptions) throws -> BatchGraph {
         let recorded = try PNGMetadata.read(path: png)
         var merged = recorded.params.mapValues(\.description)
         merged.merge(overrides) { _, user in user }
-        return BatchGraph(source: recorded.graphSource, file: recorded.graphFile, overrides: merged)
+        return BatchGraph(source: recorded.graphSource, file: recorded.graphFile, overrides: merged,
+                          nodeDefaults: options.nodeDefaults)
     }
     let path = options.file
     guard let data = FileManager.default.contents(atPath: path) else {
@@ -67,7 +68,8 @@ func batchGraph(_ options: GraphOptions) throws -> BatchGraph {
     guard let text = String(data: data, encoding: .utf8) else {
         throw GraphValidationError([Diagnostic(.error, "graph file '\(path)' is not UTF-8 text", at: nil)])
     }
-    return BatchGraph(source: text, file: path, overrides: overrides, paramsFiles: options.paramsFiles)
+    return BatchGraph(source: text, file: path, overrides: overrides, paramsFiles: options.paramsFiles,
+                      nodeDefaults: options.nodeDefaults)
 }
 
 /// Every item of the sweep, its names checked against the graph's params.

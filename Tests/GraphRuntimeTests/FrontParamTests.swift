@@ -185,3 +185,41 @@ import TestSupport
         #expect(errs.contains { $0.hasPrefix("\(file):2:1: error: YAML syntax error") })
     }
 }
+
+/// Node param defaults from the command line (`--device cuda` fills `device` on the nodes that have one).
+@Suite struct NodeDefaultsTests {
+    let registry = TestNodesPack.registry()
+    static let graph = """
+        sanagraph: 1
+        nodes:
+          a: {type: test.const_int}
+          b: {type: test.const_int, params: {value: 7}}
+          s: {type: test.const_string, params: {text: hi}}
+          out: {type: test.sink, inputs: {value: a, extra: b}}
+          out2: {type: test.sink, inputs: {value: s}}
+        """
+
+    @Test("a default fills the param on nodes that declare it and leave it unset; set values and other types stay")
+    func fillsOnlyUnsetDeclaredParams() throws {
+        let g = try GraphLoader.load(yaml: Self.graph, file: "g.yaml", registry: registry, nodeDefaults: ["value": "3"])
+        #expect(g.node("a")?.params["value"] == .int(3))   // typed as the node declares it
+        #expect(g.node("b")?.params["value"] == .int(7))   // the graph's own value wins
+        #expect(g.node("s")?.params["value"] == nil)       // test.const_string has no such param
+        let plain = try GraphLoader.load(yaml: Self.graph, file: "g.yaml", registry: registry)
+        #expect(plain.node("a")?.params["value"] == .int(0))
+    }
+
+    @Test("a default that does not fit the param is an error at the node that received it")
+    func badDefaultIsReportedAtTheNode() {
+        do {
+            _ = try GraphLoader.load(yaml: Self.graph, file: "g.yaml", registry: registry, nodeDefaults: ["value": "x"])
+            Issue.record("expected a validation error")
+        } catch let error as GraphValidationError {
+            let errors = error.diagnostics.filter { $0.severity == .error }.map(\.description)
+            #expect(errors.count == 1)
+            #expect(errors.first?.contains("g.yaml:3:") == true && errors.first?.contains("value") == true)
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+}

@@ -10,6 +10,9 @@
 #                                            native and emulated, with bf16 accuracy) and the bf16 accuracy check
 #                                            of the shipped model against PyTorch (models/sana-shapes and
 #                                            Tests/Fixtures/BF16 come from the working tree)
+#   tools/bench/amx-check.sh models BUNDLE ROWS [ROWS ...]
+#                                            on the target machine: `make bench`'s model rows against that
+#                                            machine's PyTorch, each group of rows on its own cores (see below)
 #
 # Env (run): THREADS (default 2, as the issue's measurements; "all" = every CPU), REPS (default 5).
 # The bundle needs glibc ≥ 2.35 on the target (the static Swift runtime's floor); the libraries travel with it
@@ -24,13 +27,16 @@ case "$MODE" in
 pack)
     # SanaGraphKit as a static library: a binary with the Swift runtime linked in cannot share a dynamic one.
     export SANAGRAPH_STATIC_KIT=1
-    swift build -c release --static-swift-stdlib --scratch-path .build-amx --product sanagraph-bench >&2
-    BIN="$(swift build -c release --static-swift-stdlib --scratch-path .build-amx --show-bin-path)/sanagraph-bench"
+    . tools/bundle/icu-stub.sh
+    icu_stub .build-amx/icu_data_stub.o
+    for product in sanagraph-bench sanagraph; do
+        swift build -c release --static-swift-stdlib --scratch-path .build-amx --product $product "${ICU_LINK_FLAGS[@]}" >&2
+    done
+    BIN="$(swift build -c release --static-swift-stdlib --scratch-path .build-amx --show-bin-path)"
     STAGE="$(mktemp -d)"
     trap 'rm -rf "$STAGE"' EXIT
     mkdir -p "$STAGE/amx-check/bin" "$STAGE/amx-check/lib"
-    cp "$BIN" "$STAGE/amx-check/bin/"
-    strip "$STAGE/amx-check/bin/sanagraph-bench"
+    for product in sanagraph-bench sanagraph; do strip -o "$STAGE/amx-check/bin/$product" "$BIN/$product"; done
     # The libraries SanaGraph opens with dlopen, and everything they need beyond glibc, under their sonames.
     copy_lib() {
         local path
@@ -39,7 +45,7 @@ pack)
         cp -L "$path" "$STAGE/amx-check/lib/$1"
     }
     for lib in libopenblas.so.0 libdnnl.so.2; do copy_lib "$lib"; done
-    for dep in $(ldd "$STAGE"/amx-check/lib/*.so.* "$STAGE/amx-check/bin/sanagraph-bench" | awk '/=>/ { print $1 }' | sort -u); do
+    for dep in $(ldd "$STAGE"/amx-check/lib/*.so.* "$STAGE"/amx-check/bin/* | awk '/=>/ { print $1 }' | sort -u); do
         case "$dep" in
             libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|ld-linux*|libopenblas.so.0|libdnnl.so.2) ;;
             *) copy_lib "$dep" ;;
@@ -74,8 +80,45 @@ run)
     SANAGRAPH_BF16=emulate "$B" bf16-check || status=$?
     exit "$status"
     ;;
+models)
+    # The model rows of `make bench` (tools/reference/bench_models.py) on the target, with the bundle's binaries
+    # and that machine's python3 (torch; diffusers/transformers importable, e.g. through PYTHONPATH). Each
+    # further argument is a group of comma-separated rows; the groups run at once, each on its own THREADS cores
+    # (taskset; CORE_OFFSET shifts them), so a many-core machine measures in minutes what takes an hour in sequence. Both sides of a row
+    # share its cores, interleaved, as in `make bench`. Logs: $LOGS/group-N.txt (default /tmp/amx-models).
+    [ -f "$BUNDLE" ] || { echo "error: $BUNDLE not found; build it with '$0 pack' and carry it here" >&2; exit 2; }
+    shift 2
+    DIR="${UNPACK:-/tmp/amx-check-unpacked}"
+    mkdir -p "$DIR" && tar -C "$DIR" -xJf "$BUNDLE"
+    export LD_LIBRARY_PATH="$DIR/amx-check/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    THREADS="${THREADS:-2}"
+    LOGS="${LOGS:-/tmp/amx-models}"
+    WORK="${BENCH_WORK:-/tmp/sanagraph-bench}"
+    PIPELINE="${PIPELINE:-/tmp/text2img-full/model}"
+    mkdir -p "$LOGS"
+    "$DIR/amx-check/bin/sanagraph-bench" info --threads "$THREADS"
+    # The random full-size pipeline, once, before the groups that need it start.
+    if [[ "$*" == *text2img* || "$*" == *dcae* || "$*" == *gemma* ]] && [ ! -f "$PIPELINE/model_index.json" ]; then
+        python3 -c "import sys; sys.path.insert(0, 'tools/reference'); import text2img_full_compare as t; t.build('$PIPELINE')"
+    fi
+    group=0
+    pids=()
+    for rows in "$@"; do
+        first=$((${CORE_OFFSET:-0} + group * THREADS)); last=$((first + THREADS - 1))
+        taskset -c "$first-$last" python3 tools/reference/bench_models.py --run --threads "$THREADS" \
+            --work "$WORK-$group" --pipeline "$PIPELINE" --reps "${REPS:-3}" --rows "$rows" \
+            --bench-bin "$DIR/amx-check/bin/sanagraph-bench" --sanagraph "$DIR/amx-check/bin/sanagraph" \
+            > "$LOGS/group-$group.txt" 2>&1 &
+        pids+=($!)
+        group=$((group + 1))
+    done
+    status=0
+    for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+    for ((g = 0; g < group; g++)); do echo "== group $g (cores from $((${CORE_OFFSET:-0} + g * THREADS)))"; grep -E '^\||^  [a-z0-9-]+:|rror' "$LOGS/group-$g.txt"; done
+    exit "$status"
+    ;;
 *)
-    echo "usage: $0 pack [BUNDLE] | run [BUNDLE]" >&2
+    echo "usage: $0 pack [BUNDLE] | run [BUNDLE] | models BUNDLE ROWS [ROWS ...]" >&2
     exit 2
     ;;
 esac

@@ -21,15 +21,13 @@ Libs: -L$PWD/$build/link/lib -lopenblas -lpthread -lm
 Cflags: -I$blas_include
 PC
 
-# The ICU data symbol of this toolchain's static Foundation, replaced by an empty package.
-static_dir="$(dirname "$(readlink -f "$(command -v "$swift")")")/../lib/swift_static/linux"
-icu_symbol=$(nm "$static_dir/lib_FoundationICU.a" 2>/dev/null | grep -o 'icudt[0-9]*_dat' | head -1)
-[ -n "$icu_symbol" ] || { echo "error: no ICU data symbol in $static_dir/lib_FoundationICU.a" >&2; exit 1; }
-cc -O2 -c -DICU_DATA_SYMBOL="$icu_symbol" tools/bundle/icu_data_stub.c -o "$build/link/icu_data_stub.o"
+# Foundation's ICU data left out (tools/bundle/icu-stub.sh).
+. tools/bundle/icu-stub.sh
+icu_stub "$build/link/icu_data_stub.o"
 
 # SanaGraphKit as a static library: one Swift runtime, linked statically (no plugins in the bundle).
 SANAGRAPH_STATIC_KIT=1 PKG_CONFIG_PATH="$PWD/$build/link/pkgconfig" "$swift" build -c release --static-swift-stdlib --build-path "$build" \
-  --product sanagraph-cuda -Xlinker "$PWD/$build/link/icu_data_stub.o" -Xlinker "--wrap=$icu_symbol" >&2
+  --product sanagraph-cuda "${ICU_LINK_FLAGS[@]}" >&2
 
 binary="$build/release/sanagraph-cuda"
 # Only the C and C++ runtimes may remain dynamic (present on any glibc ≥ 2.35 Linux).

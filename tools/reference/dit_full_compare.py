@@ -51,7 +51,7 @@ def main() -> None:
     io = os.path.join(args.work, "io.safetensors")
     save_file(dict(hidden_states=x, encoder_hidden_states=y, encoder_attention_mask=mask, timestep=t), io)
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the CPUs this process may use (taskset), not the machine's
     with torch.no_grad():
         model(hidden_states=x, encoder_hidden_states=y, timestep=t, encoder_attention_mask=mask)  # warm-up
         start = time.perf_counter()

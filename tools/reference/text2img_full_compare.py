@@ -97,7 +97,7 @@ def torch_side(args) -> None:
     from diffusers import SanaPipeline
     from PIL import Image
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the CPUs this process may use (taskset), not the machine's
     start = time.perf_counter()
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     pipe = SanaPipeline.from_pretrained(args.work_model, torch_dtype=dtype)

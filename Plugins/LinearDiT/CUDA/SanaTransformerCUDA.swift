@@ -50,9 +50,6 @@ public final class SanaTransformerCUDA: DenoiserModel, @unchecked Sendable {
         guard c.attentionHeadDim == NNKernels.linearAttentionHeadDim else {
             throw CUDAError.unsupported("attention_head_dim \(c.attentionHeadDim) (the GPU linear attention is built for 32)")
         }
-        guard !c.usesQKNorm else {
-            throw CUDAError.unsupported("qk_norm '\(c.qkNorm!)' (SANA 1.5 / Sana-Sprint) on the GPU; run this model with device: cpu")
-        }
         config = c
         self.context = context
         self.latentSpatialDivisor = latentSpatialDivisor

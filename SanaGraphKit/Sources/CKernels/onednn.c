@@ -58,6 +58,13 @@ static void *pack(const void *src, const dnnl_memory_desc_t *from, const dnnl_me
 }
 
 // MARK: - Matmul
+//
+// A model has a few hundred linear layers but only a handful of distinct shapes (Sana-600M: 7 weight shapes),
+// so everything that does not hold weights is made once per shape and shared by every layer of that shape:
+// the packed layout oneDNN chose, the reorder that packs into it, and the matmul primitives per row count.
+// Making them per layer cost seconds at load (one JIT-ed reorder and four primitive descriptors per layer) and
+// again at the first forward. Primitives are safe to execute from several threads at once (oneDNN's library
+// scratchpad is per thread); the caches live as long as the process.
 
 typedef struct {
     long m;
@@ -67,18 +74,31 @@ typedef struct {
     dnnl_memory_desc_t src_md, dst_md, bias_md, src_f32_md;
 } linear_shape;
 
+/// What every layer of one weight shape shares.
+typedef struct {
+    long n, k;
+    int bf16;
+    dnnl_memory_desc_t weights_md;  // the packed layout
+    dnnl_primitive_t pack;          // plain fp32 [k, n] (ba) → weights_md
+    char impl[128];
+    linear_shape *shapes[MAX_SHAPES];
+    int count;
+} linear_layout;
+
 struct sg_linear {
     long n, k;
     int bf16;
-    dnnl_memory_desc_t weights_md;
+    linear_layout *layout;
     void *weights;
     dnnl_memory_t weights_mem;
-    pthread_mutex_t lock;
-    linear_shape *shapes[MAX_SHAPES];
-    int count;
 };
 
-static dnnl_status_t linear_shape_make(sg_linear *l, long m, int bias, const dnnl_memory_desc_t *weights_md,
+#define MAX_LAYOUTS 256
+static linear_layout *layouts[MAX_LAYOUTS];
+static int layout_count;
+static pthread_mutex_t layouts_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static dnnl_status_t linear_shape_make(const linear_layout *l, long m, int bias, const dnnl_memory_desc_t *weights_md,
                                        linear_shape *out, dnnl_primitive_desc_t *pd_out) {
     memset(out, 0, sizeof *out);
     out->m = m; out->bias = bias;
@@ -101,37 +121,71 @@ static dnnl_status_t linear_shape_make(sg_linear *l, long m, int bias, const dnn
     return st;
 }
 
-sg_linear *sg_linear_create(const float *weight, long n, long k, int bf16, char *impl, size_t impl_size,
-                            char *error, size_t error_size) {
-    if (!sg_dnnl_engine) { set_error(error, error_size, "oneDNN is not loaded", dnnl_runtime_error); return NULL; }
-    sg_linear *l = calloc(1, sizeof *l);
-    if (!l) return NULL;
+/// The shared layout of [n, k] weights at bf16 or fp32, made on first request. Caller holds `layouts_lock`.
+static linear_layout *linear_layout_get(long n, long k, int bf16, dnnl_status_t *st) {
+    for (int i = 0; i < layout_count; i++)
+        if (layouts[i]->n == n && layouts[i]->k == k && layouts[i]->bf16 == bf16) return layouts[i];
+    linear_layout *l = calloc(1, sizeof *l);
+    if (!l) { *st = dnnl_out_of_memory; return NULL; }
     l->n = n; l->k = k; l->bf16 = bf16;
-    pthread_mutex_init(&l->lock, NULL);
     dnnl_dims_t wd = {k, n};
     dnnl_memory_desc_t any, plain;
-    dnnl_status_t st = D(dnnl_memory_desc_init_by_tag)(&any, 2, wd, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any);
-    if (st == dnnl_success) st = D(dnnl_memory_desc_init_by_tag)(&plain, 2, wd, dnnl_f32, dnnl_ba);
+    *st = D(dnnl_memory_desc_init_by_tag)(&any, 2, wd, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any);
+    if (*st == dnnl_success) *st = D(dnnl_memory_desc_init_by_tag)(&plain, 2, wd, dnnl_f32, dnnl_ba);
     // The layout the primitive wants for a typical row count (it did not depend on the row count in oneDNN 2.6).
     linear_shape probe;
     dnnl_primitive_desc_t pd = NULL;
-    if (st == dnnl_success) st = linear_shape_make(l, 256, 0, &any, &probe, &pd);
-    if (st != dnnl_success) { set_error(error, error_size, "oneDNN has no matmul for these weights", st); goto fail; }
-    impl_name(pd, impl, impl_size);
+    if (*st == dnnl_success) *st = linear_shape_make(l, 256, 0, &any, &probe, &pd);
+    if (*st != dnnl_success) { free(l); return NULL; }
+    impl_name(pd, l->impl, sizeof l->impl);
     l->weights_md = *D(dnnl_primitive_desc_query_md)(pd, dnnl_query_weights_md, 0);
     D(dnnl_primitive_desc_destroy)(pd);
     // Other row counts must accept the same packed layout; else keep the weights plain ([k, n] read transposed).
     for (long m = 1; m <= 8192; m *= 64) {
         dnnl_primitive_desc_t check = NULL;
         if (linear_shape_make(l, m, 1, &l->weights_md, &probe, &check) != dnnl_success) {
-            st = D(dnnl_memory_desc_init_by_tag)(&l->weights_md, 2, wd, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_ba);
+            *st = D(dnnl_memory_desc_init_by_tag)(&l->weights_md, 2, wd, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_ba);
             break;
         }
         D(dnnl_primitive_desc_destroy)(check);
     }
-    l->weights = pack(weight, &plain, &l->weights_md, &st);
-    if (!l->weights) { set_error(error, error_size, "oneDNN could not pack the weights", st); goto fail; }
-    st = D(dnnl_memory_create)(&l->weights_mem, &l->weights_md, sg_dnnl_engine, l->weights);
+    if (*st == dnnl_success) l->pack = make_reorder(&plain, &l->weights_md, st);
+    if (*st != dnnl_success || layout_count == MAX_LAYOUTS) {
+        if (l->pack) D(dnnl_primitive_destroy)(l->pack);
+        free(l);
+        if (*st == dnnl_success) *st = dnnl_out_of_memory;  // more distinct shapes than any model has
+        return NULL;
+    }
+    return layouts[layout_count++] = l;
+}
+
+sg_linear *sg_linear_create(const float *weight, long n, long k, int bf16, char *impl, size_t impl_size,
+                            char *error, size_t error_size) {
+    if (!sg_dnnl_engine) { set_error(error, error_size, "oneDNN is not loaded", dnnl_runtime_error); return NULL; }
+    dnnl_status_t st = dnnl_success;
+    pthread_mutex_lock(&layouts_lock);
+    linear_layout *layout = linear_layout_get(n, k, bf16, &st);
+    pthread_mutex_unlock(&layouts_lock);
+    if (!layout) { set_error(error, error_size, "oneDNN has no matmul for these weights", st); return NULL; }
+    if (impl && impl_size) snprintf(impl, impl_size, "%s", layout->impl);
+    sg_linear *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->n = n; l->k = k; l->bf16 = bf16; l->layout = layout;
+    size_t bytes = D(dnnl_memory_desc_get_size)(&layout->weights_md);
+    if (posix_memalign(&l->weights, 64, bytes ? bytes : 64) != 0) { l->weights = NULL; st = dnnl_out_of_memory; }
+    else {
+        dnnl_dims_t wd = {k, n};
+        dnnl_memory_desc_t plain;
+        dnnl_memory_t ms = NULL, md = NULL;
+        D(dnnl_memory_desc_init_by_tag)(&plain, 2, wd, dnnl_f32, dnnl_ba);
+        if ((st = D(dnnl_memory_create)(&ms, &plain, sg_dnnl_engine, (void *)weight)) == dnnl_success
+            && (st = D(dnnl_memory_create)(&md, &layout->weights_md, sg_dnnl_engine, l->weights)) == dnnl_success)
+            st = run2(layout->pack, DNNL_ARG_FROM, ms, DNNL_ARG_TO, md);
+        if (ms) D(dnnl_memory_destroy)(ms);
+        if (md) D(dnnl_memory_destroy)(md);
+    }
+    if (st != dnnl_success) { set_error(error, error_size, "oneDNN could not pack the weights", st); goto fail; }
+    st = D(dnnl_memory_create)(&l->weights_mem, &layout->weights_md, sg_dnnl_engine, l->weights);
     if (st != dnnl_success) { set_error(error, error_size, "oneDNN memory", st); goto fail; }
     return l;
 fail:
@@ -141,18 +195,12 @@ fail:
 
 void sg_linear_destroy(sg_linear *l) {
     if (!l) return;
-    for (int i = 0; i < l->count; i++) {
-        if (l->shapes[i]->matmul) D(dnnl_primitive_destroy)(l->shapes[i]->matmul);
-        if (l->shapes[i]->src_reorder) D(dnnl_primitive_destroy)(l->shapes[i]->src_reorder);
-        free(l->shapes[i]);
-    }
     if (l->weights_mem) D(dnnl_memory_destroy)(l->weights_mem);
     free(l->weights);
-    pthread_mutex_destroy(&l->lock);
     free(l);
 }
 
-size_t sg_linear_bytes(const sg_linear *l) { return D(dnnl_memory_desc_get_size)(&l->weights_md); }
+size_t sg_linear_bytes(const sg_linear *l) { return D(dnnl_memory_desc_get_size)(&l->layout->weights_md); }
 
 /// Reorders packed weights described by `from` back into `to` at `dst`.
 static int unpack(const void *src, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, void *dst) {
@@ -172,19 +220,20 @@ int sg_linear_unpack(const sg_linear *l, float *weight) {
     dnnl_dims_t wd = {l->k, l->n};
     dnnl_memory_desc_t plain;
     D(dnnl_memory_desc_init_by_tag)(&plain, 2, wd, dnnl_f32, dnnl_ba);
-    return unpack(l->weights, &l->weights_md, &plain, weight);
+    return unpack(l->weights, &l->layout->weights_md, &plain, weight);
 }
 
 size_t sg_linear_scratch_bytes(const sg_linear *l, long m) { return l->bf16 ? (size_t)m * (size_t)l->k * 2 : 0; }
 
-/// The primitives for `m` rows: made on first use, kept (up to MAX_SHAPES; beyond that made per call).
-static linear_shape *linear_shape_get(sg_linear *l, long m, int bias, int *transient, dnnl_status_t *st) {
+/// The primitives for `m` rows, shared by the layers of one layout: made on first use, kept (up to MAX_SHAPES;
+/// beyond that made per call).
+static linear_shape *linear_shape_get(linear_layout *l, long m, int bias, int *transient, dnnl_status_t *st) {
     *transient = 0;
-    pthread_mutex_lock(&l->lock);
+    pthread_mutex_lock(&layouts_lock);
     for (int i = 0; i < l->count; i++) {
         if (l->shapes[i]->m == m && l->shapes[i]->bias == bias) {
             linear_shape *s = l->shapes[i];
-            pthread_mutex_unlock(&l->lock);
+            pthread_mutex_unlock(&layouts_lock);
             return s;
         }
     }
@@ -193,14 +242,14 @@ static linear_shape *linear_shape_get(sg_linear *l, long m, int bias, int *trans
     if (*st != dnnl_success) { free(s); s = NULL; }
     else if (l->count < MAX_SHAPES) l->shapes[l->count++] = s;
     else *transient = 1;
-    pthread_mutex_unlock(&l->lock);
+    pthread_mutex_unlock(&layouts_lock);
     return s;
 }
 
 int sg_linear_run(sg_linear *l, const float *x, long m, const float *bias, float *y, void *scratch) {
     dnnl_status_t st = dnnl_success;
     int transient;
-    linear_shape *s = linear_shape_get(l, m, bias != NULL, &transient, &st);
+    linear_shape *s = linear_shape_get(l->layout, m, bias != NULL, &transient, &st);
     if (!s) return (int)st;
     dnnl_memory_t src = NULL, src32 = NULL, dst = NULL, b = NULL;
     if (l->bf16) {

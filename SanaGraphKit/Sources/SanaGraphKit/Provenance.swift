@@ -45,10 +45,9 @@ public struct Provenance: Sendable, Equatable {
 
     /// The record for one output saved by node `node` during `run`.
     public init(run: RunInfo, node: String, batchIndex: Int) {
-        let formatter = ISO8601DateFormatter()
         self.init(graphFile: run.graphFile, graphSource: run.graphSource, params: run.params,
                   nodeVersions: run.nodeVersions, modelFingerprints: run.fingerprints, toolVersion: run.toolVersion,
-                  createdAt: formatter.string(from: run.startedAt), node: node, batchIndex: batchIndex)
+                  createdAt: Timestamp.iso8601(run.startedAt), node: node, batchIndex: batchIndex)
     }
 
     /// Parses the JSON form (strictly: `StrictJSON`).
