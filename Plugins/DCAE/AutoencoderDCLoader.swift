@@ -21,11 +21,28 @@ extension AutoencoderDC {
 
     /// Reads the folder's latent_preview.json (for `run --preview`), if there is one, checking its channels.
     func attachLatentPreview(folder: String) throws {
-        latentPreview = try LatentPreview.load(folder: folder)
-        if let p = latentPreview, p.channels != latentChannels {
+        latentPreview = try Self.latentPreview(folder: folder, latentChannels: latentChannels)
+    }
+
+    /// The folder's latent_preview.json, if there is one, checked against the autoencoder's latent channels.
+    static func latentPreview(folder: String, latentChannels: Int) throws -> LatentPreview? {
+        let preview = try LatentPreview.load(folder: folder)
+        if let p = preview, p.channels != latentChannels {
             throw LatentPreviewError.malformed(path: folder + "/" + LatentPreview.fileName, reason: "it projects "
                 + "\(p.channels) channels but the autoencoder makes \(latentChannels)-channel latents")
         }
+        return preview
+    }
+
+    /// Every weight key of `config` with its shape (encoder and decoder).
+    public static func expectedWeightShapes(_ config: AutoencoderDCConfig) -> [String: [Int]] {
+        WeightStore.expectedShapes { _ = AutoencoderDC(config: config, weights: $0) }
+    }
+
+    /// A model from in-memory fp32 weights by checkpoint key (diffusers' names); throws naming missing or
+    /// mis-shaped keys.
+    public convenience init(config: AutoencoderDCConfig, tensors: [String: Tensor]) throws {
+        self.init(config: config, weights: try WeightStore.autoencoderDC(checking: tensors, config: config))
     }
 
     /// Checks every key and shape against the config (the key set the model's building code declares); the model
@@ -40,5 +57,20 @@ extension AutoencoderDC {
             WeightStore(.checkpoint(checkpoint), path: path, precision: precision, expected: spec.expected,
                         rejectsNonFinite: true)
         }
+    }
+}
+
+extension WeightStore {
+    /// In-memory fp32 weights by checkpoint key checked against `config`'s key set (extra tensors are ignored); a
+    /// bad config, a missing or a mis-shaped key is a `DCAEInputError` (the weights come from the caller).
+    static func autoencoderDC(checking tensors: [String: Tensor], config: AutoencoderDCConfig) throws -> WeightStore {
+        if let problem = config.problems().first { throw DCAEInputError(description: problem) }
+        let expected = AutoencoderDC.expectedWeightShapes(config)
+        let bad = expected.keys.filter { tensors[$0]?.shape != expected[$0] }.sorted()
+        guard bad.isEmpty else {
+            throw DCAEInputError(description: "missing or mis-shaped weights: \(bad.prefix(8).joined(separator: ", "))"
+                                 + (bad.count > 8 ? " and \(bad.count - 8) more" : ""))
+        }
+        return WeightStore(.tensors(tensors), path: "", expected: expected)
     }
 }
