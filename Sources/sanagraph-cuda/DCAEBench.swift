@@ -16,6 +16,10 @@ enum DCAEBench {
         }
         let reps = SanaGraphCUDA.option("--reps", in: &args).flatMap(Int.init) ?? 20
         let device = SanaGraphCUDA.option("--device", in: &args).flatMap(Int.init) ?? 0
+        if let mb = SanaGraphCUDA.option("--im2col-mb", in: &args) {
+            guard let v = Int(mb), v > 0 else { SanaGraphCUDA.usage("--im2col-mb needs a positive number of MiB") }
+            DeviceConv2d.im2colChunkBytes = v << 20
+        }
 
         let t0 = Date()
         let context = try CUDAContext.open(device: device)
@@ -51,7 +55,7 @@ enum DCAEBench {
             "decode_ms": median(full), "decode_gpu_ms": median(gpu),
             "peak_gib": Double(context.allocator.peakInUse) / 1_073_741_824,
             "reserved_gib": Double(context.allocator.peakReserved) / 1_073_741_824,
-            "weights_gib": Double(vae.deviceBytes) / 1_073_741_824,
+            "weights_gib": Double(vae.deviceBytes) / 1_073_741_824, "im2col_mb": DeviceConv2d.im2colChunkBytes >> 20,
         ])
     }
 }

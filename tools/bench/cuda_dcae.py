@@ -4,6 +4,7 @@ with the config of mit-han-lab/dc-ae-f32c32-sana-1.0-diffusers, seed 0). Not run
 the GPU host:
 
     python3 tools/bench/cuda_dcae.py --binary BUNDLE/sanagraph-cuda [--sizes 1024] [--reps 20] [--json OUT.json]
+        [--im2col-mb 64,256]   (one SanaGraph row per im2col scratch size; default: the binary's, 256 MiB)
 
 Prints, per image size (a [1, 32, size/32, size/32] latent): relative L2 error and max|Δ|/max|ref| of each side vs
 the fp32 reference, the median decode time of each (diffusers `vae.decode`; SanaGraph's decode with the latent
@@ -57,6 +58,7 @@ def main():
     ap.add_argument("--sizes", default="1024")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--json")
+    ap.add_argument("--im2col-mb", default="")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     torch.manual_seed(0)
@@ -96,32 +98,33 @@ def main():
             diffusers_ms = sorted(times)[len(times) // 2]
             diffusers_peak = torch.cuda.max_memory_allocated() / 2**30
         torch.cuda.empty_cache()  # give the caching allocator's blocks back before SanaGraph's process runs
-        image = os.path.join(args.work, f"image{size}.safetensors")
-        if os.path.exists(image):
-            os.remove(image)
-        run = subprocess.run([args.binary, "dcae", "--model", folder, "--inputs", io, "--out", image,
-                              "--reps", str(args.reps)], capture_output=True, text=True)
-        if run.returncode != 0:
-            print(run.stdout, run.stderr, file=sys.stderr)
-            sys.exit(f"sanagraph-cuda dcae failed ({run.returncode})")
-        swift = json.loads(run.stdout.strip().splitlines()[-1])
-        ours = load_file(image)["image"]
-        row = dict(size=size, cpu_fp32_reference_s=cpu_s, reference_std=float(ref.std()),
-                   diffusers_bf16_err=errors(out, ref), sanagraph_err=errors(ours, ref), diffusers_decode_ms=diffusers_ms,
-                   diffusers_peak_gib=diffusers_peak, sanagraph=swift)
-        results["rows"].append(row)
-        print(json.dumps(row), flush=True)
+        for mb in [m for m in args.im2col_mb.split(",") if m] or [None]:
+            image = os.path.join(args.work, f"image{size}.safetensors")
+            if os.path.exists(image):
+                os.remove(image)
+            command = [args.binary, "dcae", "--model", folder, "--inputs", io, "--out", image, "--reps", str(args.reps)]
+            run = subprocess.run(command + (["--im2col-mb", mb] if mb else []), capture_output=True, text=True)
+            if run.returncode != 0:
+                print(run.stdout, run.stderr, file=sys.stderr)
+                sys.exit(f"sanagraph-cuda dcae failed ({run.returncode})")
+            swift = json.loads(run.stdout.strip().splitlines()[-1])
+            ours = load_file(image)["image"]
+            row = dict(size=size, cpu_fp32_reference_s=cpu_s, reference_std=float(ref.std()),
+                       diffusers_bf16_err=errors(out, ref), sanagraph_err=errors(ours, ref),
+                       diffusers_decode_ms=diffusers_ms, diffusers_peak_gib=diffusers_peak, sanagraph=swift)
+            results["rows"].append(row)
+            print(json.dumps(row), flush=True)
     print(f"\nGPU: {results['gpu']}  (torch {results['torch']}, diffusers eager bf16; SanaGraph bf16 weights, fp32 "
           f"residual stream/norms/multiscale convolutions/linear attention)")
     print("| size | diffusers bf16 err (L2 / max) | SanaGraph err (L2 / max) | diffusers decode ms | SanaGraph decode ms "
-          "(GPU) | ratio | peak GiB diffusers / SanaGraph |")
-    print("|---|---|---|---|---|---|---|")
+          "(GPU) | ratio | peak GiB diffusers / SanaGraph | im2col MiB |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results["rows"]:
         sg = r["sanagraph"]
         print(f"| {r['size']} | {r['diffusers_bf16_err'][0]:.2e} / {r['diffusers_bf16_err'][1]:.2e} "
               f"| {r['sanagraph_err'][0]:.2e} / {r['sanagraph_err'][1]:.2e} | {r['diffusers_decode_ms']:.2f} "
               f"| {sg['decode_ms']:.2f} ({sg['decode_gpu_ms']:.2f}) | {sg['decode_ms'] / r['diffusers_decode_ms']:.2f} "
-              f"| {r['diffusers_peak_gib']:.2f} / {sg['peak_gib']:.2f} |")
+              f"| {r['diffusers_peak_gib']:.2f} / {sg['peak_gib']:.2f} | {sg['im2col_mb']} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -28,5 +28,5 @@ info) $B info ;;
 test) ( time $B test ) 2>&1 | tee $OUT/test.txt ;;
 test2) ( time $B test --filter DiT ) 2>&1 | tee $OUT/test2.txt ;;
 bench) python3 $C/cuda_dit.py --binary $B --sizes ${SIZES:-1024,512} --reps ${REPS:-20} --json $OUT/cuda_dit.json 2>&1 | tee $OUT/bench.txt ;;
-bench-dcae) python3 $C/cuda_dcae.py --binary $B --sizes ${DCAE_SIZES:-1024} --reps ${REPS:-20} --json $OUT/cuda_dcae.json 2>&1 | tee $OUT/bench-dcae.txt ;;
+bench-dcae) python3 $C/cuda_dcae.py --binary $B --sizes ${DCAE_SIZES:-1024} --im2col-mb=${IM2COL_MB:-} --reps ${REPS:-20} --json $OUT/cuda_dcae.json 2>&1 | tee $OUT/bench-dcae.txt ;;
 esac; done

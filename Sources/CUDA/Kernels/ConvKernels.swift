@@ -98,8 +98,8 @@ public final class ConvKernels: @unchecked Sendable {
     /// decoder's in-shortcut). `height`/`width` are the input's.
     public func shuffleShortcut(x: FeatureMap?, repeats: Int, shuffled: DevicePointer?, out: DevicePointer, batch: Int,
                                 height: Int, width: Int, scale s: Int, outChannels: Int) throws(CUDAError) {
-        let n = batch * s * height * s * width * outChannels
-        try shuffleKernel.launch(grid: Self.grid(n), block: (256, 1, 1), [
+        let pixels = batch * s * height * s * width
+        try shuffleKernel.launch(grid: ((pixels + 7) / 8, 1, 1), block: (256, 1, 1), [
             .pointer(x?.pointer ?? 0), .int64(Int64(x?.strideB ?? 0)), .int64(Int64(x?.strideY ?? 0)),
             .int64(Int64(x?.strideX ?? 0)), .int64(Int64(x?.strideC ?? 0)), .int(max(repeats, 1)),
             .pointer(shuffled ?? 0), .pointer(out), .int(batch), .int(height), .int(width), .int(s), .int(outChannels)])
@@ -113,7 +113,7 @@ public final class ConvKernels: @unchecked Sendable {
                            kernel k: Int) throws(CUDAError) {
         precondition(c3 % 32 == 0, "multiscale: channels \(c3) must be a multiple of 32")
         let pixels = batch * height * width
-        try multiscaleKernel.launch(grid: ((pixels + 63) / 64, c3 / 32, 1), block: (256, 1, 1), [
+        try multiscaleKernel.launch(grid: ((pixels + 127) / 128, c3 / 32, 1), block: (256, 1, 1), [
             .pointer(qkv), .pointer(qkv), .int64(Int64(ld)), .int(dstColumn), .pointer(taps), .pointer(groupWeights),
             .int(batch), .int(height), .int(width), .int(k)])
     }
@@ -163,8 +163,9 @@ public struct DeviceConv2d: @unchecked Sendable {
     public let inChannels, outChannels, kernel: Int
     public var bytes: Int { weight.byteCount + (bias?.byteCount ?? 0) }
 
-    /// im2col scratch per GEMM (bytes): larger convolutions run in row chunks of at most this much.
-    public static let im2colChunkBytes = 256 << 20
+    /// im2col scratch per GEMM (bytes): larger convolutions run in row chunks of at most this much. A benchmark
+    /// knob (`sanagraph-cuda dcae --im2col-mb`): set it before any convolution runs, never while one does.
+    nonisolated(unsafe) public static var im2colChunkBytes = 256 << 20
 
     /// `weight` is PyTorch's `[out, in, k, k]` (or a linear's `[out, in]`).
     public init(weight: Tensor, bias: Tensor?, outputF32: Bool, on context: CUDAContext) throws {

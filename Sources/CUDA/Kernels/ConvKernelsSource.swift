@@ -114,31 +114,35 @@ extern "C" __global__ void __launch_bounds__(256) channel_rmsnorm(const float* _
 // writing fp32 NHWC out [B, s·h, s·w, cout]: out[b, s·Y+i, s·X+j, o] = x[b, Y, X, u / r] (repeat_interleave by r)
 // + t[b, Y, X, u] (the pixel-shuffled conv output, NHWC [B, h, w, s²·cout]) with u = s²·o + s·i + j; either
 // term is skipped when its pointer is null. x is fp32 at strides (sb, sy, sx, sc) (NHWC or NCHW).
-extern "C" __global__ void shuffle_shortcut(const float* __restrict__ x, i64 sb, i64 sy, i64 sx, i64 sc, int r,
-                                            const float* __restrict__ t, float* __restrict__ out, int batch, int h,
-                                            int w, int s, int cout) {
-    const int ow = s * w, oh = s * h;
-    const i64 total = (i64)batch * oh * ow * cout;
-    for (i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (i64)gridDim.x * blockDim.x) {
-        const int o = (int)(idx % cout);
-        i64 q = idx / cout;
-        const int ox = (int)(q % ow);
-        q /= ow;
-        const int oy = (int)(q % oh);
-        const i64 b = q / oh;
-        const int Y = oy / s, i = oy - Y * s, X = ox / s, j = ox - X * s;
+// One warp per output pixel (lanes along the channels), 8 per block.
+extern "C" __global__ void __launch_bounds__(256) shuffle_shortcut(const float* __restrict__ x, i64 sb, i64 sy, i64 sx,
+                                                                   i64 sc, int r, const float* __restrict__ t,
+                                                                   float* __restrict__ out, int batch, int h, int w,
+                                                                   int s, int cout) {
+    const int lane = threadIdx.x & 31, ow = s * w, oh = s * h;
+    const i64 p = (i64)blockIdx.x * 8 + (threadIdx.x >> 5);
+    if (p >= (i64)batch * oh * ow) return;
+    const int ox = (int)(p % ow);
+    const i64 q = p / ow;
+    const int oy = (int)(q % oh);
+    const i64 b = q / oh;
+    const int Y = oy / s, i = oy - Y * s, X = ox / s, j = ox - X * s;
+    const float* xp = x ? x + b * sb + Y * sy + X * sx : 0;
+    const float* tp = t ? t + ((b * h + Y) * w + X) * (i64)(s * s * cout) : 0;
+    float* op = out + p * cout;
+    for (int o = lane; o < cout; o += 32) {
         const int u = s * s * o + s * i + j;
         float v = 0.0f;
-        if (x) v += x[b * sb + Y * sy + X * sx + (i64)(u / r) * sc];
-        if (t) v += t[((b * h + Y) * w + X) * (i64)(s * s * cout) + u];
-        out[idx] = v;
+        if (xp) v += xp[(i64)(u / r) * sc];
+        if (tp) v += tp[u];
+        op[o] = v;
     }
 }
 
 // One multiscale branch of SanaMultiscaleLinearAttention on bf16 pixel rows `ld` apart: d = depthwise k×k
 // (zero padding, no bias; taps [c3, k·k] fp32, PyTorch order) of channels [0, c3), then per group of 32 channels
 // the grouped 1×1 (weights [c3, 32] fp32): dst[p, dst_off + 32g + o] = Σ_i wg[32g + o, i] · d[p, 32g + i].
-// Grid (ceil(pixels / 64), c3 / 32); a warp per pixel (lane = channel of the group), 8 pixels per warp; the
+// Grid (ceil(pixels / 128), c3 / 32); a warp per pixel (lane = channel of the group), 16 pixels per warp; the
 // depthwise result stays fp32 in registers and crosses lanes by shuffles.
 extern "C" __global__ void __launch_bounds__(256) multiscale_dw_grouped(const bf16* __restrict__ src,
                                                                         bf16* __restrict__ dst, i64 ld, int dst_off,
@@ -152,8 +156,8 @@ extern "C" __global__ void __launch_bounds__(256) multiscale_dw_grouped(const bf
     for (int i = 0; i < 32; i++) wrow[i] = wg[(i64)ch * 32 + i];
     const float* tp = taps + (i64)ch * k * k;
     const i64 pixels = (i64)batch * h * w;
-    for (int e = 0; e < 8; e++) {
-        const i64 p = ((i64)blockIdx.x * 8 + warp) * 8 + e;
+    for (int e = 0; e < 16; e++) {
+        const i64 p = ((i64)blockIdx.x * 8 + warp) * 16 + e;
         if (p >= pixels) break;  // the whole warp leaves together
         const int x0 = (int)(p % w);
         const i64 t = p / w;
