@@ -8,7 +8,8 @@ import Tensors
 extension GPUChecks {
     static let dcaeChecks: [Check] = [
         ("conv im2col + gemm (NCHW in, chunks, accumulate)", { c, _ in try convNCHW(c) }),
-        ("conv im2col + gemm (bf16 NHWC, SiLU, nearest ×2, bf16 out)", { c, _ in try convUpsample(c) }),
+        ("conv im2col + gemm (bf16 NHWC, SiLU on the fly, chunks, bf16 out)", { c, _ in try convActivation(c) }),
+        ("conv with nearest ×2 folded into 4 phases + pixel shuffle", { c, _ in try convFoldedUpsample(c) }),
         ("conv 1×1 as a GEMM on strided rows", { c, _ in try conv1x1(c) }),
         ("channel_rmsnorm (residual; ReLU to bf16)", { c, _ in try channelNorm(c) }),
         ("shuffle_shortcut (up ×2, pixel shuffle, in-shortcut)", { c, _ in try shortcuts(c) }),
@@ -38,20 +39,46 @@ extension GPUChecks {
         return try expectClose(out.toHost(), want, tolerance: 1e-4, "rel err")
     }
 
-    static func convUpsample(_ c: CUDAContext) throws -> String {
+    static func convActivation(_ c: CUDAContext) throws -> String {
         var r = Random(seed: 31)
-        let (b, cin, h, w, cout) = (1, 16, 3, 4, 8)
+        let (b, cin, h, w, cout) = (1, 16, 6, 8, 8)
         let x = bf16Rounded(r.tensor([b, cin, h, w], scale: 2))
         let weight = r.tensor([cout, cin, 3, 3], scale: 0.1), bias = bf16Rounded(r.tensor([cout]))
         let kernels = try ConvKernels(context: c)
         let conv = try DeviceConv2d(weight: weight, bias: bias, outputF32: false, on: c)
         let xd = try DeviceTensor(channelsLast(x), dtype: .bf16, on: c)
-        let out = try poisoned([b * 4 * h * w, cout], .bf16, on: c)
-        try conv(.nhwc(xd.pointer, .bf16, batch: b, height: h, width: w, channels: cin), upsample: true,
-                 activation: .silu, out: out.pointer, kernels: kernels, gemm: c.gemm(), chunkBytes: 3 * 9 * cin * 2)
-        let up = Ops.interpolate(bf16Rounded(Ops.silu(x)), scaleFactor: 2, mode: .nearest)
-        let want = channelsLast(Ops.conv2d(up, weight: bf16Rounded(weight), bias: bias, padding: 1))
-        return try expectClose(out.toHost(), want.reshaped([b * 4 * h * w, cout]), tolerance: 5e-3, "rel err")
+        let out = try poisoned([b * h * w, cout], .bf16, on: c)
+        try conv(.nhwc(xd.pointer, .bf16, batch: b, height: h, width: w, channels: cin), activation: .silu,
+                 out: out.pointer, kernels: kernels, gemm: c.gemm(), chunkBytes: 5 * 9 * cin * 2)
+        let want = channelsLast(Ops.conv2d(bf16Rounded(Ops.silu(x)), weight: bf16Rounded(weight), bias: bias, padding: 1))
+        return try expectClose(out.toHost(), want.reshaped([b * h * w, cout]), tolerance: 5e-3, "rel err")
+    }
+
+    /// DCUpBlock2d "interpolate" without the ×2 map: the folded 4-phase filter at the input's resolution, then the
+    /// pixel shuffle, against conv(nearest ×2(x)) on the CPU; 3×3 and 5×5 kernels.
+    static func convFoldedUpsample(_ c: CUDAContext) throws -> String {
+        var r = Random(seed: 38)
+        let (b, cin, h, w, cout) = (2, 8, 3, 4, 6)
+        let x = bf16Rounded(r.tensor([b, cin, h, w]))
+        let kernels = try ConvKernels(context: c)
+        let xd = try DeviceTensor(channelsLast(x), on: c)
+        var reports: [String] = []
+        for k in [3, 5] {
+            let weight = r.tensor([cout, cin, k, k], scale: 0.2), bias = r.tensor([cout])
+            let (fw, fb) = DeviceConv2d.foldingNearestUpsample(weight: weight, bias: bias)
+            let conv = try DeviceConv2d(weight: fw, bias: fb, outputF32: true, on: c)
+            let t = try poisoned([b * h * w, 4 * cout], .f32, on: c)
+            try conv(.nhwc(xd.pointer, .f32, batch: b, height: h, width: w, channels: cin), out: t.pointer,
+                     kernels: kernels, gemm: c.gemm())
+            let out = try poisoned([b * 4 * h * w, cout], .f32, on: c)
+            try kernels.shuffleShortcut(x: nil, repeats: 1, shuffled: t.pointer, out: out.pointer, batch: b, height: h,
+                                        width: w, scale: 2, outChannels: cout)
+            let up = Ops.interpolate(x, scaleFactor: 2, mode: .nearest)
+            let want = channelsLast(Ops.conv2d(up, weight: weight, bias: bias, padding: k / 2))
+            // The folded filter is rounded to bf16 after summing taps: bf16-operand tolerance.
+            reports.append(try expectClose(out.toHost(), want.reshaped([b * 4 * h * w, cout]), tolerance: 5e-3, "\(k)×\(k)"))
+        }
+        return reports.joined(separator: ", ")
     }
 
     static func conv1x1(_ c: CUDAContext) throws -> String {

@@ -9,8 +9,8 @@ import Tensors
 /// depthwise/grouped convolutions and the linear-attention core in fp32 (project kernels, `ConvKernels`).
 ///
 /// Feature maps are channels-last (`[B·H·W, C]` rows): every dense convolution is im2col + one GEMM (a 1×1 is the
-/// GEMM alone), the nearest-×2 upsampling of the up blocks happens inside im2col, activations between a convolution
-/// and the next are applied on the fly. The latent crosses to the device at `decode` and the image comes back as
+/// GEMM alone), the up blocks' nearest-×2 upsampling is folded into their filters (the conv runs at the input's
+/// resolution), activations between a convolution and the next are applied on the fly. The latent crosses to the device at `decode` and the image comes back as
 /// a host fp32 NCHW tensor, so `dcae.decode` and `image.save` work unchanged. Encoding runs on the CPU model only.
 public final class AutoencoderDCCUDA: AutoencoderModel, @unchecked Sendable {
     public let config: AutoencoderDCConfig
@@ -45,14 +45,15 @@ public final class AutoencoderDCCUDA: AutoencoderModel, @unchecked Sendable {
         /// conv1 (bf16 out, bias) → act → conv2 (fp32 out) → norm, plus the input.
         case res(conv1: DeviceConv2d, conv2: DeviceConv2d, norm: Norm, act: ConvKernels.Activation)
         case efficientViT(EfficientViT)
-        /// DCUpBlock2d: conv over the nearest-×2 map (interpolate) or conv then pixel shuffle, plus the shortcut.
-        case up(conv: DeviceConv2d, interpolate: Bool, repeats: Int?, outChannels: Int)
+        /// DCUpBlock2d as conv to 4·out channels then pixel shuffle, plus the shortcut ("interpolate": the nearest ×2
+        /// folded into the filter, `DeviceConv2d.foldingNearestUpsample`).
+        case up(conv: DeviceConv2d, repeats: Int?, outChannels: Int)
 
         var bytes: Int {
             switch self {
             case .res(let c1, let c2, let n, _): return c1.bytes + c2.bytes + n.bytes
             case .efficientViT(let b): return b.bytes
-            case .up(let c, _, _, _): return c.bytes
+            case .up(let c, _, _): return c.bytes
             }
         }
     }
@@ -110,8 +111,12 @@ public final class AutoencoderDCCUDA: AutoencoderModel, @unchecked Sendable {
         for i in 0..<n {
             var stage: [Block] = []
             if i < n - 1 && layers[i] > 0 {
-                let interpolate = c.upsampleBlockType == "interpolate"
-                stage.append(.up(conv: try conv(p + "up_blocks.\(i).0.conv", f32: true), interpolate: interpolate,
+                let key = p + "up_blocks.\(i).0.conv"
+                var (weight, bias) = (w(key + ".weight"), w.optional(key + ".bias"))
+                if c.upsampleBlockType == "interpolate" {
+                    (weight, bias) = DeviceConv2d.foldingNearestUpsample(weight: weight, bias: bias)
+                }
+                stage.append(.up(conv: try DeviceConv2d(weight: weight, bias: bias, outputF32: true, on: context),
                                  repeats: out[i] * 4 / out[i + 1], outChannels: out[i]))
             }
             for _ in 0..<layers[i] {
@@ -214,9 +219,9 @@ public final class AutoencoderDCCUDA: AutoencoderModel, @unchecked Sendable {
                     try resBlock(x, batch: b, height: h, width: w, channels: c, conv1, conv2, norm, act)
                 case .efficientViT(let block):
                     try efficientViT(x, batch: b, height: h, width: w, channels: c, block)
-                case .up(let conv, let interpolate, let repeats, let outChannels):
-                    x = try up(x, batch: b, height: h, width: w, channels: c, conv: conv, interpolate: interpolate,
-                               repeats: repeats, outChannels: outChannels)
+                case .up(let conv, let repeats, let outChannels):
+                    x = try up(x, batch: b, height: h, width: w, channels: c, conv: conv, repeats: repeats,
+                               outChannels: outChannels)
                     (h, w, c) = (2 * h, 2 * w, outChannels)
                 }
             }
@@ -290,25 +295,16 @@ public final class AutoencoderDCCUDA: AutoencoderModel, @unchecked Sendable {
                                    residual: x.pointer, outBF16: nil, rows: rows, channels: c, eps: 1e-5)
     }
 
-    /// DCUpBlock2d: `x [B·H·W, C]` → fp32 `[B·2H·2W, outChannels]`.
+    /// DCUpBlock2d: `x [B·H·W, C]` → fp32 `[B·2H·2W, outChannels]`: the conv at the input's resolution to 4·out
+    /// channels, then one kernel pixel-shuffles it and adds the shortcut.
     private func up(_ x: DeviceTensor, batch b: Int, height h: Int, width w: Int, channels c: Int, conv: DeviceConv2d,
-                    interpolate: Bool, repeats: Int?, outChannels: Int) throws -> DeviceTensor {
+                    repeats: Int?, outChannels: Int) throws -> DeviceTensor {
         let input = FeatureMap.nhwc(x.pointer, .f32, batch: b, height: h, width: w, channels: c)
+        let t = try DeviceTensor(uninitialized: [b * h * w, 4 * outChannels], dtype: .f32, on: context)
+        try conv(input, out: t.pointer, kernels: kernels, gemm: gemm)
         let out = try DeviceTensor(uninitialized: [b * 4 * h * w, outChannels], dtype: .f32, on: context)
-        if interpolate {
-            // The shortcut first, then the conv over the nearest-×2 map accumulated onto it (β = 1).
-            if let r = repeats {
-                try kernels.shuffleShortcut(x: input, repeats: r, shuffled: nil, out: out.pointer, batch: b, height: h,
-                                            width: w, scale: 2, outChannels: outChannels)
-            }
-            try conv(input, upsample: true, out: out.pointer, accumulate: repeats != nil, kernels: kernels, gemm: gemm)
-        } else {
-            let t = try DeviceTensor(uninitialized: [b * h * w, 4 * outChannels], dtype: .f32, on: context)
-            try conv(input, out: t.pointer, kernels: kernels, gemm: gemm)
-            try kernels.shuffleShortcut(x: repeats == nil ? nil : input, repeats: repeats ?? 1, shuffled: t.pointer,
-                                        out: out.pointer, batch: b, height: h, width: w, scale: 2,
-                                        outChannels: outChannels)
-        }
+        try kernels.shuffleShortcut(x: repeats == nil ? nil : input, repeats: repeats ?? 1, shuffled: t.pointer,
+                                    out: out.pointer, batch: b, height: h, width: w, scale: 2, outChannels: outChannels)
         return out
     }
 }

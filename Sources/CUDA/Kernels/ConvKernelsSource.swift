@@ -35,16 +35,16 @@ __device__ __forceinline__ float act_fn(float x, int act) {
 
 // im2col rows of a k×k convolution (stride 1, zero padding k/2) for output pixels row0 ..< row0+rows of a
 // [B, OH, OW] grid: cols[r, (ky·k + kx)·c + ch] = act(in(oy + ky − k/2, ox + kx − k/2, ch)) as bf16, 0 outside.
-// The input (fp32 when in_f32, else bf16) holds element (b, y, x, ch) at b·sb + y·sy + x·sx + ch·sc (NHWC or NCHW);
-// with up = 2 the convolution reads its nearest-×2 upsampling (OH = 2·ih), so the upsampled map never exists.
+// The input (fp32 when in_f32, else bf16, OH × OW) holds element (b, y, x, ch) at b·sb + y·sy + x·sx + ch·sc (NHWC
+// or NCHW).
 // One warp per output pixel, 8 per block; channel pairs per lane when the channels are contiguous and even.
 extern "C" __global__ void __launch_bounds__(256) conv_im2col(const void* __restrict__ x, int in_f32, i64 sb, i64 sy,
-                                                              i64 sx, i64 sc, int ih, int iw, int c, int k, int up,
+                                                              i64 sx, i64 sc, int oh, int ow, int c, int k,
                                                               int act, bf16* __restrict__ cols, i64 row0, i64 rows) {
     const int lane = threadIdx.x & 31;
     const i64 r = (i64)blockIdx.x * 8 + (threadIdx.x >> 5);
     if (r >= rows) return;
-    const int oh = ih * up, ow = iw * up, pad = k / 2;
+    const int pad = k / 2;
     const i64 p = row0 + r;
     const int ox = (int)(p % ow);
     const i64 t = p / ow;
@@ -66,7 +66,7 @@ extern "C" __global__ void __launch_bounds__(256) conv_im2col(const void* __rest
                 }
                 continue;
             }
-            const i64 base = b * sb + (i64)(yy / up) * sy + (i64)(xx / up) * sx;
+            const i64 base = b * sb + (i64)yy * sy + (i64)xx * sx;
             if (pairs) {
                 for (int ch = 2 * lane; ch < c; ch += 64) {
                     float v0, v1;
