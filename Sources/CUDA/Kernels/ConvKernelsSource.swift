@@ -37,7 +37,8 @@ __device__ __forceinline__ float act_fn(float x, int act) {
 // [B, OH, OW] grid: cols[r, (ky·k + kx)·c + ch] = act(in(oy + ky − k/2, ox + kx − k/2, ch)) as bf16, 0 outside.
 // The input (fp32 when in_f32, else bf16, OH × OW) holds element (b, y, x, ch) at b·sb + y·sy + x·sx + ch·sc (NHWC
 // or NCHW).
-// One warp per output pixel, 8 per block; channel pairs per lane when the channels are contiguous and even.
+// One warp per output pixel, 8 per block; 4 channels per lane (one 8-byte store) when the channels are contiguous
+// and a multiple of 4.
 extern "C" __global__ void __launch_bounds__(256) conv_im2col(const void* __restrict__ x, int in_f32, i64 sb, i64 sy,
                                                               i64 sx, i64 sc, int oh, int ow, int c, int k,
                                                               int act, bf16* __restrict__ cols, i64 row0, i64 rows) {
@@ -52,32 +53,33 @@ extern "C" __global__ void __launch_bounds__(256) conv_im2col(const void* __rest
     const i64 b = t / oh;
     const float* xf = (const float*)x;
     const bf16* xh = (const bf16*)x;
-    const bool pairs = (c & 1) == 0 && sc == 1;
+    const bool quads = (c & 3) == 0 && sc == 1;
     bf16* dst = cols + r * ((i64)k * k * c);
     for (int ky = 0; ky < k; ky++) {
         const int yy = oy + ky - pad;
         for (int kx = 0; kx < k; kx++, dst += c) {
             const int xx = ox + kx - pad;
             if (yy < 0 || yy >= oh || xx < 0 || xx >= ow) {
-                if (pairs) {
-                    for (int ch = 2 * lane; ch < c; ch += 64) *(unsigned int*)(dst + ch) = 0u;
+                if (quads) {
+                    for (int ch = 4 * lane; ch < c; ch += 128) *(unsigned long long*)(dst + ch) = 0ull;
                 } else {
                     for (int ch = lane; ch < c; ch += 32) dst[ch] = 0;
                 }
                 continue;
             }
             const i64 base = b * sb + (i64)yy * sy + (i64)xx * sx;
-            if (pairs) {
-                for (int ch = 2 * lane; ch < c; ch += 64) {
-                    float v0, v1;
+            if (quads) {
+                for (int ch = 4 * lane; ch < c; ch += 128) {
+                    float v[4];
                     if (in_f32) {
-                        v0 = xf[base + ch]; v1 = xf[base + ch + 1];
+                        for (int e = 0; e < 4; e++) v[e] = xf[base + ch + e];
                     } else {
-                        const unsigned int u = *(const unsigned int*)(xh + base + ch);
-                        v0 = bf2f((bf16)(u & 0xffffu)); v1 = bf2f((bf16)(u >> 16));
+                        const unsigned long long u = *(const unsigned long long*)(xh + base + ch);
+                        for (int e = 0; e < 4; e++) v[e] = bf2f((bf16)((u >> (16 * e)) & 0xffffu));
                     }
-                    *(unsigned int*)(dst + ch) = (unsigned int)f2bf(act_fn(v0, act))
-                                               | ((unsigned int)f2bf(act_fn(v1, act)) << 16);
+                    unsigned long long packed = 0ull;
+                    for (int e = 0; e < 4; e++) packed |= (unsigned long long)f2bf(act_fn(v[e], act)) << (16 * e);
+                    *(unsigned long long*)(dst + ch) = packed;
                 }
             } else {
                 for (int ch = lane; ch < c; ch += 32) {
