@@ -12,11 +12,16 @@ extension AutoencoderDC {
     /// `precision` is the arithmetic of the dense convolutions (filters packed for the CPU's kernels when built).
     public static func load(folder: String, variant: String? = nil, precision: Precision = .fp32) throws -> AutoencoderDC {
         let previewPath = folder
-        let folder = try ModelFolder<AutoencoderDCConfig>(path: folder, role: "vae/", modelName: "AutoencoderDC",
-                                                          variant: variant) { config, _ in config.problems() }
+        let folder = try modelFolder(folder, variant: variant)
         let model = try load(folder.checkpoint, config: folder.config, path: folder.weightsPath, precision: precision)
         try model.attachLatentPreview(folder: previewPath)
         return model
+    }
+
+    /// The folder's config (checked: `problems()`) and weight files.
+    static func modelFolder(_ path: String, variant: String?) throws -> ModelFolder<AutoencoderDCConfig> {
+        try ModelFolder<AutoencoderDCConfig>(path: path, role: "vae/", modelName: "AutoencoderDC",
+                                             variant: variant) { config, _ in config.problems() }
     }
 
     /// Reads the folder's latent_preview.json (for `run --preview`), if there is one, checking its channels.
@@ -49,12 +54,21 @@ extension AutoencoderDC {
     /// reads each half's tensors as fp32 when first used.
     static func load(_ checkpoint: SafetensorsCheckpoint, config: AutoencoderDCConfig, path: String,
                      precision: Precision = .fp32) throws -> AutoencoderDC {
+        AutoencoderDC(config: config, precision: Kernels.effectivePrecision(precision).0,
+                      source: try checkedSource(checkpoint, config: config, path: path, precision: precision))
+    }
+
+    /// Checks every key and shape of `checkpoint` against the config now; returns a maker of fresh loading stores
+    /// over it (each reads by key, the GPU decoder included).
+    static func checkedSource(_ checkpoint: SafetensorsCheckpoint, config: AutoencoderDCConfig, path: String,
+                              precision: Precision = .fp32) throws -> @Sendable () -> WeightStore {
         let spec = WeightStore(collecting: precision)
         _ = AutoencoderDC(config: config, weights: spec)
         try spec.check(.checkpoint(checkpoint), path: path, folder: "an AutoencoderDC vae/ folder")
-        return AutoencoderDC(config: config, precision: Kernels.effectivePrecision(precision).0) {
+        let expected = spec.expected
+        return {
             // A NaN/inf weight would silently turn every decoded image black: reported as a corrupt file.
-            WeightStore(.checkpoint(checkpoint), path: path, precision: precision, expected: spec.expected,
+            WeightStore(.checkpoint(checkpoint), path: path, precision: precision, expected: expected,
                         rejectsNonFinite: true)
         }
     }

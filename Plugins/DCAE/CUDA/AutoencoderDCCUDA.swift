@@ -257,16 +257,18 @@ public final class AutoencoderDCCUDA: AutoencoderModel, @unchecked Sendable {
     private func efficientViT(_ x: DeviceTensor, batch b: Int, height h: Int, width w: Int, channels c: Int,
                               _ block: EfficientViT) throws {
         let rows = b * h * w, n = h * w
-        let groups = (c / 32) * (1 + block.multiscale.count), ld = 96 * groups
+        let inner = block.qkv.outChannels / 3  // heads · 32 (C when 32 divides C)
+        let groups = (inner / 32) * (1 + block.multiscale.count), ld = 96 * groups
         let xb = try DeviceTensor(uninitialized: [rows, c], dtype: .bf16, on: context)
         try nn.activation(.identity, x: x.pointer, out: xb.pointer, count: rows * c)
         let map = FeatureMap.nhwc(xb.pointer, .bf16, batch: b, height: h, width: w, channels: c)
 
-        // Attention: q|k|v for the raw branch, then each multiscale branch beside it in the same rows.
+        // Attention: q|k|v for the raw branch, then each multiscale branch beside it in the same rows (groups of 96
+        // consecutive channels are one head's q, k, v: sana-architecture.md §4.2).
         let qkv = try DeviceTensor(uninitialized: [rows, ld], dtype: .bf16, on: context)
         try block.qkv(map, out: qkv.pointer, ldOut: ld, kernels: kernels, gemm: gemm)
         for (s, branch) in block.multiscale.enumerated() {
-            try kernels.multiscale(qkv.pointer, ld: ld, channels: 3 * c, dstColumn: 3 * c * (s + 1),
+            try kernels.multiscale(qkv.pointer, ld: ld, channels: 3 * inner, dstColumn: 3 * inner * (s + 1),
                                    taps: branch.taps.pointer, groupWeights: branch.groups.pointer, batch: b, height: h,
                                    width: w, kernel: branch.kernel)
         }
@@ -315,13 +317,8 @@ extension AutoencoderDCCUDA {
     /// depthwise and grouped filters fp32). Opens the GPU first, so a machine without a driver fails before reading.
     public static func load(folder path: String, variant: String? = nil, device: Int = 0) throws -> AutoencoderDCCUDA {
         let context = try CUDAContext.open(device: device)
-        let folder = try ModelFolder<AutoencoderDCConfig>(path: path, role: "vae/", modelName: "AutoencoderDC",
-                                                          variant: variant) { config, _ in config.problems() }
-        let spec = WeightStore(collecting: .fp32)
-        _ = AutoencoderDC(config: folder.config, weights: spec)
-        try spec.check(.checkpoint(folder.checkpoint), path: folder.weightsPath, folder: "an AutoencoderDC vae/ folder")
-        let weights = WeightStore(.checkpoint(folder.checkpoint), path: folder.weightsPath, precision: .fp32,
-                                  expected: spec.expected, rejectsNonFinite: true)
+        let folder = try AutoencoderDC.modelFolder(path, variant: variant)
+        let weights = try AutoencoderDC.checkedSource(folder.checkpoint, config: folder.config, path: folder.weightsPath)()
         let model = try AutoencoderDCCUDA(config: folder.config, weights: weights, context: context)
         try weights.finish()
         model.latentPreview = try AutoencoderDC.latentPreview(folder: path, latentChannels: model.latentChannels)
