@@ -77,7 +77,7 @@ let package = Package(
                 path: "Plugins/LinearDiT"),
         .target(name: "TextEncoder", dependencies: [kit],
                 path: "Plugins/TextEncoder"),
-        .target(name: "DCAE", dependencies: [kit],
+        .target(name: "DCAE", dependencies: [kit, "CUDA"],
                 path: "Plugins/DCAE"),
 
         // The CLI's commands: the only place that lists the built-in node packs.
@@ -95,7 +95,7 @@ let package = Package(
                           swiftSettings: f16c),
 
         // GPU checks and timings (`make test-cuda`, `make bench-cuda`); the one binary `make bundle` ships to GPU hosts.
-        .executableTarget(name: "sanagraph-cuda", dependencies: ["CUDA", kit, "GraphRuntime", "LinearDiT"],
+        .executableTarget(name: "sanagraph-cuda", dependencies: ["CUDA", kit, "GraphRuntime", "LinearDiT", "DCAE"],
                           swiftSettings: f16c),
 
         // Tests. Fixtures live in Tests/Fixtures and are found through TestSupport.fixturesDirectory.
@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(name: "LinearDiTTests", dependencies: ["LinearDiT", "TensorIO", "TestSupport", "CUDA"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
         .testTarget(name: "TextEncoderTests", dependencies: ["TextEncoder", "TensorIO", "TestSupport"]),
-        .testTarget(name: "DCAETests", dependencies: ["DCAE", "TensorIO", "TestSupport"]),
+        .testTarget(name: "DCAETests", dependencies: ["DCAE", "TensorIO", "TestSupport", "CUDA"]),
         .testTarget(name: "CUDATests", dependencies: ["CUDA", "TestSupport"]),
     ]
 )

@@ -1,3 +1,4 @@
+import CUDA
 import Foundation
 import SanaGraphKit
 import DiffusionModels
@@ -8,14 +9,23 @@ public struct DCAELoad: Node {
     public static let descriptor = NodeDescriptor(
         typeName: "dcae.load", version: 1,
         summary: "Load SANA's DC-AE autoencoder from a diffusers vae/ folder (F32/F16/BF16, sharded or not)",
-        outputs: [OutputSpec("vae", .autoencoderModel, doc: "the autoencoder (filters prepared for this CPU at `precision` on first use)")],
+        outputs: [OutputSpec("vae", .autoencoderModel, doc: "the autoencoder (CPU: filters prepared for this CPU at "
+                             + "`precision` on first use; CUDA: the decoder's bf16 weights on the GPU, decode only)")],
         params: [ParamSpec("path", .path, doc: "the vae/ folder holding config.json and the safetensors weights"),
+                 ParamSpec("device", .string, default: .string("cpu"),
+                           doc: "where the model runs: cpu, cuda or cuda:N (NVIDIA GPU N, bf16, decode only; docs/cuda.md)"),
                  .precision])
 
     public init() {}
 
     public func validate(params: ParamValues) -> [String] {
-        params.optionalString("path") == nil ? ["path must not be empty"] : []
+        var problems: [String] = []
+        if params.optionalString("path") == nil { problems.append("path must not be empty") }
+        let device = params.optionalString("device") ?? "cpu"
+        if ComputeDevice(parsing: device) == nil {
+            problems.append("device must be \(ComputeDevice.spellings), got '\(device)'")
+        }
+        return problems
     }
 
     /// Fingerprints config.json and every weight file, so edits invalidate cached results.
@@ -30,6 +40,12 @@ public struct DCAELoad: Node {
 
     public func run(inputs: NodeInputs, params: ParamValues, context: RunContext) throws -> NodeOutputs {
         let path = params.string("path")
+        if case .cuda(let index) = ComputeDevice(parsing: params.optionalString("device") ?? "cpu") ?? .cpu {
+            let model = try AutoencoderDCCUDA.load(folder: path, device: index)
+            let placement = "\(model.context.name) (cuda:\(index), \(model.deviceBytes >> 20) MiB of bf16 decoder weights)"
+            context.logger.info("loaded AutoencoderDC (f\(model.downscale)c\(model.latentChannels)) from \(path) onto \(placement)")
+            return ["vae": .autoencoder(model)]
+        }
         let model = try AutoencoderDC.load(folder: path, precision: params.precision())
         context.logger.info("loaded AutoencoderDC (f\(model.downscale)c\(model.latentChannels)) from \(path)")
         context.notePrecision(params.precision()) {

@@ -3,7 +3,7 @@ import Foundation
 import LinearDiT
 import Tensors
 
-/// `sanagraph-cuda test`: every GPU kernel and the GPU DiT against the CPU implementation (fp32) on fresh random
+/// `sanagraph-cuda test`: every GPU kernel, the GPU DiT and DC-AE decoder (DCAEChecks) against the CPU implementation (fp32) on fresh random
 /// inputs, outputs poisoned with NaN first. Tolerances: 1e-4-ish where only fp32 accumulation order differs,
 /// 5e-3 where the output is rounded to bf16 (2⁻⁹ relative per element), 3e-2 for whole bf16 models.
 enum GPUChecks {
@@ -32,7 +32,7 @@ enum GPUChecks {
         print("kernels ready in \(String(format: "%.0f", Date().timeIntervalSince(t0) * 1000)) ms "
               + "(\(kernels.module.fromDiskCache ? "disk cache" : "compiled by NVRTC"))")
         var passed = 0, failed = 0
-        for check in checks where filter.map({ check.name.contains($0) }) ?? true {
+        for check in checks + dcaeChecks where filter.map({ check.name.contains($0) }) ?? true {
             do {
                 let detail = try check.body(context, kernels)
                 try context.synchronize()

@@ -85,9 +85,11 @@ final class CUDABackendTests: XCTestCase {
     func testKernelSourcesCompileWithNVRTC() throws {
         let nvrtc: NVRTC
         do { nvrtc = try NVRTC.shared() } catch { throw XCTSkip("no NVRTC here: \(error)") }
-        let cubin = try nvrtc.compile(source: NNKernels.source, name: "nn",
-                                      options: ["--gpu-architecture=sm_90", "--std=c++17", "-default-device"])
-        XCTAssertEqual(Array(cubin.prefix(4)), [0x7f, 0x45, 0x4c, 0x46], "a CUBIN is an ELF file")
+        for (name, source) in [("nn", NNKernels.source), ("conv", ConvKernels.source)] {
+            let cubin = try nvrtc.compile(source: source, name: name,
+                                          options: ["--gpu-architecture=sm_90", "--std=c++17", "-default-device"])
+            XCTAssertEqual(Array(cubin.prefix(4)), [0x7f, 0x45, 0x4c, 0x46], "a CUBIN is an ELF file")
+        }
         XCTAssertThrowsError(try nvrtc.compile(source: "this is not CUDA", name: "bad", options: [])) { error in
             guard case CUDAError.compile(let module, let log) = error else { return XCTFail("expected .compile, got \(error)") }
             XCTAssertEqual(module, "bad")

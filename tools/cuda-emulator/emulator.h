@@ -46,6 +46,14 @@ inline float __shfl_xor_sync(unsigned, float v, int offset) {
     w.barrier->arrive_and_wait();
     return r;
 }
+inline float __shfl_sync(unsigned, float v, int src) {
+    emu::Warp& w = *emu::block->warps[emu::warp];
+    w.values[emu::lane] = v;
+    w.barrier->arrive_and_wait();
+    const float r = w.values[src & 31];
+    w.barrier->arrive_and_wait();
+    return r;
+}
 inline float __uint_as_float(unsigned int u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline unsigned int __float_as_uint(float f) { unsigned int u; std::memcpy(&u, &f, 4); return u; }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }

@@ -1,0 +1,61 @@
+import CUDA
+import DCAE
+import Foundation
+import Safetensors
+import Tensors
+
+/// `sanagraph-cuda dcae`: loads a diffusers vae/ folder's decoder onto the GPU, decodes the `latent` of a
+/// safetensors file (raw: already divided by scaling_factor, as diffusers' `vae.decode` takes it), writes `image`
+/// (fp32 NCHW, ≈ [-1, 1]) and prints timings as JSON lines. Not a test.
+enum DCAEBench {
+    static func run(arguments args: inout [String]) throws {
+        guard let model = SanaGraphCUDA.option("--model", in: &args),
+              let inputs = SanaGraphCUDA.option("--inputs", in: &args),
+              let out = SanaGraphCUDA.option("--out", in: &args) else {
+            SanaGraphCUDA.usage("dcae needs --model, --inputs and --out")
+        }
+        let reps = SanaGraphCUDA.option("--reps", in: &args).flatMap(Int.init) ?? 20
+        let device = SanaGraphCUDA.option("--device", in: &args).flatMap(Int.init) ?? 0
+        if let mb = SanaGraphCUDA.option("--im2col-mb", in: &args) {
+            guard let v = Int(mb), v > 0 else { SanaGraphCUDA.usage("--im2col-mb needs a positive number of MiB") }
+            DeviceConv2d.im2colChunkBytes = v << 20
+        }
+
+        let t0 = Date()
+        let context = try CUDAContext.open(device: device)
+        let tOpen = Date()
+        let vae = try AutoencoderDCCUDA.load(folder: model, device: device)
+        let tLoad = Date()
+        let latent = try SafetensorsFile(path: inputs).tensor("latent")
+
+        // First call (NVRTC or disk cache, cuBLASLt heuristics, allocator warm-up), then timed repetitions.
+        let first = Date()
+        let image = try vae.decoderForward(latent)
+        let firstMs = Date().timeIntervalSince(first) * 1000
+        try SafetensorsWriter.write(["image": image], to: out)
+
+        context.allocator.resetPeak()
+        var full: [Double] = [], gpu: [Double] = []
+        for _ in 0..<reps {
+            let a = Date()
+            _ = try vae.decoderForward(latent)
+            full.append(Date().timeIntervalSince(a) * 1000)
+        }
+        let z = try DeviceTensor(latent, on: context)
+        for _ in 0..<reps {
+            gpu.append(try context.time { _ = try vae.forward(z) })
+        }
+        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+        SanaGraphCUDA.emit([
+            "device": context.name, "architecture": context.architecture, "driver_cuda_version": context.driverVersion,
+            "latent": latent.shape, "image": image.shape,
+            "open_s": tOpen.timeIntervalSince(t0), "load_s": tLoad.timeIntervalSince(tOpen),
+            "kernels_from_disk_cache": vae.kernelsFromDiskCache,
+            "first_decode_ms": firstMs, "reps": reps,
+            "decode_ms": median(full), "decode_gpu_ms": median(gpu),
+            "peak_gib": Double(context.allocator.peakInUse) / 1_073_741_824,
+            "reserved_gib": Double(context.allocator.peakReserved) / 1_073_741_824,
+            "weights_gib": Double(vae.deviceBytes) / 1_073_741_824, "im2col_mb": DeviceConv2d.im2colChunkBytes >> 20,
+        ])
+    }
+}
