@@ -6,6 +6,9 @@
 //   sanagraph-cuda dit --model DIR --inputs FILE --out FILE [--reps N] [--device N]
 //                                             DiT forward on the GPU: velocity to FILE, timings as JSON lines
 //                                             (tools/bench/cuda_dit.py compares it with diffusers on the same GPU)
+//   sanagraph-cuda gemma --model DIR --inputs FILE --out FILE [--reps N] [--device N]
+//                                             Gemma-2 text encoder on the GPU: last hidden state to FILE, timings as
+//                                             JSON (tools/bench/cuda_gemma.py compares it with transformers)
 // Exit codes: 0 ok, 1 a check failed, 2 bad arguments, 3 GPU error.
 
 import CUDA
@@ -22,6 +25,7 @@ struct SanaGraphCUDA {
             case "info": try info()
             case "test": exit(GPUChecks.run(filter: option("--filter", in: &args)))
             case "dit": try DiTBench.run(arguments: &args)
+            case "gemma": try GemmaBench.run(arguments: &args)
             default: usage("unknown command '\(command)'")
             }
         } catch {
@@ -52,6 +56,7 @@ struct SanaGraphCUDA {
         FileHandle.standardError.write(Data("""
             sanagraph-cuda: \(message)
             usage: sanagraph-cuda info | test [--filter S] | dit --model DIR --inputs FILE --out FILE [--reps N] [--device N]
+                   | gemma --model DIR --inputs FILE --out FILE [--reps N] [--device N]
 
             """.utf8))
         exit(2)

@@ -105,7 +105,7 @@ public final class Gemma2ModelCUDA: Gemma2Decoder, @unchecked Sendable {
     public func callAsFunction(inputIds: [[Int]], attentionMask: [[Int]],
                                afterLayer: (Int) throws -> Void) throws -> Tensor {
         try Gemma2Model.checkBatch(inputIds, attentionMask)
-        let embeddings = try Gemma2Model.embed(inputIds, table: embedTokens, config: config)
+        let embeddings = try self.embeddings(inputIds)
         let b = embeddings.shape[0], l = embeddings.shape[1], d = config.hiddenSize
         guard b * l > 0 else { return embeddings }
         try context.bind()
@@ -113,6 +113,11 @@ public final class Gemma2ModelCUDA: Gemma2Decoder, @unchecked Sendable {
                               mask: DeviceTensor(Self.maskTensor(attentionMask), on: context), batch: b, length: l,
                               afterLayer: afterLayer)
         return try out.toHost().reshaped([b, l, d])
+    }
+
+    /// `embed_tokens(ids) · sqrt(hidden)` gathered on the host: fp32 [B, L, D] (what `forwardOnDevice` takes).
+    public func embeddings(_ inputIds: [[Int]]) throws -> Tensor {
+        try Gemma2Model.embed(inputIds, table: embedTokens, config: config)
     }
 
     /// The 0/1 attention mask as fp32 [B, L].
