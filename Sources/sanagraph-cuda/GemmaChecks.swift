@@ -24,7 +24,7 @@ extension GPUChecks {
         let theta: Float = 10_000
         let invFreq = (0..<(hd / 2)).map { i in 1 / Foundation.pow(theta, Float(2 * i) / Float(hd)) }
         let q = try poisoned([b, kvHeads, l, group, hd], .bf16, on: c)
-        let k = try poisoned([b, kvHeads, l, hd], .bf16, on: c), v = try poisoned([b, kvHeads, l, hd], .bf16, on: c)
+        let k = try poisoned([b, kvHeads, l, hd], .bf16, on: c), v = try poisoned([b, heads, l, hd], .bf16, on: c)
         try GemmaKernels(context: c).ropeSplit(
             qkv: DeviceTensor(qkv, dtype: .bf16, on: c).pointer,
             invFreq: DeviceTensor(Tensor(shape: [hd / 2], values: invFreq), on: c).pointer,
@@ -34,11 +34,15 @@ extension GPUChecks {
         func part(_ from: Int, _ n: Int) -> Tensor {
             Ops.slice(qkv, axis: 2, range: (from * hd)..<((from + n) * hd)).reshaped([b, l, n, hd])
         }
-        // CPU: [B, L, heads, hd] tokens-first; GPU: q [B, KV, L, group, hd], k/v [B, KV, L, hd].
+        // CPU: [B, L, heads, hd] tokens-first; GPU: q [B, KV, L, group, hd], k [B, KV, L, hd], v [B, heads, L, hd]
+        // (each KV head repeated for its query heads).
         let wantQ = Ops.permute(Ops.applyRotaryEmbedding(part(0, heads), cos: cos, sin: sin)
             .reshaped([b, l, kvHeads, group, hd]), [0, 2, 1, 3, 4])
         let wantK = Ops.permute(Ops.applyRotaryEmbedding(part(heads, kvHeads), cos: cos, sin: sin), [0, 2, 1, 3])
-        let wantV = Ops.permute(part(heads + kvHeads, kvHeads), [0, 2, 1, 3])
+        let vKV = Ops.permute(part(heads + kvHeads, kvHeads), [0, 2, 1, 3])
+        let wantV = Ops.concat((0..<b).flatMap { bi in (0..<heads).map { h in
+            Ops.slice(Ops.slice(vKV, axis: 0, range: bi..<(bi + 1)), axis: 1, range: (h / group)..<(h / group + 1))
+        } }, axis: 1).reshaped([b, heads, l, hd])
         let eq = try expectClose(q.toHost(), wantQ, tolerance: 5e-3, "q")
         let ek = try expectClose(k.toHost(), wantK, tolerance: 5e-3, "k")
         guard try v.toHost().scalars == wantV.scalars else { throw CheckFailure(description: "v copy is not exact") }
@@ -63,7 +67,7 @@ extension GPUChecks {
                 for e in 0..<hd { dot += qs[((bi * heads + h) * l + t) * hd + e] * ks[((bi * kvHeads + g) * l + j) * hd + e] }
                 s[(((bi * kvHeads + g) * l + t) * group + rr) * lp + j] = scale * dot
             } } } }
-            let probs = try poisoned([b * kvHeads * l * group, lp], .bf16, on: c)
+            let probs = try poisoned([b, heads, l, lp], .bf16, on: c)
             try GemmaKernels(context: c).attentionSoftmax(
                 scores: DeviceTensor(Tensor(shape: [s.count], values: s), on: c).pointer,
                 mask: DeviceTensor(Tensor(shape: [b, l], values: attentionMask.flatMap { $0.map(Float.init) }), on: c).pointer,
@@ -77,13 +81,12 @@ extension GPUChecks {
                 scale: scale, softcap: cap)
             let got = try probs.toHost().scalars
             var gotOrdered: [Float] = []
-            for bi in 0..<b { for h in 0..<heads { for t in 0..<l {
-                let row = ((bi * kvHeads + h / group) * l + t) * group + h % group
+            for row in 0..<(b * heads * l) {
                 gotOrdered += got[(row * lp)..<(row * lp + l)]
                 if got[(row * lp + l)..<(row * lp + lp)].contains(where: { $0 != 0 }) {
                     throw CheckFailure(description: "padding columns of the probabilities are not 0")
                 }
-            } } }
+            }
             checked.append(try expectClose(Tensor(shape: want.shape, values: gotOrdered), want, tolerance: 5e-3,
                                            window.map { "window \($0)" } ?? "global"))
         }

@@ -135,9 +135,9 @@ public final class Gemma2ModelCUDA: Gemma2Decoder, @unchecked Sendable {
 
     /// Per layer: fused q|k|v GEMM → RoPE + split into attention layouts → one strided-batch GEMM for every
     /// (batch item, KV head)'s scores (its query heads stacked as rows) → causal softmax (soft-cap, mask, window) →
-    /// per (batch item, query head of a group) one GEMM for P·V over the KV heads → o_proj (fp32) → post-norm +
-    /// residual + pre-FFN norm (one kernel) → gate|up GEMM (fp32) → GeGLU → down (fp32) → post-norm + residual +
-    /// the next layer's input norm (or the final norm, fp32 out). 12 launches per layer at batch 1 (Gemma-2-2B).
+    /// per batch item one strided-batch GEMM for P·V over the query heads → o_proj (fp32) → post-norm + residual +
+    /// pre-FFN norm (one kernel) → gate|up GEMM (fp32) → GeGLU → down (fp32) → post-norm + residual + the next
+    /// layer's input norm (or the final norm, fp32 out): 10 + B launches per layer.
     func forward(embeddings: DeviceTensor, mask: DeviceTensor, batch b: Int, length l: Int,
                  afterLayer: (Int) throws -> Void) throws -> DeviceTensor {
         let c = config, stream = context.stream
@@ -159,8 +159,7 @@ public final class Gemma2ModelCUDA: Gemma2Decoder, @unchecked Sendable {
         }
         let normed = try buffer(rows * d, .bf16)
         let qkv = try buffer(rows * (hq + 2 * kvHeads * hd), .bf16)
-        let q = try buffer(rows * hq, .bf16), k = try buffer(rows * kvHeads * hd, .bf16)
-        let v = try buffer(rows * kvHeads * hd, .bf16)
+        let q = try buffer(rows * hq, .bf16), k = try buffer(rows * kvHeads * hd, .bf16), v = try buffer(rows * hq, .bf16)
         let scores = try buffer(b * heads * l * lp, .f32), probs = try buffer(b * heads * l * lp, .bf16)
         let attn = try buffer(rows * hq, .bf16), y = try buffer(rows * d, .f32)
         let gateUp = try buffer(rows * 2 * inter, .f32), act = try buffer(rows * inter, .bf16)
@@ -179,18 +178,15 @@ public final class Gemma2ModelCUDA: Gemma2Decoder, @unchecked Sendable {
             try kernels.attentionSoftmax(scores: scores.pointer, mask: mask.pointer, probabilities: probs.pointer,
                                          batch: b, kvHeads: kvHeads, group: group, length: l, ld: lp, softcap: softcap,
                                          window: layer.window)
-            // Rows r, r + group, … of a (b, g) probability block belong to query head g·group + r.
+            // P·V for all query heads of a batch item (v repeated per query head), written tokens-first.
             for bi in 0..<b {
-                for r in 0..<group {
-                    try gemm.run(m: l, n: hd, k: l,
-                                 a: GemmOperand(byteAddress(probs.pointer, (bi * kvHeads * l * group + r) * lp, .bf16),
-                                                ld: group * lp, batchStride: l * group * lp),
-                                 b: GemmOperand(byteAddress(v.pointer, bi * kvHeads * l * hd, .bf16), ld: hd,
-                                                batchStride: l * hd), bTransposed: false,
-                                 d: GemmOperand(byteAddress(attn.pointer, bi * l * hq + r * hd, .bf16), ld: hq,
-                                                batchStride: group * hd),
-                                 outputF32: false, batch: kvHeads, stream: stream)
-                }
+                try gemm.run(m: l, n: hd, k: l,
+                             a: GemmOperand(byteAddress(probs.pointer, bi * heads * l * lp, .bf16), ld: lp,
+                                            batchStride: l * lp),
+                             b: GemmOperand(byteAddress(v.pointer, bi * heads * l * hd, .bf16), ld: hd, batchStride: l * hd),
+                             bTransposed: false,
+                             d: GemmOperand(byteAddress(attn.pointer, bi * l * hq, .bf16), ld: hq, batchStride: hd),
+                             outputF32: false, batch: heads, stream: stream)
             }
             try layer.o(attn.pointer, rows: rows, out: y.pointer, outputF32: true, gemm: gemm, stream: stream)
             try kernels.residualNorm(x: x.pointer, y: y.pointer, postWeight: layer.postAttentionNorm.pointer,

@@ -23,7 +23,8 @@ public final class GemmaKernels: @unchecked Sendable {
 
     /// RoPE on the q and k heads of bf16 `qkv` [batch·length, (heads + 2·kvHeads)·headDim] (positions 0..<length,
     /// `invFreq` fp32 [headDim/2]), scattered as bf16 `q` [batch, kvHeads, length, heads/kvHeads, headDim],
-    /// `k` and `v` [batch, kvHeads, length, headDim] (v unchanged).
+    /// `k` [batch, kvHeads, length, headDim] and `v` [batch, heads, length, headDim] (unchanged, each KV head
+    /// repeated for its query heads).
     public func ropeSplit(qkv: DevicePointer, invFreq: DevicePointer, q: DevicePointer, k: DevicePointer,
                           v: DevicePointer, batch: Int, length: Int, heads: Int, kvHeads: Int,
                           headDim: Int) throws(CUDAError) {
@@ -34,8 +35,9 @@ public final class GemmaKernels: @unchecked Sendable {
             .int(heads), .int(kvHeads), .int(headDim)])
     }
 
-    /// Causal softmax of Gemma-2 attention scores in place: fp32 `scores` [batch·kvHeads, length·group, ld]
-    /// (rows (b, g, t, r), already scaled) → bf16 `probabilities` of the same layout. `softcap` nil: none;
+    /// Causal softmax of Gemma-2 attention scores: fp32 `scores` [batch·kvHeads, length·group, ld] (rows
+    /// (b, g, t, r), already scaled; soft-capped in place) → bf16 `probabilities` [batch, heads, length, ld] (query
+    /// head g·group + r). `softcap` nil: none;
     /// `window` nil: global attention; `mask` fp32 [batch, length] (1 = token, 0 = padding).
     public func attentionSoftmax(scores: DevicePointer, mask: DevicePointer, probabilities: DevicePointer, batch: Int,
                                  kvHeads: Int, group: Int, length: Int, ld: Int, softcap: Float?,

@@ -41,7 +41,9 @@ __device__ __forceinline__ float warp_max(float v) {
 // q|k|v projection, scattered into the layouts the attention GEMMs take:
 //   qkv [B*len, (heads + 2*kv_heads) * hd] bf16
 //   -> q [B, kv_heads, len, group, hd]   (the `group` query heads of one KV head side by side: one GEMM's rows)
-//      k [B, kv_heads, len, hd], v [B, kv_heads, len, hd]   (v copied unchanged)
+//      k [B, kv_heads, len, hd]
+//      v [B, heads, len, hd]   (unchanged, each KV head repeated for its `group` query heads, as repeat_kv: P·V is
+//                               then one GEMM over all query heads)
 // One thread per (row, head slot, rotation pair).
 extern "C" __global__ void gemma_rope_split(const bf16* __restrict__ qkv, const float* __restrict__ inv_freq,
                                             bf16* __restrict__ q, bf16* __restrict__ k, bf16* __restrict__ v,
@@ -57,9 +59,12 @@ extern "C" __global__ void gemma_rope_split(const bf16* __restrict__ qkv, const 
         const i64 b = row / len;
         const bf16* src = qkv + (row * slots + s) * hd;
         if (s >= heads + kv_heads) {
-            bf16* dst = v + ((b * kv_heads + (s - heads - kv_heads)) * len + t) * hd;
-            dst[p] = src[p];
-            dst[p + half] = src[p + half];
+            const bf16 a = src[p], c = src[p + half];
+            for (int r = 0; r < group; r++) {
+                bf16* dst = v + (((b * kv_heads + (s - heads - kv_heads)) * group + r) * len + t) * hd;
+                dst[p] = a;
+                dst[p + half] = c;
+            }
             continue;
         }
         const float x1 = bf2f(src[p]), x2 = bf2f(src[p + half]);
@@ -79,20 +84,21 @@ extern "C" __global__ void gemma_rope_split(const bf16* __restrict__ qkv, const 
 // Gemma-2 attention probabilities, one warp per row of scores [B*kv_heads, len*group, ld] fp32 (rows (b, g, t, r),
 // already scaled by query_pre_attn_scalar^-0.5). Per row: logit soft-capping (cap > 0: s = cap * tanh(s / cap),
 // written back), key j visible when j <= t, mask[b*len + j] != 0 and (window <= 0 or t - j < window); softmax over
-// the visible keys -> bf16 p (hidden keys and columns len..ld-1 get 0). A row with no visible key gets 1/len on
-// every key: what the finfo.min additive mask of transformers' eager attention gives.
+// the visible keys -> bf16 p [B, heads, len, ld] at query head h = g*group + r (hidden keys and columns len..ld-1
+// get 0). A row with no visible key gets 1/len on every key: what the finfo.min additive mask of transformers'
+// eager attention gives.
 extern "C" __global__ void gemma_attention_softmax(float* __restrict__ s, const float* __restrict__ mask,
                                                    bf16* __restrict__ p, i64 rows, int len, int group, int kv_heads,
                                                    int ld, float cap, int window) {
     const int lane = threadIdx.x & 31;
     const i64 row = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (row >= rows) return;
-    const i64 per_bg = (i64)len * group;
-    const int t = (int)((row % per_bg) / group);
-    const i64 b = (row / per_bg) / kv_heads;
+    const i64 per_bg = (i64)len * group, bg = row / per_bg;
+    const int t = (int)((row % per_bg) / group), r = (int)(row % group);
+    const i64 b = bg / kv_heads;
     float* sr = s + row * ld;
     const float* mr = mask + b * len;
-    bf16* pr = p + row * ld;
+    bf16* pr = p + ((bg * group + r) * len + t) * ld;
     float m = -3.0e38f, any = 0.0f;
     for (int j = lane; j < len; j += 32) {
         float x = sr[j];
