@@ -6,7 +6,8 @@
 #   make bench     benchmarks (compare with PyTorch on this machine; PYTHON=…, BENCH_ARGS=--quick)
 #   make reference-venv  create the pinned Python reference venv (outside the repo) used by fixtures/bench
 #   make bundle    static GPU bundle (sanagraph-cuda) for hosts with only the NVIDIA driver; prints its path last
-#   make test-cuda GPU checks (prints "skipped: no CUDA driver" without a GPU); make bench-cuda: vs diffusers (docs/cuda.md)
+#   make test-cuda GPU checks (prints "skipped: no CUDA driver" without a GPU); make bench-cuda: vs diffusers,
+#                  make bench-cuda-gemma: the Gemma-2 encoder vs transformers (docs/cuda.md)
 # Run as root or as a user with sudo (only needed when a package is missing).
 
 SWIFT      ?= swift
@@ -26,7 +27,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_GRAPH := Graphs/text2img.yaml
 SMOKE_GRAPH := Graphs/smoke.yaml
 
-.PHONY: all deps build demo test fuzz fixtures bench clean reference-venv bundle test-cuda test-cuda-emulated bench-cuda
+.PHONY: all deps build demo test fuzz fixtures bench clean reference-venv bundle test-cuda test-cuda-emulated bench-cuda bench-cuda-gemma
 
 all: build
 
@@ -117,6 +118,11 @@ CUDA_BENCH_ARGS ?= --sizes 1024,512 --reps 20
 bench-cuda: deps
 	$(SWIFT) build -c $(CONFIG) --product sanagraph-cuda
 	$(PYTHON) tools/bench/cuda_dit.py --binary .build/$(CONFIG)/sanagraph-cuda $(CUDA_BENCH_ARGS)
+
+# Gemma-2-2B text encoder vs transformers eager bf16 on the same GPU (needs torch + transformers and a GPU).
+bench-cuda-gemma: deps
+	$(SWIFT) build -c $(CONFIG) --product sanagraph-cuda
+	$(PYTHON) tools/bench/cuda_gemma.py --binary .build/$(CONFIG)/sanagraph-cuda --reps 20
 
 clean:
 	rm -rf .build .build-examples .build-bundle .build-emulator

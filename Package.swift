@@ -75,7 +75,7 @@ let package = Package(
                 path: "Plugins/FlowSolvers"),
         .target(name: "LinearDiT", dependencies: [kit, "CUDA", "TorchCheckpoint"],
                 path: "Plugins/LinearDiT"),
-        .target(name: "TextEncoder", dependencies: [kit],
+        .target(name: "TextEncoder", dependencies: [kit, "CUDA"],
                 path: "Plugins/TextEncoder"),
         .target(name: "DCAE", dependencies: [kit, "CUDA"],
                 path: "Plugins/DCAE"),
@@ -95,7 +95,7 @@ let package = Package(
                           swiftSettings: f16c),
 
         // GPU checks and timings (`make test-cuda`, `make bench-cuda`); the one binary `make bundle` ships to GPU hosts.
-        .executableTarget(name: "sanagraph-cuda", dependencies: ["CUDA", kit, "GraphRuntime", "LinearDiT", "DCAE"],
+        .executableTarget(name: "sanagraph-cuda", dependencies: ["CUDA", kit, "GraphRuntime", "LinearDiT", "DCAE", "TextEncoder"],
                           swiftSettings: f16c),
 
         // Tests. Fixtures live in Tests/Fixtures and are found through TestSupport.fixturesDirectory.
@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "FlowSolversTests", dependencies: ["FlowSolvers", "LinearDiT", "TestSupport"]),
         .testTarget(name: "LinearDiTTests", dependencies: ["LinearDiT", "TensorIO", "TestSupport", "CUDA"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
-        .testTarget(name: "TextEncoderTests", dependencies: ["TextEncoder", "TensorIO", "TestSupport"]),
+        .testTarget(name: "TextEncoderTests", dependencies: ["TextEncoder", "TensorIO", "TestSupport", "CUDA"]),
         .testTarget(name: "DCAETests", dependencies: ["DCAE", "TensorIO", "TestSupport", "CUDA"]),
         .testTarget(name: "CUDATests", dependencies: ["CUDA", "TestSupport"]),
     ]

@@ -21,23 +21,52 @@ extension Gemma2Model {
     /// converted to fp32 once. Throws `ModelFolderError` (exit 4); a key mismatch lists every bad key at once.
     /// `precision` is the arithmetic of the linear layers (weights packed for the CPU's kernels as they load).
     public static func load(folder: String, variant: String? = nil, precision: Precision = .fp32) throws -> Gemma2Model {
-        let model = try ModelFolder<Gemma2Config>(path: folder, role: "text_encoder/", modelName: "Gemma2Config",
-                                                  variant: variant) { config, json in
+        let model = try modelFolder(folder, variant: variant)
+        return try load(model.checkpoint, config: model.config, path: model.weightsPath, precision: precision)
+    }
+
+    /// The `text_encoder/` folder's config (checked) and checkpoint, as every Gemma-2 loader (CPU or GPU) opens it.
+    static func modelFolder(_ folder: String, variant: String?) throws -> ModelFolder<Gemma2Config> {
+        try ModelFolder<Gemma2Config>(path: folder, role: "text_encoder/", modelName: "Gemma2Config",
+                                      variant: variant) { config, json in
             // model_type first: other model types decode into Gemma2Config too, with misleading problems.
             if let type = json["model_type"]?.string, type != "gemma2" {
                 return ["model_type '\(type)' is not supported (only gemma2, SANA's Gemma-2 text encoder)"]
             }
             return config.problems()
         }
-        return try load(model.checkpoint, config: model.config, path: model.weightsPath, precision: precision)
     }
+
+    /// Every checkpoint key of `config` (base-model naming) with its shape.
+    public static func expectedWeightShapes(_ config: Gemma2Config) -> [String: [Int]] {
+        WeightStore.expectedShapes { _ = Gemma2Model($0, config: config) }
+    }
+
+    /// A model from in-memory fp32 weights by key (base-model naming), checked as a checkpoint is.
+    public convenience init(config: Gemma2Config, tensors: [String: Tensor]) throws {
+        let model = try WeightStore.load(.tensors(tensors), path: "(in memory)", folder: Self.folder) {
+            Gemma2Model($0, config: config)
+        }
+        self.init(config: model.config, embedTokens: model.embedTokens, layers: model.layers, norm: model.norm)
+    }
+
+    /// `source` checked against the declared key set (every bad key at once), as a store that a second builder of
+    /// the model (the GPU port) reads by name.
+    static func checkedWeights(_ source: WeightSource, config: Gemma2Config, path: String) throws -> WeightStore {
+        let spec = WeightStore(collecting: .fp32)
+        _ = Gemma2Model(spec, config: config)
+        try spec.check(source, path: path, folder: folder)
+        return WeightStore(source, path: path, expected: spec.expected)
+    }
+
+    static let folder = "a Gemma2Model text_encoder/ folder"
 
     /// Checks every key and shape (the set `init(_:config:)` declares), then reads the tensors as the layers are
     /// assembled.
     static func load(_ checkpoint: SafetensorsCheckpoint, config: Gemma2Config, path: String,
                      precision: Precision = .fp32) throws -> Gemma2Model {
         try WeightStore.load(WeightSource.checkpoint(checkpoint).renamed(Gemma2Keys.baseName), path: path,
-                             folder: "a Gemma2Model text_encoder/ folder", precision: precision) {
+                             folder: folder, precision: precision) {
             Gemma2Model($0, config: config)
         }
     }

@@ -64,7 +64,7 @@ struct Gemma2DecoderLayer: Sendable {
 
 /// transformers' `Gemma2Model` forward (fp32 activations; linear layers at the load's precision): returns `last_hidden_state` (after the final norm), which is what
 /// diffusers' SanaPipeline takes (`text_encoder(ids, attention_mask=mask)[0]`).
-public final class Gemma2Model: Sendable {
+public final class Gemma2Model: Gemma2Decoder, Sendable {
     public let config: Gemma2Config
     /// `embed_tokens.weight` as stored in the checkpoint (any supported dtype), read from the file mapping: a
     /// prompt needs a few hundred of its rows, so converting the whole table to fp32 at load (Gemma-2-2B:
@@ -96,10 +96,17 @@ public final class Gemma2Model: Sendable {
         return n
     }
 
-    /// `embed_tokens(ids) · normalizer`. transformers builds the normalizer as `tensor(hidden_size**0.5)` cast to
-    /// the activation dtype; activations here are fp32, so it is `Float(sqrt(hidden_size))` (for bf16 weights
-    /// run in bf16 it would round to bf16, which leaves sqrt(2304) = 48 and sqrt(256) = 16 unchanged).
+    /// `embed_tokens(ids) · normalizer` (see `embed(_:table:config:)`).
     func embed(_ ids: [[Int]]) throws(Gemma2InputError) -> Tensor {
+        try Self.embed(ids, table: embedTokens, config: config)
+    }
+
+    /// `embed_tokens(ids) · normalizer`, gathered on the host from `table` (any stored dtype) as fp32 [B, L, D].
+    /// transformers builds the normalizer as `tensor(hidden_size**0.5)` cast to the activation dtype; activations
+    /// here are fp32, so it is `Float(sqrt(hidden_size))` (for bf16 weights run in bf16 it would round to bf16,
+    /// which leaves sqrt(2304) = 48 and sqrt(256) = 16 unchanged).
+    static func embed(_ ids: [[Int]], table embedTokens: RawTensorBytes,
+                      config: Gemma2Config) throws(Gemma2InputError) -> Tensor {
         let b = ids.count, l = ids.first?.count ?? 0, d = config.hiddenSize
         let out = Tensor(uninitialized: [b, l, d])
         let normalizer = Float(Double(d).squareRoot())
@@ -119,10 +126,18 @@ public final class Gemma2Model: Sendable {
         return out
     }
 
+    /// Throws unless `inputIds` and `attentionMask` are [B][L] of one shape.
+    static func checkBatch(_ inputIds: [[Int]], _ attentionMask: [[Int]]) throws(Gemma2InputError) {
+        guard attentionMask.count == inputIds.count,
+              zip(attentionMask, inputIds).allSatisfy({ $0.count == $1.count }) else {
+            throw .raggedBatch
+        }
+    }
+
     /// The additive mask transformers builds for one layer type: key `j` is visible from query `i` when
     /// `j ≤ i`, `attention_mask[b][j] == 1` and (sliding layers) `i − j < window`; hidden keys get
     /// `finfo(float32).min`. Shape [B, 1, L, L].
-    static func additiveMask(_ attentionMask: [[Int]], length l: Int, window: Int?) -> Tensor {
+    public static func additiveMask(_ attentionMask: [[Int]], length l: Int, window: Int?) -> Tensor {
         let b = attentionMask.count
         let mask = Tensor(uninitialized: [b, 1, l, l])
         let p = mask.storage.pointer
@@ -145,10 +160,7 @@ public final class Gemma2Model: Sendable {
     /// each decoder layer (progress, cancellation).
     public func callAsFunction(inputIds: [[Int]], attentionMask: [[Int]],
                                afterLayer: (Int) throws -> Void = { _ in }) throws -> Tensor {
-        guard attentionMask.count == inputIds.count,
-              zip(attentionMask, inputIds).allSatisfy({ $0.count == $1.count }) else {
-            throw Gemma2InputError.raggedBatch
-        }
+        try Self.checkBatch(inputIds, attentionMask)
         var h = try embed(inputIds)
         let l = h.shape[1]
         guard l > 0 else { return Ops.gemmaRMSNorm(h, weight: norm, eps: Float(config.rmsNormEps)) }

@@ -3,10 +3,10 @@ import SanaGraphKit
 import DiffusionModels
 import Tensors
 
-/// SANA's text encoder: the Gemma-2 decoder plus its tokenizer, with the prompt handling of diffusers'
-/// `SanaPipeline.encode_prompt` / `_get_gemma_prompt_embeds` (sana-architecture.md §2).
+/// SANA's text encoder: the Gemma-2 decoder (on the CPU or a GPU) plus its tokenizer, with the prompt handling of
+/// diffusers' `SanaPipeline.encode_prompt` / `_get_gemma_prompt_embeds` (sana-architecture.md §2).
 public final class SanaTextEncoder: TextEncoderModel {
-    public let model: Gemma2Model
+    public let model: any Gemma2Decoder
     public let tokenizer: GemmaTokenizer
 
     /// diffusers' default `complex_human_instruction`, joined with "\n" (single quotes around 'Enhanced prompt'
@@ -22,7 +22,7 @@ public final class SanaTextEncoder: TextEncoderModel {
         "User Prompt: ",
     ].joined(separator: "\n")
 
-    public init(model: Gemma2Model, tokenizer: GemmaTokenizer) {
+    public init(model: any Gemma2Decoder, tokenizer: GemmaTokenizer) {
         self.model = model
         self.tokenizer = tokenizer
     }

@@ -1,3 +1,4 @@
+import CUDA
 import Foundation
 import SanaGraphKit
 import DiffusionModels
@@ -9,13 +10,15 @@ public struct TextEncoderLoad: Node {
     public static let descriptor = NodeDescriptor(
         typeName: "text_encoder.load", version: 1,
         summary: "Load SANA's Gemma-2 text encoder from a diffusers text_encoder/ folder and its tokenizer",
-        outputs: [OutputSpec("encoder", .textEncoderModel, doc: "Gemma2Model (linear layers prepared for this CPU at `precision`) + GemmaTokenizer")],
+        outputs: [OutputSpec("encoder", .textEncoderModel, doc: "Gemma2Model (CPU: linear layers prepared for this CPU at `precision`; CUDA: bf16 weights on the GPU) + GemmaTokenizer")],
         params: [
             ParamSpec("path", .path, doc: "the text_encoder/ folder holding config.json and the safetensors weights "
                       + "(single file or sharded with an index; F32/F16/BF16)"),
             ParamSpec("tokenizer", .path, default: .string(""),
                       doc: "a tokenizer/ folder holding tokenizer.json (or the file); empty = the sibling "
                       + "folder <path>/../tokenizer"),
+            ParamSpec("device", .string, default: .string("cpu"),
+                      doc: "where the model runs: cpu, cuda or cuda:N (NVIDIA GPU N, bf16; docs/cuda.md)"),
             .precision,
         ])
 
@@ -37,7 +40,13 @@ public struct TextEncoderLoad: Node {
     }
 
     public func validate(params: ParamValues) -> [String] {
-        params.optionalString("path") == nil ? ["path must not be empty"] : []
+        var problems: [String] = []
+        if params.optionalString("path") == nil { problems.append("path must not be empty") }
+        let device = params.optionalString("device") ?? "cpu"
+        if ComputeDevice(parsing: device) == nil {
+            problems.append("device must be \(ComputeDevice.spellings), got '\(device)'")
+        }
+        return problems
     }
 
     /// Fingerprints config.json, every weight file and tokenizer.json, so edits invalidate cached results.
@@ -62,11 +71,18 @@ public struct TextEncoderLoad: Node {
         let tokenizerPath = Self.tokenizerPath(params)
         // The tokenizer first: it is small, so a wrong path fails before gigabytes are read.
         let tokenizer = try GemmaTokenizer(contentsOf: tokenizerPath)
-        let model = try Gemma2Model.load(folder: path, precision: params.precision())
-        let encoder = SanaTextEncoder(model: model, tokenizer: tokenizer)
-        context.logger.info("loaded Gemma-2 text encoder (\(model.config.numHiddenLayers) layers, hidden \(model.config.hiddenSize)) from \(path), tokenizer \(tokenizer.path)")
-        context.notePrecision(params.precision()) { "linear layers on \(model.kernel)" }
-        return ["encoder": .textEncoder(encoder)]
+        switch ComputeDevice(parsing: params.optionalString("device") ?? "cpu") ?? .cpu {
+        case .cpu:
+            let model = try Gemma2Model.load(folder: path, precision: params.precision())
+            context.logger.info("loaded Gemma-2 text encoder (\(model.config.numHiddenLayers) layers, hidden \(model.config.hiddenSize)) from \(path), tokenizer \(tokenizer.path)")
+            context.notePrecision(params.precision()) { "linear layers on \(model.kernel)" }
+            return ["encoder": .textEncoder(SanaTextEncoder(model: model, tokenizer: tokenizer))]
+        case .cuda(let index):
+            let model = try Gemma2ModelCUDA.load(folder: path, device: index)
+            let placement = "\(model.context.name) (cuda:\(index), \(model.deviceBytes >> 20) MiB of bf16 weights)"
+            context.logger.info("loaded Gemma-2 text encoder (\(model.config.numHiddenLayers) layers, hidden \(model.config.hiddenSize)) from \(path) onto \(placement), tokenizer \(tokenizer.path)")
+            return ["encoder": .textEncoder(SanaTextEncoder(model: model, tokenizer: tokenizer))]
+        }
     }
 }
 

@@ -65,7 +65,7 @@ enum GPUChecks {
         ("masked softmax", softmax),
         ("DiT forward (small config)", { c, _ in try ditSmall(c, variant: false) }),
         ("DiT forward (qk_norm, guidance, PE, patch 2)", { c, _ in try ditSmall(c, variant: true) }),
-    ]
+    ] + gemmaChecks
 
     static func copies(_ c: CUDAContext, _ k: NNKernels) throws -> String {
         var r = Random(seed: 1)

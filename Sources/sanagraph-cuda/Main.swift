@@ -9,6 +9,9 @@
 //   sanagraph-cuda dcae --model VAE_DIR --inputs FILE --out FILE [--reps N] [--device N] [--im2col-mb N]
 //                                             DC-AE decode on the GPU: image to FILE, timings as JSON lines
 //                                             (tools/bench/cuda_dcae.py)
+//   sanagraph-cuda gemma --model DIR --inputs FILE --out FILE [--reps N] [--device N]
+//                                             Gemma-2 text encoder on the GPU: last hidden state to FILE, timings as
+//                                             JSON (tools/bench/cuda_gemma.py compares it with transformers)
 // Exit codes: 0 ok, 1 a check failed, 2 bad arguments, 3 GPU error.
 
 import CUDA
@@ -26,6 +29,7 @@ struct SanaGraphCUDA {
             case "test": exit(GPUChecks.run(filter: option("--filter", in: &args)))
             case "dit": try DiTBench.run(arguments: &args)
             case "dcae": try DCAEBench.run(arguments: &args)
+            case "gemma": try GemmaBench.run(arguments: &args)
             default: usage("unknown command '\(command)'")
             }
         } catch {
@@ -57,6 +61,7 @@ struct SanaGraphCUDA {
             sanagraph-cuda: \(message)
             usage: sanagraph-cuda info | test [--filter S] | dit --model DIR --inputs FILE --out FILE [--reps N] [--device N]
                    | dcae --model VAE_DIR --inputs FILE --out FILE [--reps N] [--device N] [--im2col-mb N]
+                   | gemma --model DIR --inputs FILE --out FILE [--reps N] [--device N]
 
             """.utf8))
         exit(2)

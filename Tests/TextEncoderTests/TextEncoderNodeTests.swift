@@ -158,7 +158,7 @@ import TestSupport
     @Test func descriptorsDeclareTheDocumentedSocketsAndDefaults() {
         let load = TextEncoderLoad.descriptor, encode = TextEncode.descriptor
         #expect(load.typeName == "text_encoder.load" && load.outputs.map(\.name) == ["encoder"])
-        #expect(load.outputs[0].type == .textEncoderModel && load.params.map(\.name) == ["path", "tokenizer", "precision"])
+        #expect(load.outputs[0].type == .textEncoderModel && load.params.map(\.name) == ["path", "tokenizer", "device", "precision"])
         #expect(encode.typeName == "text.encode" && encode.inputs.map(\.name) == ["encoder"])
         #expect(encode.outputs.map(\.name) == ["conditioning"] && encode.outputs[0].type == .conditioning)
         let defaults = Dictionary(uniqueKeysWithValues: encode.params.map { ($0.name, $0.defaultValue) })

@@ -2,23 +2,27 @@
 # Builds the CPU CUDA emulator (fake libcuda.so.1, libnvrtc.so.13, libcublasLt.so.13) from the project's kernel
 # sources, into BUILD_DIR (default .build-emulator). `make test-cuda-emulated` then runs `sanagraph-cuda test` with
 # SANAGRAPH_CUDA_DRIVER / SANAGRAPH_CUDA_LIBRARY_PATH pointing here. Checks logic, never speed or GPU details.
+#
+# Kernel sources: every `*KernelsSource.swift` under Sources/CUDA/Kernels and Plugins/*/CUDA, each holding one
+# #"""…"""# literal of CUDA C (one NVRTC module on a GPU). Each is compiled into the fake driver in its own C++
+# namespace (so modules may define the same helpers), and the fake NVRTC accepts exactly these sources. Kernel
+# names must be unique across modules (they are extern "C").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$root/.build-emulator}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$root/tools/cuda-emulator"
-# Each kernel module's CUDA C (the text between the #""" and """# of its Swift literal): as a file compiled into the
-# fake driver inside its own namespace, as a C++ string literal the fake NVRTC accepts, and its kernels' registry.
-modules="nn:../../Sources/CUDA/Kernels/NNKernelsSource.swift conv:../../Sources/CUDA/Kernels/ConvKernelsSource.swift"
-: > "$out/modules.inc"; : > "$out/sources.inc"; : > "$out/registry.inc"
-for m in $modules; do
-  name=${m%%:*}; src=${m#*:}
+: > "$out/kernels.inc"; : > "$out/registry.inc"; : > "$out/sources.inc"
+for src in "$root"/Sources/CUDA/Kernels/*KernelsSource.swift "$root"/Plugins/*/CUDA/*KernelsSource.swift; do
+  [ -f "$src" ] || continue
+  name=$(basename "$src" .swift)
+  # The CUDA C between the #""" and """# of the literal, as a file and as a C++ string literal.
   awk '/#"""$/{on=1; next} /^"""#/{on=0} on' "$src" > "$out/$name.cu"
-  printf 'namespace k_%s {\n#include "%s.cu"\n}\n' "$name" "$name" >> "$out/modules.inc"
-  printf 'R"SGEMU(%s)SGEMU",\n' "$(cat "$out/$name.cu")" >> "$out/sources.inc"  # no final newline, as the Swift literal
+  { printf 'R"SGEMU(%s)SGEMU",\n' "$(cat "$out/$name.cu")"; } >> "$out/sources.inc"  # no final newline, as the Swift literal
+  printf 'namespace %s {\n#include "%s.cu"\n}\n' "$name" "$name" >> "$out/kernels.inc"
   grep -oE 'extern "C" __global__ void( __launch_bounds__\([0-9]+\))? [A-Za-z0-9_]+\(' "$out/$name.cu" \
-    | sed -E "s/.* ([A-Za-z0-9_]+)\\(\$/REGISTER(k_$name, \\1)/" >> "$out/registry.inc"
+    | sed -E "s/.* ([A-Za-z0-9_]+)\\(\$/REGISTER($name, \\1)/" >> "$out/registry.inc"
 done
 cxx=${CXX:-$(command -v c++ || command -v clang++)}
 flags="-std=c++20 -O2 -fPIC -shared -Wno-unknown-pragmas -I. -I$out"

@@ -1,5 +1,5 @@
 // libcuda.so.1 stand-in: the CUDA driver calls SanaGraph makes (Sources/CUDA/Driver.swift), on the CPU.
-// Kernels are the project's own CUDA C (extracted to nn.cu, conv.cu by build.sh, one namespace each), compiled here with emulator.h.
+// Kernels are the project's own CUDA C (extracted by build.sh, one namespace per module), compiled here with emulator.h.
 #include "emulator.h"
 #include <chrono>
 #include <cstdint>
@@ -9,7 +9,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "modules.inc"
+#include "kernels.inc"
 
 typedef int CUresult;
 typedef unsigned long long CUdeviceptr;
@@ -32,7 +32,7 @@ struct Caller<F> {
     static void call(void** params) { unpack(F, params, std::index_sequence_for<Args...>{}); }
 };
 
-#define REGISTER(ns, name) {#name, &Caller<&ns::name>::call},
+#define REGISTER(module, name) {#name, &Caller<&module::name>::call},
 const Kernel kernels[] = {
 #include "registry.inc"
 };

@@ -1,5 +1,5 @@
-// libnvrtc.so stand-in: "compiles" only the kernel sources the emulated driver was built from (any other source
-// is a compile error), returning a marker image the emulated cuModuleLoadData accepts.
+// libnvrtc.so stand-in: "compiles" only the kernel sources the emulated driver was built from (any other source is
+// a compile error), returning a marker image the emulated cuModuleLoadData accepts.
 #include <cstring>
 #include <string>
 
@@ -18,9 +18,9 @@ int nvrtcCreateProgram(Program** p, const char* src, const char*, int, const cha
     return 0;
 }
 int nvrtcCompileProgram(Program* p, int, const char* const*) {
-    for (const char* s : built_sources)
-        if (p->source == s) return 0;
-    p->log = "emulator: this source is not the one tools/cuda-emulator was built from (rebuild it)";
+    for (const char* built : built_sources)
+        if (p->source == built) return 0;
+    p->log = "emulator: this source is not one tools/cuda-emulator was built from (rebuild it)";
     return 6;  // NVRTC_ERROR_COMPILATION
 }
 int nvrtcGetProgramLogSize(Program* p, size_t* n) { *n = p->log.size() + 1; return 0; }

@@ -1,0 +1,262 @@
+import CUDA
+import Foundation
+import SanaGraphKit
+import Safetensors
+import Tensors
+
+/// transformers' `Gemma2Model` (SANA's text encoder) on an NVIDIA GPU: the same function as `Gemma2Model`, with bf16
+/// weights and GEMM operands, fp32 accumulation (cuBLASLt), and the residual stream, RMSNorm statistics (Gemma's
+/// `1 + w`), RoPE, logit soft-capping and softmax in fp32 (`GemmaKernels`, `NNKernels`).
+///
+/// The embedding table stays on the host, in its file's dtype: a prompt needs a few hundred of its rows (Gemma-2-2B:
+/// 256 000 × 2304, 1.2 GB in bf16), so the rows are gathered there (as the CPU model does) and the fp32 activations
+/// uploaded (2.7 MB for 300 tokens). The last hidden state comes back as a host fp32 tensor, so `SanaTextEncoder`
+/// drives this model unchanged.
+public final class Gemma2ModelCUDA: Gemma2Decoder, @unchecked Sendable {
+    public let config: Gemma2Config
+    public let context: CUDAContext
+    let nn: NNKernels
+    let kernels: GemmaKernels
+    let gemm: Gemm
+    /// `embed_tokens.weight` as stored, read from the file mapping (see `Gemma2Model.embedTokens`).
+    let embedTokens: RawTensorBytes
+    let layers: [Layer]
+    /// `1 + norm.weight` (fp32).
+    let finalNorm: DeviceTensor
+    /// RoPE inverse frequencies `1 / theta^(2i / head_dim)` (fp32 [head_dim / 2], as transformers computes them).
+    let invFreq: DeviceTensor
+    /// GPU memory the weights take.
+    public let deviceBytes: Int
+
+    struct Layer {
+        /// q|k|v and gate|up stacked: one GEMM each.
+        let qkv: DeviceWeight, o: DeviceWeight, gateUp: DeviceWeight, down: DeviceWeight
+        /// Gemma's `1 + weight` of the four norms (fp32).
+        let inputNorm, postAttentionNorm, preFeedforwardNorm, postFeedforwardNorm: DeviceTensor
+        /// Sliding window of this layer (nil: global attention).
+        let window: Int?
+        var bytes: Int { [qkv, o, gateUp, down].reduce(0) { $0 + $1.bytes } + 4 * inputNorm.byteCount }
+    }
+
+    /// Builds the model from a checked store (`Gemma2Model.checkedWeights`), reading keys by name.
+    init(config c: Gemma2Config, weights w: WeightStore, context: CUDAContext) throws {
+        config = c
+        self.context = context
+        try context.bind()
+        nn = try NNKernels(context: context)
+        kernels = try GemmaKernels(context: context)
+        gemm = try context.gemm()
+        func norm(_ key: String) throws -> DeviceTensor {
+            let weight = w(key)
+            return try DeviceTensor(Tensor(shape: weight.shape, values: weight.scalars.map { 1 + $0 }), on: context)
+        }
+        layers = try (0..<c.numHiddenLayers).map { i in
+            let p = "layers.\(i)."
+            return Layer(
+                qkv: try DeviceWeight(stacking: ["q_proj", "k_proj", "v_proj"].map { p + "self_attn.\($0).weight" },
+                                      from: w, on: context),
+                o: try DeviceWeight(stacking: [p + "self_attn.o_proj.weight"], from: w, on: context),
+                gateUp: try DeviceWeight(stacking: [p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"], from: w,
+                                         on: context),
+                down: try DeviceWeight(stacking: [p + "mlp.down_proj.weight"], from: w, on: context),
+                inputNorm: try norm(p + "input_layernorm.weight"),
+                postAttentionNorm: try norm(p + "post_attention_layernorm.weight"),
+                preFeedforwardNorm: try norm(p + "pre_feedforward_layernorm.weight"),
+                postFeedforwardNorm: try norm(p + "post_feedforward_layernorm.weight"),
+                window: c.slidingWindow(layer: i))
+        }
+        finalNorm = try norm("norm.weight")
+        let half = c.headDim / 2, theta = Float(c.ropeTheta)
+        invFreq = try DeviceTensor(Tensor(shape: [half], values: (0..<half).map { i in
+            1 / Foundation.pow(theta, Float(2 * i) / Float(c.headDim))
+        }), on: context)
+        embedTokens = w.raw("embed_tokens.weight", [c.vocabSize, c.hiddenSize])
+        deviceBytes = layers.reduce(0) { $0 + $1.bytes } + finalNorm.byteCount + invFreq.byteCount
+        try context.synchronize()
+    }
+
+    /// Loads a diffusers `text_encoder/` folder (as `Gemma2Model.load`: same checks, every bad key at once) onto
+    /// GPU `device`. bf16 checkpoints are uploaded as stored; F32/F16 are rounded to bf16 once.
+    public static func load(folder: String, variant: String? = nil, device: Int = 0) throws -> Gemma2ModelCUDA {
+        let context = try CUDAContext.open(device: device)
+        let model = try Gemma2Model.modelFolder(folder, variant: variant)
+        let weights = try Gemma2Model.checkedWeights(WeightSource.checkpoint(model.checkpoint).renamed(Gemma2Keys.baseName),
+                                                     config: model.config, path: model.weightsPath)
+        let encoder = try Gemma2ModelCUDA(config: model.config, weights: weights, context: context)
+        try weights.finish()
+        return encoder
+    }
+
+    /// A GPU model from in-memory fp32 weights by key (base-model naming), on GPU `device`.
+    public convenience init(config: Gemma2Config, tensors: [String: Tensor], device: Int = 0) throws {
+        let context = try CUDAContext.open(device: device)
+        let weights = try Gemma2Model.checkedWeights(.tensors(tensors), config: config, path: "(in memory)")
+        try self.init(config: config, weights: weights, context: context)
+        try weights.finish()
+    }
+
+    /// Host memory held: the mapped embedding table (only the rows of tokens seen so far are resident).
+    public var residentBytes: Int { embedTokens.bytes.count }
+    public var precision: Precision { .bf16 }
+    public var kernel: String { "cuBLASLt on \(context.name) (cuda:\(context.deviceIndex))" }
+    /// Whether the kernels came from the on-disk kernel cache (false: NVRTC compiled them in this process).
+    public var kernelsFromDiskCache: Bool { kernels.module.fromDiskCache && nn.module.fromDiskCache }
+
+    public func callAsFunction(inputIds: [[Int]], attentionMask: [[Int]],
+                               afterLayer: (Int) throws -> Void) throws -> Tensor {
+        try Gemma2Model.checkBatch(inputIds, attentionMask)
+        let embeddings = try self.embeddings(inputIds)
+        let b = embeddings.shape[0], l = embeddings.shape[1], d = config.hiddenSize
+        guard b * l > 0 else { return embeddings }
+        try context.bind()
+        let out = try forward(embeddings: DeviceTensor(embeddings.reshaped([b * l, d]), on: context),
+                              mask: DeviceTensor(Self.maskTensor(attentionMask), on: context), batch: b, length: l,
+                              afterLayer: afterLayer)
+        return try out.toHost().reshaped([b, l, d])
+    }
+
+    /// `embed_tokens(ids) · sqrt(hidden)` gathered on the host: fp32 [B, L, D] (what `forwardOnDevice` takes).
+    public func embeddings(_ inputIds: [[Int]]) throws -> Tensor {
+        try Gemma2Model.embed(inputIds, table: embedTokens, config: config)
+    }
+
+    /// The 0/1 attention mask as fp32 [B, L].
+    static func maskTensor(_ attentionMask: [[Int]]) -> Tensor {
+        Tensor(shape: [attentionMask.count, attentionMask.first?.count ?? 0],
+               values: attentionMask.flatMap { $0.map { $0 != 0 ? Float(1) : 0 } })
+    }
+
+    /// The forward without host copies: fp32 `embeddings` [B·L, D] (already scaled; not modified) and fp32 `mask`
+    /// [B, L] on this context → fp32 last hidden state [B·L, D] on the device. Benchmarks time this.
+    public func forwardOnDevice(embeddings: DeviceTensor, mask: DeviceTensor, batch: Int, length: Int) throws -> DeviceTensor {
+        try context.bind()
+        return try forward(embeddings: embeddings, mask: mask, batch: batch, length: length, afterLayer: { _ in })
+    }
+
+    /// Per layer: fused q|k|v GEMM → RoPE + split into attention layouts → one strided-batch GEMM for every
+    /// (batch item, KV head)'s scores (its query heads stacked as rows) → causal softmax (soft-cap, mask, window) →
+    /// per batch item one strided-batch GEMM for P·V over the query heads → o_proj (fp32) → post-norm + residual +
+    /// pre-FFN norm (one kernel) → gate|up GEMM (fp32) → GeGLU → down (fp32) → post-norm + residual + the next
+    /// layer's input norm (or the final norm, fp32 out): 10 + B launches per layer.
+    func forward(embeddings: DeviceTensor, mask: DeviceTensor, batch b: Int, length l: Int,
+                 afterLayer: (Int) throws -> Void) throws -> DeviceTensor {
+        let c = config, stream = context.stream
+        let rows = b * l, d = c.hiddenSize, hd = c.headDim, heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
+        let group = heads / kvHeads, hq = heads * hd, inter = c.intermediateSize
+        let lp = (l + 7) / 8 * 8, eps = Float(c.rmsNormEps)
+        let softcap = c.attnLogitSoftcapping.map { Float($0) }
+        func buffer(_ count: Int, _ dtype: DeviceDType) throws -> DeviceTensor {
+            try DeviceTensor(uninitialized: [count], dtype: dtype, on: context)
+        }
+        // The fp32 residual stream starts as a copy of the embeddings (the caller's tensor stays unchanged).
+        let x = try buffer(rows * d, .f32)
+        try context.copy(device: x.pointer, from: embeddings.pointer, bytes: rows * d * 4)
+        let out = try DeviceTensor(uninitialized: [rows, d], dtype: .f32, on: context)
+        guard let first = layers.first else {
+            try kernels.residualNorm(x: x.pointer, y: nil, postWeight: nil, nextWeight: finalNorm.pointer, outBF16: nil,
+                                     outF32: out.pointer, rows: rows, dim: d, eps: eps)
+            return out
+        }
+        let normed = try buffer(rows * d, .bf16)
+        let qkv = try buffer(rows * (hq + 2 * kvHeads * hd), .bf16)
+        let q = try buffer(rows * hq, .bf16), k = try buffer(rows * kvHeads * hd, .bf16), v = try buffer(rows * hq, .bf16)
+        let scores = try buffer(b * heads * l * lp, .f32), probs = try buffer(b * heads * l * lp, .bf16)
+        let attn = try buffer(rows * hq, .bf16), y = try buffer(rows * d, .f32)
+        let gateUp = try buffer(rows * 2 * inter, .f32), act = try buffer(rows * inter, .bf16)
+
+        try nn.rmsNorm(x: x.pointer, weight: first.inputNorm.pointer, out: normed.pointer, rows: rows, dim: d, eps: eps)
+        for (i, layer) in layers.enumerated() {
+            // Self-attention.
+            try layer.qkv(normed.pointer, rows: rows, out: qkv.pointer, outputF32: false, gemm: gemm, stream: stream)
+            try kernels.ropeSplit(qkv: qkv.pointer, invFreq: invFreq.pointer, q: q.pointer, k: k.pointer, v: v.pointer,
+                                  batch: b, length: l, heads: heads, kvHeads: kvHeads, headDim: hd)
+            try gemm.run(m: l * group, n: l, k: hd,
+                         a: GemmOperand(q.pointer, ld: hd, batchStride: l * group * hd),
+                         b: GemmOperand(k.pointer, ld: hd, batchStride: l * hd), bTransposed: true,
+                         d: GemmOperand(scores.pointer, ld: lp, batchStride: l * group * lp),
+                         outputF32: true, alpha: c.attentionScale, batch: b * kvHeads, stream: stream)
+            try kernels.attentionSoftmax(scores: scores.pointer, mask: mask.pointer, probabilities: probs.pointer,
+                                         batch: b, kvHeads: kvHeads, group: group, length: l, ld: lp, softcap: softcap,
+                                         window: layer.window)
+            // P·V for all query heads of a batch item (v repeated per query head), written tokens-first.
+            for bi in 0..<b {
+                try gemm.run(m: l, n: hd, k: l,
+                             a: GemmOperand(byteAddress(probs.pointer, bi * heads * l * lp, .bf16), ld: lp,
+                                            batchStride: l * lp),
+                             b: GemmOperand(byteAddress(v.pointer, bi * heads * l * hd, .bf16), ld: hd, batchStride: l * hd),
+                             bTransposed: false,
+                             d: GemmOperand(byteAddress(attn.pointer, bi * l * hq, .bf16), ld: hq, batchStride: hd),
+                             outputF32: false, batch: heads, stream: stream)
+            }
+            try layer.o(attn.pointer, rows: rows, out: y.pointer, outputF32: true, gemm: gemm, stream: stream)
+            try kernels.residualNorm(x: x.pointer, y: y.pointer, postWeight: layer.postAttentionNorm.pointer,
+                                     nextWeight: layer.preFeedforwardNorm.pointer, outBF16: normed.pointer, outF32: nil,
+                                     rows: rows, dim: d, eps: eps)
+
+            // Gated MLP; the closing kernel also normalises for the next layer (or the final norm, fp32 out).
+            try layer.gateUp(normed.pointer, rows: rows, out: gateUp.pointer, outputF32: true, gemm: gemm, stream: stream)
+            try kernels.geglu(gateUp.pointer, out: act.pointer, rows: rows, intermediate: inter,
+                              exact: c.geluApproximation == .none)
+            try layer.down(act.pointer, rows: rows, out: y.pointer, outputF32: true, gemm: gemm, stream: stream)
+            let last = i + 1 == layers.count
+            try kernels.residualNorm(x: x.pointer, y: y.pointer, postWeight: layer.postFeedforwardNorm.pointer,
+                                     nextWeight: last ? finalNorm.pointer : layers[i + 1].inputNorm.pointer,
+                                     outBF16: last ? nil : normed.pointer, outF32: last ? out.pointer : nil,
+                                     rows: rows, dim: d, eps: eps)
+            try afterLayer(i)
+        }
+        return out
+    }
+}
+
+/// A bias-free linear layer's bf16 weight `[out, in]` on the GPU; several checkpoint weights may be stacked along
+/// `out` (one GEMM for q|k|v, one for gate|up). bf16 checkpoints are copied as stored, others rounded once.
+struct DeviceWeight {
+    let weight: DeviceTensor
+    var outFeatures: Int { weight.shape[0] }
+    var inFeatures: Int { weight.shape[1] }
+    var bytes: Int { weight.byteCount }
+
+    /// The weights `keys` of a checked store (all `[out_i, in]`), stacked in order.
+    init(stacking keys: [String], from w: WeightStore, on context: CUDAContext) throws {
+        let shapes = keys.map { w.expected[$0] ?? [0, 0] }
+        let inFeatures = shapes[0][1]
+        weight = try DeviceTensor(uninitialized: [shapes.reduce(0) { $0 + $1[0] }, inFeatures], dtype: .bf16, on: context)
+        var row = 0
+        for (key, shape) in zip(keys, shapes) {
+            try Self.upload(w.raw(key, shape), to: byteAddress(weight.pointer, row * inFeatures, .bf16), context)
+            row += shape[0]
+        }
+    }
+
+    /// Copies one stored tensor into bf16 device memory at `destination`.
+    static func upload(_ raw: RawTensorBytes, to destination: DevicePointer, _ context: CUDAContext) throws {
+        let n = raw.shape.reduce(1, *)
+        guard n > 0, let base = raw.bytes.baseAddress, raw.bytes.count >= n * raw.dtype.size else { return }
+        if raw.dtype == .bf16 {
+            try context.copy(toDevice: destination, from: base, bytes: n * 2)
+        } else {
+            var bits = [UInt16](repeating: 0, count: n)
+            raw.decoded().withUnsafeBufferPointer { src in
+                for i in 0..<n { bits[i] = DTypeConversion.bf16Bits(src[i]) }
+            }
+            try bits.withUnsafeBytes { try context.copy(toDevice: destination, from: $0.baseAddress!, bytes: n * 2) }
+        }
+        // A file's pages are no longer needed in this process (in-memory tensors are not a mapping: keep them).
+        if !(raw.owner is TensorStorage) { raw.releaseSourcePages() }
+    }
+
+    /// `out[rows, outFeatures] = x[rows, inFeatures] · Wᵀ` (x bf16; out fp32 or bf16).
+    func callAsFunction(_ x: DevicePointer, rows: Int, out: DevicePointer, outputF32: Bool, gemm: Gemm,
+                        stream: CUHandle?) throws(CUDAError) {
+        try gemm.run(m: rows, n: outFeatures, k: inFeatures, a: GemmOperand(x, ld: inFeatures),
+                     b: GemmOperand(weight.pointer, ld: inFeatures), bTransposed: true,
+                     d: GemmOperand(out, ld: outFeatures), outputF32: outputF32, stream: stream)
+    }
+}
+
+/// Byte address of element `index` of a `dtype` buffer at `base`.
+@inline(__always)
+func byteAddress(_ base: DevicePointer, _ index: Int, _ dtype: DeviceDType) -> DevicePointer {
+    base + DevicePointer(index * dtype.size)
+}

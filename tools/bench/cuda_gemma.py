@@ -1,0 +1,161 @@
+"""Gemma-2-2B text encoder (SANA's, transformers `Gemma2Model`: last hidden state after the final norm) on one NVIDIA
+GPU: SanaGraph (`sanagraph-cuda gemma`, bf16) beside transformers eager bf16 on the same GPU in the same run, both
+measured against transformers fp32 on the CPU. Random full-size weights (gemma-2-2b-it config, seed 0), rounded to
+bf16 once so every side computes with the same weights; saved as a bf16 text_encoder/ folder. Not run by CI.
+
+    python3 tools/bench/cuda_gemma.py --binary BUNDLE/sanagraph-cuda [--reps 20] [--json OUT.json]
+
+Cases (batch 1 × 300 tokens, as SanaPipeline pads a prompt): 20 real tokens + 280 padding, and 300 real tokens.
+Prints per case: relative L2 error and max|Δ|/max|ref| over the unmasked rows of each side vs the fp32 reference,
+median encode times (transformers' forward; SanaGraph's whole encode with host gather/upload/download, and its
+decoder alone on the GPU) and GPU peak memory.
+
+`--tiny` runs a small random config instead (seconds on a CPU; with no GPU, torch's "GPU" side runs in bf16 on the
+CPU and `--binary` may point at a build run through tools/cuda-emulator): a dry run of everything but the GPU.
+Uses only APIs present in both transformers 5.17 (the device machine) and 5.24 (the pinned reference venv).
+"""
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import Gemma2Config, Gemma2Model
+
+GEMMA_2_2B = dict(vocab_size=256000, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
+                  num_attention_heads=8, num_key_value_heads=4, head_dim=256, hidden_activation="gelu_pytorch_tanh",
+                  query_pre_attn_scalar=256, sliding_window=4096, attn_logit_softcapping=50.0,
+                  final_logit_softcapping=30.0, rms_norm_eps=1e-6, max_position_embeddings=8192,
+                  pad_token_id=0, bos_token_id=2, eos_token_id=1)
+TINY = dict(GEMMA_2_2B, vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16)
+
+
+def errors(out, ref, mask):
+    """Relative L2 error and max|Δ|/max|ref| over the rows the mask keeps."""
+    keep = mask.bool()
+    o, r = out.float()[keep], ref[keep]
+    d = (o - r).flatten()
+    return float(d.norm() / r.flatten().norm()), float(d.abs().max() / r.abs().max())
+
+
+def timed(fn, reps, device):
+    """Median milliseconds of `fn` (CUDA events on a GPU, wall clock otherwise) after 3 warm-up calls."""
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(reps):
+        if device == "cuda":
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            torch.cuda.synchronize()
+            times.append(a.elapsed_time(b))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1000)
+    return sorted(times)[len(times) // 2]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", help="sanagraph-cuda (omit to run the transformers side only)")
+    ap.add_argument("--work", default="/tmp/sanagraph-cuda-gemma")
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--tiny", action="store_true", help="a small random config (dry run, CPU is enough)")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    spec = TINY if args.tiny else GEMMA_2_2B
+    config = Gemma2Config(**spec)
+    config._attn_implementation = "eager"  # what Gemma2 uses (sdpa cannot soft-cap); explicit for both versions
+    t0 = time.perf_counter()
+    model = Gemma2Model(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(0.1 * torch.randn_like(p))  # Gemma norms scale by 1 + w
+        # Round once to bf16: the fp32 reference, transformers bf16 and SanaGraph all use the same weights.
+        for p in model.parameters():
+            p.copy_(p.to(torch.bfloat16).float())
+    folder = os.path.join(args.work, "text_encoder")
+    model.to(torch.bfloat16).save_pretrained(folder, safe_serialization=True)
+    model.float()
+    print(f"built and saved random {'tiny' if args.tiny else 'Gemma-2-2B'} weights (bf16) in "
+          f"{time.perf_counter() - t0:.1f} s", flush=True)
+    ref_model = model
+    test_model = copy.deepcopy(model).to(device, torch.bfloat16)
+    results = {"gpu": torch.cuda.get_device_name() if device == "cuda" else "cpu (no CUDA)", "torch": torch.__version__,
+               "transformers": __import__("transformers").__version__, "config": "tiny" if args.tiny else "gemma-2-2b",
+               "rows": []}
+    L = 300
+    generator = torch.Generator().manual_seed(1)
+    for real in (20, 300):
+        ids = torch.zeros(1, L, dtype=torch.long)
+        ids[0, 0] = 2  # <bos>
+        ids[0, 1:real] = torch.randint(3, config.vocab_size, (real - 1,), generator=generator)
+        mask = torch.zeros(1, L, dtype=torch.long)
+        mask[0, :real] = 1
+        io = os.path.join(args.work, f"io{real}.safetensors")
+        save_file(dict(input_ids=ids, attention_mask=mask), io)
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            ref = ref_model(input_ids=ids, attention_mask=mask).last_hidden_state
+            cpu_s = time.perf_counter() - t0
+            idg, maskg = ids.to(device), mask.to(device)
+            out = test_model(input_ids=idg, attention_mask=maskg).last_hidden_state.float().cpu()
+            if device == "cuda":
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            ms = timed(lambda: test_model(input_ids=idg, attention_mask=maskg), args.reps, device)
+            peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
+        row = dict(real_tokens=real, tokens=L, cpu_fp32_reference_s=cpu_s, transformers_bf16_err=errors(out, ref, mask),
+                   transformers_encode_ms=ms, transformers_peak_gib=peak)
+        if args.binary:
+            hidden = os.path.join(args.work, f"hidden{real}.safetensors")
+            if os.path.exists(hidden):
+                os.remove(hidden)
+            run = subprocess.run([args.binary, "gemma", "--model", folder, "--inputs", io, "--out", hidden,
+                                  "--reps", str(args.reps)], capture_output=True, text=True)
+            if run.returncode != 0:
+                print(run.stdout, run.stderr, file=sys.stderr)
+                sys.exit(f"sanagraph-cuda gemma failed ({run.returncode})")
+            row["sanagraph"] = json.loads(run.stdout.strip().splitlines()[-1])
+            ours = load_file(hidden)["last_hidden_state"]
+            row["sanagraph_err"] = errors(ours, ref, mask)
+        results["rows"].append(row)
+        print(json.dumps(row), flush=True)
+    print(f"\nGPU: {results['gpu']}  (torch {results['torch']}, transformers {results['transformers']} eager bf16; "
+          f"SanaGraph bf16 weights, fp32 residual/norms/RoPE/softcap/softmax); errors over the unmasked rows vs "
+          f"transformers fp32 on the CPU")
+    print("| real tokens / 300 | transformers bf16 err (L2 / max) | SanaGraph err (L2 / max) | transformers encode ms "
+          "| SanaGraph encode ms (decoder on GPU) | ratio | peak GiB transformers / SanaGraph |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results["rows"]:
+        te = r["transformers_bf16_err"]
+        sg = r.get("sanagraph")
+        se = r.get("sanagraph_err", (float("nan"), float("nan")))
+        peak = f"{r['transformers_peak_gib']:.2f}" if r["transformers_peak_gib"] is not None else "—"
+        if sg:
+            print(f"| {r['real_tokens']} | {te[0]:.2e} / {te[1]:.2e} | {se[0]:.2e} / {se[1]:.2e} "
+                  f"| {r['transformers_encode_ms']:.2f} | {sg['encode_ms']:.2f} ({sg['encode_gpu_ms']:.2f}) "
+                  f"| {sg['encode_ms'] / r['transformers_encode_ms']:.2f} | {peak} / {sg['peak_gib']:.2f} |")
+        else:
+            print(f"| {r['real_tokens']} | {te[0]:.2e} / {te[1]:.2e} | — | {r['transformers_encode_ms']:.2f} | — | — "
+                  f"| {peak} / — |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
