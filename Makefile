@@ -7,6 +7,7 @@
 #   make reference-venv  create the pinned Python reference venv (outside the repo) used by fixtures/bench
 #   make bundle    static GPU bundle (sanagraph-cuda) for hosts with only the NVIDIA driver; prints its path last
 #   make test-cuda GPU checks (prints "skipped: no CUDA driver" without a GPU); make bench-cuda: vs diffusers,
+#                  make bench-cuda-dcae: the DC-AE decoder vs diffusers,
 #                  make bench-cuda-gemma: the Gemma-2 encoder vs transformers (docs/cuda.md)
 # Run as root or as a user with sudo (only needed when a package is missing).
 
@@ -27,7 +28,8 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_GRAPH := Graphs/text2img.yaml
 SMOKE_GRAPH := Graphs/smoke.yaml
 
-.PHONY: all deps build demo test fuzz fixtures bench clean reference-venv bundle test-cuda test-cuda-emulated bench-cuda bench-cuda-gemma
+.PHONY: all deps build demo test fuzz fixtures bench clean reference-venv bundle test-cuda test-cuda-emulated bench-cuda bench-cuda-gemma \
+        bench-cuda-dcae
 
 all: build
 
@@ -123,6 +125,11 @@ bench-cuda: deps
 bench-cuda-gemma: deps
 	$(SWIFT) build -c $(CONFIG) --product sanagraph-cuda
 	$(PYTHON) tools/bench/cuda_gemma.py --binary .build/$(CONFIG)/sanagraph-cuda --reps 20
+
+# DC-AE f32c32 decode vs diffusers eager bf16 on the same GPU (needs torch + diffusers in $(PYTHON) and a GPU).
+bench-cuda-dcae: deps
+	$(SWIFT) build -c $(CONFIG) --product sanagraph-cuda
+	$(PYTHON) tools/bench/cuda_dcae.py --binary .build/$(CONFIG)/sanagraph-cuda $(CUDA_DCAE_ARGS)
 
 clean:
 	rm -rf .build .build-examples .build-bundle .build-emulator

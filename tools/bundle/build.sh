@@ -37,7 +37,7 @@ extra=$(ldd "$binary" | awk '{print $1}' | grep -vE '^(linux-vdso|/lib64/ld-linu
 out="$build/bundle/sanagraph-cuda"
 rm -rf "$build/bundle" && mkdir -p "$out"
 strip -o "$out/sanagraph-cuda" "$binary"
-cp tools/bench/cuda_dit.py tools/bench/cuda_gemma.py "$out/"
+cp tools/bench/cuda_dit.py tools/bench/cuda_gemma.py tools/bench/cuda_dcae.py "$out/"
 tar -C "$build/bundle" -cf - sanagraph-cuda | xz -9 -T0 > "$build/sanagraph-cuda.tar.xz"
 echo "bundle: $(du -h "$build/sanagraph-cuda.tar.xz" | cut -f1) compressed, $(du -h "$out/sanagraph-cuda" | cut -f1) binary" >&2
 echo "$PWD/$build/sanagraph-cuda.tar.xz"
