@@ -37,8 +37,8 @@ __device__ __forceinline__ float act_fn(float x, int act) {
 // [B, OH, OW] grid: cols[r, (ky·k + kx)·c + ch] = act(in(oy + ky − k/2, ox + kx − k/2, ch)) as bf16, 0 outside.
 // The input (fp32 when in_f32, else bf16, OH × OW) holds element (b, y, x, ch) at b·sb + y·sy + x·sx + ch·sc (NHWC
 // or NCHW).
-// One warp per output pixel, 8 per block; 4 channels per lane (one 8-byte store) when the channels are contiguous
-// and a multiple of 4.
+// One warp per output pixel, 8 per block; 4 channels per lane (one 8-byte store) when the channels are contiguous,
+// a multiple of 4 and (bf16 input) 8-byte aligned.
 extern "C" __global__ void __launch_bounds__(256) conv_im2col(const void* __restrict__ x, int in_f32, i64 sb, i64 sy,
                                                               i64 sx, i64 sc, int oh, int ow, int c, int k,
                                                               int act, bf16* __restrict__ cols, i64 row0, i64 rows) {
@@ -53,7 +53,9 @@ extern "C" __global__ void __launch_bounds__(256) conv_im2col(const void* __rest
     const i64 b = t / oh;
     const float* xf = (const float*)x;
     const bf16* xh = (const bf16*)x;
-    const bool quads = (c & 3) == 0 && sc == 1;
+    // 8-byte bf16 loads need every pixel's channels 8-byte aligned.
+    const bool quads = (c & 3) == 0 && sc == 1
+                    && (in_f32 || (((sb | sy | sx) & 3) == 0 && ((unsigned long long)x & 7ull) == 0));
     bf16* dst = cols + r * ((i64)k * k * c);
     for (int ky = 0; ky < k; ky++) {
         const int yy = oy + ky - pad;
