@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Everything a GPU host needs to check and benchmark the bundle in one go, from a folder C copied there:
-#   C/sanagraph-cuda.tar.xz (make bundle), C/cuda_dit.py and C/cuda_dcae.py (tools/bench), C/diffusers-0.42.1-pruned.tar.xz
+#   C/sanagraph-cuda.tar.xz (make bundle), C/cuda_dit.py (tools/bench), C/diffusers-0.42.1-pruned.tar.xz
 #   (diffusers' source without the other pipelines; the device image has torch but no diffusers), this script.
 # Usage there: C=.build-cuda bash .build-cuda/run.sh [env] [info] [test] [bench] [bench-dcae] [gemma]   (logs, JSON under $OUT)
-# (gemma: the Gemma-2-2B encoder vs transformers, cuda_gemma.py from the bundle; needs torch + transformers only)
+# (gemma: the Gemma-2-2B encoder vs transformers, cuda_gemma.py from the bundle; needs torch + transformers only;
+#  bench-dcae: the DC-AE f32c32 decoder vs diffusers, cuda_dcae.py from the bundle; IM2COL_MB=32,64,256 sweeps)
 # The pruned diffusers: tar -C SITE_PACKAGES -cf - --exclude=__pycache__ diffusers, then remove every
 # diffusers/pipelines/*/ but sana/ and pixart_alpha/ and every diffusers/modular_pipelines/*/, and tar -cJf.
 set -u
@@ -30,5 +31,5 @@ test) ( time $B test ) 2>&1 | tee $OUT/test.txt ;;
 test2) ( time $B test --filter DiT ) 2>&1 | tee $OUT/test2.txt ;;
 gemma) python3 /tmp/sg/sanagraph-cuda/cuda_gemma.py --binary $B --reps ${REPS:-20} --json $OUT/cuda_gemma.json 2>&1 | tee $OUT/gemma.txt ;;
 bench) python3 $C/cuda_dit.py --binary $B --sizes ${SIZES:-1024,512} --reps ${REPS:-20} --json $OUT/cuda_dit.json 2>&1 | tee $OUT/bench.txt ;;
-bench-dcae) python3 $C/cuda_dcae.py --binary $B --sizes ${DCAE_SIZES:-1024} --im2col-mb=${IM2COL_MB:-} --reps ${REPS:-20} --json $OUT/cuda_dcae.json 2>&1 | tee $OUT/bench-dcae.txt ;;
+bench-dcae) python3 /tmp/sg/sanagraph-cuda/cuda_dcae.py --binary $B --sizes ${DCAE_SIZES:-1024} --im2col-mb=${IM2COL_MB:-} --reps ${REPS:-20} --json $OUT/cuda_dcae.json 2>&1 | tee $OUT/bench-dcae.txt ;;
 esac; done
