@@ -1,4 +1,4 @@
-import CUDA
+@testable import CUDA
 import DiffusionModels
 import GraphRuntime
 import SanaGraphKit
@@ -60,5 +60,15 @@ import TestSupport
             #expect("\(error)".hasPrefix("no CUDA driver found"))
             #expect(error.exitCategory == .nodeFailed)
         }
+    }
+
+    /// Compiles the Gemma kernels with a real NVRTC when one is installed (no GPU needed), so CUDA C errors the
+    /// emulator cannot see show before a GPU run. CI has none and passes trivially; run it with
+    /// SANAGRAPH_CUDA_LIBRARY_PATH=<a CUDA lib folder> (e.g. a pip nvidia/cu13/lib).
+    @Test func gemmaKernelsCompileWithNVRTC() throws {
+        guard let nvrtc = try? NVRTC.shared() else { return }
+        let cubin = try nvrtc.compile(source: GemmaKernels.source, name: "gemma",
+                                      options: ["--gpu-architecture=sm_90", "--std=c++17", "-default-device"])
+        #expect(Array(cubin.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46], "a CUBIN is an ELF file")
     }
 }

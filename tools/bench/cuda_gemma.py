@@ -10,7 +10,8 @@ Prints per case: relative L2 error and max|Δ|/max|ref| over the unmasked rows o
 median encode times (transformers' forward; SanaGraph's whole encode with host gather/upload/download, and its
 decoder alone on the GPU) and GPU peak memory.
 
-`--tiny` runs a small random config instead (seconds on a CPU; with no GPU, torch's "GPU" side runs in bf16 on the
+`--layers N` keeps the width but builds N layers (a dry run of the full-size shapes in less memory); `--tiny` runs a
+small random config instead (seconds on a CPU; with no GPU, torch's "GPU" side runs in bf16 on the
 CPU and `--binary` may point at a build run through tools/cuda-emulator): a dry run of everything but the GPU.
 Uses only APIs present in both transformers 5.17 (the device machine) and 5.24 (the pinned reference venv).
 """
@@ -69,13 +70,16 @@ def main():
     ap.add_argument("--work", default="/tmp/sanagraph-cuda-gemma")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--tiny", action="store_true", help="a small random config (dry run, CPU is enough)")
+    ap.add_argument("--layers", type=int, help="override num_hidden_layers (a full-width dry run with less memory)")
     ap.add_argument("--json")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
-    spec = TINY if args.tiny else GEMMA_2_2B
+    spec = dict(TINY if args.tiny else GEMMA_2_2B)
+    if args.layers is not None:
+        spec["num_hidden_layers"] = args.layers
     config = Gemma2Config(**spec)
     config._attn_implementation = "eager"  # what Gemma2 uses (sdpa cannot soft-cap); explicit for both versions
     t0 = time.perf_counter()
