@@ -39,7 +39,7 @@ enum PNGCodec {
         })
 
         // libpng reads from `clean` until finish_read returns, so all of decoding happens inside this closure.
-        var out = try clean.withUnsafeBytes { memory in
+        let out = try clean.withUnsafeBytes { memory in
             try decodeWithLibpng(memory, header: header, path: path)
         }
         return (out, header)

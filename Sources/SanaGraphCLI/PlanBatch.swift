@@ -18,7 +18,7 @@ extension PlanCommand {
             resolved = try sweep.resolve()
             shard = resolved.shard
             graph = try batchGraph(self.graph)
-            items = try sweepItems(resolved.sweep, graph: graph, setNames: Set(try self.graph.parsedOverrides().keys))
+            items = try sweepItems(resolved.sweep, graph: graph, setNames: Set(self.graph.parsedOverrides().keys))
         } catch let error as GraphValidationError {
             for diagnostic in error.diagnostics { Console.err("\(diagnostic)\n") }
             throw exitStatus(for: error)

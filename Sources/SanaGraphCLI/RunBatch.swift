@@ -90,7 +90,7 @@ extension RunCommand {
             shard = resolved.shard
             if let source = resolved.source, !quiet { Console.err("shard \(shard) (from \(source))\n") }
             graph = try batchGraph(self.graph)
-            items = try sweepItems(resolved.sweep, graph: graph, setNames: Set(try self.graph.parsedOverrides().keys))
+            items = try sweepItems(resolved.sweep, graph: graph, setNames: Set(self.graph.parsedOverrides().keys))
         } catch let error as GraphValidationError {
             for diagnostic in error.diagnostics { Console.err("\(diagnostic)\n") }
             reportEarlyFailure(error)

@@ -50,7 +50,7 @@ struct SweepOptions: ParsableArguments {
 
 /// The graph of a batch: the file's text (or a PNG's recorded graph with `--from`) and the shared overrides.
 func batchGraph(_ options: GraphOptions) throws -> BatchGraph {
-    let overrides = try options.parsedOverrides()
+    let overrides = options.parsedOverrides()
     if let png = options.fromImage {
         let recorded = try PNGMetadata.read(path: png)
         var merged = recorded.params.mapValues(\.description)
