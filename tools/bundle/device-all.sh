@@ -19,7 +19,7 @@ OUT=$R/g IM2COL_MB=64,256 taskset -c 12-15 bash $C/run.sh env test bench bench-d
 # The whole pipeline on the GPU once the CPU side has built the random full-size pipeline folder.
 for i in $(seq 120); do grep -q '^built \|using the pipeline' $R/models.txt 2>/dev/null && break; sleep 5; done
 LD_LIBRARY_PATH=/tmp/u0/amx-check/lib taskset -c 12-15 python3 tools/bench/cuda_pipeline.py --sanagraph /tmp/u0/amx-check/bin/sanagraph \
-  --reps 3 --json $R/g/cuda_pipeline.json > $R/pipeline.txt 2>&1
+  --reps 3 --compile --json $R/g/cuda_pipeline.json > $R/pipeline.txt 2>&1
 echo "== pipeline"; tail -12 $R/pipeline.txt
 # SIGINT mid-sampling on the GPU: exit 130, no PNG.
 rm -f /tmp/int.png; LD_LIBRARY_PATH=/tmp/u0/amx-check/lib /tmp/u0/amx-check/bin/sanagraph run Graphs/text2img.yaml --device cuda --cache off \
