@@ -6,8 +6,8 @@
 #   make bench     benchmarks (compare with PyTorch on this machine; PYTHON=…, BENCH_ARGS=--quick)
 #   make reference-venv  create the pinned Python reference venv (outside the repo) used by fixtures/bench
 #   make bundle    static GPU bundle (sanagraph-cuda) for hosts with only the NVIDIA driver; prints its path last
-#   make test-cuda GPU checks (prints "skipped: no CUDA driver" without a GPU); make bench-cuda: vs diffusers,
-#                  make bench-cuda-dcae: the DC-AE decoder vs diffusers,
+#   make test-cuda GPU checks (prints "skipped: no CUDA driver" without a GPU); make bench-cuda: the whole
+#                  graph vs diffusers' SanaPipeline; make bench-cuda-dit / -dcae: the DiT / DC-AE decoder vs diffusers,
 #                  make bench-cuda-gemma: the Gemma-2 encoder vs transformers (docs/cuda.md)
 # Run as root or as a user with sudo (only needed when a package is missing).
 
@@ -28,8 +28,8 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_GRAPH := Graphs/text2img.yaml
 SMOKE_GRAPH := Graphs/smoke.yaml
 
-.PHONY: all deps build demo test fuzz fixtures bench clean reference-venv bundle test-cuda test-cuda-emulated bench-cuda bench-cuda-gemma \
-        bench-cuda-dcae
+.PHONY: all deps build demo test fuzz fixtures bench clean reference-venv bundle test-cuda test-cuda-emulated bench-cuda bench-cuda-dit \
+        bench-cuda-gemma bench-cuda-dcae
 
 all: build
 
@@ -115,9 +115,17 @@ test-cuda-emulated: deps
 	  SANAGRAPH_CUDA_DRIVER=$$emu/libcuda.so.1 SANAGRAPH_CUDA_LIBRARY_PATH=$$emu SANAGRAPH_CUDA_CACHE=$$emu/kernel-cache \
 	  .build/$(CONFIG)/sanagraph-cuda test
 
+# The whole text2img graph on one GPU (`sanagraph run --device cuda`) vs diffusers' SanaPipeline eager bf16 and
+# torch.compile on the same GPU: sampling + decode, DiT / VAE / text encoder, time to first image, GPU memory
+# (needs torch + diffusers in $(PYTHON) and a GPU; builds the random full-size pipeline once, ~10 GB).
+CUDA_PIPELINE_ARGS ?= --reps 3 --compile
+bench-cuda: deps
+	$(SWIFT) build -c $(CONFIG) --product sanagraph
+	$(PYTHON) tools/bench/cuda_pipeline.py --sanagraph .build/$(CONFIG)/sanagraph $(CUDA_PIPELINE_ARGS)
+
 # DiT forward vs diffusers eager bf16 on the same GPU (needs torch + diffusers in $(PYTHON) and a GPU).
 CUDA_BENCH_ARGS ?= --sizes 1024,512 --reps 20
-bench-cuda: deps
+bench-cuda-dit: deps
 	$(SWIFT) build -c $(CONFIG) --product sanagraph-cuda
 	$(PYTHON) tools/bench/cuda_dit.py --binary .build/$(CONFIG)/sanagraph-cuda $(CUDA_BENCH_ARGS)
 

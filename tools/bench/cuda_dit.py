@@ -1,6 +1,6 @@
 """SANA-600M DiT forward on one NVIDIA GPU: SanaGraph (`sanagraph-cuda dit`, bf16) beside diffusers eager bf16 on
 the same GPU in the same run, both measured against diffusers fp32 on the CPU (random full-size weights, seed 0).
-Not run by CI (needs a GPU). `make bench-cuda` runs it; by hand, on the GPU host:
+Not run by CI (needs a GPU). `make bench-cuda-dit` runs it; by hand, on the GPU host:
 
     python3 tools/bench/cuda_dit.py --binary BUNDLE/sanagraph-cuda [--sizes 1024,512] [--reps 20] [--json OUT.json]
 

@@ -1,7 +1,8 @@
 """Whole text-to-image on one NVIDIA GPU: `sanagraph run Graphs/text2img.yaml --device cuda` beside diffusers'
 SanaPipeline (eager bf16) on the same GPU in the same run, on the random full-size pipeline of
 tools/reference/text2img_full_compare.py (Gemma-2-2B, Sana-600M, DC-AE f32c32; built once if missing).
-Not run by CI (needs a GPU). On the GPU host, from the repository root (Graphs/ and tools/ are read from there):
+Not run by CI (needs a GPU). `make bench-cuda` runs it; by hand, on the GPU host, from the repository root (Graphs/
+and tools/ are read from there):
 
     python3 tools/bench/cuda_pipeline.py --sanagraph PATH/sanagraph [--pipeline DIR] [--size 1024] [--steps 20]
                                          [--reps 3] [--compile] [--json OUT.json]

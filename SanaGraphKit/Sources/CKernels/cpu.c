@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "CKernels.h"
 
+#include <malloc.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -75,4 +76,9 @@ int sg_amx_request_permission(void) {
 #else
     return 0;
 #endif
+}
+
+void sg_malloc_retain(int mmap_threshold, int trim_threshold) {
+    mallopt(M_MMAP_THRESHOLD, mmap_threshold);
+    mallopt(M_TRIM_THRESHOLD, trim_threshold);
 }

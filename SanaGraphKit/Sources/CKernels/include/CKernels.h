@@ -31,6 +31,10 @@ void sg_cpu_detect(sg_cpu_info *out);
 /// 0 refused (no AMX, an older kernel, or a sandbox that forbids it).
 int sg_amx_request_permission(void);
 
+/// glibc `mallopt(M_MMAP_THRESHOLD, mmap_threshold)` and `mallopt(M_TRIM_THRESHOLD, trim_threshold)`: freed
+/// blocks below the first stay in the heap, which is given back to the system only above the second.
+void sg_malloc_retain(int mmap_threshold, int trim_threshold);
+
 // MARK: Libraries
 
 /// dlopen `path` (a soname such as "libopenblas.so.0"); 0 on success, else -1 with the reason in `error`.
