@@ -104,10 +104,13 @@ public final class Gemm: @unchecked Sendable {
     let lib: CuBLASLtLibrary
     let handle: OpaquePointer
     let workspace: DeviceBuffer
+    /// The owning context (which keeps this engine for its lifetime): its profiler and setup counters.
+    unowned let context: CUDAContext
     private var plans: [PlanKey: Plan] = [:]
     private let lock = Lock()
 
     init(context: CUDAContext) throws(CUDAError) {
+        self.context = context
         lib = try CuBLASLtLibrary.shared()
         var h: OpaquePointer?
         try lib.check(lib.cublasLtCreate(&h), "cublasLtCreate")
@@ -157,13 +160,34 @@ public final class Gemm: @unchecked Sendable {
                           outputF32: outputF32, bias: bias != nil, accumulate: accumulate,
                           alignA: Self.alignment(a.pointer), alignB: Self.alignment(b.pointer),
                           alignD: Self.alignment(d.pointer))
+        if let profiler = context.profiler {
+            // Bytes: A and B read once, D written (and read with accumulate); the profiler's GB/s is a lower bound
+            // where tiles re-read operands from HBM.
+            let dSize = outputF32 ? 4 : 2
+            let bytes = batch * (m * k * 2 + n * k * 2 + m * n * dSize * (accumulate ? 2 : 1))
+            let name = "gemm n=\(n) k=\(k) \(outputF32 ? "f32" : "bf16")\(bias != nil ? "+bias" : "")"
+                + (accumulate ? " β=1" : "") + (batch > 1 ? " batch" : "")
+            try profiler.measure(name, bytes: bytes, flops: 2 * m * n * k * batch) { () throws(CUDAError) in
+                try enqueue(key, a: a, b: b, d: d, bias: bias, alpha: alpha, stream: stream)
+            }
+        } else {
+            try enqueue(key, a: a, b: b, d: d, bias: bias, alpha: alpha, stream: stream)
+        }
+    }
+
+    private func enqueue(_ key: PlanKey, a: GemmOperand, b: GemmOperand, d: GemmOperand, bias: DevicePointer?,
+                         alpha: Float, stream: CUHandle?) throws(CUDAError) {
+        let (m, n, k, batch, accumulate) = (key.m, key.n, key.k, key.batch, key.accumulate)
         // One lock around plan lookup, the bias pointer (an attribute of the shared descriptor) and the enqueue.
         try lock.withLock { () throws(CUDAError) in
             let plan: Plan
             if let p = plans[key] {
                 plan = p
             } else {
+                let t0 = SetupCounters.now()
                 plan = try makePlan(key, biasPointer: bias)
+                let seconds = SetupCounters.now() - t0
+                context.setup.add { $0.heuristicQueries += 1; $0.heuristicSeconds += seconds }
                 plans[key] = plan
             }
             if var biasPointer = bias {

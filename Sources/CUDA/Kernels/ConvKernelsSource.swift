@@ -276,32 +276,48 @@ extern "C" __global__ void __launch_bounds__(128) ms_linattn_apply(const bf16* _
 // A k×k convolution (stride 1, zero padding k/2) with few output channels, straight to fp32 NCHW with bias:
 // out[b, o, y, x] = bias[o] + Σ w[o, (ky·k + kx)·c + ch] · in[b, y + ky − k/2, x + kx − k/2, ch], input bf16 NHWC.
 // The decoder's conv_out (3 channels), where im2col + GEMM would move 9·c values per pixel through memory for 3
-// outputs. One thread per output element, consecutive threads along x.
-extern "C" __global__ void conv_direct_nchw(const bf16* __restrict__ in, const float* __restrict__ wt,
-                                            const float* __restrict__ bias, float* __restrict__ out, int batch,
-                                            int h, int w, int c, int cout, int k) {
-    const i64 total = (i64)batch * cout * h * w;
-    const int pad = k / 2;
-    for (i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (i64)gridDim.x * blockDim.x) {
-        const int x0 = (int)(idx % w);
-        i64 q = idx / w;
+// outputs. One warp per output pixel (8 per block, grid-stride), lanes along the input channels so every load of
+// the input and of the weights is one coalesced row segment; up to 4 output channels per pass, warp-summed. (A
+// thread per output element along x made each warp load touch 32 pixels' rows, c·2 bytes apart: 32 sectors for
+// 64 useful bytes.)
+extern "C" __global__ void __launch_bounds__(256) conv_direct_nchw(const bf16* __restrict__ in,
+                                                                   const float* __restrict__ wt,
+                                                                   const float* __restrict__ bias,
+                                                                   float* __restrict__ out, int batch, int h, int w,
+                                                                   int c, int cout, int k) {
+    const int lane = threadIdx.x & 31, pad = k / 2;
+    const i64 pixels = (i64)batch * h * w, taps = (i64)k * k * c;
+    for (i64 p = (i64)blockIdx.x * 8 + (threadIdx.x >> 5); p < pixels; p += (i64)gridDim.x * 8) {
+        const int x0 = (int)(p % w);
+        const i64 q = p / w;
         const int y0 = (int)(q % h);
-        q /= h;
-        const int o = (int)(q % cout);
-        const i64 b = q / cout;
-        float s = bias ? bias[o] : 0.0f;
-        for (int ky = 0; ky < k; ky++) {
-            const int yy = y0 + ky - pad;
-            if (yy < 0 || yy >= h) continue;
-            for (int kx = 0; kx < k; kx++) {
-                const int xx = x0 + kx - pad;
-                if (xx < 0 || xx >= w) continue;
-                const bf16* ip = in + ((b * h + yy) * w + xx) * c;
-                const float* wp = wt + ((i64)o * k * k + ky * k + kx) * c;
-                for (int ch = 0; ch < c; ch++) s += bf2f(ip[ch]) * wp[ch];
+        const i64 b = q / h;
+        for (int o0 = 0; o0 < cout; o0 += 4) {
+            const int no = min(4, cout - o0);
+            float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int ky = 0; ky < k; ky++) {
+                const int yy = y0 + ky - pad;
+                if (yy < 0 || yy >= h) continue;
+                for (int kx = 0; kx < k; kx++) {
+                    const int xx = x0 + kx - pad;
+                    if (xx < 0 || xx >= w) continue;
+                    const bf16* ip = in + ((b * h + yy) * w + xx) * c;
+                    const float* wp = wt + (i64)o0 * taps + (i64)(ky * k + kx) * c;
+                    for (int ch = lane; ch < c; ch += 32) {
+                        const float v = bf2f(ip[ch]);
+                        #pragma unroll
+                        for (int j = 0; j < 4; j++)
+                            if (j < no) s[j] += v * wp[j * taps + ch];
+                    }
+                }
+            }
+            #pragma unroll
+            for (int j = 0; j < 4; j++) s[j] = warp_sum(s[j]);
+            if (lane < no) {
+                const float v = lane == 0 ? s[0] : lane == 1 ? s[1] : lane == 2 ? s[2] : s[3];
+                out[((b * cout + o0 + lane) * h + y0) * (i64)w + x0] = v + (bias ? bias[o0 + lane] : 0.0f);
             }
         }
-        out[idx] = s;
     }
 }
 """#
