@@ -98,9 +98,9 @@ public final class ConvKernels: @unchecked Sendable {
     /// decoder's in-shortcut). `height`/`width` are the input's.
     public func shuffleShortcut(x: FeatureMap?, repeats: Int, shuffled: DevicePointer?, out: DevicePointer, batch: Int,
                                 height: Int, width: Int, scale s: Int, outChannels: Int) throws(CUDAError) {
-        let pixels = batch * s * height * s * width
+        let pixels = batch * s * height * s * width, inputPixels = batch * height * width
         let reads = (x == nil ? 0 : pixels * outChannels * 4 / max(repeats, 1)) + (shuffled == nil ? 0 : pixels * outChannels * 4)
-        try shuffleKernel.launch(grid: ((pixels + 7) / 8, 1, 1), block: (256, 1, 1),
+        try shuffleKernel.launch(grid: ((inputPixels + 7) / 8, 1, 1), block: (256, 1, 1),
                                  bytes: pixels * outChannels * 4 + reads, [
             .pointer(x?.pointer ?? 0), .int64(Int64(x?.strideB ?? 0)), .int64(Int64(x?.strideY ?? 0)),
             .int64(Int64(x?.strideX ?? 0)), .int64(Int64(x?.strideC ?? 0)), .int(max(repeats, 1)),

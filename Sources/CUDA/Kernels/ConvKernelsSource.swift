@@ -118,28 +118,30 @@ extern "C" __global__ void __launch_bounds__(256) channel_rmsnorm(const float* _
 // writing fp32 NHWC out [B, s·h, s·w, cout]: out[b, s·Y+i, s·X+j, o] = x[b, Y, X, u / r] (repeat_interleave by r)
 // + t[b, Y, X, u] (the pixel-shuffled conv output, NHWC [B, h, w, s²·cout]) with u = s²·o + s·i + j; either
 // term is skipped when its pointer is null. x is fp32 at strides (sb, sy, sx, sc) (NHWC or NCHW).
-// One warp per output pixel (lanes along the channels), 8 per block.
+// One warp per input pixel (b, Y, X), 8 per block, lanes along u: the warp reads t's row and x's row in order
+// (coalesced) and its 32 lanes write s² output pixels' runs of 32/s² consecutive channels (whole 32-byte sectors
+// for s = 2). (A warp per output pixel read t at a stride of s² floats: s² times the sectors it used.)
 extern "C" __global__ void __launch_bounds__(256) shuffle_shortcut(const float* __restrict__ x, i64 sb, i64 sy, i64 sx,
                                                                    i64 sc, int r, const float* __restrict__ t,
                                                                    float* __restrict__ out, int batch, int h, int w,
                                                                    int s, int cout) {
-    const int lane = threadIdx.x & 31, ow = s * w, oh = s * h;
+    const int lane = threadIdx.x & 31, ow = s * w, ss = s * s;
     const i64 p = (i64)blockIdx.x * 8 + (threadIdx.x >> 5);
-    if (p >= (i64)batch * oh * ow) return;
-    const int ox = (int)(p % ow);
-    const i64 q = p / ow;
-    const int oy = (int)(q % oh);
-    const i64 b = q / oh;
-    const int Y = oy / s, i = oy - Y * s, X = ox / s, j = ox - X * s;
+    if (p >= (i64)batch * h * w) return;
+    const int X = (int)(p % w);
+    const i64 q = p / w;
+    const int Y = (int)(q % h);
+    const i64 b = q / h;
     const float* xp = x ? x + b * sb + Y * sy + X * sx : 0;
-    const float* tp = t ? t + ((b * h + Y) * w + X) * (i64)(s * s * cout) : 0;
-    float* op = out + p * cout;
-    for (int o = lane; o < cout; o += 32) {
-        const int u = s * s * o + s * i + j;
+    const float* tp = t ? t + p * (i64)(ss * cout) : 0;
+    // Output pixel (s·Y + i, s·X + j) starts at out + ((b·s·h + s·Y + i)·ow + s·X + j)·cout.
+    float* op = out + ((b * s * h + (i64)s * Y) * ow + (i64)s * X) * cout;
+    for (int u = lane; u < ss * cout; u += 32) {
+        const int o = u / ss, ij = u - o * ss, i = ij / s, j = ij - i * s;
         float v = 0.0f;
         if (xp) v += xp[(i64)(u / r) * sc];
         if (tp) v += tp[u];
-        op[o] = v;
+        op[((i64)i * ow + j) * cout + o] = v;
     }
 }
 
