@@ -30,6 +30,11 @@ enum DCAEBench {
         let profileFirst = args.contains("--profile-first")
         args.removeAll { $0 == "--profile-first" }
 
+        if let n = SanaGraphCUDA.option("--gemm-tune", in: &args) {
+            guard let v = Int(n), v > 0 else { SanaGraphCUDA.usage("--gemm-tune needs a number of candidates") }
+            Gemm.tuneCandidates = v
+        }
+
         let t0 = Date()
         let context = try CUDAContext.open(device: device)
         let tOpen = Date()
@@ -107,6 +112,9 @@ enum DCAEBench {
             "peak_gib": Double(context.allocator.peakInUse) / 1_073_741_824,
             "reserved_gib": Double(context.allocator.peakReserved) / 1_073_741_824,
             "weights_gib": Double(vae.deviceBytes) / 1_073_741_824, "im2col_mb": DeviceConv2d.im2colChunkBytes >> 20,
+            "gemm_tune": Gemm.tuneCandidates,
+            "gemm_tuned": try context.gemm().tuned.map { ["shape": $0.shape, "chosen": $0.chosen,
+                                                          "ms": $0.milliseconds.map { $0.isFinite ? $0 : -1 }] },
         ])
     }
 }

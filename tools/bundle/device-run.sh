@@ -7,8 +7,9 @@
 # (gemma: the Gemma-2-2B encoder vs transformers, cuda_gemma.py from the bundle; needs torch + transformers only;
 #  bench-dcae: the DC-AE f32c32 decoder vs diffusers, cuda_dcae.py from the bundle; IM2COL_MB=32,64,256 sweeps;
 #  profile-dcae: the GPU checks of the decoder, bench-dcae (accuracy and time vs diffusers), then per-kernel/per-stage
-#  GPU time tables of `sanagraph-cuda dcae --profile` for each PROFILE_IM2COL_MB (default 256) and a fresh process's
-#  first decode split into its setup costs; everything in $OUT/dcae-profile*.txt|json; about 3 minutes on an H100)
+#  GPU time tables of `sanagraph-cuda dcae --profile` for each PROFILE_IM2COL_MB (default 256), a run with 8 timed
+#  cuBLASLt candidates per GEMM shape (--gemm-tune 8) and a fresh process's first decode alone (--profile-first);
+#  everything in $OUT/dcae-profile*.txt|json|jsonl; about 4 minutes on an H100)
 # The pruned diffusers: tar -C SITE_PACKAGES -cf - --exclude=__pycache__ diffusers, then remove every
 # diffusers/pipelines/*/ but sana/ and pixart_alpha/ and every diffusers/modular_pipelines/*/, and tar -cJf.
 set -u
@@ -46,6 +47,9 @@ profile-dcae)
       --im2col-mb $mb --profile 3 --profile-json $P-$mb.json > $P-$mb.jsonl 2> $P-$mb.txt
     sed -n '1,/^GPU time by scope/p' $P-$mb.txt | head -60; tail -1 $P-$mb.jsonl
   done
+  # cuBLASLt's first heuristic choice vs the fastest of 8 timed candidates per shape (decode_gpu_ms vs the row above).
+  $B dcae --model $W/vae --inputs $W/latent1024.safetensors --out $W/profiled.safetensors --reps 20 --gemm-tune 8 \
+    > $P-tune8.jsonl 2> $P-tune8.txt; tail -1 $P-tune8.jsonl
   # A fresh process's first decode alone (stalls for lazy loading / heuristics show against the steady tables).
   $B dcae --model $W/vae --inputs $W/latent1024.safetensors --out $W/profiled.safetensors --reps 3 --profile-first \
     > $P-first.jsonl 2> $P-first.txt

@@ -14,6 +14,10 @@
 struct dim3 {
     unsigned x = 1, y = 1, z = 1;
 };
+// CUDA's built-in 16-byte vector type (the kernels' vectorised fp32 loads).
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
 
 namespace emu {
 struct Warp {

@@ -56,6 +56,9 @@ extern "C" __global__ void __launch_bounds__(256) conv_im2col(const void* __rest
     // 8-byte bf16 loads need every pixel's channels 8-byte aligned.
     const bool quads = (c & 3) == 0 && sc == 1
                     && (in_f32 || (((sb | sy | sx) & 3) == 0 && ((unsigned long long)x & 7ull) == 0));
+    // fp32 quads as one 16-byte load when every pixel's channels are 16-byte aligned (4 scalar loads per lane made
+    // each warp load span 512 B for 128 useful bytes).
+    const bool f32x4 = in_f32 && quads && ((sb | sy | sx) & 3) == 0 && ((unsigned long long)x & 15ull) == 0;
     bf16* dst = cols + r * ((i64)k * k * c);
     for (int ky = 0; ky < k; ky++) {
         const int yy = oy + ky - pad;
@@ -73,7 +76,10 @@ extern "C" __global__ void __launch_bounds__(256) conv_im2col(const void* __rest
             if (quads) {
                 for (int ch = 4 * lane; ch < c; ch += 128) {
                     float v[4];
-                    if (in_f32) {
+                    if (f32x4) {
+                        const float4 f = *(const float4*)(xf + base + ch);
+                        v[0] = f.x; v[1] = f.y; v[2] = f.z; v[3] = f.w;
+                    } else if (in_f32) {
                         for (int e = 0; e < 4; e++) v[e] = xf[base + ch + e];
                     } else {
                         const unsigned long long u = *(const unsigned long long*)(xh + base + ch);
