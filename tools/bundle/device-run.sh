@@ -6,7 +6,7 @@
 #   (logs, JSON under $OUT)
 # (gemma: the Gemma-2-2B encoder vs transformers, cuda_gemma.py from the bundle; needs torch + transformers only;
 #  bench-dcae: the DC-AE f32c32 decoder vs diffusers, cuda_dcae.py from the bundle; IM2COL_MB=32,64,256 sweeps;
-#  profile-dcae: the GPU checks of the decoder, bench-dcae (accuracy and time vs diffusers), then per-kernel/per-stage
+#  profile-dcae: the GPU checks (all, a few seconds), bench-dcae (accuracy and time vs diffusers), then per-kernel/per-stage
 #  GPU time tables of `sanagraph-cuda dcae --profile` for each PROFILE_IM2COL_MB (default 256), a run with 8 timed
 #  cuBLASLt candidates per GEMM shape (--gemm-tune 8) and a fresh process's first decode alone (--profile-first);
 #  everything in $OUT/dcae-profile*.txt|json|jsonl; about 4 minutes on an H100)
@@ -39,7 +39,7 @@ bench) python3 $C/cuda_dit.py --binary $B --sizes ${SIZES:-1024,512} --reps ${RE
 bench-dcae) python3 /tmp/sg/sanagraph-cuda/cuda_dcae.py --binary $B --sizes ${DCAE_SIZES:-1024} --im2col-mb=${IM2COL_MB:-} --reps ${REPS:-20} --json $OUT/cuda_dcae.json 2>&1 | tee $OUT/bench-dcae.txt ;;
 profile-dcae)
   W=/tmp/sanagraph-cuda-dcae; P=$OUT/dcae-profile
-  ( time $B test --filter conv; $B test --filter DC-AE; $B test --filter profiler ) 2>&1 | tee $P-checks.txt
+  ( time $B test ) 2>&1 | tee $P-checks.txt
   python3 /tmp/sg/sanagraph-cuda/cuda_dcae.py --binary $B --sizes 1024 --im2col-mb=${IM2COL_MB:-64,256,1024} \
     --reps ${REPS:-20} --json $OUT/cuda_dcae.json 2>&1 | tee $OUT/bench-dcae.txt
   for mb in $(echo ${PROFILE_IM2COL_MB:-256} | tr , ' '); do
