@@ -40,7 +40,7 @@ bench-dcae) python3 /tmp/sg/sanagraph-cuda/cuda_dcae.py --binary $B --sizes ${DC
 profile-dcae)
   W=/tmp/sanagraph-cuda-dcae; P=$OUT/dcae-profile
   ( time $B test ) 2>&1 | tee $P-checks.txt
-  python3 /tmp/sg/sanagraph-cuda/cuda_dcae.py --binary $B --sizes 1024 --im2col-mb=${IM2COL_MB:-64,256,1024} \
+  python3 /tmp/sg/sanagraph-cuda/cuda_dcae.py --binary $B --sizes 1024 --im2col-mb=${IM2COL_MB:-16,256,1024} \
     --reps ${REPS:-20} --json $OUT/cuda_dcae.json 2>&1 | tee $OUT/bench-dcae.txt
   for mb in $(echo ${PROFILE_IM2COL_MB:-256} | tr , ' '); do
     $B dcae --model $W/vae --inputs $W/latent1024.safetensors --out $W/profiled.safetensors --reps 10 \
