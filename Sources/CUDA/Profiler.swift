@@ -6,7 +6,7 @@ import Foundation
 /// Per-launch GPU timing, off unless attached (`CUDAContext.profiler`, `SANAGRAPH_CUDA_PROFILE=1` or a tool's
 /// `--profile`). While attached, every kernel launch (`KernelFunction.launch`) and every GEMM (`Gemm.run`) is
 /// bracketed by two CUDA events on the context's stream, tagged with the kernel's name, the innermost open
-/// `CUDAContext.profileScope` path (e.g. "stage 0/ResBlock 1/conv1") and an estimate of the bytes it moves
+/// `CUDAContext.profileScope` path (e.g. "stage 0/ResBlock 1") and an estimate of the bytes it moves
 /// (and FLOPs for GEMMs). Events are read back at `report()` (or every `flushThreshold` launches, which waits for
 /// the stream), so queued work is never stalled per launch. Detached, a launch costs one `nil` check.
 public final class CUDAProfiler: @unchecked Sendable {

@@ -230,7 +230,7 @@ public final class AutoencoderDCCUDA: AutoencoderModel, @unchecked Sendable {
                 case .up(let conv, let repeats, let outChannels):
                     x = try context.profileScope("stage \(i)/up") {
                         try up(x, batch: b, height: h, width: w, channels: c, conv: conv, repeats: repeats,
-                               outChannels: outChannels)
+                                   outChannels: outChannels)
                     }
                     (h, w, c) = (2 * h, 2 * w, outChannels)
                 }
