@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 
 /// One GPU, opened through the driver: its primary context, the stream all SanaGraph work on it is queued on,
 /// a caching allocator, the GEMM engine and the compiled kernel modules. Work on one stream runs in order, so a
@@ -13,6 +14,12 @@ public final class CUDAContext: @unchecked Sendable {
     /// The stream every operation of this context is queued on.
     public let stream: CUHandle
     public let allocator: DeviceAllocator
+    /// First-use costs (module loads, cuBLASLt heuristic queries, driver allocations), always counted.
+    public let setup = SetupCounters()
+    /// Per-launch GPU timing; nil (the default) costs nothing. Attach with `attachProfiler()` or
+    /// `SANAGRAPH_CUDA_PROFILE=1` (which prints the tables to stderr at exit). Set or cleared only while no other
+    /// thread queues work on this context.
+    public var profiler: CUDAProfiler?
 
     /// e.g. "NVIDIA H200".
     public let name: String
@@ -63,7 +70,7 @@ public final class CUDAContext: @unchecked Sendable {
         var s: CUHandle?
         try driver.check(driver.cuStreamCreate(&s, 1 /* CU_STREAM_NON_BLOCKING */), "cuStreamCreate")
         stream = s!
-        allocator = DeviceAllocator(driver: driver, context: context)
+        allocator = DeviceAllocator(driver: driver, context: context, setup: setup)
     }
 
     private static let lock = Lock()
@@ -77,8 +84,46 @@ public final class CUDAContext: @unchecked Sendable {
             if let c = contexts[index] { return c }
             let c = try CUDAContext(driver: driver, index: index)
             contexts[index] = c
+            if let v = getenv("SANAGRAPH_CUDA_PROFILE"), String(cString: v) != "0", !String(cString: v).isEmpty {
+                c.attachProfiler()
+                if !exitReportRegistered {
+                    exitReportRegistered = true
+                    atexit { CUDAContext.printProfilesAtExit() }
+                }
+            }
             return c
         }
+    }
+
+    nonisolated(unsafe) private static var exitReportRegistered = false
+
+    /// `SANAGRAPH_CUDA_PROFILE`'s report: every profiled context's tables on stderr.
+    private static func printProfilesAtExit() {
+        let all = lock.withLock { contexts.sorted { $0.key < $1.key }.map(\.value) }
+        for c in all {
+            guard let p = c.profiler, let text = try? p.report() else { continue }
+            let line = c.setup.snapshot().line()
+            let message = "== SANAGRAPH_CUDA_PROFILE cuda:\(c.deviceIndex) (\(c.name))\nsetup: \(line)\n\n\(text)\n"
+            FileHandle.standardError.write(Data(message.utf8))
+        }
+    }
+
+    /// Attaches a profiler (a fresh one unless one is attached) and returns it.
+    @discardableResult
+    public func attachProfiler() -> CUDAProfiler {
+        if let p = profiler { return p }
+        let p = CUDAProfiler(driver: driver, stream: stream)
+        profiler = p
+        return p
+    }
+
+    /// Runs `body` with `name` pushed on the profiler's scope path (e.g. a model stage); without a profiler just
+    /// runs it.
+    public func profileScope<T>(_ name: @autoclosure () -> String, _ body: () throws -> T) rethrows -> T {
+        guard let p = profiler else { return try body() }
+        p.push(name())
+        defer { p.pop() }
+        return try body()
     }
 
     /// Number of GPUs the driver sees (throws `.noDriver` without a driver).
@@ -121,7 +166,10 @@ public final class CUDAContext: @unchecked Sendable {
         try lazyLock.withLock { () throws(CUDAError) -> KernelModule in
             if let m = modules[name] { return m }
             try bind()
+            let t0 = SetupCounters.now()
             let m = try KernelModule(context: self, name: name, source: source)
+            let seconds = SetupCounters.now() - t0
+            setup.add { $0.moduleLoads += 1; $0.moduleSeconds += seconds }
             modules[name] = m
             return m
         }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// cuBLASLt (`libcublasLt.so.13`/`.12`), loaded with `dlopen`: the GEMMs, bf16 operands with fp32 accumulation
 /// on the tensor cores. Declarations follow cublasLt.h (CUDA 12/13).
 final class CuBLASLtLibrary: @unchecked Sendable {
@@ -104,10 +107,13 @@ public final class Gemm: @unchecked Sendable {
     let lib: CuBLASLtLibrary
     let handle: OpaquePointer
     let workspace: DeviceBuffer
+    /// The owning context (which keeps this engine for its lifetime): its profiler and setup counters.
+    unowned let context: CUDAContext
     private var plans: [PlanKey: Plan] = [:]
     private let lock = Lock()
 
     init(context: CUDAContext) throws(CUDAError) {
+        self.context = context
         lib = try CuBLASLtLibrary.shared()
         var h: OpaquePointer?
         try lib.check(lib.cublasLtCreate(&h), "cublasLtCreate")
@@ -117,6 +123,16 @@ public final class Gemm: @unchecked Sendable {
 
     /// Hopper's recommended cuBLASLt workspace.
     static let workspaceBytes = 32 << 20
+
+    /// Algorithms asked of the heuristic at each new shape. 1 (the default): its first choice. Above 1: each
+    /// candidate runs once untimed (lazy loading) and once between events on the call's own operands, and the
+    /// fastest is kept for the shape — a measurement knob (`SANAGRAPH_CUDA_GEMM_TUNE=N`, `sanagraph-cuda dcae
+    /// --gemm-tune N`) for whether the heuristic leaves time on the table; accumulating GEMMs (β = 1) keep the first
+    /// choice, as re-running them would add twice. Set it before any GEMM runs.
+    nonisolated(unsafe) public static var tuneCandidates: Int = {
+        guard let v = getenv("SANAGRAPH_CUDA_GEMM_TUNE"), let n = Int(String(cString: v)), n > 1 else { return 1 }
+        return min(n, 32)
+    }()
 
     struct PlanKey: Hashable {
         var m, n, k: Int
@@ -132,12 +148,20 @@ public final class Gemm: @unchecked Sendable {
 
     final class Plan {
         let desc: OpaquePointer, layoutA: OpaquePointer, layoutB: OpaquePointer, layoutD: OpaquePointer
-        let algo: CuBLASLtLibrary.HeuristicResult
+        var algo: CuBLASLtLibrary.HeuristicResult
+        /// The heuristic's answers, best first (one unless tuning).
+        let candidates: [CuBLASLtLibrary.HeuristicResult]
         init(desc: OpaquePointer, layoutA: OpaquePointer, layoutB: OpaquePointer, layoutD: OpaquePointer,
-             algo: CuBLASLtLibrary.HeuristicResult) {
-            self.desc = desc; self.layoutA = layoutA; self.layoutB = layoutB; self.layoutD = layoutD; self.algo = algo
+             candidates: [CuBLASLtLibrary.HeuristicResult]) {
+            self.desc = desc; self.layoutA = layoutA; self.layoutB = layoutB; self.layoutD = layoutD
+            self.candidates = candidates
+            algo = candidates[0]
         }
     }
+
+    /// Plans whose algorithm was chosen by timing (`tuneCandidates` > 1): shape, candidates, the chosen index and
+    /// the times (ms) — for benchmarks to print.
+    public private(set) var tuned: [(shape: String, chosen: Int, milliseconds: [Double])] = []
 
     /// Largest power of two (≤ 256) dividing the byte address: what cuBLASLt may assume about the pointer.
     static func alignment(_ p: DevicePointer) -> Int {
@@ -157,38 +181,99 @@ public final class Gemm: @unchecked Sendable {
                           outputF32: outputF32, bias: bias != nil, accumulate: accumulate,
                           alignA: Self.alignment(a.pointer), alignB: Self.alignment(b.pointer),
                           alignD: Self.alignment(d.pointer))
+        if let profiler = context.profiler {
+            // Bytes: A and B read once, D written (and read with accumulate); the profiler's GB/s is a lower bound
+            // where tiles re-read operands from HBM.
+            let dSize = outputF32 ? 4 : 2
+            let bytes = batch * (m * k * 2 + n * k * 2 + m * n * dSize * (accumulate ? 2 : 1))
+            let name = "gemm n=\(n) k=\(k) \(outputF32 ? "f32" : "bf16")\(bias != nil ? "+bias" : "")"
+                + (accumulate ? " β=1" : "") + (batch > 1 ? " batch" : "")
+            try profiler.measure(name, bytes: bytes, flops: 2 * m * n * k * batch) { () throws(CUDAError) in
+                try enqueue(key, a: a, b: b, d: d, bias: bias, alpha: alpha, stream: stream)
+            }
+        } else {
+            try enqueue(key, a: a, b: b, d: d, bias: bias, alpha: alpha, stream: stream)
+        }
+    }
+
+    private func enqueue(_ key: PlanKey, a: GemmOperand, b: GemmOperand, d: GemmOperand, bias: DevicePointer?,
+                         alpha: Float, stream: CUHandle?) throws(CUDAError) {
+        let (m, n, k, batch, accumulate) = (key.m, key.n, key.k, key.batch, key.accumulate)
         // One lock around plan lookup, the bias pointer (an attribute of the shared descriptor) and the enqueue.
         try lock.withLock { () throws(CUDAError) in
             let plan: Plan
+            var fresh = false
             if let p = plans[key] {
                 plan = p
             } else {
-                plan = try makePlan(key, biasPointer: bias)
+                let t0 = SetupCounters.now()
+                plan = try makePlan(key, biasPointer: bias, candidates: accumulate ? 1 : Self.tuneCandidates)
+                let seconds = SetupCounters.now() - t0
+                context.setup.add { $0.heuristicQueries += 1; $0.heuristicSeconds += seconds }
                 plans[key] = plan
+                fresh = true
             }
             if var biasPointer = bias {
                 try lib.check(lib.cublasLtMatmulDescSetAttribute(plan.desc, CuBLASLtLibrary.descBiasPointer, &biasPointer,
                                                                  MemoryLayout<UInt64>.size), "set bias pointer")
             }
-            var alphaValue = alpha
-            var beta: Float = accumulate ? 1 : 0
-            // Column-major view: Dᵀ[N, M] = op(B)ᵀ · Aᵀ, so cuBLASLt's "A" is our B and its "B" our A.
-            let dPointer = UnsafeMutableRawPointer(bitPattern: UInt(d.pointer))
-            var algo = plan.algo.algo
-            let status = withUnsafePointer(to: &algo) { algoPointer in
-                lib.cublasLtMatmul(handle, plan.desc, &alphaValue,
-                                   UnsafeRawPointer(bitPattern: UInt(b.pointer)), plan.layoutA,
-                                   UnsafeRawPointer(bitPattern: UInt(a.pointer)), plan.layoutB,
-                                   &beta, UnsafeRawPointer(dPointer), plan.layoutD, dPointer, plan.layoutD,
-                                   UnsafeRawPointer(algoPointer),
-                                   UnsafeMutableRawPointer(bitPattern: UInt(workspace.pointer)), Self.workspaceBytes,
-                                   stream)
+            let beta: Float = accumulate ? 1 : 0
+            if fresh && plan.candidates.count > 1 {
+                try tune(plan, key, a: a, b: b, d: d, alpha: alpha, stream: stream)
             }
-            try lib.check(status, "cublasLtMatmul(\(m)×\(n)×\(k), batch \(batch))")
+            try lib.check(matmul(plan, plan.algo, a: a, b: b, d: d, alpha: alpha, beta: beta, stream: stream),
+                          "cublasLtMatmul(\(m)×\(n)×\(k), batch \(batch))")
         }
     }
 
-    private func makePlan(_ key: PlanKey, biasPointer: DevicePointer?) throws(CUDAError) -> Plan {
+    /// Queues one cuBLASLt matmul with `algo`.
+    private func matmul(_ plan: Plan, _ algo: CuBLASLtLibrary.HeuristicResult, a: GemmOperand, b: GemmOperand,
+                        d: GemmOperand, alpha: Float, beta: Float, stream: CUHandle?) -> CuBLASLtLibrary.Status {
+        var alphaValue = alpha, betaValue = beta
+        // Column-major view: Dᵀ[N, M] = op(B)ᵀ · Aᵀ, so cuBLASLt's "A" is our B and its "B" our A.
+        let dPointer = UnsafeMutableRawPointer(bitPattern: UInt(d.pointer))
+        var algoBytes = algo.algo
+        return withUnsafePointer(to: &algoBytes) { algoPointer in
+            lib.cublasLtMatmul(handle, plan.desc, &alphaValue,
+                               UnsafeRawPointer(bitPattern: UInt(b.pointer)), plan.layoutA,
+                               UnsafeRawPointer(bitPattern: UInt(a.pointer)), plan.layoutB,
+                               &betaValue, UnsafeRawPointer(dPointer), plan.layoutD, dPointer, plan.layoutD,
+                               UnsafeRawPointer(algoPointer),
+                               UnsafeMutableRawPointer(bitPattern: UInt(workspace.pointer)), Self.workspaceBytes,
+                               stream)
+        }
+    }
+
+    /// Times each candidate of a fresh plan on the call's operands (β = 0, so re-running only rewrites D) and keeps
+    /// the fastest. A candidate cuBLASLt rejects at run time is skipped.
+    private func tune(_ plan: Plan, _ key: PlanKey, a: GemmOperand, b: GemmOperand, d: GemmOperand, alpha: Float,
+                      stream: CUHandle?) throws(CUDAError) {
+        let driver = context.driver
+        var start: CUHandle?, end: CUHandle?
+        try driver.check(driver.cuEventCreate(&start, 0), "cuEventCreate")
+        try driver.check(driver.cuEventCreate(&end, 0), "cuEventCreate")
+        defer { _ = driver.cuEventDestroy(start); _ = driver.cuEventDestroy(end) }
+        var times: [Double] = []
+        for candidate in plan.candidates {
+            guard matmul(plan, candidate, a: a, b: b, d: d, alpha: alpha, beta: 0, stream: stream) == 0 else {
+                times.append(.infinity)
+                continue
+            }
+            try driver.check(driver.cuEventRecord(start, stream), "cuEventRecord")
+            _ = matmul(plan, candidate, a: a, b: b, d: d, alpha: alpha, beta: 0, stream: stream)
+            try driver.check(driver.cuEventRecord(end, stream), "cuEventRecord")
+            try driver.check(driver.cuEventSynchronize(end), "cuEventSynchronize")
+            var ms: Float = 0
+            try driver.check(driver.cuEventElapsedTime(&ms, start, end), "cuEventElapsedTime")
+            times.append(Double(ms))
+        }
+        let best = times.indices.min { times[$0] < times[$1] } ?? 0
+        plan.algo = plan.candidates[best]
+        tuned.append((shape: "\(key.m)×\(key.n)×\(key.k)\(key.outputF32 ? " f32" : " bf16")", chosen: best,
+                      milliseconds: times))
+    }
+
+    private func makePlan(_ key: PlanKey, biasPointer: DevicePointer?, candidates: Int) throws(CUDAError) -> Plan {
         typealias L = CuBLASLtLibrary
         var desc: OpaquePointer?
         try lib.check(lib.cublasLtMatmulDescCreate(&desc, L.computeType32F, L.dataTypeF32), "cublasLtMatmulDescCreate")
@@ -235,13 +320,17 @@ public final class Gemm: @unchecked Sendable {
         try lib.check(lib.cublasLtMatmulPreferenceSetAttribute(pref, L.prefMinAlignmentC, &alignD, 4), "set alignment")
         try lib.check(lib.cublasLtMatmulPreferenceSetAttribute(pref, L.prefMinAlignmentD, &alignD, 4), "set alignment")
 
-        var result = L.HeuristicResult()
+        var results = [L.HeuristicResult](repeating: L.HeuristicResult(), count: max(candidates, 1))
         var found: Int32 = 0
-        try lib.check(lib.cublasLtMatmulAlgoGetHeuristic(handle, desc, layoutA, layoutB, layoutD, layoutD, pref, 1,
-                                                          &result, &found), "cublasLtMatmulAlgoGetHeuristic")
-        guard found > 0, result.state == 0 else {
+        try lib.check(results.withUnsafeMutableBytes { buffer in
+            lib.cublasLtMatmulAlgoGetHeuristic(handle, desc, layoutA, layoutB, layoutD, layoutD, pref,
+                                               Int32(buffer.count / MemoryLayout<L.HeuristicResult>.stride),
+                                               buffer.baseAddress!, &found)
+        }, "cublasLtMatmulAlgoGetHeuristic")
+        let usable = results.prefix(Int(found)).filter { $0.state == 0 }
+        guard !usable.isEmpty else {
             throw .unsupported("no cuBLASLt algorithm for GEMM \(key.m)×\(key.n)×\(key.k) (batch \(key.batch))")
         }
-        return Plan(desc: desc!, layoutA: layoutA, layoutB: layoutB, layoutD: layoutD, algo: result)
+        return Plan(desc: desc!, layoutA: layoutA, layoutB: layoutB, layoutD: layoutD, candidates: Array(usable))
     }
 }

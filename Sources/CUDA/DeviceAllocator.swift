@@ -29,9 +29,12 @@ public final class DeviceAllocator: @unchecked Sendable {
     /// Allocations that reached the driver (for tests and capture: none may happen inside a graph capture).
     public private(set) var driverAllocations = 0
 
-    init(driver: CUDADriver, context: CUHandle) {
+    let setup: SetupCounters
+
+    init(driver: CUDADriver, context: CUHandle, setup: SetupCounters) {
         self.driver = driver
         self.context = context
+        self.setup = setup
     }
 
     /// The size class of a request.
@@ -54,6 +57,11 @@ public final class DeviceAllocator: @unchecked Sendable {
         if let cached { return DeviceBuffer(pointer: cached, bytes: size, allocator: self) }
         try driver.check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
         var p: DevicePointer = 0
+        let t0 = SetupCounters.now()
+        defer {
+            let seconds = SetupCounters.now() - t0
+            setup.add { $0.driverAllocations += 1; $0.allocationSeconds += seconds; $0.allocatedBytes += size }
+        }
         var status = driver.cuMemAlloc(&p, size)
         if status == 2 /* CUDA_ERROR_OUT_OF_MEMORY */ {
             try emptyCache()

@@ -72,8 +72,20 @@ public struct KernelFunction: @unchecked Sendable {
     }
 
     /// Queues the kernel; launch-configuration errors throw here, faults inside it at the next synchronisation.
-    public func launch(grid: (Int, Int, Int), block: (Int, Int, Int), sharedBytes: Int = 0,
+    /// `bytes`: an estimate of the device memory it reads and writes, for the profiler's GB/s (unused otherwise).
+    public func launch(grid: (Int, Int, Int), block: (Int, Int, Int), sharedBytes: Int = 0, bytes: Int = 0,
                        _ arguments: [KernelArgument]) throws(CUDAError) {
+        if let profiler = context.profiler {
+            try profiler.measure(name, bytes: bytes) { () throws(CUDAError) in
+                try enqueue(grid: grid, block: block, sharedBytes: sharedBytes, arguments)
+            }
+            return
+        }
+        try enqueue(grid: grid, block: block, sharedBytes: sharedBytes, arguments)
+    }
+
+    private func enqueue(grid: (Int, Int, Int), block: (Int, Int, Int), sharedBytes: Int,
+                         _ arguments: [KernelArgument]) throws(CUDAError) {
         precondition(grid.0 > 0 && grid.1 > 0 && grid.2 > 0, "\(name): empty grid \(grid)")
         // Each argument in its own 8-byte slot; the driver reads as many bytes as the parameter's C type has.
         let slots = UnsafeMutableRawPointer.allocate(byteCount: max(arguments.count, 1) * 8, alignment: 8)

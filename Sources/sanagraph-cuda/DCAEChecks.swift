@@ -18,6 +18,7 @@ extension GPUChecks {
         ("conv_direct_nchw (conv_out)", { c, _ in try convDirect(c) }),
         ("DC-AE decoder (small config)", { c, _ in try dcaeSmall(c, variant: false) }),
         ("DC-AE decoder (pixel_shuffle, two scales, GELU/Mish, batch 2)", { c, _ in try dcaeSmall(c, variant: true) }),
+        ("profiler: per-launch events in decoder scopes", { c, _ in try profiledDecoder(c) }),
     ]
 
     /// NCHW → NHWC (host).
@@ -194,26 +195,67 @@ extension GPUChecks {
         return try expectClose(out.toHost(), want, tolerance: 5e-3, "rel err")
     }
 
+    /// conv_out's shape (3 outputs, fewer channels than a warp) and one with two passes of outputs, more channels
+    /// than lanes and a 5×5 kernel.
     static func convDirect(_ c: CUDAContext) throws -> String {
         var r = Random(seed: 37)
-        let (b, cin, h, w, cout) = (2, 24, 6, 5, 3)
-        let x = bf16Rounded(r.tensor([b, cin, h, w])), weight = r.tensor([cout, cin, 3, 3], scale: 0.1)
-        let bias = r.tensor([cout])
         let kernels = try ConvKernels(context: c)
-        let out = try poisoned([b, cout, h, w], .f32, on: c)
-        // Device tensors held in locals: one freed inside an argument list could be reused by the next upload.
-        let xd = try DeviceTensor(channelsLast(x), dtype: .bf16, on: c)
-        let wd = try DeviceTensor(DeviceConv2d.rows(weight), on: c), bd = try DeviceTensor(bias, on: c)
-        try kernels.convDirectNCHW(xd.pointer, weight: wd.pointer, bias: bd.pointer, out: out.pointer, batch: b, height: h,
-                                   width: w, channels: cin, outChannels: cout, kernel: 3)
-        return try expectClose(out.toHost(), Ops.conv2d(x, weight: weight, bias: bias, padding: 1), tolerance: 1e-5,
-                               "rel err")
+        var reports: [String] = []
+        for (b, cin, h, w, cout, k) in [(2, 24, 6, 5, 3, 3), (1, 40, 4, 7, 6, 5)] {
+            let x = bf16Rounded(r.tensor([b, cin, h, w])), weight = r.tensor([cout, cin, k, k], scale: 0.1)
+            let bias = r.tensor([cout])
+            let out = try poisoned([b, cout, h, w], .f32, on: c)
+            // Device tensors held in locals: one freed inside an argument list could be reused by the next upload.
+            let xd = try DeviceTensor(channelsLast(x), dtype: .bf16, on: c)
+            let wd = try DeviceTensor(DeviceConv2d.rows(weight), on: c), bd = try DeviceTensor(bias, on: c)
+            try kernels.convDirectNCHW(xd.pointer, weight: wd.pointer, bias: bd.pointer, out: out.pointer, batch: b,
+                                       height: h, width: w, channels: cin, outChannels: cout, kernel: k)
+            reports.append(try expectClose(out.toHost(), Ops.conv2d(x, weight: weight, bias: bias, padding: k / 2),
+                                           tolerance: 1e-5, "\(cout) out \(k)×\(k)"))
+        }
+        return reports.joined(separator: ", ")
     }
 
-    /// A small random DC-AE (3 stages: ResBlock, EfficientViT, EfficientViT) decoded by the CPU model (fp32) and
-    /// the GPU decoder (bf16) from the same weights. `variant`: pixel_shuffle up blocks, two multiscale kernels,
+    /// The profiler on the small decoder: every launch lands in a decoder scope, the GEMMs carry FLOPs, and the
+    /// result is the unprofiled decoder's (events only bracket launches).
+    static func profiledDecoder(_ c: CUDAContext) throws -> String {
+        let (_, gpu, latent) = try smallDecoderPair(c, variant: false)
+        let plain = try gpu.decoderForward(latent)
+        let profiler = c.attachProfiler()
+        defer { c.profiler = nil }
+        try profiler.reset()
+        let profiled = try gpu.decoderForward(latent)
+        try profiler.flush()
+        guard profiled.scalars == plain.scalars else {
+            throw CheckFailure(description: "the profiled decode differs from the plain one")
+        }
+        let scopes = Set(profiler.byScope.keys)
+        for want in ["conv_in", "stage 2/EfficientViT 1", "stage 1/up", "stage 0/ResBlock 1", "norm_out+conv_out"] {
+            guard scopes.contains(want) else {
+                throw CheckFailure(description: "profiler scope '\(want)' missing; got \(scopes.sorted())")
+            }
+        }
+        guard scopes.allSatisfy({ !$0.isEmpty }) else {
+            throw CheckFailure(description: "a launch outside the decoder's scopes: \(scopes.sorted())")
+        }
+        let gemms = profiler.byKernel.filter { $0.key.hasPrefix("gemm") }
+        guard profiler.byKernel["conv_direct_nchw"]?.calls == 1, !gemms.isEmpty,
+              gemms.values.allSatisfy({ $0.flops > 0 && $0.bytes > 0 }) else {
+            throw CheckFailure(description: "profiler kernels: \(profiler.byKernel.keys.sorted())")
+        }
+        let report = try profiler.report()
+        guard report.contains("conv_direct_nchw"), report.contains("stage 0") else {
+            throw CheckFailure(description: "profiler report:\n\(report)")
+        }
+        let launches = profiler.byKernel.values.reduce(0) { $0 + $1.calls }
+        return "\(launches) launches in \(scopes.count) scopes, \(profiler.byKernel.count) kernels"
+    }
+
+    /// A small random DC-AE (3 stages: ResBlock, EfficientViT, EfficientViT) as the CPU model and the GPU decoder
+    /// from the same weights, and a latent. `variant`: pixel_shuffle up blocks, two multiscale kernels,
     /// GELU blocks with a Mish conv_act, batch 2 and a non-square latent.
-    static func dcaeSmall(_ c: CUDAContext, variant: Bool) throws -> String {
+    static func smallDecoderPair(_ c: CUDAContext,
+                                 variant: Bool) throws -> (AutoencoderDC, AutoencoderDCCUDA, Tensor) {
         var config = AutoencoderDCConfig()
         config.latentChannels = 8
         config.encoderBlockTypes = .each(["ResBlock", "EfficientViTBlock", "EfficientViTBlock"])
@@ -246,6 +288,12 @@ extension GPUChecks {
         let cpu = try AutoencoderDC(config: config, tensors: tensors)
         let gpu = try AutoencoderDCCUDA(config: config, tensors: tensors, device: c.deviceIndex)
         let latent = variant ? r.tensor([2, 8, 6, 7]) : r.tensor([1, 8, 6, 6])
+        return (cpu, gpu, latent)
+    }
+
+    /// The small decoder on the CPU (fp32) and the GPU (bf16), same latent.
+    static func dcaeSmall(_ c: CUDAContext, variant: Bool) throws -> String {
+        let (cpu, gpu, latent) = try smallDecoderPair(c, variant: variant)
         let want = try cpu.decoderForward(latent)
         let got = try gpu.decoderForward(latent)
         guard got.shape == want.shape else {

@@ -54,6 +54,7 @@ enum GPUChecks {
         ("gemm linear fp32 out + bias", gemmLinear),
         ("gemm bf16 out, accumulate", gemmVariants),
         ("gemm strided-batch attention shapes", gemmAttention),
+        ("gemm tuning (candidates timed, fastest kept)", gemmTuning),
         ("layernorm_modulate", layerNorm),
         ("rmsnorm (rows and strided in place)", rmsNorm),
         ("gated_residual with clamp", gatedResidual),
@@ -125,6 +126,37 @@ enum GPUChecks {
         let b = try expectClose(acc.toHost(), Ops.add(start, Ops.linear(x, weight: w, bias: nil)), tolerance: 1e-4,
                                 "accumulate")
         return a + ", " + b
+    }
+
+    /// `Gemm.tuneCandidates` > 1 on a shape no other check uses: every candidate runs on the real operands, the
+    /// result is still the GEMM's, and an accumulating GEMM is not tuned (re-running it would add twice).
+    static func gemmTuning(_ c: CUDAContext, _ k: NNKernels) throws -> String {
+        var r = Random(seed: 5)
+        let (m, n, kk) = (29, 40, 56)
+        let x = bf16Rounded(r.tensor([m, kk])), w = bf16Rounded(r.tensor([n, kk], scale: 0.1)), bias = r.tensor([n])
+        let xd = try DeviceTensor(x, dtype: .bf16, on: c), wd = try DeviceTensor(w, dtype: .bf16, on: c)
+        let bd = try DeviceTensor(bias, on: c)
+        let out = try poisoned([m, n], .f32, on: c)
+        let gemm = try c.gemm()
+        let saved = Gemm.tuneCandidates
+        Gemm.tuneCandidates = 4
+        defer { Gemm.tuneCandidates = saved }
+        let before = gemm.tuned.count
+        try gemm.run(m: m, n: n, k: kk, a: GemmOperand(xd.pointer, ld: kk), b: GemmOperand(wd.pointer, ld: kk),
+                     bTransposed: true, d: GemmOperand(out.pointer, ld: n), outputF32: true, bias: bd.pointer,
+                     stream: c.stream)
+        let a = try expectClose(out.toHost(), Ops.linear(x, weight: w, bias: bias), tolerance: 1e-4, "tuned")
+        let start = r.tensor([m, n])
+        let acc = try DeviceTensor(start, on: c)
+        try gemm.run(m: m, n: n, k: kk, a: GemmOperand(xd.pointer, ld: kk), b: GemmOperand(wd.pointer, ld: kk),
+                     bTransposed: true, d: GemmOperand(acc.pointer, ld: n), outputF32: true, accumulate: true,
+                     stream: c.stream)
+        let b = try expectClose(acc.toHost(), Ops.add(start, Ops.linear(x, weight: w, bias: nil)), tolerance: 1e-4,
+                                "accumulate untuned")
+        guard gemm.tuned.count == before + 1, let last = gemm.tuned.last, last.milliseconds.count > 1 else {
+            throw CheckFailure(description: "expected one tuned plan with several candidates, got \(gemm.tuned.suffix(2))")
+        }
+        return "\(a), \(b), \(last.milliseconds.count) candidates"
     }
 
     /// The cross-attention pattern: per head h, S_h = Q_h K_hᵀ (K inside a fused K|V buffer), O_h = P_h V_h with

@@ -7,8 +7,10 @@
 //                                             DiT forward on the GPU: velocity to FILE, timings as JSON lines
 //                                             (tools/bench/cuda_dit.py compares it with diffusers on the same GPU)
 //   sanagraph-cuda dcae --model VAE_DIR --inputs FILE --out FILE [--reps N] [--device N] [--im2col-mb N]
+//                       [--gemm-tune N] [--profile RUNS [--profile-json FILE]] [--profile-first]
 //                                             DC-AE decode on the GPU: image to FILE, timings as JSON lines
-//                                             (tools/bench/cuda_dcae.py)
+//                                             (tools/bench/cuda_dcae.py); --profile: per-kernel/per-stage GPU
+//                                             time tables on stderr (CUDAProfiler, docs/cuda.md)
 //   sanagraph-cuda gemma --model DIR --inputs FILE --out FILE [--reps N] [--device N]
 //                                             Gemma-2 text encoder on the GPU: last hidden state to FILE, timings as
 //                                             JSON (tools/bench/cuda_gemma.py compares it with transformers)
@@ -61,6 +63,7 @@ struct SanaGraphCUDA {
             sanagraph-cuda: \(message)
             usage: sanagraph-cuda info | test [--filter S] | dit --model DIR --inputs FILE --out FILE [--reps N] [--device N]
                    | dcae --model VAE_DIR --inputs FILE --out FILE [--reps N] [--device N] [--im2col-mb N]
+                          [--gemm-tune N] [--profile RUNS [--profile-json FILE]] [--profile-first]
                    | gemma --model DIR --inputs FILE --out FILE [--reps N] [--device N]
 
             """.utf8))

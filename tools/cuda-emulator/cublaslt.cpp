@@ -95,8 +95,10 @@ int cublasLtMatmulAlgoGetHeuristic(void*, Desc* d, Layout* a, Layout* b, Layout*
                                    void* results, int* found) {
     if (requested < 1) return INVALID_VALUE;
     if (int r = check(d, a, b, c, dd)) return r;
-    std::memset(results, 0, 96);  // algo, workspaceSize 0, state CUBLAS_STATUS_SUCCESS
-    *found = 1;
+    // algo, workspaceSize 0, state CUBLAS_STATUS_SUCCESS; two (identical) answers when more are asked for, so
+    // callers' loops over candidates run.
+    *found = requested > 1 ? 2 : 1;
+    std::memset(results, 0, 96 * (size_t)*found);
     return OK;
 }
 

@@ -14,6 +14,10 @@
 struct dim3 {
     unsigned x = 1, y = 1, z = 1;
 };
+// CUDA's built-in 16-byte vector type (the kernels' vectorised fp32 loads).
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
 
 namespace emu {
 struct Warp {
@@ -57,6 +61,9 @@ inline float __shfl_sync(unsigned, float v, int src) {
 inline float __uint_as_float(unsigned int u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline unsigned int __float_as_uint(float f) { unsigned int u; std::memcpy(&u, &f, 4); return u; }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+// The fast-math intrinsics, exact here (the GPU's are within a few ulp).
+inline float __expf(float x) { return std::exp(x); }
+inline float __fdividef(float a, float b) { return a / b; }
 #include <math.h>
 
 using std::min;

@@ -206,36 +206,49 @@ public final class AutoencoderDCCUDA: AutoencoderModel, @unchecked Sendable {
         var c = convIn.outChannels
         var x = try DeviceTensor(uninitialized: [b * h * w, c], dtype: .f32, on: context)
         let latent = FeatureMap.nchw(z.pointer, .f32, batch: b, channels: lc, height: h, width: w)
-        if let r = inShortcutRepeats {
-            try kernels.shuffleShortcut(x: latent, repeats: r, shuffled: nil, out: x.pointer, batch: b, height: h,
-                                        width: w, scale: 1, outChannels: c)
+        // Profiler scopes (`CUDAContext.profileScope`; free without a profiler): conv_in, "stage i/<block> j" as
+        // diffusers numbers up_blocks, norm_out+conv_out.
+        try context.profileScope("conv_in") {
+            if let r = inShortcutRepeats {
+                try kernels.shuffleShortcut(x: latent, repeats: r, shuffled: nil, out: x.pointer, batch: b, height: h,
+                                            width: w, scale: 1, outChannels: c)
+            }
+            try convIn(latent, out: x.pointer, accumulate: inShortcutRepeats != nil, kernels: kernels, gemm: gemm)
         }
-        try convIn(latent, out: x.pointer, accumulate: inShortcutRepeats != nil, kernels: kernels, gemm: gemm)
-        for stage in upBlocks.reversed() {
-            for block in stage {
+        for (i, stage) in upBlocks.enumerated().reversed() {
+            for (j, block) in stage.enumerated() {
                 try cancel()
                 switch block {
                 case .res(let conv1, let conv2, let norm, let act):
-                    try resBlock(x, batch: b, height: h, width: w, channels: c, conv1, conv2, norm, act)
+                    try context.profileScope("stage \(i)/ResBlock \(j)") {
+                        try resBlock(x, batch: b, height: h, width: w, channels: c, conv1, conv2, norm, act)
+                    }
                 case .efficientViT(let block):
-                    try efficientViT(x, batch: b, height: h, width: w, channels: c, block)
+                    try context.profileScope("stage \(i)/EfficientViT \(j)") {
+                        try efficientViT(x, batch: b, height: h, width: w, channels: c, block)
+                    }
                 case .up(let conv, let repeats, let outChannels):
-                    x = try up(x, batch: b, height: h, width: w, channels: c, conv: conv, repeats: repeats,
-                               outChannels: outChannels)
+                    x = try context.profileScope("stage \(i)/up") {
+                        try up(x, batch: b, height: h, width: w, channels: c, conv: conv, repeats: repeats,
+                                   outChannels: outChannels)
+                    }
                     (h, w, c) = (2 * h, 2 * w, outChannels)
                 }
             }
         }
         try cancel()
-        let rows = b * h * w
-        let normed = try DeviceTensor(uninitialized: [rows, c], dtype: .bf16, on: context)
-        try kernels.channelRMSNorm(x.pointer, weight: normOut.weight.pointer, bias: normOut.bias.pointer, residual: nil,
-                                   outBF16: normed.pointer, rows: rows, channels: c, eps: 1e-5, activation: convAct)
-        let image = try DeviceTensor(uninitialized: [b, config.inChannels, h, w], dtype: .f32, on: context)
-        try kernels.convDirectNCHW(normed.pointer, weight: convOutWeight.pointer, bias: convOutBias.pointer,
-                                   out: image.pointer, batch: b, height: h, width: w, channels: c,
-                                   outChannels: config.inChannels, kernel: convOutKernel)
-        return image
+        return try context.profileScope("norm_out+conv_out") {
+            let rows = b * h * w
+            let normed = try DeviceTensor(uninitialized: [rows, c], dtype: .bf16, on: context)
+            try kernels.channelRMSNorm(x.pointer, weight: normOut.weight.pointer, bias: normOut.bias.pointer,
+                                       residual: nil, outBF16: normed.pointer, rows: rows, channels: c, eps: 1e-5,
+                                       activation: convAct)
+            let image = try DeviceTensor(uninitialized: [b, config.inChannels, h, w], dtype: .f32, on: context)
+            try kernels.convDirectNCHW(normed.pointer, weight: convOutWeight.pointer, bias: convOutBias.pointer,
+                                       out: image.pointer, batch: b, height: h, width: w, channels: c,
+                                       outChannels: config.inChannels, kernel: convOutKernel)
+            return image
+        }
     }
 
     /// ResBlock in place on the fp32 stream `x [B·H·W, C]`.

@@ -68,14 +68,13 @@ public final class ConvKernels: @unchecked Sendable {
         }
     }
 
-    static func grid(_ n: Int) -> (Int, Int, Int) { (max(1, min((n + 255) / 256, 132 * 32)), 1, 1) }
-
     /// im2col rows `row0 ..< row0 + rows` (output pixels in `(b, y, x)` order) of a `k`×`k` convolution (stride 1,
     /// zero padding k/2) over `x` with `activation` applied to every input value: bf16 `cols [rows, k·k·C]`,
     /// columns `(ky, kx, ch)`.
     public func im2col(_ x: FeatureMap, kernel k: Int, activation: Activation, cols: DevicePointer, row0: Int,
                        rows: Int) throws(CUDAError) {
-        try im2colKernel.launch(grid: ((rows + 7) / 8, 1, 1), block: (256, 1, 1), [
+        try im2colKernel.launch(grid: ((rows + 7) / 8, 1, 1), block: (256, 1, 1),
+                                bytes: rows * x.channels * (x.dtype.size + k * k * 2), [
             .pointer(x.pointer), .int(x.dtype == .f32 ? 1 : 0), .int64(Int64(x.strideB)), .int64(Int64(x.strideY)),
             .int64(Int64(x.strideX)), .int64(Int64(x.strideC)), .int(x.height), .int(x.width), .int(x.channels),
             .int(k), .int32(activation.rawValue), .pointer(cols), .int64(Int64(row0)),
@@ -87,7 +86,8 @@ public final class ConvKernels: @unchecked Sendable {
     public func channelRMSNorm(_ y: DevicePointer, weight: DevicePointer, bias: DevicePointer, residual: DevicePointer?,
                                outBF16: DevicePointer?, rows: Int, channels: Int, eps: Float,
                                activation: Activation = .identity) throws(CUDAError) {
-        try rmsNormKernel.launch(grid: ((rows + 7) / 8, 1, 1), block: (256, 1, 1), [
+        try rmsNormKernel.launch(grid: ((rows + 7) / 8, 1, 1), block: (256, 1, 1),
+                                 bytes: rows * channels * (4 + (residual == nil ? 0 : 8) + (outBF16 == nil ? 0 : 2)), [
             .pointer(y), .pointer(weight), .pointer(bias), .pointer(residual ?? 0), .pointer(outBF16 ?? 0),
             .int64(Int64(rows)), .int(channels), .float(eps), .int32(activation.rawValue)])
     }
@@ -98,8 +98,10 @@ public final class ConvKernels: @unchecked Sendable {
     /// decoder's in-shortcut). `height`/`width` are the input's.
     public func shuffleShortcut(x: FeatureMap?, repeats: Int, shuffled: DevicePointer?, out: DevicePointer, batch: Int,
                                 height: Int, width: Int, scale s: Int, outChannels: Int) throws(CUDAError) {
-        let pixels = batch * s * height * s * width
-        try shuffleKernel.launch(grid: ((pixels + 7) / 8, 1, 1), block: (256, 1, 1), [
+        let pixels = batch * s * height * s * width, inputPixels = batch * height * width
+        let reads = (x == nil ? 0 : pixels * outChannels * 4 / max(repeats, 1)) + (shuffled == nil ? 0 : pixels * outChannels * 4)
+        try shuffleKernel.launch(grid: ((inputPixels + 7) / 8, 1, 1), block: (256, 1, 1),
+                                 bytes: pixels * outChannels * 4 + reads, [
             .pointer(x?.pointer ?? 0), .int64(Int64(x?.strideB ?? 0)), .int64(Int64(x?.strideY ?? 0)),
             .int64(Int64(x?.strideX ?? 0)), .int64(Int64(x?.strideC ?? 0)), .int(max(repeats, 1)),
             .pointer(shuffled ?? 0), .pointer(out), .int(batch), .int(height), .int(width), .int(s), .int(outChannels)])
@@ -113,7 +115,8 @@ public final class ConvKernels: @unchecked Sendable {
                            kernel k: Int) throws(CUDAError) {
         precondition(c3 % 32 == 0, "multiscale: channels \(c3) must be a multiple of 32")
         let pixels = batch * height * width
-        try multiscaleKernel.launch(grid: ((pixels + 127) / 128, c3 / 32, 1), block: (256, 1, 1), [
+        try multiscaleKernel.launch(grid: ((pixels + 127) / 128, c3 / 32, 1), block: (256, 1, 1),
+                                    bytes: pixels * c3 * 4, [
             .pointer(qkv), .pointer(qkv), .int64(Int64(ld)), .int(dstColumn), .pointer(taps), .pointer(groupWeights),
             .int(batch), .int(height), .int(width), .int(k)])
     }
@@ -133,10 +136,11 @@ public final class ConvKernels: @unchecked Sendable {
                                        batch: Int, tokens: Int, scratch: DevicePointer,
                                        eps: Float = 1e-15) throws(CUDAError) {
         let chunks = (tokens + Self.linearAttentionChunk - 1) / Self.linearAttentionChunk
-        try linAttnKV.launch(grid: (batch * groups, chunks, 1), block: (256, 1, 1), [
+        try linAttnKV.launch(grid: (batch * groups, chunks, 1), block: (256, 1, 1), bytes: batch * tokens * groups * 128, [
             .pointer(qkv), .pointer(scratch), .int(tokens), .int(groups), .int64(Int64(ld)), .int(96),
             .int(Self.linearAttentionChunk)])
-        try linAttnApply.launch(grid: (batch * groups, (tokens + 127) / 128, 1), block: (128, 1, 1), [
+        try linAttnApply.launch(grid: (batch * groups, (tokens + 127) / 128, 1), block: (128, 1, 1),
+                                bytes: batch * tokens * groups * 128, [
             .pointer(qkv), .pointer(scratch), .pointer(out), .int(tokens), .int(groups), .int64(Int64(ld)), .int(96),
             .int(chunks), .int64(Int64(outLD)), .float(eps)])
     }
@@ -146,7 +150,9 @@ public final class ConvKernels: @unchecked Sendable {
     public func convDirectNCHW(_ x: DevicePointer, weight: DevicePointer, bias: DevicePointer?, out: DevicePointer,
                                batch: Int, height: Int, width: Int, channels: Int, outChannels: Int,
                                kernel k: Int) throws(CUDAError) {
-        try directKernel.launch(grid: Self.grid(batch * outChannels * height * width), block: (256, 1, 1), [
+        let pixels = batch * height * width
+        try directKernel.launch(grid: (max(1, min((pixels + 7) / 8, 132 * 16)), 1, 1), block: (256, 1, 1),
+                                bytes: pixels * (channels * 2 + outChannels * 4), [
             .pointer(x), .pointer(weight), .pointer(bias ?? 0), .pointer(out), .int(batch), .int(height), .int(width),
             .int(channels), .int(outChannels), .int(k)])
     }

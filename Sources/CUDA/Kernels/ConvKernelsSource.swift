@@ -23,9 +23,12 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 // Activations by code (ConvKernels.Activation): 0 identity, 1 SiLU, 2 ReLU, 3 GELU (erf), 4 Mish.
+// SiLU with the fast exponential and division (relative error ~1e-6, far below the bf16 rounding that follows
+// every use): im2col applies it to each input value once per tap (9× at 3×3), where the IEEE expf + division
+// cost about as much as the columns' memory traffic. The clamp keeps 1 + e below 2^126, __fdividef's range.
 __device__ __forceinline__ float act_fn(float x, int act) {
     switch (act) {
-    case 1: return x / (1.0f + expf(-x));
+    case 1: return __fdividef(x, 1.0f + __expf(fminf(-x, 80.0f)));
     case 2: return x > 0.0f ? x : 0.0f;
     case 3: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
     case 4: { const float sp = x > 20.0f ? x : log1pf(expf(x)); return x * tanhf(sp); }
@@ -56,6 +59,9 @@ extern "C" __global__ void __launch_bounds__(256) conv_im2col(const void* __rest
     // 8-byte bf16 loads need every pixel's channels 8-byte aligned.
     const bool quads = (c & 3) == 0 && sc == 1
                     && (in_f32 || (((sb | sy | sx) & 3) == 0 && ((unsigned long long)x & 7ull) == 0));
+    // fp32 quads as one 16-byte load when every pixel's channels are 16-byte aligned (4 scalar loads per lane made
+    // each warp load span 512 B for 128 useful bytes).
+    const bool f32x4 = in_f32 && quads && ((sb | sy | sx) & 3) == 0 && ((unsigned long long)x & 15ull) == 0;
     bf16* dst = cols + r * ((i64)k * k * c);
     for (int ky = 0; ky < k; ky++) {
         const int yy = oy + ky - pad;
@@ -73,7 +79,10 @@ extern "C" __global__ void __launch_bounds__(256) conv_im2col(const void* __rest
             if (quads) {
                 for (int ch = 4 * lane; ch < c; ch += 128) {
                     float v[4];
-                    if (in_f32) {
+                    if (f32x4) {
+                        const float4 f = *(const float4*)(xf + base + ch);
+                        v[0] = f.x; v[1] = f.y; v[2] = f.z; v[3] = f.w;
+                    } else if (in_f32) {
                         for (int e = 0; e < 4; e++) v[e] = xf[base + ch + e];
                     } else {
                         const unsigned long long u = *(const unsigned long long*)(xh + base + ch);
@@ -118,28 +127,31 @@ extern "C" __global__ void __launch_bounds__(256) channel_rmsnorm(const float* _
 // writing fp32 NHWC out [B, s·h, s·w, cout]: out[b, s·Y+i, s·X+j, o] = x[b, Y, X, u / r] (repeat_interleave by r)
 // + t[b, Y, X, u] (the pixel-shuffled conv output, NHWC [B, h, w, s²·cout]) with u = s²·o + s·i + j; either
 // term is skipped when its pointer is null. x is fp32 at strides (sb, sy, sx, sc) (NHWC or NCHW).
-// One warp per output pixel (lanes along the channels), 8 per block.
+// One warp per input pixel (b, Y, X), 8 per block, lanes along u: the warp reads t's row and x's row in order
+// (coalesced) and its 32 lanes write s² output pixels' runs of 32/s² consecutive channels (whole 32-byte sectors
+// for s = 2). (A warp per output pixel read t at a stride of s² floats: s² times the sectors it used.)
 extern "C" __global__ void __launch_bounds__(256) shuffle_shortcut(const float* __restrict__ x, i64 sb, i64 sy, i64 sx,
                                                                    i64 sc, int r, const float* __restrict__ t,
                                                                    float* __restrict__ out, int batch, int h, int w,
                                                                    int s, int cout) {
-    const int lane = threadIdx.x & 31, ow = s * w, oh = s * h;
+    const int lane = threadIdx.x & 31, ow = s * w, ss = s * s;
     const i64 p = (i64)blockIdx.x * 8 + (threadIdx.x >> 5);
-    if (p >= (i64)batch * oh * ow) return;
-    const int ox = (int)(p % ow);
-    const i64 q = p / ow;
-    const int oy = (int)(q % oh);
-    const i64 b = q / oh;
-    const int Y = oy / s, i = oy - Y * s, X = ox / s, j = ox - X * s;
+    if (p >= (i64)batch * h * w) return;
+    const int X = (int)(p % w);
+    const i64 q = p / w;
+    const int Y = (int)(q % h);
+    const i64 b = q / h;
     const float* xp = x ? x + b * sb + Y * sy + X * sx : 0;
-    const float* tp = t ? t + ((b * h + Y) * w + X) * (i64)(s * s * cout) : 0;
-    float* op = out + p * cout;
-    for (int o = lane; o < cout; o += 32) {
-        const int u = s * s * o + s * i + j;
+    const float* tp = t ? t + p * (i64)(ss * cout) : 0;
+    // Output pixel (s·Y + i, s·X + j) starts at out + ((b·s·h + s·Y + i)·ow + s·X + j)·cout.
+    float* op = out + ((b * s * h + (i64)s * Y) * ow + (i64)s * X) * cout;
+    for (int u = lane; u < ss * cout; u += 32) {
+        // s = 2 (every up block) by shifts: runtime integer division costs ~20 instructions.
+        const int o = s == 2 ? u >> 2 : u / ss, ij = u - o * ss, i = s == 2 ? ij >> 1 : ij / s, j = ij - i * s;
         float v = 0.0f;
         if (xp) v += xp[(i64)(u / r) * sc];
         if (tp) v += tp[u];
-        op[o] = v;
+        op[((i64)i * ow + j) * cout + o] = v;
     }
 }
 
@@ -276,32 +288,48 @@ extern "C" __global__ void __launch_bounds__(128) ms_linattn_apply(const bf16* _
 // A k×k convolution (stride 1, zero padding k/2) with few output channels, straight to fp32 NCHW with bias:
 // out[b, o, y, x] = bias[o] + Σ w[o, (ky·k + kx)·c + ch] · in[b, y + ky − k/2, x + kx − k/2, ch], input bf16 NHWC.
 // The decoder's conv_out (3 channels), where im2col + GEMM would move 9·c values per pixel through memory for 3
-// outputs. One thread per output element, consecutive threads along x.
-extern "C" __global__ void conv_direct_nchw(const bf16* __restrict__ in, const float* __restrict__ wt,
-                                            const float* __restrict__ bias, float* __restrict__ out, int batch,
-                                            int h, int w, int c, int cout, int k) {
-    const i64 total = (i64)batch * cout * h * w;
-    const int pad = k / 2;
-    for (i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (i64)gridDim.x * blockDim.x) {
-        const int x0 = (int)(idx % w);
-        i64 q = idx / w;
+// outputs. One warp per output pixel (8 per block, grid-stride), lanes along the input channels so every load of
+// the input and of the weights is one coalesced row segment; up to 4 output channels per pass, warp-summed. (A
+// thread per output element along x made each warp load touch 32 pixels' rows, c·2 bytes apart: 32 sectors for
+// 64 useful bytes.)
+extern "C" __global__ void __launch_bounds__(256) conv_direct_nchw(const bf16* __restrict__ in,
+                                                                   const float* __restrict__ wt,
+                                                                   const float* __restrict__ bias,
+                                                                   float* __restrict__ out, int batch, int h, int w,
+                                                                   int c, int cout, int k) {
+    const int lane = threadIdx.x & 31, pad = k / 2;
+    const i64 pixels = (i64)batch * h * w, taps = (i64)k * k * c;
+    for (i64 p = (i64)blockIdx.x * 8 + (threadIdx.x >> 5); p < pixels; p += (i64)gridDim.x * 8) {
+        const int x0 = (int)(p % w);
+        const i64 q = p / w;
         const int y0 = (int)(q % h);
-        q /= h;
-        const int o = (int)(q % cout);
-        const i64 b = q / cout;
-        float s = bias ? bias[o] : 0.0f;
-        for (int ky = 0; ky < k; ky++) {
-            const int yy = y0 + ky - pad;
-            if (yy < 0 || yy >= h) continue;
-            for (int kx = 0; kx < k; kx++) {
-                const int xx = x0 + kx - pad;
-                if (xx < 0 || xx >= w) continue;
-                const bf16* ip = in + ((b * h + yy) * w + xx) * c;
-                const float* wp = wt + ((i64)o * k * k + ky * k + kx) * c;
-                for (int ch = 0; ch < c; ch++) s += bf2f(ip[ch]) * wp[ch];
+        const i64 b = q / h;
+        for (int o0 = 0; o0 < cout; o0 += 4) {
+            const int no = min(4, cout - o0);
+            float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int ky = 0; ky < k; ky++) {
+                const int yy = y0 + ky - pad;
+                if (yy < 0 || yy >= h) continue;
+                for (int kx = 0; kx < k; kx++) {
+                    const int xx = x0 + kx - pad;
+                    if (xx < 0 || xx >= w) continue;
+                    const bf16* ip = in + ((b * h + yy) * w + xx) * c;
+                    const float* wp = wt + (i64)o0 * taps + (i64)(ky * k + kx) * c;
+                    for (int ch = lane; ch < c; ch += 32) {
+                        const float v = bf2f(ip[ch]);
+                        #pragma unroll
+                        for (int j = 0; j < 4; j++)
+                            if (j < no) s[j] += v * wp[j * taps + ch];
+                    }
+                }
+            }
+            #pragma unroll
+            for (int j = 0; j < 4; j++) s[j] = warp_sum(s[j]);
+            if (lane < no) {
+                const float v = lane == 0 ? s[0] : lane == 1 ? s[1] : lane == 2 ? s[2] : s[3];
+                out[((b * cout + o0 + lane) * h + y0) * (i64)w + x0] = v + (bias ? bias[o0 + lane] : 0.0f);
             }
         }
-        out[idx] = s;
     }
 }
 """#

@@ -77,7 +77,7 @@ public final class NNKernels: @unchecked Sendable {
 
     /// bf16 `out[i] = f(x[i])` for fp32 `x` of `count` elements.
     public func activation(_ kind: Activation, x: DevicePointer, out: DevicePointer, count: Int) throws(CUDAError) {
-        try activation.launch(grid: Self.elementwiseGrid(count), block: (256, 1, 1),
+        try activation.launch(grid: Self.elementwiseGrid(count), block: (256, 1, 1), bytes: count * 6,
                               [.pointer(x), .pointer(out), .int64(Int64(count)), .int32(kind.rawValue)])
     }
 
@@ -106,7 +106,8 @@ public final class NNKernels: @unchecked Sendable {
     /// GLU(depthwise3×3(SiLU(a)) + bias) with `taps` [9, 2C] fp32 (tap-major) and `bias` [2C] fp32.
     public func depthwiseConv3x3GLU(_ a: DevicePointer, taps: DevicePointer, bias: DevicePointer, out: DevicePointer,
                                     batch: Int, height: Int, width: Int, channels: Int) throws(CUDAError) {
-        try dwconvGLU.launch(grid: Self.elementwiseGrid(batch * height * width * channels), block: (256, 1, 1), [
+        try dwconvGLU.launch(grid: Self.elementwiseGrid(batch * height * width * channels), block: (256, 1, 1),
+                             bytes: batch * height * width * channels * 6, [
             .pointer(a), .pointer(taps), .pointer(bias), .pointer(out), .int(batch), .int(height), .int(width),
             .int(channels)])
     }
