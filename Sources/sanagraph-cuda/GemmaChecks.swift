@@ -8,6 +8,9 @@ import TextEncoder
 extension GPUChecks {
     static let gemmaChecks: [Check] = [
         ("gemma rope_split", { c, _ in try gemmaRope(c) }),
+        ("gemma rope_split at positions up to 319 vs fp64 RoPE (the model's inv_freq)", { c, _ in
+            try gemmaRopeLongPositions(c)
+        }),
         ("gemma attention softmax (softcap, causal, padding, window)", { c, _ in try gemmaSoftmax(c) }),
         ("gemma geglu (tanh and erf)", { c, _ in try gemmaGeglu(c) }),
         ("gemma residual_norm", { c, _ in try gemmaResidualNorm(c) }),
@@ -47,6 +50,49 @@ extension GPUChecks {
         let ek = try expectClose(k.toHost(), wantK, tolerance: 5e-3, "k")
         guard try v.toHost().scalars == wantV.scalars else { throw CheckFailure(description: "v copy is not exact") }
         return eq + ", " + ek + ", v exact"
+    }
+
+    /// RoPE far along a SANA-length prompt (positions 0..<320), with the inverse frequencies the GPU model uploads,
+    /// against fp64 RoPE with transformers' fp32 `inv_freq` (as `from_pretrained` keeps it in any dtype): only the
+    /// bf16 rounding of the outputs may differ. Angle errors grow with the position (a bf16-rounded inv_freq is off
+    /// by up to ~0.5 rad at position 319), so the short check above cannot see them.
+    static func gemmaRopeLongPositions(_ c: CUDAContext) throws -> String {
+        var r = Random(seed: 34)
+        let l = 320, hd = 64, half = hd / 2, width = 3 * hd  // one query, one key and one value head
+        let qkv = bf16Rounded(r.tensor([l, width], scale: 2))
+        let theta = 10_000.0
+        let invFreq = Gemma2ModelCUDA.ropeInverseFrequencies(headDim: hd, theta: theta)
+        // transformers: 1 / theta^(arange(0, hd, 2) / hd) in fp32; the model's values must be within a few ulp.
+        let fp32Want = (0..<half).map { i in Float(1 / Foundation.pow(theta, Double(2 * i) / Double(hd))) }
+        let worst = zip(invFreq, fp32Want).map { abs(Double($0) - Double($1)) / Double($1) }.max() ?? 0
+        guard worst <= 4e-7 else {
+            throw CheckFailure(description: String(format: "inv_freq is %.2e (relative) from fp32 1/theta^(2i/d)", worst))
+        }
+        let q = try poisoned([l, hd], .bf16, on: c), k = try poisoned([l, hd], .bf16, on: c)
+        let v = try poisoned([l, hd], .bf16, on: c)
+        try GemmaKernels(context: c).ropeSplit(
+            qkv: DeviceTensor(qkv, dtype: .bf16, on: c).pointer,
+            invFreq: DeviceTensor(Tensor(shape: [half], values: invFreq), on: c).pointer,
+            q: q.pointer, k: k.pointer, v: v.pointer, batch: 1, length: l, heads: 1, kvHeads: 1, headDim: hd)
+        let x = qkv.scalars
+        func want(_ slot: Int) -> Tensor {
+            var out = [Float](repeating: 0, count: l * hd)
+            for t in 0..<l {
+                for i in 0..<half {
+                    let angle = Double(t) * Double(fp32Want[i])
+                    let x1 = Double(x[t * width + slot * hd + i]), x2 = Double(x[t * width + slot * hd + half + i])
+                    out[t * hd + i] = Float(x1 * Foundation.cos(angle) - x2 * Foundation.sin(angle))
+                    out[t * hd + half + i] = Float(x2 * Foundation.cos(angle) + x1 * Foundation.sin(angle))
+                }
+            }
+            return Tensor(shape: [l, hd], values: out)
+        }
+        // Rows 256..<320 alone too: an error that grows with the position must not hide in the average.
+        func far(_ t: Tensor) -> Tensor { Ops.slice(t, axis: 0, range: 256..<l) }
+        let gq = try q.toHost(), gk = try k.toHost()
+        return [try expectClose(gq, want(0), tolerance: 3e-3, "q"), try expectClose(gk, want(1), tolerance: 3e-3, "k"),
+                try expectClose(far(gq), far(want(0)), tolerance: 3e-3, "q rows 256+"),
+                try expectClose(far(gk), far(want(1)), tolerance: 3e-3, "k rows 256+")].joined(separator: ", ")
     }
 
     /// The kernel's probabilities against the CPU attention's (`Ops.scaledDotProductAttention` with an identity V

@@ -66,13 +66,19 @@ public final class Gemma2ModelCUDA: Gemma2Decoder, @unchecked Sendable {
                 window: c.slidingWindow(layer: i))
         }
         finalNorm = try norm("norm.weight")
-        let half = c.headDim / 2, theta = Float(c.ropeTheta)
-        invFreq = try DeviceTensor(Tensor(shape: [half], values: (0..<half).map { i in
-            1 / Foundation.pow(theta, Float(2 * i) / Float(c.headDim))
-        }), on: context)
+        let frequencies = Self.ropeInverseFrequencies(headDim: c.headDim, theta: c.ropeTheta)
+        invFreq = try DeviceTensor(Tensor(shape: [frequencies.count], values: frequencies), on: context)
         embedTokens = w.raw("embed_tokens.weight", [c.vocabSize, c.hiddenSize])
         deviceBytes = layers.reduce(0) { $0 + $1.bytes } + finalNorm.byteCount + invFreq.byteCount
         try context.synchronize()
+    }
+
+    /// RoPE inverse frequencies `1 / theta^(2i / headDim)` in fp32, as transformers computes them at init (and keeps
+    /// them: `from_pretrained` in any dtype leaves this non-persistent buffer fp32). A bf16-rounded copy (what
+    /// `model.to(torch.bfloat16)` leaves) moves the angles by up to ~0.4 rad at position 299.
+    public static func ropeInverseFrequencies(headDim: Int, theta: Double) -> [Float] {
+        let t = Float(theta)
+        return (0..<(headDim / 2)).map { i in 1 / Foundation.pow(t, Float(2 * i) / Float(headDim)) }
     }
 
     /// Loads a diffusers `text_encoder/` folder (as `Gemma2Model.load`: same checks, every bad key at once) onto
