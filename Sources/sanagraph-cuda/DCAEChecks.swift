@@ -1,6 +1,7 @@
 import CUDA
 import DCAE
 import Foundation
+import SanaGraphKit
 import Tensors
 
 /// GPU checks of the convolution kernels (`ConvKernels`, `DeviceConv2d`) and of DC-AE's GPU decoder, each against
@@ -19,6 +20,7 @@ extension GPUChecks {
         ("DC-AE decoder (small config)", { c, _ in try dcaeSmall(c, variant: false) }),
         ("DC-AE decoder (pixel_shuffle, two scales, GELU/Mish, batch 2)", { c, _ in try dcaeSmall(c, variant: true) }),
         ("profiler: per-launch events in decoder scopes", { c, _ in try profiledDecoder(c) }),
+        ("DC-AE encode on a GPU autoencoder runs the CPU encoder", { c, _ in try encodeOnHost(c) }),
     ]
 
     /// NCHW → NHWC (host).
@@ -289,6 +291,22 @@ extension GPUChecks {
         let gpu = try AutoencoderDCCUDA(config: config, tensors: tensors, device: c.deviceIndex)
         let latent = variant ? r.tensor([2, 8, 6, 7]) : r.tensor([1, 8, 6, 6])
         return (cpu, gpu, latent)
+    }
+
+    /// `encode` of the GPU autoencoder is the CPU encoder's (the GPU has only the decoder): same result as the CPU
+    /// model's, and the encoder's weights are converted only then.
+    static func encodeOnHost(_ c: CUDAContext) throws -> String {
+        let (cpu, gpu, _) = try smallDecoderPair(c, variant: false)
+        var r = Random(seed: 42)
+        let image = r.tensor([1, 3, 6 * gpu.downscale, 5 * gpu.downscale], scale: 0.5, offset: 0.5)
+        let context = RunContext(nodeID: "encode")
+        let want = try cpu.encode(image, tileSize: nil, context: context)
+        let got = try gpu.encode(image, tileSize: nil, context: context)
+        guard got.shape == want.shape, gpu.residentBytes > 0 else {
+            throw CheckFailure(description: "GPU autoencoder encode: shape \(got.shape) vs \(want.shape), "
+                               + "host bytes \(gpu.residentBytes)")
+        }
+        return try expectClose(got, want, tolerance: 1e-6, "GPU autoencoder's encode vs the CPU model's")
     }
 
     /// The small decoder on the CPU (fp32) and the GPU (bf16), same latent.

@@ -30,10 +30,13 @@ public final class AutoencoderDCCUDA: AutoencoderModel, @unchecked Sendable {
 
     /// GPU memory the weights take.
     public let deviceBytes: Int
-    /// Host memory held: none (the weights live on the GPU).
-    public let residentBytes = 0
+    /// Host memory held: the CPU encoder's weights once an encode has converted them (the decoder lives on the GPU).
+    public var residentBytes: Int { hostEncoder?.residentBytes ?? 0 }
     /// The folder's latent_preview.json projection (set once by the loader).
     public internal(set) var latentPreview: LatentPreview?
+    /// The CPU autoencoder over the same weights, for `encode` (the GPU has only the decoder): its encoder half is
+    /// converted on the first encode, so a text-to-image graph never pays for it. Set once by the loader.
+    public internal(set) var hostEncoder: AutoencoderDC?
 
     /// A channel RMSNorm's fp32 weight and bias.
     struct Norm {
@@ -180,8 +183,16 @@ public final class AutoencoderDCCUDA: AutoencoderModel, @unchecked Sendable {
         return try forward(DeviceTensor(latent, on: context), cancel: cancel).toHost()
     }
 
+    /// Encodes on the CPU (fp32, `hostEncoder`): the GPU has no DC-AE encoder yet. Said once per model in the log.
     public func encode(_ image: Tensor, tileSize: Int?, context: RunContext) throws -> Tensor {
-        throw DCAEInputError(description: "encode runs on cpu only for now; load the autoencoder with device: cpu")
+        guard let hostEncoder else {
+            throw DCAEInputError(description: "this GPU autoencoder has no encoder (built without its weights); "
+                                 + "load the autoencoder with device: cpu to encode")
+        }
+        if !hostEncoder.encoderIsLoaded {
+            context.logger.info("encoding on the CPU: the GPU autoencoder has only the decoder")
+        }
+        return try hostEncoder.encode(image, tileSize: tileSize, context: context)
     }
 
     func checkLatent(_ z: Tensor) throws {
@@ -335,6 +346,7 @@ extension AutoencoderDCCUDA {
         let model = try AutoencoderDCCUDA(config: folder.config, weights: weights, context: context)
         try weights.finish()
         model.latentPreview = try AutoencoderDC.latentPreview(folder: path, latentChannels: model.latentChannels)
+        model.hostEncoder = try AutoencoderDC.load(folder: path, variant: variant)
         return model
     }
 
@@ -343,5 +355,6 @@ extension AutoencoderDCCUDA {
         let weights = try WeightStore.autoencoderDC(checking: tensors, config: config)
         try self.init(config: config, weights: weights, context: CUDAContext.open(device: device))
         try weights.finish()
+        hostEncoder = try AutoencoderDC(config: config, tensors: tensors)
     }
 }
