@@ -255,7 +255,7 @@ public final class SanaTransformerCUDA: DenoiserModel, @unchecked Sendable {
             try block.qkv(normed.pointer, rows: rows, out: qkv.pointer, gemm: gemm, stream: stream)
             if let nq = block.normQ1, let nk = block.normK1 {
                 try kernels.rmsNormInPlace(qkv.pointer, rows: rows, dim: d, ld: 3 * d, weight: nq.pointer, eps: 1e-5)
-                try kernels.rmsNormInPlace(at(qkv.pointer, d, .bf16), rows: rows, dim: d, ld: 3 * d, weight: nk.pointer,
+                try kernels.rmsNormInPlace(deviceAddress(qkv.pointer, element: d, .bf16), rows: rows, dim: d, ld: 3 * d, weight: nk.pointer,
                                            eps: 1e-5)
             }
             try kernels.reluLinearAttention(qkv: qkv.pointer, ld: 3 * d, qOffset: 0, kOffset: d, vOffset: 2 * d,
@@ -273,20 +273,20 @@ public final class SanaTransformerCUDA: DenoiserModel, @unchecked Sendable {
             let kv = text.keyValues[i]
             for bi in 0..<b {
                 try gemm.run(m: n, n: l, k: hd,
-                             a: GemmOperand(at(cq.pointer, bi * n * dc, .bf16), ld: dc, batchStride: hd),
-                             b: GemmOperand(at(kv.pointer, bi * l * 2 * dc, .bf16), ld: 2 * dc, batchStride: hd),
+                             a: GemmOperand(deviceAddress(cq.pointer, element: bi * n * dc, .bf16), ld: dc, batchStride: hd),
+                             b: GemmOperand(deviceAddress(kv.pointer, element: bi * l * 2 * dc, .bf16), ld: 2 * dc, batchStride: hd),
                              bTransposed: true,
-                             d: GemmOperand(at(scores.pointer, bi * heads * n * lp, .f32), ld: lp, batchStride: n * lp),
+                             d: GemmOperand(deviceAddress(scores.pointer, element: bi * heads * n * lp, .f32), ld: lp, batchStride: n * lp),
                              outputF32: true, alpha: scale, batch: heads, stream: stream)
             }
             try kernels.maskedSoftmax(scores: scores.pointer, bias: text.maskBias.pointer, out: probs.pointer,
                                       rows: b * heads * n, cols: l, ld: lp, rowsPerBatch: heads * n)
             for bi in 0..<b {
                 try gemm.run(m: n, n: hd, k: l,
-                             a: GemmOperand(at(probs.pointer, bi * heads * n * lp, .bf16), ld: lp, batchStride: n * lp),
-                             b: GemmOperand(at(kv.pointer, bi * l * 2 * dc + dc, .bf16), ld: 2 * dc, batchStride: hd),
+                             a: GemmOperand(deviceAddress(probs.pointer, element: bi * heads * n * lp, .bf16), ld: lp, batchStride: n * lp),
+                             b: GemmOperand(deviceAddress(kv.pointer, element: bi * l * 2 * dc + dc, .bf16), ld: 2 * dc, batchStride: hd),
                              bTransposed: false,
-                             d: GemmOperand(at(ca.pointer, bi * n * dc, .bf16), ld: dc, batchStride: hd),
+                             d: GemmOperand(deviceAddress(ca.pointer, element: bi * n * dc, .bf16), ld: dc, batchStride: hd),
                              outputF32: false, batch: heads, stream: stream)
             }
             try block.out2(ca.pointer, rows: rows, out: x.pointer, accumulate: true, gemm: gemm, stream: stream)

@@ -30,7 +30,7 @@ public final class Gemma2ModelCUDA: Gemma2Decoder, @unchecked Sendable {
 
     struct Layer {
         /// q|k|v and gate|up stacked: one GEMM each.
-        let qkv: DeviceWeight, o: DeviceWeight, gateUp: DeviceWeight, down: DeviceWeight
+        let qkv: DeviceLinear, o: DeviceLinear, gateUp: DeviceLinear, down: DeviceLinear
         /// Gemma's `1 + weight` of the four norms (fp32).
         let inputNorm, postAttentionNorm, preFeedforwardNorm, postFeedforwardNorm: DeviceTensor
         /// Sliding window of this layer (nil: global attention).
@@ -50,15 +50,17 @@ public final class Gemma2ModelCUDA: Gemma2Decoder, @unchecked Sendable {
             let weight = w(key)
             return try DeviceTensor(Tensor(shape: weight.shape, values: weight.scalars.map { 1 + $0 }), on: context)
         }
+        // Bias-free; q|k|v and gate|up stacked: one GEMM each. bf16 files go up as stored (no fp32 copy).
+        func linear(_ keys: [String], f32: Bool) throws -> DeviceLinear {
+            try DeviceLinear(stacking: keys.map { w.raw($0, w.expected[$0] ?? [0, 0]) }, outputF32: f32, on: context)
+        }
         layers = try (0..<c.numHiddenLayers).map { i in
             let p = "layers.\(i)."
             return Layer(
-                qkv: try DeviceWeight(stacking: ["q_proj", "k_proj", "v_proj"].map { p + "self_attn.\($0).weight" },
-                                      from: w, on: context),
-                o: try DeviceWeight(stacking: [p + "self_attn.o_proj.weight"], from: w, on: context),
-                gateUp: try DeviceWeight(stacking: [p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"], from: w,
-                                         on: context),
-                down: try DeviceWeight(stacking: [p + "mlp.down_proj.weight"], from: w, on: context),
+                qkv: try linear(["q_proj", "k_proj", "v_proj"].map { p + "self_attn.\($0).weight" }, f32: false),
+                o: try linear([p + "self_attn.o_proj.weight"], f32: true),
+                gateUp: try linear([p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"], f32: true),
+                down: try linear([p + "mlp.down_proj.weight"], f32: true),
                 inputNorm: try norm(p + "input_layernorm.weight"),
                 postAttentionNorm: try norm(p + "post_attention_layernorm.weight"),
                 preFeedforwardNorm: try norm(p + "pre_feedforward_layernorm.weight"),
@@ -173,7 +175,7 @@ public final class Gemma2ModelCUDA: Gemma2Decoder, @unchecked Sendable {
         try nn.rmsNorm(x: x.pointer, weight: first.inputNorm.pointer, out: normed.pointer, rows: rows, dim: d, eps: eps)
         for (i, layer) in layers.enumerated() {
             // Self-attention.
-            try layer.qkv(normed.pointer, rows: rows, out: qkv.pointer, outputF32: false, gemm: gemm, stream: stream)
+            try layer.qkv(normed.pointer, rows: rows, out: qkv.pointer, gemm: gemm, stream: stream)
             try kernels.ropeSplit(qkv: qkv.pointer, invFreq: invFreq.pointer, q: q.pointer, k: k.pointer, v: v.pointer,
                                   batch: b, length: l, heads: heads, kvHeads: kvHeads, headDim: hd)
             try gemm.run(m: l * group, n: l, k: hd,
@@ -187,23 +189,23 @@ public final class Gemma2ModelCUDA: Gemma2Decoder, @unchecked Sendable {
             // P·V for all query heads of a batch item (v repeated per query head), written tokens-first.
             for bi in 0..<b {
                 try gemm.run(m: l, n: hd, k: l,
-                             a: GemmOperand(byteAddress(probs.pointer, bi * heads * l * lp, .bf16), ld: lp,
+                             a: GemmOperand(deviceAddress(probs.pointer, element: bi * heads * l * lp, .bf16), ld: lp,
                                             batchStride: l * lp),
-                             b: GemmOperand(byteAddress(v.pointer, bi * heads * l * hd, .bf16), ld: hd, batchStride: l * hd),
+                             b: GemmOperand(deviceAddress(v.pointer, element: bi * heads * l * hd, .bf16), ld: hd, batchStride: l * hd),
                              bTransposed: false,
-                             d: GemmOperand(byteAddress(attn.pointer, bi * l * hq, .bf16), ld: hq, batchStride: hd),
+                             d: GemmOperand(deviceAddress(attn.pointer, element: bi * l * hq, .bf16), ld: hq, batchStride: hd),
                              outputF32: false, batch: heads, stream: stream)
             }
-            try layer.o(attn.pointer, rows: rows, out: y.pointer, outputF32: true, gemm: gemm, stream: stream)
+            try layer.o(attn.pointer, rows: rows, out: y.pointer, gemm: gemm, stream: stream)
             try kernels.residualNorm(x: x.pointer, y: y.pointer, postWeight: layer.postAttentionNorm.pointer,
                                      nextWeight: layer.preFeedforwardNorm.pointer, outBF16: normed.pointer, outF32: nil,
                                      rows: rows, dim: d, eps: eps)
 
             // Gated MLP; the closing kernel also normalises for the next layer (or the final norm, fp32 out).
-            try layer.gateUp(normed.pointer, rows: rows, out: gateUp.pointer, outputF32: true, gemm: gemm, stream: stream)
+            try layer.gateUp(normed.pointer, rows: rows, out: gateUp.pointer, gemm: gemm, stream: stream)
             try kernels.geglu(gateUp.pointer, out: act.pointer, rows: rows, intermediate: inter,
                               exact: c.geluApproximation == .none)
-            try layer.down(act.pointer, rows: rows, out: y.pointer, outputF32: true, gemm: gemm, stream: stream)
+            try layer.down(act.pointer, rows: rows, out: y.pointer, gemm: gemm, stream: stream)
             let last = i + 1 == layers.count
             try kernels.residualNorm(x: x.pointer, y: y.pointer, postWeight: layer.postFeedforwardNorm.pointer,
                                      nextWeight: last ? finalNorm.pointer : layers[i + 1].inputNorm.pointer,
@@ -213,56 +215,4 @@ public final class Gemma2ModelCUDA: Gemma2Decoder, @unchecked Sendable {
         }
         return out
     }
-}
-
-/// A bias-free linear layer's bf16 weight `[out, in]` on the GPU; several checkpoint weights may be stacked along
-/// `out` (one GEMM for q|k|v, one for gate|up). bf16 checkpoints are copied as stored, others rounded once.
-struct DeviceWeight {
-    let weight: DeviceTensor
-    var outFeatures: Int { weight.shape[0] }
-    var inFeatures: Int { weight.shape[1] }
-    var bytes: Int { weight.byteCount }
-
-    /// The weights `keys` of a checked store (all `[out_i, in]`), stacked in order.
-    init(stacking keys: [String], from w: WeightStore, on context: CUDAContext) throws {
-        let shapes = keys.map { w.expected[$0] ?? [0, 0] }
-        let inFeatures = shapes[0][1]
-        weight = try DeviceTensor(uninitialized: [shapes.reduce(0) { $0 + $1[0] }, inFeatures], dtype: .bf16, on: context)
-        var row = 0
-        for (key, shape) in zip(keys, shapes) {
-            try Self.upload(w.raw(key, shape), to: byteAddress(weight.pointer, row * inFeatures, .bf16), context)
-            row += shape[0]
-        }
-    }
-
-    /// Copies one stored tensor into bf16 device memory at `destination`.
-    static func upload(_ raw: RawTensorBytes, to destination: DevicePointer, _ context: CUDAContext) throws {
-        let n = raw.shape.reduce(1, *)
-        guard n > 0, let base = raw.bytes.baseAddress, raw.bytes.count >= n * raw.dtype.size else { return }
-        if raw.dtype == .bf16 {
-            try context.copy(toDevice: destination, from: base, bytes: n * 2)
-        } else {
-            var bits = [UInt16](repeating: 0, count: n)
-            raw.decoded().withUnsafeBufferPointer { src in
-                for i in 0..<n { bits[i] = DTypeConversion.bf16Bits(src[i]) }
-            }
-            try bits.withUnsafeBytes { try context.copy(toDevice: destination, from: $0.baseAddress!, bytes: n * 2) }
-        }
-        // A file's pages are no longer needed in this process (in-memory tensors are not a mapping: keep them).
-        if !(raw.owner is TensorStorage) { raw.releaseSourcePages() }
-    }
-
-    /// `out[rows, outFeatures] = x[rows, inFeatures] · Wᵀ` (x bf16; out fp32 or bf16).
-    func callAsFunction(_ x: DevicePointer, rows: Int, out: DevicePointer, outputF32: Bool, gemm: Gemm,
-                        stream: CUHandle?) throws(CUDAError) {
-        try gemm.run(m: rows, n: outFeatures, k: inFeatures, a: GemmOperand(x, ld: inFeatures),
-                     b: GemmOperand(weight.pointer, ld: inFeatures), bTransposed: true,
-                     d: GemmOperand(out, ld: outFeatures), outputF32: outputF32, stream: stream)
-    }
-}
-
-/// Byte address of element `index` of a `dtype` buffer at `base`.
-@inline(__always)
-func byteAddress(_ base: DevicePointer, _ index: Int, _ dtype: DeviceDType) -> DevicePointer {
-    base + DevicePointer(index * dtype.size)
 }
