@@ -167,7 +167,7 @@ public final class CUDAContext: @unchecked Sendable {
             if let m = modules[name] { return m }
             try bind()
             let t0 = SetupCounters.now()
-            let m = try KernelModule(context: self, name: name, source: source)
+            let m = try KernelModule(context: self, name: name, source: KernelPrelude.prefixed(source))
             let seconds = SetupCounters.now() - t0
             setup.add { $0.moduleLoads += 1; $0.moduleSeconds += seconds }
             modules[name] = m

@@ -86,7 +86,7 @@ final class CUDABackendTests: XCTestCase {
         let nvrtc: NVRTC
         do { nvrtc = try NVRTC.shared() } catch { throw XCTSkip("no NVRTC here: \(error)") }
         for (name, source) in [("nn", NNKernels.source), ("conv", ConvKernels.source)] {
-            let cubin = try nvrtc.compile(source: source, name: name,
+            let cubin = try nvrtc.compile(source: KernelPrelude.prefixed(source), name: name,
                                           options: ["--gpu-architecture=sm_90", "--std=c++17", "-default-device"])
             XCTAssertEqual(Array(cubin.prefix(4)), [0x7f, 0x45, 0x4c, 0x46], "a CUBIN is an ELF file")
         }

@@ -67,7 +67,7 @@ import TestSupport
     /// SANAGRAPH_CUDA_LIBRARY_PATH=<a CUDA lib folder> (e.g. a pip nvidia/cu13/lib).
     @Test func gemmaKernelsCompileWithNVRTC() throws {
         guard let nvrtc = try? NVRTC.shared() else { return }
-        let cubin = try nvrtc.compile(source: GemmaKernels.source, name: "gemma",
+        let cubin = try nvrtc.compile(source: KernelPrelude.prefixed(GemmaKernels.source), name: "gemma",
                                       options: ["--gpu-architecture=sm_90", "--std=c++17", "-default-device"])
         #expect(Array(cubin.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46], "a CUBIN is an ELF file")
     }

@@ -4,9 +4,10 @@
 # SANAGRAPH_CUDA_DRIVER / SANAGRAPH_CUDA_LIBRARY_PATH pointing here. Checks logic, never speed or GPU details.
 #
 # Kernel sources: every `*KernelsSource.swift` under Sources/CUDA/Kernels and Plugins/*/CUDA, each holding one
-# #"""…"""# literal of CUDA C (one NVRTC module on a GPU). Each is compiled into the fake driver in its own C++
-# namespace (so modules may define the same helpers), and the fake NVRTC accepts exactly these sources. Kernel
-# names must be unique across modules (they are extern "C").
+# #"""…"""# literal of CUDA C (one NVRTC module on a GPU), compiled after the literal of
+# Sources/CUDA/Kernels/KernelPrelude.swift (shared typedefs and helpers; `KernelPrelude.prefixed`). Each module is
+# compiled into the fake driver in its own C++ namespace with its own copy of the prelude, and the fake NVRTC accepts
+# exactly these prelude + module sources. Kernel names must be unique across modules (they are extern "C").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$root/.build-emulator}
@@ -14,13 +15,15 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$root/tools/cuda-emulator"
 : > "$out/kernels.inc"; : > "$out/registry.inc"; : > "$out/sources.inc"
+awk '/#"""$/{on=1; next} /^"""#/{on=0} on' "$root/Sources/CUDA/Kernels/KernelPrelude.swift" > "$out/prelude.cu"
 for src in "$root"/Sources/CUDA/Kernels/*KernelsSource.swift "$root"/Plugins/*/CUDA/*KernelsSource.swift; do
   [ -f "$src" ] || continue
   name=$(basename "$src" .swift)
   # The CUDA C between the #""" and """# of the literal, as a file and as a C++ string literal.
   awk '/#"""$/{on=1; next} /^"""#/{on=0} on' "$src" > "$out/$name.cu"
-  { printf 'R"SGEMU(%s)SGEMU",\n' "$(cat "$out/$name.cu")"; } >> "$out/sources.inc"  # no final newline, as the Swift literal
-  printf 'namespace %s {\n#include "%s.cu"\n}\n' "$name" "$name" >> "$out/kernels.inc"
+  # As KernelPrelude.prefixed: prelude, newline, module (no final newline, as the Swift literals).
+  { printf 'R"SGEMU(%s\n%s)SGEMU",\n' "$(cat "$out/prelude.cu")" "$(cat "$out/$name.cu")"; } >> "$out/sources.inc"
+  printf 'namespace %s {\n#include "prelude.cu"\n#include "%s.cu"\n}\n' "$name" "$name" >> "$out/kernels.inc"
   grep -oE 'extern "C" __global__ void( __launch_bounds__\([0-9]+\))? [A-Za-z0-9_]+\(' "$out/$name.cu" \
     | sed -E "s/.* ([A-Za-z0-9_]+)\\(\$/REGISTER($name, \\1)/" >> "$out/registry.inc"
 done

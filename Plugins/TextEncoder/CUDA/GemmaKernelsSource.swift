@@ -1,42 +1,11 @@
 // CUDA C for the Gemma-2 text encoder's own kernels (compiled at run time by NVRTC, one module "gemma"; see
-// CUDA.KernelModule). The encoder also uses NNKernels (RMSNorm). No CUDA headers: bf16 is carried as
-// `unsigned short`, converted with bit operations (round to nearest even, as PyTorch). All arithmetic is fp32.
+// CUDA.KernelModule), after `KernelPrelude.source` (bf16 as `unsigned short`, conversions, reductions). The encoder also
+// uses NNKernels (RMSNorm). All arithmetic is fp32.
 // Kernel names start with `gemma_`: the CPU emulator (tools/cuda-emulator) links every module into one library.
 
 extension GemmaKernels {
     /// The CUDA C source of every kernel below.
     public static let source = #"""
-typedef unsigned short bf16;
-typedef long long i64;
-
-__device__ __forceinline__ float bf2f(bf16 x) { return __uint_as_float(((unsigned int)x) << 16); }
-__device__ __forceinline__ bf16 f2bf(float f) {
-    unsigned int u = __float_as_uint(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16)((u >> 16) | 0x40u);  // NaN stays NaN
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (bf16)(u >> 16);
-}
-
-// Sum over the block (blockDim.x a multiple of 32); every thread gets the total. `red` holds 32 floats.
-__device__ float block_sum(float v, float* red) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) red[warp] = v;
-    __syncthreads();
-    v = lane < (int)(blockDim.x >> 5) ? red[lane] : 0.0f;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-
 // RoPE ("half" rotation, fp32, angle = position * inv_freq[i], positions 0..len-1) on the q and k heads of a fused
 // q|k|v projection, scattered into the layouts the attention GEMMs take:
 //   qkv [B*len, (heads + 2*kv_heads) * hd] bf16

@@ -1,27 +1,12 @@
 // CUDA C for the convolution-network kernels (DC-AE's decoder on the GPU; see ConvKernels), compiled at run time by
 // NVRTC like NNKernels.source but as its own module ("conv"), so either source can change without the other.
 // Feature maps are channels-last (NHWC: a pixel's channels contiguous), so every dense convolution is one GEMM
-// (cuBLASLt) over im2col rows and every per-pixel norm reads one contiguous row. bf16 is carried as
-// `unsigned short`; all arithmetic is fp32.
+// (cuBLASLt) over im2col rows and every per-pixel norm reads one contiguous row. Helpers (bf16 as `unsigned short`,
+// reductions) come from `KernelPrelude.source`; all arithmetic is fp32.
 
 extension ConvKernels {
     /// The CUDA C source of every kernel below.
     public static let source = #"""
-typedef unsigned short bf16;
-typedef long long i64;
-
-__device__ __forceinline__ float bf2f(bf16 x) { return __uint_as_float(((unsigned int)x) << 16); }
-__device__ __forceinline__ bf16 f2bf(float f) {
-    unsigned int u = __float_as_uint(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16)((u >> 16) | 0x40u);  // NaN stays NaN
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (bf16)(u >> 16);
-}
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 // Activations by code (ConvKernels.Activation): 0 identity, 1 SiLU, 2 ReLU, 3 GELU (erf), 4 Mish.
 // SiLU with the fast exponential and division (relative error ~1e-6, far below the bf16 rounding that follows
 // every use): im2col applies it to each input value once per tap (9× at 3×3), where the IEEE expf + division

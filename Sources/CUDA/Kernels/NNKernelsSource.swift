@@ -1,43 +1,13 @@
 // CUDA C for the neural-network kernels SanaGraph runs on the GPU (compiled at run time by NVRTC for the
-// device's architecture; see KernelModule). No CUDA headers: bf16 is carried as `unsigned short` and converted
-// with bit operations (round to nearest even, as PyTorch does). All arithmetic is fp32.
+// device's architecture; see KernelModule), after `KernelPrelude.source` (bf16 as `unsigned short`, conversions,
+// reductions). All arithmetic is fp32.
 
 extension NNKernels {
     /// The CUDA C source of every kernel below.
     public static let source = #"""
-typedef unsigned short bf16;
-typedef long long i64;
-
-__device__ __forceinline__ float bf2f(bf16 x) { return __uint_as_float(((unsigned int)x) << 16); }
-__device__ __forceinline__ bf16 f2bf(float f) {
-    unsigned int u = __float_as_uint(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16)((u >> 16) | 0x40u);  // NaN stays NaN
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (bf16)(u >> 16);
-}
 __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 __device__ __forceinline__ float gelu_tanh(float x) {
     return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-}
-
-// Sum over the block (blockDim.x a multiple of 32); every thread gets the total. `red` holds 32 floats.
-__device__ float block_sum(float v, float* red) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) red[warp] = v;
-    __syncthreads();
-    v = lane < (int)(blockDim.x >> 5) ? red[lane] : 0.0f;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
 }
 
 #define GRID_STRIDE(idx, total) \
