@@ -32,7 +32,9 @@ extension Ops {
         }
         let (pa, pb, pc) = (SendablePointer(UnsafeMutablePointer(mutating: a)),
                             SendablePointer(UnsafeMutablePointer(mutating: b)), SendablePointer(c))
-        let step = (extent / blocks + 15) / 16 * 16
+        // Blocks of a multiple of 16 that together cover the whole extent (the last one may be short, and with the
+        // rounding fewer than `blocks` may be needed: the rest find nothing to do).
+        let step = ((extent + blocks - 1) / blocks + 15) / 16 * 16
         Parallel.forEachRange(blocks, minChunk: 1) { range in
             for block in range {
                 let start = block * step, count = Swift.min(step, extent - start)
