@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Tensors
 
@@ -91,6 +92,20 @@ struct KernelSelectionTests {
         #expect(labels == ["cpu", "features", "mode", "threads", "openblas", "onednn", "fp32", "bf16"])
         if !s.generic && s.openBLASCoreSource == "CPU features" {
             #expect(s.openBLASCore == s.cpu.openBLASCore)
+        }
+    }
+
+    @Test("the settings made for the libraries while they load are put back: child processes see the user's values")
+    func environmentIsRestoredAfterLoading() throws {
+        _ = Kernels.selection
+        // The environment this process started with (setenv does not change /proc/self/environ).
+        let initial = try String(contentsOfFile: "/proc/self/environ", encoding: .utf8).split(separator: "\0")
+            .reduce(into: [String: String]()) { env, entry in
+                let parts = entry.split(separator: "=", maxSplits: 1)
+                if parts.count == 2 { env[String(parts[0])] = String(parts[1]) }
+            }
+        for name in ["OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "OMP_WAIT_POLICY"] {
+            #expect(getenv(name).map { String(cString: $0) } == initial[name], "\(name)")
         }
     }
 }
