@@ -355,6 +355,8 @@ extension AutoencoderDCCUDA {
         let weights = try WeightStore.autoencoderDC(checking: tensors, config: config)
         try self.init(config: config, weights: weights, context: CUDAContext.open(device: device))
         try weights.finish()
-        hostEncoder = try AutoencoderDC(config: config, tensors: tensors)
+        // The CPU model reads its encoder's tensors on the first encode only (its decoder half is never built).
+        let expected = AutoencoderDC.expectedWeightShapes(config)
+        hostEncoder = AutoencoderDC(config: config, source: { WeightStore(.tensors(tensors), path: "", expected: expected) })
     }
 }
