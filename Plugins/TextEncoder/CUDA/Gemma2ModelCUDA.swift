@@ -50,7 +50,7 @@ public final class Gemma2ModelCUDA: Gemma2Decoder, @unchecked Sendable {
             let weight = w(key)
             return try DeviceTensor(Tensor(shape: weight.shape, values: weight.scalars.map { 1 + $0 }), on: context)
         }
-        // Bias-free; q|k|v and gate|up stacked: one GEMM each. bf16 files go up as stored (no fp32 copy).
+        // bf16 files go up as stored (no fp32 copy on the host).
         func linear(_ keys: [String], f32: Bool) throws -> DeviceLinear {
             try DeviceLinear(stacking: keys.map { w.raw($0, w.expected[$0] ?? [0, 0]) }, outputF32: f32, on: context)
         }
