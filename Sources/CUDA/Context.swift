@@ -117,6 +117,14 @@ public final class CUDAContext: @unchecked Sendable {
         return p
     }
 
+    /// Runs `body` (which queues one operation on the stream) between profiler events when a profiler is attached;
+    /// otherwise just runs it (`name` and `bytes` are then not evaluated).
+    func profiled(_ name: @autoclosure () -> String, bytes: @autoclosure () -> Int, flops: @autoclosure () -> Int = 0,
+                  _ body: () throws(CUDAError) -> Void) throws(CUDAError) {
+        guard let profiler else { return try body() }
+        try profiler.measure(name(), bytes: bytes(), flops: flops(), body)
+    }
+
     /// Runs `body` with `name` pushed on the profiler's scope path (e.g. a model stage); without a profiler just
     /// runs it.
     public func profileScope<T>(_ name: @autoclosure () -> String, _ body: () throws -> T) rethrows -> T {

@@ -181,17 +181,12 @@ public final class Gemm: @unchecked Sendable {
                           outputF32: outputF32, bias: bias != nil, accumulate: accumulate,
                           alignA: Self.alignment(a.pointer), alignB: Self.alignment(b.pointer),
                           alignD: Self.alignment(d.pointer))
-        if let profiler = context.profiler {
-            // Bytes: A and B read once, D written (and read with accumulate); the profiler's GB/s is a lower bound
-            // where tiles re-read operands from HBM.
-            let dSize = outputF32 ? 4 : 2
-            let bytes = batch * (m * k * 2 + n * k * 2 + m * n * dSize * (accumulate ? 2 : 1))
-            let name = "gemm n=\(n) k=\(k) \(outputF32 ? "f32" : "bf16")\(bias != nil ? "+bias" : "")"
-                + (accumulate ? " β=1" : "") + (batch > 1 ? " batch" : "")
-            try profiler.measure(name, bytes: bytes, flops: 2 * m * n * k * batch) { () throws(CUDAError) in
-                try enqueue(key, a: a, b: b, d: d, bias: bias, alpha: alpha, stream: stream)
-            }
-        } else {
+        // Bytes for the profiler: A and B read once, D written (and read with accumulate); its GB/s is a lower bound
+        // where tiles re-read operands from HBM.
+        try context.profiled("gemm n=\(n) k=\(k) \(outputF32 ? "f32" : "bf16")\(bias != nil ? "+bias" : "")"
+                                + (accumulate ? " β=1" : "") + (batch > 1 ? " batch" : ""),
+                             bytes: batch * (m * k * 2 + n * k * 2 + m * n * (outputF32 ? 4 : 2) * (accumulate ? 2 : 1)),
+                             flops: 2 * m * n * k * batch) { () throws(CUDAError) in
             try enqueue(key, a: a, b: b, d: d, bias: bias, alpha: alpha, stream: stream)
         }
     }

@@ -27,8 +27,9 @@ public final class DeviceAllocator: @unchecked Sendable {
     public private(set) var reserved = 0
     public private(set) var peakReserved = 0
     /// Allocations that reached the driver (for tests and capture: none may happen inside a graph capture).
-    public private(set) var driverAllocations = 0
+    public var driverAllocations: Int { setup.snapshot().driverAllocations }
 
+    /// The context's first-use counters: driver allocations, their time and bytes.
     let setup: SetupCounters
 
     init(driver: CUDADriver, context: CUHandle, setup: SetupCounters) {
@@ -58,10 +59,6 @@ public final class DeviceAllocator: @unchecked Sendable {
         try driver.check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
         var p: DevicePointer = 0
         let t0 = SetupCounters.now()
-        defer {
-            let seconds = SetupCounters.now() - t0
-            setup.add { $0.driverAllocations += 1; $0.allocationSeconds += seconds; $0.allocatedBytes += size }
-        }
         var status = driver.cuMemAlloc(&p, size)
         if status == 2 /* CUDA_ERROR_OUT_OF_MEMORY */ {
             try emptyCache()
@@ -73,10 +70,11 @@ public final class DeviceAllocator: @unchecked Sendable {
             }
         }
         try driver.check(status, "cuMemAlloc(\(size))")
+        let seconds = SetupCounters.now() - t0
+        setup.add { $0.driverAllocations += 1; $0.allocationSeconds += seconds; $0.allocatedBytes += size }
         lock.withLock {
             inUse += size
             reserved += size
-            driverAllocations += 1
             peakInUse = max(peakInUse, inUse)
             peakReserved = max(peakReserved, reserved)
         }

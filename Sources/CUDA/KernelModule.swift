@@ -75,13 +75,9 @@ public struct KernelFunction: @unchecked Sendable {
     /// `bytes`: an estimate of the device memory it reads and writes, for the profiler's GB/s (unused otherwise).
     public func launch(grid: (Int, Int, Int), block: (Int, Int, Int), sharedBytes: Int = 0, bytes: Int = 0,
                        _ arguments: [KernelArgument]) throws(CUDAError) {
-        if let profiler = context.profiler {
-            try profiler.measure(name, bytes: bytes) { () throws(CUDAError) in
-                try enqueue(grid: grid, block: block, sharedBytes: sharedBytes, arguments)
-            }
-            return
+        try context.profiled(name, bytes: bytes) { () throws(CUDAError) in
+            try enqueue(grid: grid, block: block, sharedBytes: sharedBytes, arguments)
         }
-        try enqueue(grid: grid, block: block, sharedBytes: sharedBytes, arguments)
     }
 
     private func enqueue(grid: (Int, Int, Int), block: (Int, Int, Int), sharedBytes: Int,

@@ -342,11 +342,12 @@ extension AutoencoderDCCUDA {
     public static func load(folder path: String, variant: String? = nil, device: Int = 0) throws -> AutoencoderDCCUDA {
         let context = try CUDAContext.open(device: device)
         let folder = try AutoencoderDC.modelFolder(path, variant: variant)
-        let weights = try AutoencoderDC.checkedSource(folder.checkpoint, config: folder.config, path: folder.weightsPath)()
+        let source = try AutoencoderDC.checkedSource(folder.checkpoint, config: folder.config, path: folder.weightsPath)
+        let weights = source()
         let model = try AutoencoderDCCUDA(config: folder.config, weights: weights, context: context)
         try weights.finish()
         model.latentPreview = try AutoencoderDC.latentPreview(folder: path, latentChannels: model.latentChannels)
-        model.hostEncoder = try AutoencoderDC.load(folder: path, variant: variant)
+        model.hostEncoder = AutoencoderDC(config: folder.config, source: source)
         return model
     }
 
