@@ -48,11 +48,7 @@ public struct DCAELoad: Node {
         }
         let model = try AutoencoderDC.load(folder: path, precision: params.precision())
         context.logger.info("loaded AutoencoderDC (f\(model.downscale)c\(model.latentChannels)) from \(path)")
-        context.notePrecision(params.precision()) {
-            params.precision() == .bf16 && !Kernels.bf16ConvolutionsNative && model.kernel.hasPrefix("SanaGraph fp32")
-                ? "dense convolutions stay fp32 on \(model.kernel) (bf16 convolutions are faster only with AMX)"
-                : "dense convolutions on \(model.kernel)"
-        }
+        context.notePrecision(params.precision()) { "dense convolutions on \(model.kernel)" }
         return ["vae": .autoencoder(model)]
     }
 }

@@ -108,11 +108,12 @@ struct GLUMBConv: Sendable {
     /// The same function on tokens `[B, N, D]` of an `height × width` grid, without leaving the tokens-first
     /// layout: the 1×1 convs are linears over tokens, the depthwise conv and GLU gate one fused pass.
     func tokensFirst(_ x: Tensor, height: Int, width: Int) -> Tensor {
-        var a = Ops.linear(x, weight: conv_inverted, bias: conv_inverted_bias)
-        Ops.siluInPlace(&a)
-        let gated = Ops.depthwiseConv3x3GLUChannelsLast(a, height: height, width: width, taps: depthTaps,
-                                                        bias: conv_depth_bias)
-        return Ops.linear(gated, weight: conv_point, bias: nil)
+        var a = SectionProfile.measure("FFN conv_inverted") { Ops.linear(x, weight: conv_inverted, bias: conv_inverted_bias) }
+        SectionProfile.measure("FFN SiLU") { Ops.siluInPlace(&a) }
+        let gated = SectionProfile.measure("FFN depthwise + GLU") {
+            Ops.depthwiseConv3x3GLUChannelsLast(a, height: height, width: width, taps: depthTaps, bias: conv_depth_bias)
+        }
+        return SectionProfile.measure("FFN conv_point") { Ops.linear(gated, weight: conv_point, bias: nil) }
     }
 
     /// The 1×1 convs are LoRA targets (PEFT's Conv2d LoRA, rank × in × 1 × 1); the depthwise conv is not.

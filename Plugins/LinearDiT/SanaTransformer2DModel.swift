@@ -32,40 +32,48 @@ struct SanaTransformerBlock: Sendable {
     func callAsFunction(_ x: Tensor, t6: Tensor, key: Tensor, value: Tensor, maskBias: Tensor,
                         height: Int, width: Int, perturbed: Bool = false) throws -> Tensor {
         let b = x.shape[0], n = x.shape[1], d = x.shape[2]
-        let mod = Ops.chunk(Ops.add(scale_shift_table.reshaped([1, 6, d]), t6), 6, axis: 1)  // each [B, 1, D]
+        let mod = SectionProfile.measure("modulation") {
+            Ops.chunk(Ops.add(scale_shift_table.reshaped([1, 6, d]), t6), 6, axis: 1)  // each [B, 1, D]
+        }
         let (shiftMSA, scaleMSA, gateMSA) = (mod[0], mod[1], mod[2])
         let (shiftMLP, scaleMLP, gateMLP) = (mod[3], mod[4], mod[5])
         var x = x
 
         // Self-attention (ReLU linear attention, fp32 core). Norm + modulation is one fused pass.
-        let n1 = Ops.layerNormModulated(x, scale: scaleMSA, shift: shiftMSA, eps: normEps)
+        let n1 = SectionProfile.measure("norm") { Ops.layerNormModulated(x, scale: scaleMSA, shift: shiftMSA, eps: normEps) }
         let o1: Tensor
         if perturbed {
             // Identity attention: every token's output is its own value.
             o1 = attn1.to_out(attn1.to_v(n1))
         } else {
-            let q = splitHeads(attn1.query(n1), attn1.heads)
-            let k = splitHeads(attn1.key(n1), attn1.heads)
-            let v = splitHeads(attn1.to_v(n1), attn1.heads)
-            let a1 = Ops.reluLinearAttention(query: q, key: k, value: v, eps: 1e-15, layout: .tokensFirst)
-            o1 = attn1.to_out(a1.reshaped([b, n, d]))
+            let (q, k, v) = SectionProfile.measure("self-attention q/k/v") {
+                (splitHeads(attn1.query(n1), attn1.heads), splitHeads(attn1.key(n1), attn1.heads),
+                 splitHeads(attn1.to_v(n1), attn1.heads))
+            }
+            let a1 = SectionProfile.measure("linear attention core") {
+                Ops.reluLinearAttention(query: q, key: k, value: v, eps: 1e-15, layout: .tokensFirst)
+            }
+            o1 = SectionProfile.measure("self-attention out") { attn1.to_out(a1.reshaped([b, n, d])) }
         }
         // sana-architecture.md §7.1: fp16-trained checkpoints never saw values beyond the fp16 range here and
         // break without this clamp; it is a no-op for the others, so it is always applied (fused with the gate).
-        Ops.addGatedInPlace(&x, gate: gateMSA, o1, clampMagnitude: 65_504)
+        SectionProfile.measure("gated residuals") { Ops.addGatedInPlace(&x, gate: gateMSA, o1, clampMagnitude: 65_504) }
         // At 4K one block takes seconds: an interrupt is noticed between its three parts.
         try CancellationToken.checkCurrent()
 
         // Cross-attention: no norm, no modulation, no gate.
-        let cq = splitHeads(attn2.query(x), attn2.heads)
-        let a2 = Ops.scaledDotProductAttention(query: cq, key: key, value: value, mask: maskBias, layout: .tokensFirst)
-        Ops.addInPlace(&x, attn2.to_out(a2.reshaped([b, n, a2.shape[2] * a2.shape[3]])))
+        let cq = SectionProfile.measure("cross-attention q") { splitHeads(attn2.query(x), attn2.heads) }
+        let a2 = SectionProfile.measure("cross-attention core") {
+            Ops.scaledDotProductAttention(query: cq, key: key, value: value, mask: maskBias, layout: .tokensFirst)
+        }
+        let o2 = SectionProfile.measure("cross-attention out") { attn2.to_out(a2.reshaped([b, n, a2.shape[2] * a2.shape[3]])) }
+        SectionProfile.measure("gated residuals") { Ops.addInPlace(&x, o2) }
         try CancellationToken.checkCurrent()
 
         // Mix-FFN on the token grid, kept tokens-first (channels-last): no permutes.
-        let n2 = Ops.layerNormModulated(x, scale: scaleMLP, shift: shiftMLP, eps: normEps)
+        let n2 = SectionProfile.measure("norm") { Ops.layerNormModulated(x, scale: scaleMLP, shift: shiftMLP, eps: normEps) }
         let f = ff.tokensFirst(n2, height: height, width: width)
-        Ops.addGatedInPlace(&x, gate: gateMLP, f)
+        SectionProfile.measure("gated residuals") { Ops.addGatedInPlace(&x, gate: gateMLP, f) }
         return x
     }
 

@@ -7,7 +7,8 @@
 //                                                                         → {"ok", "seconds", "rss_gib", "kernel"}
 //   dit.inputs FILE             read hidden_states, encoder_hidden_states, encoder_attention_mask, timestep
 //   dit.forward                 one full forward (caption projection + K/V + blocks), as diffusers' forward
-//                                                                         → {"ok", "ms"}
+//                                                      → {"ok", "ms", "onednn_ms", "onednn_calls"}
+//   dit.profile                 the same with SectionProfile on → also {"parts": {name: {"ms", "onednn_ms", "calls"}}}
 //   save FILE                   the last output as raw little-endian fp32 (shape in the reply)
 //   rss                         current and peak resident set size       → {"ok", "rss_gib", "peak_gib"}
 //   quit
@@ -71,11 +72,22 @@ struct ModelServer {
                 throw Failure(description: "no inputs (dit.inputs first)")
             }
             last = nil
+            let before = Kernels.oneDNNTime()
             let t0 = DispatchTime.now().uptimeNanoseconds
             let out = try dit.forward(hiddenStates: x, encoderHiddenStates: y, encoderAttentionMask: m, timestep: t)
             let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+            let after = Kernels.oneDNNTime()
             last = out
-            return ["ok": true, "ms": ms]
+            return ["ok": true, "ms": ms, "onednn_ms": (after.seconds - before.seconds) * 1e3,
+                    "onednn_calls": after.calls - before.calls]
+        case "dit.profile":
+            // One forward with SectionProfile on: wall and oneDNN time per part of the blocks.
+            guard dit != nil else { throw Failure(description: "no model loaded (dit.load first)") }
+            SectionProfile.start()
+            var reply = try handle("dit.forward", [])
+            let parts = SectionProfile.stop()
+            reply["parts"] = parts.mapValues { ["ms": $0.seconds * 1e3, "onednn_ms": $0.oneDNNSeconds * 1e3, "calls": $0.calls] }
+            return reply
         case "save":
             guard let path = args.first, let last else { throw Failure(description: "save needs a file and an output") }
             let data = last.withUnsafeBufferPointer { Data(buffer: $0) }

@@ -12,13 +12,10 @@ struct DCAEBF16AccuracyTests {
           arguments: BF16Accuracy.paths)
     func decode(path: BF16Path) throws {
         let f = try BF16Accuracy.fixture()
-        let (vae, roundsConvolutions) = try Kernels.withBF16(path) {
+        let vae = try Kernels.withBF16(path) {
             let vae = try AutoencoderDC.load(folder: BF16Accuracy.model + "/vae", precision: .bf16)
             _ = try vae.decoder()  // the half is built (and its filters packed) on first use
-            // Native bf16 convolutions only with AMX; AVX512_BF16 alone keeps them fp32 (Kernels.bf16ConvolutionsNative).
-            let rounds: Bool
-            if case .native = path { rounds = Kernels.bf16ConvolutionsNative } else { rounds = true }
-            return (vae, rounds)
+            return vae
         }
         #expect(vae.precision == .bf16)
         let image = try vae.decoderForward(try f.tensor("dcae.latent"))
@@ -26,11 +23,7 @@ struct DCAEBF16AccuracyTests {
                                                  reference: try f.tensor("dcae.fp32"))
         print("DC-AE decode bf16 (\(path)): \(comparison)")
         #expect(comparison.withinRatio, "\(path): \(comparison)")
-        if roundsConvolutions {
-            #expect(comparison.ours.rms > 1e-5, "bf16 must round (\(comparison))")
-        } else {
-            #expect(comparison.ours.rms <= 1e-5, "convolutions kept in fp32 (\(comparison))")
-        }
+        #expect(comparison.ours.rms > 1e-5, "bf16 must round (\(comparison))")
     }
 
     @Test("the fp32 decode matches diffusers on the fixture's latent")

@@ -137,6 +137,27 @@ struct LayerWeightsTests {
         }
     }
 
+    @Test("a bf16 filter packed for one input size runs fast kernels at others, not oneDNN's reference code")
+    func bf16FilterAtOtherSizes() throws {
+        // DC-AE's attention projection 1024 → 3072: blocked by 48 for 64×64 inputs, oneDNN 2.6 had only its
+        // reference code for that layout at 16×16 and 32×32 (30 s instead of tens of ms per call).
+        guard case .native = Kernels.selection.bf16 else { return }
+        var rng = SeededValues(seed: 91)
+        let (c, o) = (1024, 3072)
+        let w = Tensor(shape: [o, c, 1, 1], values: rng.tensor([o, c]).scalars.map { $0 * 0.03 })
+        let b = rng.tensor([o])
+        let layer = ConvWeight(w, bias: b, stride: (1, 1), padding: (0, 0), groups: 1, precision: .bf16, mode: .oneDNN,
+                               typicalInput: (64, 64))
+        try #require(layer.mode == .oneDNN)
+        for size in [16, 32, 64] {
+            let kernel = layer.kernel(height: size, width: size)
+            #expect(!kernel.contains("ref"), "\(size)×\(size): \(kernel)")
+            let x = rng.tensor([1, c, size, size])
+            let ref = Ops.conv2d(BF16.rounded(x), weight: BF16.rounded(w), bias: b)
+            #expect(TestSupport.relativeError(Ops.conv2d(x, layer), ref) <= 1e-5, "\(size)×\(size) on \(kernel)")
+        }
+    }
+
     @Test("bf16 rounding is round-to-nearest-even on the upper 16 bits")
     func bf16Rounding() {
         #expect(BF16.round(1) == 1)

@@ -4,7 +4,8 @@
 //   cc -O2 -o /tmp/gemm-libraries tools/bench/gemm-libraries.c -ldnnl -ldl -lm -lpthread
 //   OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 BLIS_NUM_THREADS=2 /tmp/gemm-libraries
 //
-// Env: REPS (calls per round, default 5; the median of 5 rounds is printed), SPLIT=1 adds OpenBLAS run
+// Env: PROBE=1 prints only the bf16 packed-layout table (layout chosen at the actual rows vs at 256, 512, 1024,
+// 4096 rows, as SanaGraph packs once for every row count). REPS (calls per round, default 5; the median of 5 rounds is printed), SPLIT=1 adds OpenBLAS run
 // single-threaded on two threads splitting the rows (SanaGraph's scheme; run with OPENBLAS_NUM_THREADS=1),
 // NOBLIS=1 skips BLIS, CONV=0 skips the convolutions. GFLOP/s; the error columns are max|Δ|/max|ref| against
 // an fp64 product of the fp32 inputs (sampled rows).
@@ -51,7 +52,15 @@ static dnnl_primitive_t reorder(const dnnl_memory_desc_t *from, const dnnl_memor
 
 // oneDNN matmul y[M,N] = x[M,K] W[N,K]ᵀ: weights prepacked (format any, reordered outside the timing) or plain
 // ("ba"); bf16 converts x inside the timing, as SanaGraph does.
+static double onednn_matmul_probe(int M, int K, int N, const float *A, const float *W, float *C, int bf16, int prepack,
+                                  int probe_m, char *impl, size_t implsz);
 static double onednn_matmul(int M, int K, int N, const float *A, const float *W, float *C, int bf16, int prepack, char *impl, size_t implsz) {
+    return onednn_matmul_probe(M, K, N, A, W, C, bf16, prepack, 0, impl, implsz);
+}
+// probe_m > 0: the packed layout is the one oneDNN picks for probe_m rows, then used at M rows (SanaGraph packs
+// once per layer for every row count).
+static double onednn_matmul_probe(int M, int K, int N, const float *A, const float *W, float *C, int bf16, int prepack,
+                                  int probe_m, char *impl, size_t implsz) {
     dnnl_data_type_t t = bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_dims_t sd = {M, K}, wd = {K, N}, dd = {M, N};
     dnnl_memory_desc_t smd, smd32, wmd, wplain, dmd;
@@ -60,9 +69,28 @@ static double onednn_matmul(int M, int K, int N, const float *A, const float *W,
     CHK(dnnl_memory_desc_init_by_tag(&wplain, 2, wd, dnnl_f32, dnnl_ba));
     CHK(dnnl_memory_desc_init_by_tag(&wmd, 2, wd, t, prepack ? dnnl_format_tag_any : dnnl_ba));
     CHK(dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab));
+    if (probe_m > 0) {
+        dnnl_dims_t psd = {probe_m, K}, pdd = {probe_m, N};
+        dnnl_memory_desc_t ps, pdm;
+        CHK(dnnl_memory_desc_init_by_tag(&ps, 2, psd, t, dnnl_ab));
+        CHK(dnnl_memory_desc_init_by_tag(&pdm, 2, pdd, dnnl_f32, dnnl_ab));
+        dnnl_matmul_desc_t pmd; CHK(dnnl_matmul_desc_init(&pmd, &ps, &wmd, NULL, &pdm));
+        dnnl_primitive_desc_t ppd; CHK(dnnl_primitive_desc_create(&ppd, &pmd, NULL, eng, NULL));
+        wmd = *dnnl_primitive_desc_query_md(ppd, dnnl_query_weights_md, 0);
+        dnnl_primitive_desc_destroy(ppd);
+    }
     dnnl_matmul_desc_t md; CHK(dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd));
     dnnl_primitive_desc_t pd; CHK(dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL));
-    const char *info = NULL; dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info); snprintf(impl, implsz, "%s", info);
+    const char *info = NULL; dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info);
+    const dnnl_memory_desc_t *wl = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    char tag[64] = "";
+    if (wl->format_kind == dnnl_blocked) {  // inner blocks, e.g. 16a64b2a
+        char *p = tag;
+        for (int i = 0; i < wl->format_desc.blocking.inner_nblks; i++)
+            p += snprintf(p, tag + sizeof tag - p, "%ld%c", (long)wl->format_desc.blocking.inner_blks[i],
+                          'a' + (int)wl->format_desc.blocking.inner_idxs[i]);
+    }
+    snprintf(impl, implsz, "%s [%s]", info, tag);
     const dnnl_memory_desc_t *wq = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_primitive_t prim; CHK(dnnl_primitive_create(&prim, pd));
     dnnl_memory_t m32, msrc, mwp, mw, mdst;
@@ -126,6 +154,30 @@ static double error(const float *C, const float *A, const float *W, int M, int K
     return m / r;
 }
 
+static int probe_table(void) {
+    // bf16 matmul with the layout chosen at the actual rows vs at 256 rows (SanaGraph's packing), GFLOP/s.
+    int shapes[][3] = {{512, 1152, 1152}, {512, 1152, 5760}, {512, 2880, 1152}, {2048, 1152, 5760},
+                       {504, 2304, 9216}, {504, 9216, 2304}, {741, 2304, 9216}, {741, 9216, 2304}, {504, 2304, 1024}};
+    int probes[] = {0, 256, 512, 1024, 4096};
+    printf("| M×K×N | bf16 layout@M | @256 | @512 | @1024 | @4096 | f32@M | kernels (@M; @256) |\n|---|---:|---:|---:|---:|---:|---:|---|\n");
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+        float *A = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K), *C = malloc(sizeof(float) * M * N);
+        fill(A, (size_t)M * K, 1 + s); fill(W, (size_t)N * K, 100 + s);
+        double fl = 2.0 * M * K * N / 1e9;
+        char i0[160], i256[160], scratch[160];
+        printf("| %d×%d×%d", M, K, N);
+        for (size_t p = 0; p < sizeof probes / sizeof probes[0]; p++) {
+            double t = onednn_matmul_probe(M, K, N, A, W, C, 1, 1, probes[p], p == 0 ? i0 : p == 1 ? i256 : scratch, 160);
+            printf(" | %.0f", fl / t);
+        }
+        printf(" | %.0f | %s; %s |\n", fl / onednn_matmul(M, K, N, A, W, C, 0, 1, scratch, sizeof scratch), i0, i256);
+        fflush(stdout);
+        free(A); free(W); free(C);
+    }
+    return 0;
+}
+
 int main(void) {
     if (getenv("REPS")) REPS = atoi(getenv("REPS"));
     void *ob = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
@@ -138,6 +190,7 @@ int main(void) {
     const dnnl_version_t *v = dnnl_version();
     printf("OpenBLAS core %s; oneDNN %d.%d.%d (ISA 0x%x); BLIS %s; calls per round %d, median of %d rounds\n", corename(),
            v->major, v->minor, v->patch, dnnl_get_effective_cpu_isa(), bl ? "openmp" : "skipped", REPS, ROUNDS);
+    if (getenv("PROBE")) return probe_table();
     printf("| M×K×N | OpenBLAS | OpenBLAS split | BLIS | oneDNN f32 plain | oneDNN f32 packed | oneDNN bf16 packed | err f32 packed | err bf16 | kernels |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     // Linear layers (rows × in × out): Sana-600M at 512 px (batch 2) and 1024 px, cross K/V, Gemma-2-2B (741 tokens),

@@ -5,14 +5,14 @@
 # (tools/bench/cuda_pipeline.py) and a SIGINT mid-sampling. Carry .build-cuda (bundle, diffusers, run.sh = device-run.sh)
 # and .build-amx/amx-check.tar.xz; results in $OUT/results.tgz ($OUT/partial.tgz every 20 s, in case the call is cut).
 # What runs (environment; defaults = the first full call):
-#   GPU_STEPS   device-run.sh steps                      "env test bench bench-dcae gemma"
+#   GPU_STEPS   device-run.sh steps                      "env test bench bench-dcae gemma" (empty: CPU rows only)
 #   CPU_GROUPS  row groups on cores 0-7, 2 cores each     "text2img-512 text2img-512-bf16 dcae-decode-512,dcae-decode-512-bf16 gemma-encode,gemma-encode-bf16"
 #   DIT_ROWS    DiT rows on cores 8-9 (3 reps)            "dit-load-f16,dit-512,dit-512-bf16" (empty: none)
 #   OPENBLAS_ROWS  rows run again with SANAGRAPH_FP32=openblas on cores 10-11 (empty: none)
 #   COMPILE=1   torch.compile beside eager in the pipeline benchmark;  SIGINT=0 skips the SIGINT test
 set -u
 C=.build-cuda; B=.build-amx/amx-check.tar.xz; S=tools/bench/amx-check.sh
-GPU_STEPS=${GPU_STEPS:-env test bench bench-dcae gemma}
+GPU_STEPS=${GPU_STEPS-env test bench bench-dcae gemma}
 CPU_GROUPS=${CPU_GROUPS:-text2img-512 text2img-512-bf16 dcae-decode-512,dcae-decode-512-bf16 gemma-encode,gemma-encode-bf16}
 DIT_ROWS=${DIT_ROWS-dit-load-f16,dit-512,dit-512-bf16}
 R=/tmp/res; mkdir -p $R/d $R/o $R/g /tmp/sg/py
@@ -32,6 +32,10 @@ if [ -n "${OPENBLAS_ROWS:-}" ]; then
   ( built; SANAGRAPH_FP32=openblas REPS=1 CORE_OFFSET=10 LOGS=$R/o BENCH_WORK=/tmp/bo UNPACK=/tmp/u2 bash $S models $B \
       "$OPENBLAS_ROWS" > $R/openblas.txt 2>&1 ) &
 fi
+if [ -z "$GPU_STEPS" ]; then
+  for j in $(jobs -p); do [ "$j" = "$saver" ] || wait "$j"; done
+  SIGINT=0
+else
 OUT=$R/g IM2COL_MB=${IM2COL_MB:-64,256} taskset -c 12-15 bash $C/run.sh $GPU_STEPS > $R/gpu.txt 2>&1
 # The whole pipeline on the GPU once the CPU side has built the random full-size pipeline folder.
 built
@@ -46,6 +50,7 @@ if [ "${SIGINT:-1}" = 1 ]; then
 fi
 echo "== GPU"; grep -E 'PASS|FAIL|passed|^\||rror' $R/gpu.txt | grep -v '^PASS' | head -60
 grep -c '^PASS' $R/gpu.txt
+fi
 kill $saver; wait
 echo "== CPU models"; grep -E '^\||^  [a-z0-9-]+:|rror|== group' $R/models.txt | head -40
 for f in dit openblas; do [ -f $R/$f.txt ] && { echo "== $f"; grep -E '^\||rror' $R/$f.txt; }; done

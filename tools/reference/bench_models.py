@@ -106,6 +106,17 @@ class Swift:
         self.p.wait()
 
 
+def torch_gemm_ms(call):
+    """Self CPU time of PyTorch's GEMM and convolution operators in one profiled call (the profiler's own
+    overhead falls on the other operators, so this is the GEMM share, not a timing of the call)."""
+    import re
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        call()
+    gemm = re.compile(r"mm|linear|conv|matmul")
+    return sum(e.self_cpu_time_total for e in prof.key_averages() if gemm.search(e.key)) / 1e3
+
+
 def peak_gib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
 
@@ -182,11 +193,12 @@ class Bench:
             make_inputs(io, latent)
         sw(f"dit.inputs {io}")
         inp = {k: (v.to(dtype) if k != "encoder_attention_mask" else v) for k, v in load_file(io).items()}
-        s_times, t_times = [], []
+        s_times, t_times, s_gemm = [], [], []
         ref = None
         with torch.no_grad():
             for rep in range(self.args.reps + 1):  # rep 0 is the warm-up of both sides
-                s = sw("dit.forward")["ms"]
+                reply = sw("dit.forward")
+                s = reply["ms"]
                 t0 = time.perf_counter()
                 ref = self.torch_model(hidden_states=inp["hidden_states"], encoder_hidden_states=inp["encoder_hidden_states"],
                                        timestep=inp["timestep"], encoder_attention_mask=inp["encoder_attention_mask"],
@@ -195,6 +207,10 @@ class Bench:
                 if rep > 0:
                     s_times.append(s)
                     t_times.append(t)
+                    s_gemm.append(reply.get("onednn_ms", 0.0))
+            t_gemm = torch_gemm_ms(lambda: self.torch_model(
+                hidden_states=inp["hidden_states"], encoder_hidden_states=inp["encoder_hidden_states"],
+                timestep=inp["timestep"], encoder_attention_mask=inp["encoder_attention_mask"], return_dict=False))
         out = os.path.join(self.args.work, "dit-out.f32")
         sw(f"save {out}")
         import numpy as np
@@ -216,9 +232,11 @@ class Bench:
             accuracy = f"Swift vs PyTorch {precision}: max|Δ|/max|ref| {rel(v, ref):.1e} (run the fp32 row first for errors vs fp32)"
         rss = sw("rss")
         suffix = "" if precision == "fp32" else "-" + precision
+        split = (f"in GEMMs/convolutions: Swift {statistics.median(s_gemm):.0f} ms (oneDNN), PyTorch {t_gemm:.0f} ms "
+                 f"(one profiled forward)")
         self.add(f"dit-{latent * 32}{suffix}", f"Sana-600M b2, latent {latent}x{latent}, 300 tokens",
                  statistics.median(s_times), statistics.median(t_times),
-                 f"({accuracy}; Swift peak RSS {rss['peak_gib']:.2f} GiB, PyTorch {peak_gib():.2f} GiB)")
+                 f"({accuracy}; {split}; Swift peak RSS {rss['peak_gib']:.2f} GiB, PyTorch {peak_gib():.2f} GiB)")
 
     # ---- graph rows (modules written by other issues) ----------------------------------------------------------
     def registered(self):

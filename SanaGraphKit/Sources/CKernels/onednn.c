@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define D(name) sg_p_##name
 #define MAX_SHAPES 64
@@ -20,6 +21,34 @@ static void impl_name(const_dnnl_primitive_desc_t pd, char *impl, size_t size) {
     const char *info = NULL;
     if (impl && size && D(dnnl_primitive_desc_query)(pd, dnnl_query_impl_info_str, 0, &info) == dnnl_success && info)
         snprintf(impl, size, "%s", info);
+}
+
+/// Whether oneDNN picked its reference implementation: correct but 100–1000× slower than the JIT kernels (a
+/// bf16 1×1 convolution took 30 s instead of 30 ms), so callers treat it as "no kernel for this shape".
+static int is_reference(const_dnnl_primitive_desc_t pd) {
+    const char *info = NULL;
+    return D(dnnl_primitive_desc_query)(pd, dnnl_query_impl_info_str, 0, &info) == dnnl_success && info
+        && strncmp(info, "ref", 3) == 0;
+}
+
+// Wall time spent in sg_linear_run / sg_conv_run (conversions included), for benchmarks that split a model's
+// time into "oneDNN GEMMs/convolutions" and "the rest".
+static _Atomic long long onednn_nanoseconds, onednn_calls;
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void count_call(long long start) {
+    onednn_nanoseconds += now_ns() - start;
+    onednn_calls += 1;
+}
+
+void sg_onednn_time(double *seconds, long *calls) {
+    *seconds = (double)onednn_nanoseconds * 1e-9;
+    *calls = (long)onednn_calls;
 }
 
 static dnnl_status_t run2(dnnl_primitive_t p, int a1, dnnl_memory_t m1, int a2, dnnl_memory_t m2) {
@@ -136,6 +165,10 @@ static linear_layout *linear_layout_get(long n, long k, int bf16, dnnl_status_t 
     linear_shape probe;
     dnnl_primitive_desc_t pd = NULL;
     if (*st == dnnl_success) *st = linear_shape_make(l, 256, 0, &any, &probe, &pd);
+    if (*st == dnnl_success && is_reference(pd)) {
+        D(dnnl_primitive_desc_destroy)(pd);
+        *st = dnnl_unimplemented;  // the caller's own GEMM is faster than oneDNN's reference code
+    }
     if (*st != dnnl_success) { free(l); return NULL; }
     impl_name(pd, l->impl, sizeof l->impl);
     l->weights_md = *D(dnnl_primitive_desc_query_md)(pd, dnnl_query_weights_md, 0);
@@ -143,7 +176,8 @@ static linear_layout *linear_layout_get(long n, long k, int bf16, dnnl_status_t 
     // Other row counts must accept the same packed layout; else keep the weights plain ([k, n] read transposed).
     for (long m = 1; m <= 8192; m *= 64) {
         dnnl_primitive_desc_t check = NULL;
-        if (linear_shape_make(l, m, 1, &l->weights_md, &probe, &check) != dnnl_success) {
+        if (linear_shape_make(l, m, 1, &l->weights_md, &probe, &check) != dnnl_success || is_reference(check)) {
+            if (check) D(dnnl_primitive_desc_destroy)(check);
             *st = D(dnnl_memory_desc_init_by_tag)(&l->weights_md, 2, wd, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_ba);
             break;
         }
@@ -247,6 +281,7 @@ static linear_shape *linear_shape_get(linear_layout *l, long m, int bias, int *t
 }
 
 int sg_linear_run(sg_linear *l, const float *x, long m, const float *bias, float *y, void *scratch) {
+    long long start = now_ns();
     dnnl_status_t st = dnnl_success;
     int transient;
     linear_shape *s = linear_shape_get(l->layout, m, bias != NULL, &transient, &st);
@@ -276,6 +311,7 @@ done:
         if (s->src_reorder) D(dnnl_primitive_destroy)(s->src_reorder);
         free(s);
     }
+    count_call(start);
     return (int)st;
 }
 
@@ -284,6 +320,10 @@ done:
 typedef struct {
     long n, h, w;
     dnnl_primitive_t conv, src_reorder, dst_reorder;
+    // The filter repacked for this size, when its kernel wants another layout than the shared one (else NULL).
+    void *weights;
+    dnnl_memory_t weights_mem;
+    char impl[96];
     dnnl_memory_desc_t user_src, user_dst, src_md, dst_md;
     size_t src_bytes, dst_bytes;  // scratch for src / dst when they need a reorder (0 otherwise)
 } conv_shape;
@@ -299,6 +339,20 @@ struct sg_conv {
     conv_shape *shapes[MAX_SHAPES];
     int count;
 };
+
+/// The filter as PyTorch holds it, fp32: [cout, cin, kh, kw], or 5-D [g, cout/g, cin/g, kh, kw] when grouped
+/// (the same bytes as PyTorch's [cout, cin/g, kh, kw]).
+static dnnl_memory_desc_t conv_plain_md(const sg_conv *c) {
+    dnnl_memory_desc_t md;
+    if (c->groups > 1) {
+        dnnl_dims_t wd = {c->groups, c->cout / c->groups, c->cin / c->groups, c->kh, c->kw};
+        D(dnnl_memory_desc_init_by_tag)(&md, 5, wd, dnnl_f32, dnnl_goihw);
+    } else {
+        dnnl_dims_t wd = {c->cout, c->cin, c->kh, c->kw};
+        D(dnnl_memory_desc_init_by_tag)(&md, 4, wd, dnnl_f32, dnnl_oihw);
+    }
+    return md;
+}
 
 static dnnl_status_t conv_desc(sg_conv *c, long n, long h, long w, const dnnl_memory_desc_t *weights_md,
                                dnnl_primitive_desc_t *pd, conv_shape *s) {
@@ -332,18 +386,9 @@ sg_conv *sg_conv_create(const float *weight, const float *bias, long cout, long 
     c->cout = cout; c->cin = cin; c->kh = kh; c->kw = kw; c->sh = stride_h; c->sw = stride_w;
     c->ph = pad_h; c->pw = pad_w; c->groups = groups; c->bf16 = bf16;
     pthread_mutex_init(&c->lock, NULL);
-    dnnl_status_t st;
-    dnnl_memory_desc_t any, plain;
-    // Grouped filters are 5-D [g, cout/g, cin/g, kh, kw] (same bytes as PyTorch's [cout, cin/g, kh, kw]).
-    if (groups > 1) {
-        dnnl_dims_t wd = {groups, cout / groups, cin / groups, kh, kw};
-        st = D(dnnl_memory_desc_init_by_tag)(&any, 5, wd, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any);
-        if (st == dnnl_success) st = D(dnnl_memory_desc_init_by_tag)(&plain, 5, wd, dnnl_f32, dnnl_goihw);
-    } else {
-        dnnl_dims_t wd = {cout, cin, kh, kw};
-        st = D(dnnl_memory_desc_init_by_tag)(&any, 4, wd, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any);
-        if (st == dnnl_success) st = D(dnnl_memory_desc_init_by_tag)(&plain, 4, wd, dnnl_f32, dnnl_oihw);
-    }
+    dnnl_memory_desc_t plain = conv_plain_md(c), any = plain;
+    dnnl_status_t st = D(dnnl_memory_desc_init_by_tag)(&any, plain.ndims, plain.dims, bf16 ? dnnl_bf16 : dnnl_f32,
+                                                       dnnl_format_tag_any);
     if (bias) {
         dnnl_dims_t bd = {cout};
         D(dnnl_memory_desc_init_by_tag)(&c->bias_md, 1, bd, dnnl_f32, dnnl_a);
@@ -372,6 +417,8 @@ fail:
 
 static void conv_shape_free(conv_shape *s) {
     if (s->conv) D(dnnl_primitive_destroy)(s->conv);
+    if (s->weights_mem) D(dnnl_memory_destroy)(s->weights_mem);
+    free(s->weights);
     if (s->src_reorder) D(dnnl_primitive_destroy)(s->src_reorder);
     if (s->dst_reorder) D(dnnl_primitive_destroy)(s->dst_reorder);
     free(s);
@@ -393,14 +440,7 @@ size_t sg_conv_bytes(const sg_conv *c) {
 }
 
 int sg_conv_unpack(const sg_conv *c, float *weight) {
-    dnnl_memory_desc_t plain;
-    if (c->groups > 1) {
-        dnnl_dims_t wd = {c->groups, c->cout / c->groups, c->cin / c->groups, c->kh, c->kw};
-        D(dnnl_memory_desc_init_by_tag)(&plain, 5, wd, dnnl_f32, dnnl_goihw);
-    } else {
-        dnnl_dims_t wd = {c->cout, c->cin, c->kh, c->kw};
-        D(dnnl_memory_desc_init_by_tag)(&plain, 4, wd, dnnl_f32, dnnl_oihw);
-    }
+    dnnl_memory_desc_t plain = conv_plain_md(c);
     return unpack(c->weights, &c->weights_md, &plain, weight);
 }
 
@@ -417,7 +457,30 @@ static conv_shape *conv_shape_get(sg_conv *c, long n, long h, long w, int *trans
     conv_shape *s = calloc(1, sizeof *s);
     dnnl_primitive_desc_t pd = NULL;
     *st = s ? conv_desc(c, n, h, w, &c->weights_md, &pd, s) : dnnl_out_of_memory;
+    if (*st == dnnl_success && is_reference(pd)) {
+        // The packed layout (chosen at the hint size) has no fast kernel at this size, e.g. bf16 1×1 filters
+        // blocked by 48 at 16×16 inputs: ask for the layout this size wants and repack the filter into it once.
+        D(dnnl_primitive_desc_destroy)(pd);
+        pd = NULL;
+        dnnl_memory_desc_t any = c->weights_md;
+        *st = D(dnnl_memory_desc_init_by_tag)(&any, c->weights_md.ndims, c->weights_md.dims, c->weights_md.data_type,
+                                              dnnl_format_tag_any);
+        if (*st == dnnl_success) *st = conv_desc(c, n, h, w, &any, &pd, s);
+        if (*st == dnnl_success && is_reference(pd)) *st = dnnl_unimplemented;
+        if (*st == dnnl_success) {
+            // Through plain fp32: oneDNN reorders between two blocked bf16 layouts only with its slow generic code.
+            const dnnl_memory_desc_t *wmd = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_weights_md, 0);
+            dnnl_memory_desc_t plain = conv_plain_md(c);
+            float *f32 = malloc(D(dnnl_memory_desc_get_size)(&plain));
+            *st = !f32 ? dnnl_out_of_memory : (dnnl_status_t)unpack(c->weights, &c->weights_md, &plain, f32);
+            if (*st == dnnl_success) s->weights = pack(f32, &plain, wmd, st);
+            free(f32);
+            if (s->weights) *st = D(dnnl_memory_create)(&s->weights_mem, wmd, sg_dnnl_engine, s->weights);
+        }
+        if (*st != dnnl_success && pd) { D(dnnl_primitive_desc_destroy)(pd); pd = NULL; }
+    }
     if (*st == dnnl_success) {
+        impl_name(pd, s->impl, sizeof s->impl);
         s->src_md = *D(dnnl_primitive_desc_query_md)(pd, dnnl_query_src_md, 0);
         s->dst_md = *D(dnnl_primitive_desc_query_md)(pd, dnnl_query_dst_md, 0);
         *st = D(dnnl_primitive_create)(&s->conv, pd);
@@ -453,7 +516,18 @@ size_t sg_conv_scratch_bytes(sg_conv *c, long n, long h, long w) {
     return bytes;
 }
 
+int sg_conv_impl(sg_conv *c, long n, long h, long w, char *impl, size_t impl_size) {
+    dnnl_status_t st;
+    int transient;
+    conv_shape *s = conv_shape_get(c, n, h, w, &transient, &st);
+    if (!s) return -1;
+    snprintf(impl, impl_size, "%s", s->impl);
+    if (transient) conv_shape_free(s);
+    return 0;
+}
+
 int sg_conv_run(sg_conv *c, const float *x, long n, long h, long w, float *y, void *scratch) {
+    long long start = now_ns();
     dnnl_status_t st = dnnl_success;
     int transient;
     conv_shape *s = conv_shape_get(c, n, h, w, &transient, &st);
@@ -470,7 +544,8 @@ int sg_conv_run(sg_conv *c, const float *x, long n, long h, long w, float *y, vo
         && (st = D(dnnl_memory_create)(&dst, &s->dst_md, sg_dnnl_engine, buffer + s->src_bytes)) != dnnl_success)
         goto done;
     {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src ? src : user_src}, {DNNL_ARG_WEIGHTS, c->weights_mem},
+        dnnl_memory_t weights = s->weights_mem ? s->weights_mem : c->weights_mem;
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src ? src : user_src}, {DNNL_ARG_WEIGHTS, weights},
                                    {DNNL_ARG_DST, dst ? dst : user_dst}, {DNNL_ARG_BIAS, c->bias_mem}};
         dnnl_stream_t stream = sg_dnnl_stream();
         st = D(dnnl_primitive_execute)(s->conv, stream, c->bias ? 4 : 3, args);
@@ -483,5 +558,6 @@ done:
     if (src) D(dnnl_memory_destroy)(src);
     if (dst) D(dnnl_memory_destroy)(dst);
     if (transient) conv_shape_free(s);
+    count_call(start);
     return (int)st;
 }

@@ -21,11 +21,10 @@ extension KernelSelection {
         lines.append(("fp32", "linear layers: \(fp32.kernel); convolutions: SanaGraph (Winograd / im2col / direct) on "
                         + "OpenBLAS \(openBLASCore); attention: SanaGraph on OpenBLAS"))
         switch bf16 {
-        case .native(let isa):
+        case .native:
             let l = LinearWeight(probe, precision: .bf16)
             let conv = ConvWeight(Tensor(repeating: 0.5, shape: [16, 16, 3, 3]), bias: nil, padding: 1, precision: .bf16)
-            let convolutions = isa.contains("amx") ? conv.kernel : "fp32 (bf16 convolutions are faster only with AMX)"
-            lines.append(("bf16", "linear layers: \(l.kernel); dense convolutions: \(convolutions)"))
+            lines.append(("bf16", "linear layers: \(l.kernel); dense convolutions: \(conv.kernel)"))
         case .emulated:
             lines.append(("bf16", "emulated: operands rounded to bf16, fp32 kernels (same accuracy as bf16, fp32 speed)"))
         case .unavailable(let reason):

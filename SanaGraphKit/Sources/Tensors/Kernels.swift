@@ -72,13 +72,12 @@ public enum Kernels {
 
     @TaskLocal static var bf16Override: BF16Path?
 
-    /// Whether bf16 dense convolutions run on oneDNN's bf16 kernels: only with AMX. Without it (AVX512_BF16 alone,
-    /// e.g. AMD Zen 4) oneDNN 2.6's bf16 convolutions were many times slower than the fp32 path here (a 512 px
-    /// DC-AE decode took minutes instead of 10 s), so bf16 requests run those convolutions in fp32 instead; the
-    /// emulated path (forced by `SANAGRAPH_BF16`) still rounds them.
-    public static var bf16ConvolutionsNative: Bool {
-        if case .native(let isa) = bf16 { return isa.contains("amx") }
-        return false
+    /// Time spent inside oneDNN's GEMMs and convolutions so far (their input/output conversions included; summed
+    /// over calling threads) and the number of those calls: benchmarks take differences around a model call.
+    public static func oneDNNTime() -> (seconds: Double, calls: Int) {
+        var seconds = 0.0, calls = 0
+        sg_onednn_time(&seconds, &calls)
+        return (seconds, calls)
     }
 
     /// The precision a `precision` request actually runs at, with a warning when it cannot be honoured.

@@ -170,8 +170,7 @@ public final class ConvWeight: @unchecked Sendable {
     /// Prepares a filter; `typicalInput` (height, width) picks oneDNN's layout (it is checked for other sizes).
     public convenience init(_ weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0, groups: Int = 1,
                             precision: Precision = .fp32, typicalInput: (Int, Int) = (64, 64)) {
-        var effective = groups == 1 ? Kernels.effectivePrecision(precision).0 : .fp32
-        if effective == .bf16, case .native = Kernels.bf16, !Kernels.bf16ConvolutionsNative { effective = .fp32 }
+        let effective = groups == 1 ? Kernels.effectivePrecision(precision).0 : .fp32
         self.init(weight, bias: bias, stride: (stride, stride), padding: (padding, padding), groups: groups,
                   precision: effective, mode: WeightKernel.choose(effective, conv: true), typicalInput: typicalInput)
     }
@@ -212,6 +211,18 @@ public final class ConvWeight: @unchecked Sendable {
 
     /// Bytes the filter and bias occupy.
     public var byteCount: Int { packed.map { sg_conv_bytes($0) } ?? (weight!.byteCount + (bias?.byteCount ?? 0)) }
+
+    /// The kernel that runs an input of `batch × height × width`: `kernel`, or oneDNN's implementation for that
+    /// size (a size whose fast kernel wants another filter layout gets the filter repacked for it), or our own
+    /// convolution where oneDNN has only its reference code for that size.
+    public func kernel(batch: Int = 1, height: Int, width: Int) -> String {
+        guard let packed else { return kernel }
+        var impl = [CChar](repeating: 0, count: 128)
+        if sg_conv_impl(packed, batch, height, width, &impl, impl.count) != 0 {
+            return "SanaGraph fp32 (OpenBLAS \(Kernels.selection.openBLASCore)), no oneDNN kernel for this size"
+        }
+        return "oneDNN " + String(cBuffer: impl)
+    }
 
     /// The filter as fp32 `[out, in/groups, kh, kw]`, as the layer computes with it.
     public func unpacked() -> Tensor {

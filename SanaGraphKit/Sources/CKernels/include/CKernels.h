@@ -92,8 +92,15 @@ size_t sg_conv_bytes(const sg_conv *conv);
 int sg_conv_unpack(const sg_conv *conv, float *weight);
 /// Scratch for one call on `x [n, cin, h, w]`: the input and output in the primitive's own layouts.
 size_t sg_conv_scratch_bytes(sg_conv *conv, long n, long h, long w);
+/// The implementation oneDNN runs for an n×h×w input (e.g. "brgconv_1x1:avx512_core_amx_bf16"); -1 when it has
+/// none but its slow reference code (the caller's own convolution runs instead).
+int sg_conv_impl(sg_conv *conv, long n, long h, long w, char *impl, size_t impl_size);
 /// `y [n, cout, hout, wout] = conv2d(x)`; 0 on success.
 int sg_conv_run(sg_conv *conv, const float *x, long n, long h, long w, float *y, void *scratch);
+
+/// Wall time spent in `sg_linear_run` and `sg_conv_run` since the process started (input/output conversions
+/// included), and the number of those calls: benchmarks split a model's time with it.
+void sg_onednn_time(double *seconds, long *calls);
 
 #ifdef __cplusplus
 }
