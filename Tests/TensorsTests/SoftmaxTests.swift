@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import Tensors
+@testable import Tensors
 import TestSupport
 
 @Suite("Softmax")
@@ -49,5 +49,25 @@ struct SoftmaxTests {
             x += 0.37
         }
         #expect(worst < 1e-6)
+    }
+
+    @Test("the vectorised tanh (Gemma-2's logit softcap) is within 3e-7 relative of libm, odd, and saturates to ±1")
+    func vectorTanhAccuracy() {
+        var worst: Double = 0
+        var x: Float = -12
+        while x < 12 {
+            let lanes = SoftmaxMath.V((0..<8).map { x + Float($0) * 1e-3 })
+            let y = SoftmaxMath.tanh(lanes)
+            for i in 0..<8 {
+                let expected = Foundation.tanh(Double(lanes[i]))
+                if lanes[i] != 0 { worst = max(worst, abs(Double(y[i]) - expected) / abs(expected)) }
+                #expect(SoftmaxMath.tanh(-lanes)[i] == -y[i])
+            }
+            x += 0.0137
+        }
+        #expect(worst < 3e-7, "worst relative error \(worst)")
+        let edge = SoftmaxMath.tanh(SoftmaxMath.V([0, -0.0, 1e-30, 100, -100, .infinity, -.infinity, .nan]))
+        #expect(edge[0] == 0 && edge[2] == 1e-30 && edge[3] == 1 && edge[4] == -1 && edge[5] == 1 && edge[6] == -1)
+        #expect(edge[7].isNaN)
     }
 }

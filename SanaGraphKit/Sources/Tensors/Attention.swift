@@ -105,8 +105,17 @@ extension Ops {
         @Sendable func prepareRow(_ row: UnsafeMutablePointer<Float>, pair: Int, i: Int, n: Int) {
             let b = pair / heads, h = pair % heads
             if let cap = softcap {
+                typealias V = SoftmaxMath.V
                 let inv = 1 / cap
-                for j in 0..<n { row[j] = cap * Foundation.tanh(row[j] * inv) }
+                var j = 0
+                while j + 8 <= n {
+                    SoftmaxMath.store(cap * SoftmaxMath.tanh(SoftmaxMath.load(row + j) * inv), row + j)
+                    j += 8
+                }
+                if j < n {
+                    let t = cap * SoftmaxMath.tanh(SoftmaxMath.loadPartial(row + j, n - j, fill: 0) * inv)
+                    for r in 0..<(n - j) { row[j + r] = t[r] }
+                }
             }
             if let (mp, s) = maskInfo {
                 let m = mp.pointer + b * s[0] + h * s[1] + i * s[2]
