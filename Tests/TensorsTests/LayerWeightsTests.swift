@@ -137,6 +137,38 @@ struct LayerWeightsTests {
         }
     }
 
+    @Test("layers prepared on one thread give the same results from many threads at once (oneDNN scratchpads)")
+    func concurrentUse() throws {
+        var rng = SeededValues(seed: 93)
+        var cases: [(LinearWeight, Tensor, Tensor)] = []  // layer, input, its result on this thread
+        for (precision, modes) in [(Precision.fp32, Self.fp32Modes), (.bf16, Self.bf16Modes)] where modes.contains(.oneDNN) {
+            for (rows, k, n) in [(300, 1152, 1152), (77, 2880, 640), (512, 256, 1536)] {
+                let layer = LinearWeight(rng.tensor([n, k]), precision: precision, mode: .oneDNN)
+                let x = rng.tensor([rows, k])
+                cases.append((layer, x, Ops.linear(x, weight: layer, bias: nil)))
+            }
+        }
+        guard !cases.isEmpty else { return }  // no oneDNN here
+        let all = cases
+        let worst = Locked<Float>(0)
+        let done = DispatchGroup()
+        for t in 0..<8 {  // fresh threads, none of which made a primitive
+            done.enter()
+            Thread.detachNewThread {
+                for round in 0..<3 {
+                    for i in (0..<all.count).map({ ($0 + t + round) % all.count }) {
+                        let (layer, x, expected) = all[i]
+                        let error = TestSupport.relativeError(Ops.linear(x, weight: layer, bias: nil), expected)
+                        worst.withLock { $0 = max($0, error) }
+                    }
+                }
+                done.leave()
+            }
+        }
+        done.wait()
+        #expect(worst.withLock { $0 } <= 1e-6, "a result computed on another thread differs")
+    }
+
     @Test("a bf16 filter packed for one input size runs fast kernels at others, not oneDNN's reference code")
     func bf16FilterAtOtherSizes() throws {
         // DC-AE's attention projection 1024 → 3072: blocked by 48 for 64×64 inputs, oneDNN 2.6 had only its

@@ -25,7 +25,10 @@
     X(dnnl_primitive_desc_destroy)             \
     X(dnnl_primitive_create)                   \
     X(dnnl_primitive_destroy)                  \
-    X(dnnl_primitive_execute)
+    X(dnnl_primitive_execute)                  \
+    X(dnnl_primitive_get_primitive_desc)       \
+    X(dnnl_primitive_attr_create)              \
+    X(dnnl_primitive_attr_set_scratchpad_mode)
 
 #define SG_DECLARE(name) extern __typeof__(name) *sg_p_##name;
 SG_DNNL_SYMBOLS(SG_DECLARE)

@@ -51,18 +51,60 @@ void sg_onednn_time(double *seconds, long *calls) {
     *calls = (long)onednn_calls;
 }
 
+// Every primitive here is made with a user-managed scratchpad and gets a private one per call. With oneDNN's own
+// ("library") scratchpad, Debian's build shares one buffer per thread, sized by the primitives *made* on that
+// thread: a primitive made on one thread and run on another (a model loaded by one node and run by the next, or
+// layers of one shape shared by two models in two threads) could write past that buffer. Seen as rare wrong
+// outputs when tests ran models concurrently.
+static pthread_once_t attr_once = PTHREAD_ONCE_INIT;
+static dnnl_primitive_attr_t user_scratchpad;
+
+static void make_user_scratchpad_attr(void) {
+    if (D(dnnl_primitive_attr_create)(&user_scratchpad) == dnnl_success
+        && D(dnnl_primitive_attr_set_scratchpad_mode)(user_scratchpad, dnnl_scratchpad_mode_user) != dnnl_success)
+        user_scratchpad = NULL;  // primitive creation then fails cleanly and callers fall back to their own kernels
+}
+
+/// The attributes every primitive desc here is made with (read-only once made: oneDNN copies them).
+static const_dnnl_primitive_attr_t primitive_attr(void) {
+    pthread_once(&attr_once, make_user_scratchpad_attr);
+    return user_scratchpad;
+}
+
+/// Executes `p` on this thread's stream with a scratchpad of its own, and waits.
+static dnnl_status_t execute(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args) {
+    const_dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st = D(dnnl_primitive_get_primitive_desc)(p, &pd);
+    if (st != dnnl_success) return st;
+    const dnnl_memory_desc_t *md = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_scratchpad_md, 0);
+    size_t bytes = md ? D(dnnl_memory_desc_get_size)(md) : 0;
+    dnnl_exec_arg_t all[8];
+    memcpy(all, args, sizeof *args * (size_t)nargs);
+    void *buffer = NULL;
+    dnnl_memory_t scratchpad = NULL;
+    if (bytes > 0) {
+        if (posix_memalign(&buffer, 64, bytes) != 0) return dnnl_out_of_memory;
+        if ((st = D(dnnl_memory_create)(&scratchpad, md, sg_dnnl_engine, buffer)) != dnnl_success) { free(buffer); return st; }
+        all[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, scratchpad};
+    }
+    dnnl_stream_t s = sg_dnnl_stream();
+    st = D(dnnl_primitive_execute)(p, s, nargs, all);
+    if (st == dnnl_success) st = D(dnnl_stream_wait)(s);
+    if (scratchpad) D(dnnl_memory_destroy)(scratchpad);
+    free(buffer);
+    return st;
+}
+
 static dnnl_status_t run2(dnnl_primitive_t p, int a1, dnnl_memory_t m1, int a2, dnnl_memory_t m2) {
     dnnl_exec_arg_t args[2] = {{a1, m1}, {a2, m2}};
-    dnnl_stream_t s = sg_dnnl_stream();
-    dnnl_status_t st = D(dnnl_primitive_execute)(p, s, 2, args);
-    return st == dnnl_success ? D(dnnl_stream_wait)(s) : st;
+    return execute(p, 2, args);
 }
 
 /// A reorder primitive from `from` to `to`.
 static dnnl_primitive_t make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, dnnl_status_t *st) {
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t p = NULL;
-    *st = D(dnnl_reorder_primitive_desc_create)(&pd, from, sg_dnnl_engine, to, sg_dnnl_engine, NULL);
+    *st = D(dnnl_reorder_primitive_desc_create)(&pd, from, sg_dnnl_engine, to, sg_dnnl_engine, primitive_attr());
     if (*st != dnnl_success) return NULL;
     *st = D(dnnl_primitive_create)(&p, pd);
     D(dnnl_primitive_desc_destroy)(pd);
@@ -142,7 +184,7 @@ static dnnl_status_t linear_shape_make(const linear_layout *l, long m, int bias,
     st = D(dnnl_matmul_desc_init)(&desc, &out->src_md, weights_md, bias ? &out->bias_md : NULL, &out->dst_md);
     if (st != dnnl_success) return st;
     dnnl_primitive_desc_t pd;
-    if ((st = D(dnnl_primitive_desc_create)(&pd, &desc, NULL, sg_dnnl_engine, NULL)) != dnnl_success) return st;
+    if ((st = D(dnnl_primitive_desc_create)(&pd, &desc, primitive_attr(), sg_dnnl_engine, NULL)) != dnnl_success) return st;
     if (pd_out) { *pd_out = pd; return dnnl_success; }
     st = D(dnnl_primitive_create)(&out->matmul, pd);
     D(dnnl_primitive_desc_destroy)(pd);
@@ -297,9 +339,7 @@ int sg_linear_run(sg_linear *l, const float *x, long m, const float *bias, float
     {
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, l->weights_mem}, {DNNL_ARG_DST, dst},
                                    {DNNL_ARG_BIAS, b}};
-        dnnl_stream_t stream = sg_dnnl_stream();
-        st = D(dnnl_primitive_execute)(s->matmul, stream, bias ? 4 : 3, args);
-        if (st == dnnl_success) st = D(dnnl_stream_wait)(stream);
+        st = execute(s->matmul, bias ? 4 : 3, args);
     }
 done:
     if (src) D(dnnl_memory_destroy)(src);
@@ -374,7 +414,7 @@ static dnnl_status_t conv_desc(sg_conv *c, long n, long h, long w, const dnnl_me
     st = D(dnnl_convolution_forward_desc_init)(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src_any,
                                                weights_md, c->bias ? &c->bias_md : NULL, &dst_any, strides, pad, pad);
     if (st != dnnl_success) return st;
-    return D(dnnl_primitive_desc_create)(pd, &desc, NULL, sg_dnnl_engine, NULL);
+    return D(dnnl_primitive_desc_create)(pd, &desc, primitive_attr(), sg_dnnl_engine, NULL);
 }
 
 sg_conv *sg_conv_create(const float *weight, const float *bias, long cout, long cin, long kh, long kw,
@@ -547,9 +587,7 @@ int sg_conv_run(sg_conv *c, const float *x, long n, long h, long w, float *y, vo
         dnnl_memory_t weights = s->weights_mem ? s->weights_mem : c->weights_mem;
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src ? src : user_src}, {DNNL_ARG_WEIGHTS, weights},
                                    {DNNL_ARG_DST, dst ? dst : user_dst}, {DNNL_ARG_BIAS, c->bias_mem}};
-        dnnl_stream_t stream = sg_dnnl_stream();
-        st = D(dnnl_primitive_execute)(s->conv, stream, c->bias ? 4 : 3, args);
-        if (st == dnnl_success) st = D(dnnl_stream_wait)(stream);
+        st = execute(s->conv, c->bias ? 4 : 3, args);
     }
     if (st == dnnl_success && dst) st = run2(s->dst_reorder, DNNL_ARG_FROM, dst, DNNL_ARG_TO, user_dst);
 done:
