@@ -34,7 +34,6 @@ if [ -n "${OPENBLAS_ROWS:-}" ]; then
 fi
 if [ -z "$GPU_STEPS" ]; then
   for j in $(jobs -p); do [ "$j" = "$saver" ] || wait "$j"; done
-  SIGINT=0
 else
 OUT=$R/g IM2COL_MB=${IM2COL_MB:-64,256} taskset -c 12-15 bash $C/run.sh $GPU_STEPS > $R/gpu.txt 2>&1
 # The whole pipeline on the GPU once the CPU side has built the random full-size pipeline folder.

@@ -51,18 +51,16 @@ void sg_onednn_time(double *seconds, long *calls) {
     *calls = (long)onednn_calls;
 }
 
-// Every primitive here is made with a user-managed scratchpad and gets a private one per call. With oneDNN's own
-// ("library") scratchpad, Debian's build shares one buffer per thread, sized by the primitives *made* on that
-// thread: a primitive made on one thread and run on another (a model loaded by one node and run by the next, or
-// layers of one shape shared by two models in two threads) could write past that buffer. Seen as rare wrong
-// outputs when tests ran models concurrently.
+// Every primitive here is made with a user-managed scratchpad and gets a private one per call. oneDNN's own
+// ("library") scratchpad ties a primitive to the thread that made it in oneDNN's default build (its documentation:
+// such primitives "cannot migrate between threads"), but ours are shared by every layer of a shape and run from
+// whichever thread runs the node: results came out wrong when they ran elsewhere (LayerWeightsTests, concurrentUse).
 static pthread_once_t attr_once = PTHREAD_ONCE_INIT;
 static dnnl_primitive_attr_t user_scratchpad;
 
 static void make_user_scratchpad_attr(void) {
-    if (D(dnnl_primitive_attr_create)(&user_scratchpad) == dnnl_success
-        && D(dnnl_primitive_attr_set_scratchpad_mode)(user_scratchpad, dnnl_scratchpad_mode_user) != dnnl_success)
-        user_scratchpad = NULL;  // primitive creation then fails cleanly and callers fall back to their own kernels
+    if (D(dnnl_primitive_attr_create)(&user_scratchpad) != dnnl_success) { user_scratchpad = NULL; return; }
+    D(dnnl_primitive_attr_set_scratchpad_mode)(user_scratchpad, dnnl_scratchpad_mode_user);
 }
 
 /// The attributes every primitive desc here is made with (read-only once made: oneDNN copies them).

@@ -105,7 +105,6 @@ extension Ops {
         @Sendable func prepareRow(_ row: UnsafeMutablePointer<Float>, pair: Int, i: Int, n: Int) {
             let b = pair / heads, h = pair % heads
             if let cap = softcap {
-                typealias V = SoftmaxMath.V
                 let inv = 1 / cap
                 var j = 0
                 while j + 8 <= n {

@@ -25,10 +25,9 @@ public enum SectionProfile {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             let onednn = Kernels.oneDNNTime().seconds - d0
             totals.withLock { t in
-                guard t != nil else { return }
-                t![part, default: Totals()].seconds += seconds
-                t![part, default: Totals()].oneDNNSeconds += onednn
-                t![part, default: Totals()].calls += 1
+                t?[part, default: Totals()].seconds += seconds
+                t?[part, default: Totals()].oneDNNSeconds += onednn
+                t?[part, default: Totals()].calls += 1
             }
         }
         return try body()
