@@ -137,6 +137,26 @@ struct LayerWeightsTests {
         }
     }
 
+    @Test("weights stored as bf16 pack straight into oneDNN's layout: the same layer as from their fp32 decoding")
+    func bf16Source() throws {
+        var rng = SeededValues(seed: 94)
+        let (n, k) = (96, 200)
+        let w = Tensor(shape: [n, k], values: Self.round(rng.tensor([n, k]).scalars))  // bf16-representable
+        let bits = w.scalars.map { UInt16($0.bitPattern >> 16) }
+        let x = rng.tensor([37, k])
+        for precision in [Precision.fp32, .bf16] {
+            let fromBits = bits.withUnsafeBytes {
+                LinearWeight(bf16Weights: $0.baseAddress!, outFeatures: n, inFeatures: k, precision: precision)
+            }
+            let reference = LinearWeight(w, precision: precision)
+            guard reference.mode == .oneDNN else { #expect(fromBits == nil); continue }
+            let layer = try #require(fromBits)
+            #expect(layer.precision == reference.precision && layer.kernel == reference.kernel)
+            #expect(layer.unpacked().scalars == w.scalars)
+            #expect(Ops.linear(x, weight: layer, bias: nil).scalars == Ops.linear(x, weight: reference, bias: nil).scalars)
+        }
+    }
+
     @Test("layers prepared on one thread give the same results from many threads at once (oneDNN scratchpads)")
     func concurrentUse() throws {
         var rng = SeededValues(seed: 93)

@@ -149,6 +149,7 @@ typedef struct {
     int bf16;
     dnnl_memory_desc_t weights_md;  // the packed layout
     dnnl_primitive_t pack;          // plain fp32 [k, n] (ba) → weights_md
+    dnnl_primitive_t pack_bf16;     // plain bf16 [k, n] (ba) → weights_md, made on first use
     char impl[128];
     linear_shape *shapes[MAX_SHAPES];
     int count;
@@ -235,12 +236,27 @@ static linear_layout *linear_layout_get(long n, long k, int bf16, dnnl_status_t 
 
 sg_linear *sg_linear_create(const float *weight, long n, long k, int bf16, char *impl, size_t impl_size,
                             char *error, size_t error_size) {
+    return sg_linear_create_from(weight, 0, n, k, bf16, impl, impl_size, error, error_size);
+}
+
+sg_linear *sg_linear_create_from(const void *weight, int weight_bf16, long n, long k, int bf16, char *impl,
+                                 size_t impl_size, char *error, size_t error_size) {
     if (!sg_dnnl_engine) { set_error(error, error_size, "oneDNN is not loaded", dnnl_runtime_error); return NULL; }
     dnnl_status_t st = dnnl_success;
+    dnnl_dims_t wd = {k, n};
+    dnnl_memory_desc_t plain;
+    D(dnnl_memory_desc_init_by_tag)(&plain, 2, wd, weight_bf16 ? dnnl_bf16 : dnnl_f32, dnnl_ba);
     pthread_mutex_lock(&layouts_lock);
     linear_layout *layout = linear_layout_get(n, k, bf16, &st);
+    dnnl_primitive_t pack = layout ? layout->pack : NULL;
+    if (layout && weight_bf16) {
+        // bf16 → fp32 is exact and bf16 → bf16 a layout change: packing straight from a bf16 file skips the fp32
+        // copy a checkpoint would otherwise be decoded into.
+        if (!layout->pack_bf16) layout->pack_bf16 = make_reorder(&plain, &layout->weights_md, &st);
+        pack = layout->pack_bf16;
+    }
     pthread_mutex_unlock(&layouts_lock);
-    if (!layout) { set_error(error, error_size, "oneDNN has no matmul for these weights", st); return NULL; }
+    if (!layout || !pack) { set_error(error, error_size, "oneDNN has no matmul for these weights", st); return NULL; }
     if (impl && impl_size) snprintf(impl, impl_size, "%s", layout->impl);
     sg_linear *l = calloc(1, sizeof *l);
     if (!l) return NULL;
@@ -248,13 +264,10 @@ sg_linear *sg_linear_create(const float *weight, long n, long k, int bf16, char 
     size_t bytes = D(dnnl_memory_desc_get_size)(&layout->weights_md);
     if (posix_memalign(&l->weights, 64, bytes ? bytes : 64) != 0) { l->weights = NULL; st = dnnl_out_of_memory; }
     else {
-        dnnl_dims_t wd = {k, n};
-        dnnl_memory_desc_t plain;
         dnnl_memory_t ms = NULL, md = NULL;
-        D(dnnl_memory_desc_init_by_tag)(&plain, 2, wd, dnnl_f32, dnnl_ba);
         if ((st = D(dnnl_memory_create)(&ms, &plain, sg_dnnl_engine, (void *)weight)) == dnnl_success
             && (st = D(dnnl_memory_create)(&md, &layout->weights_md, sg_dnnl_engine, l->weights)) == dnnl_success)
-            st = run2(layout->pack, DNNL_ARG_FROM, ms, DNNL_ARG_TO, md);
+            st = run2(pack, DNNL_ARG_FROM, ms, DNNL_ARG_TO, md);
         if (ms) D(dnnl_memory_destroy)(ms);
         if (md) D(dnnl_memory_destroy)(md);
     }

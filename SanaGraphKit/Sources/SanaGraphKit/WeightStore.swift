@@ -194,7 +194,15 @@ public final class WeightStore: @unchecked Sendable {
             LinearWeight(t.reshaped([t.shape[0], t.count / Swift.max(1, t.shape[0])]), precision: precision)
         }
         if let t = source?.memoryTensor(key) { return prepared(t) }
-        guard let raw = rawBytes(key), let t = checked(key, Self.fp32(raw)) else {
+        guard let raw = rawBytes(key) else { return LinearWeight(Tensor(zeros: [0, 0]), precision: .fp32, mode: .plain) }
+        // A bf16 checkpoint packs straight into oneDNN's layout: no fp32 copy (the non-finite scan needs one).
+        if raw.dtype == .bf16, !rejectsNonFinite, let bits = raw.bytes.baseAddress, let rows = raw.shape.first, rows > 0,
+           let weight = LinearWeight(bf16Weights: bits, outFeatures: rows, inFeatures: raw.shape.reduce(1, *) / rows,
+                                     precision: precision) {
+            raw.releaseSourcePages()
+            return weight
+        }
+        guard let t = checked(key, Self.fp32(raw)) else {
             return LinearWeight(Tensor(zeros: [0, 0]), precision: .fp32, mode: .plain)
         }
         let weight = prepared(t)

@@ -79,6 +79,21 @@ public final class LinearWeight: @unchecked Sendable {
         self.kernel = mode == .oneDNN ? kernel : mode == .plain ? blas : "bf16 emulation (\(blas))"
     }
 
+    /// Prepares `[out, in]` weights stored as bf16 (e.g. a checkpoint's mapped bytes, 2-byte aligned) straight into
+    /// oneDNN's layout at `precision`, without the fp32 copy they would otherwise be decoded into (the values are
+    /// the same: bf16 → fp32 is exact). Nil where the layer would not run on oneDNN: decode and use `init(_:precision:)`.
+    public init?(bf16Weights bits: UnsafeRawPointer, outFeatures: Int, inFeatures: Int, precision requested: Precision) {
+        let precision = Kernels.effectivePrecision(requested).0
+        guard WeightKernel.choose(precision, conv: false) == .oneDNN, Int(bitPattern: bits) % 2 == 0,
+              outFeatures > 0, inFeatures > 0 else { return nil }
+        var impl = [CChar](repeating: 0, count: 128), error = [CChar](repeating: 0, count: 256)
+        guard let packed = sg_linear_create_from(bits, 1, outFeatures, inFeatures, precision == .bf16 ? 1 : 0, &impl,
+                                                 impl.count, &error, error.count) else { return nil }
+        (self.outFeatures, self.inFeatures, self.precision) = (outFeatures, inFeatures, precision)
+        (self.packed, self.mode, self.tensor) = (packed, .oneDNN, nil)
+        kernel = "oneDNN " + String(cBuffer: impl)
+    }
+
     deinit { if let packed { sg_linear_destroy(packed) } }
 
     /// Bytes the weights occupy.

@@ -67,6 +67,9 @@ typedef struct sg_linear sg_linear;
 /// implementation name oneDNN chose (e.g. "brg:avx512_core_amx").
 sg_linear *sg_linear_create(const float *weight, long n, long k, int bf16, char *impl, size_t impl_size,
                             char *error, size_t error_size);
+/// The same from `[n, k]` weights stored as bf16 (`weight_bf16` = 1, e.g. a checkpoint's mapped bytes) or fp32 (0).
+sg_linear *sg_linear_create_from(const void *weight, int weight_bf16, long n, long k, int bf16, char *impl,
+                                 size_t impl_size, char *error, size_t error_size);
 void sg_linear_destroy(sg_linear *linear);
 /// Bytes the packed weights take.
 size_t sg_linear_bytes(const sg_linear *linear);
