@@ -154,6 +154,13 @@ static double error(const float *C, const float *A, const float *W, int M, int K
     return m / r;
 }
 
+/// Random x [M, K] and W [N, K] (seeded by `s`), room for y [M, N]; returns the product's GFLOP.
+static double operands(int M, int K, int N, unsigned s, float **A, float **W, float **C) {
+    *A = malloc(sizeof(float) * M * K); *W = malloc(sizeof(float) * N * K); *C = malloc(sizeof(float) * M * N);
+    fill(*A, (size_t)M * K, 1 + s); fill(*W, (size_t)N * K, 100 + s);
+    return 2.0 * M * K * N / 1e9;
+}
+
 static int probe_table(void) {
     // bf16 matmul with the layout chosen at the actual rows vs at 256 rows (SanaGraph's packing), GFLOP/s.
     int shapes[][3] = {{512, 1152, 1152}, {512, 1152, 5760}, {512, 2880, 1152}, {2048, 1152, 5760},
@@ -162,9 +169,8 @@ static int probe_table(void) {
     printf("| M×K×N | bf16 layout@M | @256 | @512 | @1024 | @4096 | f32@M | kernels (@M; @256) |\n|---|---:|---:|---:|---:|---:|---:|---|\n");
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
-        float *A = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K), *C = malloc(sizeof(float) * M * N);
-        fill(A, (size_t)M * K, 1 + s); fill(W, (size_t)N * K, 100 + s);
-        double fl = 2.0 * M * K * N / 1e9;
+        float *A, *W, *C;
+        double fl = operands(M, K, N, (unsigned)s, &A, &W, &C);
         char i0[160], i256[160], scratch[160];
         printf("| %d×%d×%d", M, K, N);
         for (size_t p = 0; p < sizeof probes / sizeof probes[0]; p++) {
@@ -199,9 +205,8 @@ int main(void) {
                        {2048, 2880, 1152}, {741, 2304, 2048}, {741, 2304, 9216}, {741, 9216, 2304}, {256, 1024, 3072}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
-        float *A = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K), *C = malloc(sizeof(float) * M * N);
-        fill(A, (size_t)M * K, 1 + s); fill(W, (size_t)N * K, 100 + s);
-        double fl = 2.0 * M * K * N / 1e9;
+        float *A, *W, *C;
+        double fl = operands(M, K, N, (unsigned)s, &A, &W, &C);
         char i32[128], i16[128], ipl[128];
         double t_ob = TIME(ob_sgemm(101, 111, 112, M, N, K, 1, A, K, W, K, 0, C, N));
         double t_sp = getenv("SPLIT") ? TIME(split2(ob_sgemm, M, N, K, A, W, C)) : 0;

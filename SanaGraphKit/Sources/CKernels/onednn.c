@@ -234,13 +234,8 @@ static linear_layout *linear_layout_get(long n, long k, int bf16, dnnl_status_t 
     return layouts[layout_count++] = l;
 }
 
-sg_linear *sg_linear_create(const float *weight, long n, long k, int bf16, char *impl, size_t impl_size,
-                            char *error, size_t error_size) {
-    return sg_linear_create_from(weight, 0, n, k, bf16, impl, impl_size, error, error_size);
-}
-
-sg_linear *sg_linear_create_from(const void *weight, int weight_bf16, long n, long k, int bf16, char *impl,
-                                 size_t impl_size, char *error, size_t error_size) {
+sg_linear *sg_linear_create(const void *weight, int weight_bf16, long n, long k, int bf16, char *impl,
+                            size_t impl_size, char *error, size_t error_size) {
     if (!sg_dnnl_engine) { set_error(error, error_size, "oneDNN is not loaded", dnnl_runtime_error); return NULL; }
     dnnl_status_t st = dnnl_success;
     dnnl_dims_t wd = {k, n};

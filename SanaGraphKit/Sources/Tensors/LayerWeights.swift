@@ -56,13 +56,10 @@ public final class LinearWeight: @unchecked Sendable {
         var packed: OpaquePointer?
         var kernel = ""
         if mode == .oneDNN {
-            var impl = [CChar](repeating: 0, count: 128), error = [CChar](repeating: 0, count: 256)
-            packed = weight.withUnsafeBufferPointer {
-                sg_linear_create($0.baseAddress, outFeatures, inFeatures, precision == .bf16 ? 1 : 0, &impl, impl.count,
-                                 &error, error.count)
-            }
-            if packed != nil {
-                kernel = "oneDNN " + String(cBuffer: impl)
+            if let (p, name) = weight.withUnsafeBufferPointer({
+                Self.packForOneDNN($0.baseAddress, bf16Source: false, outFeatures, inFeatures, precision)
+            }) {
+                (packed, kernel) = (p, name)
             } else {
                 mode = precision == .bf16 ? .emulatedBF16 : .plain  // e.g. an instruction set oneDNN lacks a kernel for
             }
@@ -85,13 +82,21 @@ public final class LinearWeight: @unchecked Sendable {
     public init?(bf16Weights bits: UnsafeRawPointer, outFeatures: Int, inFeatures: Int, precision requested: Precision) {
         let precision = Kernels.effectivePrecision(requested).0
         guard WeightKernel.choose(precision, conv: false) == .oneDNN, Int(bitPattern: bits) % 2 == 0,
-              outFeatures > 0, inFeatures > 0 else { return nil }
-        var impl = [CChar](repeating: 0, count: 128), error = [CChar](repeating: 0, count: 256)
-        guard let packed = sg_linear_create_from(bits, 1, outFeatures, inFeatures, precision == .bf16 ? 1 : 0, &impl,
-                                                 impl.count, &error, error.count) else { return nil }
+              outFeatures > 0, inFeatures > 0,
+              let (packed, kernel) = Self.packForOneDNN(bits, bf16Source: true, outFeatures, inFeatures, precision)
+        else { return nil }
         (self.outFeatures, self.inFeatures, self.precision) = (outFeatures, inFeatures, precision)
-        (self.packed, self.mode, self.tensor) = (packed, .oneDNN, nil)
-        kernel = "oneDNN " + String(cBuffer: impl)
+        (self.packed, self.mode, self.tensor, self.kernel) = (packed, .oneDNN, nil, kernel)
+    }
+
+    /// oneDNN's packed copy of `[out, in]` weights (fp32 or bf16 at `source`) and its kernel name; nil when oneDNN
+    /// cannot run them.
+    private static func packForOneDNN(_ source: UnsafeRawPointer?, bf16Source: Bool, _ outFeatures: Int, _ inFeatures: Int,
+                                      _ precision: Precision) -> (OpaquePointer, String)? {
+        var impl = [CChar](repeating: 0, count: 128), error = [CChar](repeating: 0, count: 256)
+        guard let packed = sg_linear_create(source, bf16Source ? 1 : 0, outFeatures, inFeatures, precision == .bf16 ? 1 : 0,
+                                            &impl, impl.count, &error, error.count) else { return nil }
+        return (packed, "oneDNN " + String(cBuffer: impl))
     }
 
     deinit { if let packed { sg_linear_destroy(packed) } }

@@ -1,8 +1,9 @@
 import Foundation
+import Synchronization
 
 /// Wall time per named part of a model call, split into time inside oneDNN (`Kernels.oneDNNTime`) and the rest:
 /// the benchmarks' answer to "what besides the GEMMs takes the time" on machines without `perf`. Off unless a
-/// benchmark starts it; a part then costs one lock and two clock reads, and nothing when off.
+/// benchmark starts it; a part then costs one lock and two clock reads, and one atomic load when off.
 public enum SectionProfile {
     /// One part's totals.
     public struct Totals: Sendable {
@@ -10,16 +11,23 @@ public enum SectionProfile {
     }
 
     static let totals = Locked<[String: Totals]?>(nil)
+    static let collecting = Atomic<Bool>(false)
 
     /// Starts (or restarts) collecting.
-    public static func start() { totals.withLock { $0 = [:] } }
+    public static func start() {
+        totals.withLock { $0 = [:] }
+        collecting.store(true, ordering: .releasing)
+    }
 
     /// Stops collecting and returns the totals per part.
-    public static func stop() -> [String: Totals] { totals.withLock { t in defer { t = nil }; return t ?? [:] } }
+    public static func stop() -> [String: Totals] {
+        collecting.store(false, ordering: .releasing)
+        return totals.withLock { t in defer { t = nil }; return t ?? [:] }
+    }
 
     /// Runs `body`, adding its time to `part` while collecting. Parts should not nest (each would count the inner).
     public static func measure<R>(_ part: String, _ body: () throws -> R) rethrows -> R {
-        guard totals.withLock({ $0 != nil }) else { return try body() }
+        guard collecting.load(ordering: .acquiring) else { return try body() }
         let d0 = Kernels.oneDNNTime().seconds, t0 = DispatchTime.now().uptimeNanoseconds
         defer {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9

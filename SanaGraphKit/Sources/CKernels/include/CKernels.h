@@ -62,14 +62,12 @@ int sg_dnnl_effective_isa(void);
 
 typedef struct sg_linear sg_linear;
 
-/// Packs `weight` [n, k] (row-major, PyTorch's nn.Linear layout) for oneDNN, in fp32 or bf16 (rounded to
-/// nearest even). Returns NULL with the reason in `error` when oneDNN cannot do it. `impl` receives the
-/// implementation name oneDNN chose (e.g. "brg:avx512_core_amx").
-sg_linear *sg_linear_create(const float *weight, long n, long k, int bf16, char *impl, size_t impl_size,
-                            char *error, size_t error_size);
-/// The same from `[n, k]` weights stored as bf16 (`weight_bf16` = 1, e.g. a checkpoint's mapped bytes) or fp32 (0).
-sg_linear *sg_linear_create_from(const void *weight, int weight_bf16, long n, long k, int bf16, char *impl,
-                                 size_t impl_size, char *error, size_t error_size);
+/// Packs `weight` [n, k] (row-major, PyTorch's nn.Linear layout), stored as fp32 (`weight_bf16` = 0) or bf16 (1,
+/// e.g. a checkpoint's mapped bytes), for oneDNN in fp32 or bf16 (rounded to nearest even). Returns NULL with the
+/// reason in `error` when oneDNN cannot do it. `impl` receives the implementation name oneDNN chose (e.g.
+/// "brg:avx512_core_amx").
+sg_linear *sg_linear_create(const void *weight, int weight_bf16, long n, long k, int bf16, char *impl,
+                            size_t impl_size, char *error, size_t error_size);
 void sg_linear_destroy(sg_linear *linear);
 /// Bytes the packed weights take.
 size_t sg_linear_bytes(const sg_linear *linear);
