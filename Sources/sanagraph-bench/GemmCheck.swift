@@ -1,5 +1,5 @@
 // `sanagraph-bench gemm [--reps N]`: GFLOP/s of the model's GEMM and convolution shapes on every kernel this
-// machine has (fp32: OpenBLAS, oneDNN; bf16: native oneDNN, emulation), with the bf16 layers' accuracy, as a
+// machine has (fp32: OpenBLAS, oneDNN; bf16: SanaGraph's AMX kernel, native oneDNN, emulation), with the bf16 layers' accuracy, as a
 // Markdown table. tools/bench/amx-check.sh runs it on machines without a Swift toolchain. A benchmark, not a test.
 
 import Foundation
@@ -18,6 +18,7 @@ enum GemmCheck {
         let s = Kernels.selection
         var variants = [Variant(label: "fp32 OpenBLAS", precision: .fp32, mode: .plain)]
         if s.oneDNNVersion != nil { variants.append(Variant(label: "fp32 oneDNN", precision: .fp32, mode: .oneDNN)) }
+        if s.bf16Linear == .amxTiles { variants.append(Variant(label: "bf16 AMX tiles", precision: .bf16, mode: .amxTiles)) }
         if case .native(let isa) = s.bf16 { variants.append(Variant(label: "bf16 oneDNN \(isa)", precision: .bf16, mode: .oneDNN)) }
         variants.append(Variant(label: "bf16 emulated", precision: .bf16, mode: .emulatedBF16))
 
@@ -53,7 +54,7 @@ enum GemmCheck {
             var cells: [String] = []
             var kernel = ""
             for v in variants {
-                if v.precision == .fp32 && v.mode == .oneDNN { cells.append("–"); continue }
+                if (v.precision == .fp32 && v.mode == .oneDNN) || v.mode == .amxTiles { cells.append("–"); continue }
                 let layer = ConvWeight(w, bias: nil, stride: (1, 1), padding: (1, 1), groups: 1, precision: v.precision,
                                        mode: v.mode, typicalInput: (side, side))
                 if v.precision == .bf16 && kernel.isEmpty { kernel = layer.kernel }

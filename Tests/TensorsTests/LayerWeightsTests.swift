@@ -10,10 +10,11 @@ import TestSupport
 struct LayerWeightsTests {
     /// fp32 kernels here: SanaGraph's OpenBLAS path, and oneDNN when it loaded.
     static let fp32Modes: [WeightKernel] = Kernels.selection.oneDNNVersion == nil ? [.plain] : [.plain, .oneDNN]
-    /// bf16 kernels here: the emulation, and oneDNN's when the CPU has a bf16 unit.
+    /// bf16 kernels here: the emulation, the AMX kernel (its tile instructions emulated without AMX), and
+    /// oneDNN's when the CPU has a bf16 unit.
     static let bf16Modes: [WeightKernel] = {
-        if case .native = Kernels.selection.bf16 { return [.emulatedBF16, .oneDNN] }
-        return [.emulatedBF16]
+        if case .native = Kernels.selection.bf16 { return [.emulatedBF16, .amxTiles, .oneDNN] }
+        return [.emulatedBF16, .amxTiles]
     }()
 
     /// `x Wᵀ + b` in double from the given (already rounded, for bf16) operands.
@@ -65,7 +66,23 @@ struct LayerWeightsTests {
         let fromFP32 = TestSupport.relativeError(flat, fp32)
         #expect(fromFP32 > 1e-4 && fromFP32 < 2e-2, "\(mode): \(fromFP32) from the fp32 product")
         #expect(layer.unpacked().scalars == Self.round(w.scalars))
-        if mode == .oneDNN { #expect(layer.byteCount < w.byteCount) }
+        if mode != .emulatedBF16 { #expect(layer.byteCount < w.byteCount) }
+    }
+
+    @Test("the AMX kernel's tiles, blocks and padding: row, column and depth counts off its 16/32 grid, with and without bias",
+          arguments: [(1, 1, 1), (5, 33, 32), (37, 45, 100), (77, 96, 64), (300, 70, 40)])
+    func amxTileEdges(rows: Int, n: Int, k: Int) {
+        var rng = SeededValues(seed: 95)
+        let x = rng.tensor([rows, k]), w = rng.tensor([n, k]), b = rng.tensor([n])
+        let layer = LinearWeight(w, precision: .bf16, mode: .amxTiles)
+        #expect(layer.mode == .amxTiles)
+        #expect(layer.unpacked().scalars == Self.round(w.scalars))
+        let (rx, rw) = (Self.round(x.scalars), Self.round(w.scalars))
+        for bias in [b, nil] {
+            let y = Ops.linear(x, weight: layer, bias: bias)
+            let exact = Self.reference(rx, rw, bias?.scalars, rows: rows, n: n, k: k)
+            #expect(y.shape == [rows, n] && TestSupport.relativeError(y, exact) <= 1e-5, "bias \(bias != nil)")
+        }
     }
 
     @Test("a bf16 request follows the machine's bf16 path; inside withBF16 the emulation is used on any CPU")
@@ -73,7 +90,8 @@ struct LayerWeightsTests {
         let w = Tensor(repeating: 0.1, shape: [8, 8])
         let layer = LinearWeight(w, precision: .bf16)
         switch Kernels.selection.bf16 {
-        case .native: #expect(layer.precision == .bf16 && layer.mode == .oneDNN)
+        case .native:
+            #expect(layer.precision == .bf16 && layer.mode == (Kernels.selection.bf16Linear == .amxTiles ? .amxTiles : .oneDNN))
         case .emulated: #expect(layer.precision == .bf16 && layer.mode == .emulatedBF16)
         case .unavailable: #expect(layer.precision == .fp32)
         }
@@ -137,7 +155,7 @@ struct LayerWeightsTests {
         }
     }
 
-    @Test("weights stored as bf16 pack straight into oneDNN's layout: the same layer as from their fp32 decoding")
+    @Test("weights stored as bf16 pack straight into oneDNN's or the AMX kernel's layout: the same layer as from their fp32 decoding")
     func bf16Source() throws {
         var rng = SeededValues(seed: 94)
         let (n, k) = (96, 200)
@@ -149,26 +167,37 @@ struct LayerWeightsTests {
                 LinearWeight(bf16Weights: $0.baseAddress!, outFeatures: n, inFeatures: k, precision: precision)
             }
             let reference = LinearWeight(w, precision: precision)
-            guard reference.mode == .oneDNN else { #expect(fromBits == nil); continue }
+            guard reference.mode == .oneDNN || reference.mode == .amxTiles else { #expect(fromBits == nil); continue }
             let layer = try #require(fromBits)
             #expect(layer.precision == reference.precision && layer.kernel == reference.kernel)
             #expect(layer.unpacked().scalars == w.scalars)
             #expect(Ops.linear(x, weight: layer, bias: nil).scalars == Ops.linear(x, weight: reference, bias: nil).scalars)
         }
+        // The AMX layout on any CPU (emulated tiles without AMX).
+        let tiles = try #require(bits.withUnsafeBytes {
+            LinearWeight(bf16Weights: $0.baseAddress!, outFeatures: n, inFeatures: k, precision: .bf16, mode: .amxTiles)
+        })
+        let reference = LinearWeight(w, precision: .bf16, mode: .amxTiles)
+        #expect(tiles.mode == .amxTiles && tiles.unpacked().scalars == w.scalars)
+        #expect(Ops.linear(x, weight: tiles, bias: nil).scalars == Ops.linear(x, weight: reference, bias: nil).scalars)
     }
 
     @Test("layers prepared on one thread give the same results from many threads at once (oneDNN scratchpads)")
     func concurrentUse() throws {
         var rng = SeededValues(seed: 93)
         var cases: [(LinearWeight, Tensor, Tensor)] = []  // layer, input, its result on this thread
-        for (precision, modes) in [(Precision.fp32, Self.fp32Modes), (.bf16, Self.bf16Modes)] where modes.contains(.oneDNN) {
+        var kinds = [(Precision, WeightKernel)]()
+        if Self.fp32Modes.contains(.oneDNN) { kinds.append((.fp32, .oneDNN)) }
+        if Self.bf16Modes.contains(.oneDNN) { kinds.append((.bf16, .oneDNN)) }
+        if Kernels.selection.bf16Linear == .amxTiles { kinds.append((.bf16, .amxTiles)) }  // real tiles only: emulation is slow
+        for (precision, mode) in kinds {
             for (rows, k, n) in [(300, 1152, 1152), (77, 2880, 640), (512, 256, 1536)] {
-                let layer = LinearWeight(rng.tensor([n, k]), precision: precision, mode: .oneDNN)
+                let layer = LinearWeight(rng.tensor([n, k]), precision: precision, mode: mode)
                 let x = rng.tensor([rows, k])
                 cases.append((layer, x, Ops.linear(x, weight: layer, bias: nil)))
             }
         }
-        guard !cases.isEmpty else { return }  // no oneDNN here
+        guard !cases.isEmpty else { return }  // no oneDNN or AMX here
         let all = cases
         let worst = Locked<Float>(0)
         let done = DispatchGroup()

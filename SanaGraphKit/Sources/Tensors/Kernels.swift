@@ -41,7 +41,8 @@ public enum BF16Path: Sendable, Equatable {
 /// Environment: `SANAGRAPH_THREADS` (default: every CPU the process may use, within its cgroup quota),
 /// `SANAGRAPH_CPU=generic` (most generic kernels: OpenBLAS Prescott, oneDNN capped at SSE4.1, bf16 off),
 /// `SANAGRAPH_BF16=auto|on|off|emulate`, `SANAGRAPH_FP32=auto|openblas|onednn` (which library runs fp32
-/// linear layers), `SANAGRAPH_ONEDNN=0` (don't load oneDNN at all).
+/// linear layers), `SANAGRAPH_BF16_LINEAR=auto|amx|onednn` (which kernel runs bf16 linear layers on an AMX CPU),
+/// `SANAGRAPH_ONEDNN=0` (don't load oneDNN at all).
 public enum Kernels {
     /// Sets the thread count before anything runs (the CLI's `--threads`). Later calls are ignored once the
     /// kernels are loaded; returns whether it took effect.
@@ -72,8 +73,8 @@ public enum Kernels {
 
     @TaskLocal static var bf16Override: BF16Path?
 
-    /// Time spent inside oneDNN's GEMMs and convolutions so far (their input/output conversions included; summed
-    /// over calling threads) and the number of those calls: benchmarks take differences around a model call.
+    /// Time spent inside oneDNN's GEMMs and convolutions and the AMX kernel's GEMMs so far (their input/output
+    /// conversions included) and the number of those calls: benchmarks take differences around a model call.
     public static func oneDNNTime() -> (seconds: Double, calls: Int) {
         var seconds = 0.0, calls = 0
         sg_onednn_time(&seconds, &calls)
@@ -110,10 +111,15 @@ public struct KernelSelection: Sendable {
     /// Library running fp32 linear layers and (with bf16) 1×1 / 3×3 convolutions.
     public var fp32Linear: LinearBackend
     public var bf16: BF16Path
+    /// Kernel running bf16 linear layers where bf16 is native.
+    public var bf16Linear: BF16LinearBackend
     /// AMX tile permission granted by the kernel (nil: the CPU has no AMX).
     public var amxPermission: Bool?
 
     public enum LinearBackend: String, Sendable { case openBLAS = "OpenBLAS", oneDNN = "oneDNN" }
+    /// SanaGraph's AMX tile kernel (`amx.c`: 1.7–2.6 TFLOP/s on two Emerald Rapids cores where Debian's oneDNN 2.6
+    /// got 0.13–0.65) or oneDNN.
+    public enum BF16LinearBackend: String, Sendable { case amxTiles = "SanaGraph AMX tiles", oneDNN = "oneDNN" }
 
     static let shared: KernelSelection = load()
 
@@ -172,12 +178,14 @@ public struct KernelSelection: Sendable {
         let fp32Linear = chooseFP32Linear(env: env, oneDNN: oneDNNVersion != nil, generic: generic)
         let bf16 = chooseBF16(env: env, cpu: cpu, generic: generic, oneDNNISA: oneDNNISA, oneDNNProblem: oneDNNProblem,
                               amxPermission: amxPermission)
+        let bf16Linear = chooseBF16Linear(env: env, bf16: bf16)
         Kernels.requestedThreads.withLock { $0.frozen = true }
         return KernelSelection(
             cpu: cpu, generic: generic, threads: threads, threadsSource: threadsSource,
             openBLASCore: String(cString: sg_openblas_corename()), openBLASConfig: String(cString: sg_openblas_config()),
             openBLASCoreSource: coreSource, oneDNNVersion: oneDNNVersion, oneDNNISA: oneDNNISA,
-            oneDNNProblem: oneDNNProblem, fp32Linear: fp32Linear, bf16: bf16, amxPermission: amxPermission)
+            oneDNNProblem: oneDNNProblem, fp32Linear: fp32Linear, bf16: bf16, bf16Linear: bf16Linear,
+            amxPermission: amxPermission)
     }
 
     /// Keeps freed blocks below 32 MiB in glibc's heap for reuse (see `Kernels`), unless the user tuned malloc.
@@ -215,6 +223,13 @@ public struct KernelSelection: Sendable {
     /// Whether oneDNN (prepacked weights) runs fp32 linear layers by default. See docs/performance.md
     /// ("Kernel choice") for the measurements behind it.
     static let preferOneDNNForFP32 = true
+
+    /// The AMX kernel where bf16 runs on AMX, unless `SANAGRAPH_BF16_LINEAR=onednn`.
+    static func chooseBF16Linear(env: [String: String], bf16: BF16Path) -> BF16LinearBackend {
+        guard case .native(let isa) = bf16, isa.contains("amx"), env["SANAGRAPH_BF16_LINEAR"]?.lowercased() != "onednn"
+        else { return .oneDNN }
+        return sg_amx_usable() == 1 ? .amxTiles : .oneDNN
+    }
 
     static func chooseBF16(env: [String: String], cpu: CPUFeatures, generic: Bool, oneDNNISA: String?,
                            oneDNNProblem: String?, amxPermission: Bool?) -> BF16Path {

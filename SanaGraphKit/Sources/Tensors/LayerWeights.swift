@@ -1,4 +1,5 @@
 internal import CKernels
+import Dispatch
 
 /// How a layer's weights are held and which kernel runs them (normally chosen by `Kernels`; tests and benchmarks
 /// may name one).
@@ -7,6 +8,9 @@ public enum WeightKernel: Sendable, Equatable {
     case plain
     /// Weights packed by oneDNN (fp32 or bf16) in the layout its primitive wants; oneDNN runs the layer.
     case oneDNN
+    /// bf16 weights in AMX tile order; SanaGraph's AMX kernel runs the layer (bf16 linear layers where the CPU has
+    /// AMX). Named on a CPU without AMX, the same kernel runs with its tile instructions emulated (tests only: slow).
+    case amxTiles
     /// bf16 arithmetic without a bf16 unit: weights and inputs rounded to bf16, products summed by the fp32
     /// kernels. Exact products (8-bit × 8-bit mantissas fit fp32), fp32 sums: what bf16 hardware computes.
     case emulatedBF16
@@ -17,7 +21,7 @@ public enum WeightKernel: Sendable, Equatable {
         case .fp32: return !conv && Kernels.selection.fp32Linear == .oneDNN ? .oneDNN : .plain
         case .bf16:
             switch Kernels.bf16 {
-            case .native: return .oneDNN
+            case .native: return !conv && Kernels.selection.bf16Linear == .amxTiles ? .amxTiles : .oneDNN
             case .emulated: return .emulatedBF16
             case .unavailable: return .plain
             }
@@ -40,6 +44,8 @@ public final class LinearWeight: @unchecked Sendable {
     /// fp32 weights (`.plain`) or bf16-rounded fp32 weights (`.emulatedBF16`).
     let tensor: Tensor?
     let packed: OpaquePointer?
+    /// bf16 weights in AMX tile order (`.amxTiles`).
+    let tiles: UnsafeMutablePointer<UInt16>?
 
     /// Prepares `weight` `[out, in]`. A bf16 request on a CPU without bf16 arithmetic gives an fp32 layer.
     public convenience init(_ weight: Tensor, precision: Precision = .fp32) {
@@ -52,9 +58,12 @@ public final class LinearWeight: @unchecked Sendable {
         precondition(weight.rank == 2, "LinearWeight: expected [out, in], got \(weight.shape)")
         let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
         (self.outFeatures, self.inFeatures) = (outFeatures, inFeatures)
-        var mode = requested
+        var mode: WeightKernel = requested == .amxTiles && precision != .bf16 ? .plain : requested
         var packed: OpaquePointer?
         var kernel = ""
+        tiles = mode == .amxTiles
+            ? weight.withUnsafeBufferPointer { Self.packForAMX($0.baseAddress!, bf16Source: false, outFeatures, inFeatures) }
+            : nil
         if mode == .oneDNN {
             if let (p, name) = weight.withUnsafeBufferPointer({
                 Self.packForOneDNN($0.baseAddress, bf16Source: false, outFeatures, inFeatures, precision)
@@ -68,25 +77,58 @@ public final class LinearWeight: @unchecked Sendable {
         self.packed = packed
         self.precision = precision
         switch mode {
-        case .oneDNN: tensor = nil
+        case .oneDNN, .amxTiles: tensor = nil
         case .plain: tensor = weight
         case .emulatedBF16: tensor = BF16.rounded(weight)
         }
         let blas = "OpenBLAS " + Kernels.selection.openBLASCore
-        self.kernel = mode == .oneDNN ? kernel : mode == .plain ? blas : "bf16 emulation (\(blas))"
+        switch mode {
+        case .oneDNN: self.kernel = kernel
+        case .amxTiles: self.kernel = Self.amxKernelName
+        case .plain: self.kernel = blas
+        case .emulatedBF16: self.kernel = "bf16 emulation (\(blas))"
+        }
     }
 
     /// Prepares `[out, in]` weights stored as bf16 (e.g. a checkpoint's mapped bytes, 2-byte aligned) straight into
-    /// oneDNN's layout at `precision`, without the fp32 copy they would otherwise be decoded into (the values are
-    /// the same: bf16 → fp32 is exact). Nil where the layer would not run on oneDNN: decode and use `init(_:precision:)`.
-    public init?(bf16Weights bits: UnsafeRawPointer, outFeatures: Int, inFeatures: Int, precision requested: Precision) {
+    /// oneDNN's or the AMX kernel's layout at `precision`, without the fp32 copy they would otherwise be decoded
+    /// into (the values are the same: bf16 → fp32 is exact). Nil where the layer would run on neither: decode and
+    /// use `init(_:precision:)`.
+    /// `mode` names a kernel (tests); nil takes the machine's.
+    public init?(bf16Weights bits: UnsafeRawPointer, outFeatures: Int, inFeatures: Int, precision requested: Precision,
+                 mode named: WeightKernel? = nil) {
         let precision = Kernels.effectivePrecision(requested).0
-        guard WeightKernel.choose(precision, conv: false) == .oneDNN, Int(bitPattern: bits) % 2 == 0,
-              outFeatures > 0, inFeatures > 0,
-              let (packed, kernel) = Self.packForOneDNN(bits, bf16Source: true, outFeatures, inFeatures, precision)
-        else { return nil }
+        guard Int(bitPattern: bits) % 2 == 0, outFeatures > 0, inFeatures > 0 else { return nil }
+        var mode = named ?? WeightKernel.choose(precision, conv: false)
+        if mode == .amxTiles && precision != .bf16 { mode = .plain }
+        switch mode {
+        case .amxTiles:
+            (packed, kernel) = (nil, Self.amxKernelName)
+            tiles = Self.packForAMX(bits, bf16Source: true, outFeatures, inFeatures)
+        case .oneDNN:
+            guard let (packed, kernel) = Self.packForOneDNN(bits, bf16Source: true, outFeatures, inFeatures, precision)
+            else { return nil }
+            (self.packed, self.kernel, tiles) = (packed, kernel, nil)
+        case .plain, .emulatedBF16:
+            return nil
+        }
         (self.outFeatures, self.inFeatures, self.precision) = (outFeatures, inFeatures, precision)
-        (self.packed, self.mode, self.tensor, self.kernel) = (packed, .oneDNN, nil, kernel)
+        (self.mode, self.tensor) = (mode, nil)
+    }
+
+    static let amxKernelName = "SanaGraph AMX tiles (bf16)"
+
+    /// `[out, in]` weights (fp32 or bf16 at `source`) in the AMX kernel's tile order, packed by our workers.
+    private static func packForAMX(_ source: UnsafeRawPointer, bf16Source: Bool, _ outFeatures: Int, _ inFeatures: Int)
+        -> UnsafeMutablePointer<UInt16> {
+        let bytes = sg_amx_packed_bytes(outFeatures, inFeatures)
+        let tiles = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: UInt16.self, capacity: bytes / 2)
+        let (src, dst) = (SendablePointer(UnsafeMutableRawPointer(mutating: source).assumingMemoryBound(to: UInt8.self)),
+                          SendablePointer(tiles))
+        Parallel.forEachRange((outFeatures + 31) / 32, minChunk: Swift.max(1, 65_536 / inFeatures)) { blocks in
+            sg_amx_pack(src.pointer, bf16Source ? 1 : 0, outFeatures, inFeatures, dst.pointer, blocks.lowerBound, blocks.upperBound)
+        }
+        return tiles
     }
 
     /// oneDNN's packed copy of `[out, in]` weights (fp32 or bf16 at `source`) and its kernel name; nil when oneDNN
@@ -99,15 +141,25 @@ public final class LinearWeight: @unchecked Sendable {
         return (packed, "oneDNN " + String(cBuffer: impl))
     }
 
-    deinit { if let packed { sg_linear_destroy(packed) } }
+    deinit {
+        if let packed { sg_linear_destroy(packed) }
+        tiles?.deallocate()
+    }
 
     /// Bytes the weights occupy.
-    public var byteCount: Int { packed.map { sg_linear_bytes($0) } ?? tensor!.byteCount }
+    public var byteCount: Int {
+        if tiles != nil { return sg_amx_packed_bytes(outFeatures, inFeatures) }
+        return packed.map { sg_linear_bytes($0) } ?? tensor!.byteCount
+    }
 
     /// The weights as fp32 `[out, in]`, as the layer computes with them (bf16 values for a bf16 layer).
     public func unpacked() -> Tensor {
         if let tensor { return tensor }
         var out = Tensor(uninitialized: [outFeatures, inFeatures])
+        if let tiles {
+            out.withUnsafeMutableBufferPointer { sg_amx_unpack(tiles, outFeatures, inFeatures, $0.baseAddress) }
+            return out
+        }
         let status = out.withUnsafeMutableBufferPointer { sg_linear_unpack(packed, $0.baseAddress) }
         precondition(status == 0, "LinearWeight.unpacked: oneDNN failed (status \(status))")
         return out
@@ -143,7 +195,40 @@ extension Ops {
             withExtendedLifetime((scratch, bias)) {}
             precondition(status == 0, "linear: oneDNN failed (status \(status)) on x \(x.shape), weights [\(w.outFeatures), \(w.inFeatures)]")
             return out
+        case .amxTiles:
+            return amxLinear(x, weight: w, bias: bias)
         }
+    }
+
+    /// `linear` on the AMX kernel: the rows rounded to bf16 once, then column blocks of 32 split over the workers
+    /// (each streams its share of the weights once past the rows, which stay in its L2).
+    private static func amxLinear(_ x: Tensor, weight w: LinearWeight, bias: Tensor?) -> Tensor {
+        let rows = x.shape.dropLast().reduce(1, *), k = w.inFeatures, n = w.outFeatures
+        let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [n])
+        guard rows > 0 else { return out }
+        guard k > 0 else {
+            fillRows(out.storage.pointer, rows: rows, columns: n, bias: bias)
+            return out
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let scratch = TensorStorage(uninitializedCount: (sg_amx_src_bytes(rows, k) + 3) / 4)
+        let a = SendablePointer(UnsafeMutableRawPointer(scratch.pointer).assumingMemoryBound(to: UInt16.self))
+        let tiles = SendablePointer(w.tiles!)
+        let gemm = Kernels.selection.bf16Linear == .amxTiles ? sg_amx_gemm : sg_amx_gemm_emulated
+        x.withUnsafeBufferPointer { px in
+            let src = SendablePointer(UnsafeMutablePointer(mutating: px.baseAddress!))
+            Parallel.forEachRange(rows, minChunk: Swift.max(1, 32_768 / k)) { r in
+                sg_amx_convert(src.pointer, r.lowerBound, r.upperBound, rows, k, a.pointer)
+            }
+        }
+        let biasPointer = bias.map { SendablePointer($0.storage.pointer + $0.offset) }
+        let y = SendablePointer(out.storage.pointer)
+        Parallel.forEachRange((n + 31) / 32, minChunk: 1) { blocks in
+            gemm(a.pointer, rows, k, tiles.pointer, n, biasPointer?.pointer, y.pointer, n, blocks.lowerBound, blocks.upperBound)
+        }
+        withExtendedLifetime((scratch, bias, w)) {}
+        sg_gemm_time_add(Int64(DispatchTime.now().uptimeNanoseconds - start))
+        return out
     }
 }
 
@@ -203,7 +288,7 @@ public final class ConvWeight: @unchecked Sendable {
         let inChannels = weight.shape[1] * groups
         (self.outChannels, self.inChannels, self.kernelHeight, self.kernelWidth) = (outChannels, inChannels, kernelHeight, kernelWidth)
         (self.stride, self.padding, self.groups, self.bias) = (stride, padding, groups, bias)
-        var mode = requested
+        var mode = requested == .amxTiles ? .oneDNN : requested  // the AMX kernel is for linear layers
         var packed: OpaquePointer?
         var impl = [CChar](repeating: 0, count: 128), error = [CChar](repeating: 0, count: 256)
         if mode == .oneDNN {
@@ -219,7 +304,7 @@ public final class ConvWeight: @unchecked Sendable {
         self.packed = packed
         self.precision = precision
         switch mode {
-        case .oneDNN: self.weight = nil
+        case .oneDNN, .amxTiles: self.weight = nil
         case .plain: self.weight = weight
         case .emulatedBF16: self.weight = BF16.rounded(weight)
         }
@@ -263,7 +348,7 @@ extension Ops {
         case .emulatedBF16:
             return conv2d(BF16.rounded(x), weight: w.weight!, bias: w.bias, stride: w.stride, padding: w.padding,
                           groups: w.groups)
-        case .oneDNN:
+        case .oneDNN, .amxTiles:
             precondition(x.rank == 4 && x.shape[1] == w.inChannels,
                          "conv2d: x \(x.shape) does not match the filter's \(w.inChannels) input channels")
             let (n, h, wd) = (x.shape[0], x.shape[2], x.shape[3])

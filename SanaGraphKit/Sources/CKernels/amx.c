@@ -1,0 +1,218 @@
+// bf16 GEMM on Intel AMX tiles: y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias), fp32 x and y, bf16 operands, fp32 sums.
+//
+// Debian 12's oneDNN 2.6 reaches 130–650 GFLOP/s from AMX on two cores for the models' linear shapes, where the
+// hardware does ~1 TFLOP/s per core per GHz (docs/performance.md); this kernel is the plain scheme the hardware is
+// built for: a 32×32 block of y in four 16×16 fp32 accumulator tiles, fed per 32-wide k step by two 16-row tiles of
+// x and two tiles of weights, already in the pair-interleaved ("VNNI") order TDPBF16PS reads.
+//
+// Callers: sg_amx_usable() (CPU and kernel grant), sg_amx_pack() once per weight, then per call sg_amx_convert()
+// of the rows into a bf16 scratch and sg_amx_gemm() over column blocks (split between threads by the caller).
+#include "CKernels.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+#define SG_AMX 1
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
+#endif
+
+enum { TILE_K = 32, BLOCK_N = 32, TILE_ELEMENTS = 512 };  // a weight tile: 16 k-pairs × 16 columns × 2 bf16
+
+static long round_up(long v, long to) { return (v + to - 1) / to * to; }
+
+size_t sg_amx_packed_bytes(long n, long k) { return (size_t)round_up(n, BLOCK_N) * (size_t)round_up(k, TILE_K) * 2; }
+
+size_t sg_amx_src_bytes(long m, long k) { return (size_t)round_up(m, 32) * (size_t)round_up(k, TILE_K) * 2; }
+
+/// fp32 → bf16 as VCVTNEPS2BF16 does it: round to nearest even, NaN kept quiet, denormals to signed zero.
+static uint16_t bf16_round(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40);
+    if ((bits & 0x7f800000u) == 0) return (uint16_t)((bits >> 16) & 0x8000);
+    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1)) >> 16);
+}
+
+/// Weight element (row `r` of `n`, column `c` of `k`) as bf16 bits; zero outside.
+static uint16_t weight_at(const void *w, int w_bf16, long n, long k, long r, long c) {
+    if (r >= n || c >= k) return 0;
+    return w_bf16 ? ((const uint16_t *)w)[r * k + c] : bf16_round(((const float *)w)[r * k + c]);
+}
+
+// Layout: column block nb (32 columns), k step kb (32), half h (16 columns): tile at ((nb·KB + kb)·2 + h)·512,
+// element [pair p][column c][2] = w[nb·32 + h·16 + c][kb·32 + 2p + {0, 1}].
+void sg_amx_pack(const void *w, int w_bf16, long n, long k, uint16_t *packed, long nb0, long nb1) {
+    long kb_count = round_up(k, TILE_K) / TILE_K;
+    for (long nb = nb0; nb < nb1; nb++)
+        for (long kb = 0; kb < kb_count; kb++)
+            for (long h = 0; h < 2; h++) {
+                uint16_t *tile = packed + ((nb * kb_count + kb) * 2 + h) * TILE_ELEMENTS;
+                for (long c = 0; c < 16; c++) {
+                    long row = nb * BLOCK_N + h * 16 + c;
+                    if (row < n && kb * TILE_K + TILE_K <= k) {
+                        // Whole step inside the matrix: straight from the row.
+                        if (w_bf16) {
+                            const uint16_t *src = (const uint16_t *)w + row * k + kb * TILE_K;
+                            for (long p = 0; p < 16; p++) { tile[p * 32 + c * 2] = src[2 * p]; tile[p * 32 + c * 2 + 1] = src[2 * p + 1]; }
+                        } else {
+                            const float *src = (const float *)w + row * k + kb * TILE_K;
+                            for (long p = 0; p < 16; p++) {
+                                tile[p * 32 + c * 2] = bf16_round(src[2 * p]);
+                                tile[p * 32 + c * 2 + 1] = bf16_round(src[2 * p + 1]);
+                            }
+                        }
+                    } else {
+                        for (long p = 0; p < 32; p++) tile[(p / 2) * 32 + c * 2 + (p & 1)] = weight_at(w, w_bf16, n, k, row, kb * TILE_K + p);
+                    }
+                }
+            }
+}
+
+void sg_amx_unpack(const uint16_t *packed, long n, long k, float *w) {
+    long kb_count = round_up(k, TILE_K) / TILE_K;
+    for (long r = 0; r < n; r++)
+        for (long c = 0; c < k; c++) {
+            long nb = r / BLOCK_N, h = (r % BLOCK_N) / 16, kb = c / TILE_K, p = (c % TILE_K) / 2;
+            uint32_t bits = (uint32_t)packed[((nb * kb_count + kb) * 2 + h) * TILE_ELEMENTS + p * 32 + (r % 16) * 2 + (c & 1)] << 16;
+            memcpy(&w[r * k + c], &bits, 4);
+        }
+}
+
+/// Rows [m0, m1) of x rounded into the padded bf16 copy, one element at a time (CPUs without AVX512_BF16).
+static void convert_rows(const float *x, long m0, long m1, long k, long kp, uint16_t *a) {
+    for (long r = m0; r < m1; r++)
+        for (long c = 0; c < kp; c++) a[r * kp + c] = c < k ? bf16_round(x[r * k + c]) : 0;
+}
+
+#ifdef SG_AMX
+
+static int has_avx512_bf16(void) {
+    static int known = -1;
+    if (known < 0) {
+        sg_cpu_info cpu;
+        sg_cpu_detect(&cpu);
+        known = cpu.avx512_bf16 && cpu.avx512bw;
+    }
+    return known;
+}
+
+int sg_amx_usable(void) {
+    sg_cpu_info cpu;
+    sg_cpu_detect(&cpu);
+    return cpu.amx_tile && cpu.amx_bf16 && cpu.avx512_bf16 && cpu.avx512bw && sg_amx_request_permission();
+}
+
+AMX_TARGET static void convert_rows_avx512(const float *x, long m0, long m1, long k, long kp, uint16_t *a) {
+    for (long r = m0; r < m1; r++) {
+        uint16_t *dst = a + r * kp;
+        const float *src = x + r * k;
+        long c = 0;
+        for (; c + 32 <= k; c += 32) {
+            __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + c + 16), _mm512_loadu_ps(src + c));
+            _mm512_storeu_si512(dst + c, (__m512i)v);
+        }
+        for (; c < kp; c++) dst[c] = c < k ? bf16_round(src[c]) : 0;
+    }
+}
+
+#endif
+
+void sg_amx_convert(const float *x, long m0, long m1, long m, long k, uint16_t *a) {
+    long kp = round_up(k, TILE_K), mp = round_up(m, 32);
+    if (m1 >= m) {  // the call that reaches the last row also zeroes the padding rows
+        memset(a + m * kp, 0, (size_t)((mp - m) * kp) * 2);
+        m1 = m;
+    }
+#ifdef SG_AMX
+    if (has_avx512_bf16()) { convert_rows_avx512(x, m0, m1, k, kp, a); return; }
+#endif
+    convert_rows(x, m0, m1, k, kp, a);
+}
+
+void sg_amx_gemm_emulated(const uint16_t *a, long m, long k, const uint16_t *w, long n, const float *bias, float *y,
+                          long ldy, long nb0, long nb1);
+
+#ifdef SG_AMX
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+#define GEMM_NAME sg_amx_gemm
+#define GEMM_ATTRIBUTES AMX_TARGET
+#define TILE_STATE
+#define TILE_CONFIGURE() do { tile_config cfg_; memset(&cfg_, 0, sizeof cfg_); cfg_.palette = 1; \
+    for (int t_ = 0; t_ < 8; t_++) { cfg_.colsb[t_] = 64; cfg_.rows[t_] = 16; } _tile_loadconfig(&cfg_); } while (0)
+#define TILE_RELEASE() _tile_release()
+#define TILE_ZERO(t) _tile_zero(t)
+#define TILE_LOAD(t, p, stride) _tile_loadd(t, p, stride)
+#define TILE_STORE(t, p, stride) _tile_stored(t, p, stride)
+#define TILE_DP(c, a, b) _tile_dpbf16ps(c, a, b)
+#include "amx_gemm.h"
+
+#else
+
+int sg_amx_usable(void) { return 0; }
+void sg_amx_gemm(const uint16_t *a, long m, long k, const uint16_t *w, long n, const float *bias, float *y, long ldy,
+                 long nb0, long nb1) {
+    sg_amx_gemm_emulated(a, m, k, w, n, bias, y, ldy, nb0, nb1);
+}
+
+#endif
+
+// The same kernel with each tile instruction done in plain C (one 1 KiB array per tile register), so tests check the
+// packing and the blocking on any CPU; far too slow for anything else.
+typedef struct { uint8_t tmm[8][1024]; } emulated_tiles;
+
+static void emulated_load(emulated_tiles *e, int t, const void *p, long stride) {
+    for (int r = 0; r < 16; r++) memcpy(e->tmm[t] + r * 64, (const uint8_t *)p + r * stride, 64);
+}
+
+static void emulated_store(emulated_tiles *e, int t, void *p, long stride) {
+    for (int r = 0; r < 16; r++) memcpy((uint8_t *)p + r * stride, e->tmm[t] + r * 64, 64);
+}
+
+static float bf16_value(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/// TDPBF16PS: c[m][n] += Σ_p a[m][2p]·b[p][2n] + a[m][2p+1]·b[p][2n+1].
+static void emulated_dp(emulated_tiles *e, int c, int a, int b) {
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++) {
+            float acc;
+            memcpy(&acc, e->tmm[c] + (m * 16 + n) * 4, 4);
+            for (int p = 0; p < 16; p++)
+                acc += bf16_value(e->tmm[a] + (m * 32 + 2 * p) * 2) * bf16_value(e->tmm[b] + (p * 32 + 2 * n) * 2)
+                     + bf16_value(e->tmm[a] + (m * 32 + 2 * p + 1) * 2) * bf16_value(e->tmm[b] + (p * 32 + 2 * n + 1) * 2);
+            memcpy(e->tmm[c] + (m * 16 + n) * 4, &acc, 4);
+        }
+}
+
+#undef GEMM_NAME
+#undef GEMM_ATTRIBUTES
+#undef TILE_STATE
+#undef TILE_CONFIGURE
+#undef TILE_RELEASE
+#undef TILE_ZERO
+#undef TILE_LOAD
+#undef TILE_STORE
+#undef TILE_DP
+#define GEMM_NAME sg_amx_gemm_emulated
+#define GEMM_ATTRIBUTES
+#define TILE_STATE emulated_tiles tiles_;
+#define TILE_CONFIGURE() do { } while (0)
+#define TILE_RELEASE() do { } while (0)
+#define TILE_ZERO(t) memset(tiles_.tmm[t], 0, 1024)
+#define TILE_LOAD(t, p, stride) emulated_load(&tiles_, t, p, stride)
+#define TILE_STORE(t, p, stride) emulated_store(&tiles_, t, p, stride)
+#define TILE_DP(c, a, b) emulated_dp(&tiles_, c, a, b)
+#include "amx_gemm.h"

@@ -1,0 +1,65 @@
+// The AMX GEMM's body, included twice by amx.c: with the tile instructions (GEMM_NAME sg_amx_gemm) and with
+// them emulated in C (sg_amx_gemm_emulated). See amx.c for the layouts.
+#ifndef STORE_TILE
+/// Stores accumulator tile `t` (a macro argument: tile numbers are immediates) to y at (row, col), clipped to m × n.
+#define STORE_TILE(t, row, col)                                                                              \
+    do {                                                                                                     \
+        if ((row) + 16 <= m && (col) + 16 <= n) {                                                            \
+            TILE_STORE(t, y + (row) * ldy + (col), ldy * 4);                                               \
+        } else if ((row) < m && (col) < n) {                                                                 \
+            TILE_STORE(t, part, 64);                                                                       \
+            long rows_ = m - (row) < 16 ? m - (row) : 16, cols_ = n - (col) < 16 ? n - (col) : 16;           \
+            for (long i_ = 0; i_ < rows_; i_++) memcpy(y + ((row) + i_) * ldy + (col), part + i_ * 16, (size_t)cols_ * 4); \
+        }                                                                                                    \
+    } while (0)
+#endif
+
+GEMM_ATTRIBUTES void GEMM_NAME(const uint16_t *a, long m, long k, const uint16_t *w, long n, const float *bias, float *y,
+                            long ldy, long nb0, long nb1) {
+    long kp = round_up(k, TILE_K), kb_count = kp / TILE_K, mp = round_up(m, 32);
+    TILE_STATE
+    TILE_CONFIGURE();
+    // Rows per pass: the bf16 rows of x stay in L2 (~768 KiB) while every column block streams past them.
+    long mc = (768L * 1024 / (kp * 2)) / 32 * 32;
+    if (mc < 32) mc = 32;
+    float bias_tile[2][256] __attribute__((aligned(64)));
+    float part[256] __attribute__((aligned(64)));
+    for (long m0 = 0; m0 < mp; m0 += mc) {
+        long m1 = m0 + mc < mp ? m0 + mc : mp;
+        for (long nb = nb0; nb < nb1; nb++) {
+            const uint16_t *wb = w + nb * kb_count * 2 * TILE_ELEMENTS;
+            long col = nb * BLOCK_N;
+            if (bias)
+                for (int h = 0; h < 2; h++)
+                    for (int c = 0; c < 16; c++) {
+                        float v = col + h * 16 + c < n ? bias[col + h * 16 + c] : 0;
+                        for (int r = 0; r < 16; r++) bias_tile[h][r * 16 + c] = v;
+                    }
+            for (long mb = m0; mb < m1; mb += 32) {
+                if (bias) {
+                    TILE_LOAD(0, bias_tile[0], 64); TILE_LOAD(1, bias_tile[1], 64);
+                    TILE_LOAD(2, bias_tile[0], 64); TILE_LOAD(3, bias_tile[1], 64);
+                } else {
+                    TILE_ZERO(0); TILE_ZERO(1); TILE_ZERO(2); TILE_ZERO(3);
+                }
+                const uint16_t *a0 = a + mb * kp, *a1 = a0 + 16 * kp;
+                for (long kb = 0; kb < kb_count; kb++) {
+                    TILE_LOAD(4, a0 + kb * TILE_K, kp * 2);
+                    TILE_LOAD(5, a1 + kb * TILE_K, kp * 2);
+                    TILE_LOAD(6, wb + kb * 2 * TILE_ELEMENTS, 64);
+                    TILE_LOAD(7, wb + kb * 2 * TILE_ELEMENTS + TILE_ELEMENTS, 64);
+                    TILE_DP(0, 4, 6);
+                    TILE_DP(1, 4, 7);
+                    TILE_DP(2, 5, 6);
+                    TILE_DP(3, 5, 7);
+                }
+                STORE_TILE(0, mb, col);
+                STORE_TILE(1, mb, col + 16);
+                STORE_TILE(2, mb + 16, col);
+                STORE_TILE(3, mb + 16, col + 16);
+            }
+        }
+    }
+    TILE_RELEASE();
+}
+
