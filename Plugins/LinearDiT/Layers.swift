@@ -108,8 +108,9 @@ struct GLUMBConv: Sendable {
     /// The same function on tokens `[B, N, D]` of an `height × width` grid, without leaving the tokens-first
     /// layout: the 1×1 convs are linears over tokens, the depthwise conv and GLU gate one fused pass.
     func tokensFirst(_ x: Tensor, height: Int, width: Int) -> Tensor {
-        var a = SectionProfile.measure("FFN conv_inverted") { Ops.linear(x, weight: conv_inverted, bias: conv_inverted_bias) }
-        SectionProfile.measure("FFN SiLU") { Ops.siluInPlace(&a) }
+        let a = SectionProfile.measure("FFN conv_inverted + SiLU") {
+            Ops.linear(x, weight: conv_inverted, bias: conv_inverted_bias, activation: .silu)
+        }
         let gated = SectionProfile.measure("FFN depthwise + GLU") {
             Ops.depthwiseConv3x3GLUChannelsLast(a, height: height, width: width, taps: depthTaps, bias: conv_depth_bias)
         }

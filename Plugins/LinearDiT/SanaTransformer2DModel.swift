@@ -64,7 +64,9 @@ struct SanaTransformerBlock: Sendable {
         // Cross-attention: no norm, no modulation, no gate.
         let cq = SectionProfile.measure("cross-attention q") { splitHeads(attn2.query(x), attn2.heads) }
         let a2 = SectionProfile.measure("cross-attention core") {
-            Ops.scaledDotProductAttention(query: cq, key: key, value: value, mask: maskBias, layout: .tokensFirst)
+            // bf16 on AMX: the products on tiles too, as PyTorch's bf16 attention (fp32 elsewhere: unchanged).
+            Ops.scaledDotProductAttention(query: cq, key: key, value: value, mask: maskBias, layout: .tokensFirst,
+                                          products: attn2.to_q.weight.mode == .amxTiles ? .bf16Tiles : .fp32)
         }
         let o2 = SectionProfile.measure("cross-attention out") { attn2.to_out(a2.reshaped([b, n, a2.shape[2] * a2.shape[3]])) }
         SectionProfile.measure("gated residuals") { Ops.addInPlace(&x, o2) }

@@ -13,14 +13,17 @@ struct DiTBF16AccuracyTests {
                           encoderAttentionMask: f.tensor("dit.mask"), timestep: f.tensor("dit.timestep"))
     }
 
-    @Test("the transformer forward in bf16 is no less accurate than PyTorch bf16 against fp32 (ratio ≤ 1.5)",
-          arguments: BF16Accuracy.paths)
-    func transformerForward(path: BF16Path) throws {
+    @Test("the transformer forward in bf16 (each bf16 kernel here, and the AMX tiles) is no less accurate than PyTorch bf16 against fp32 (ratio ≤ 1.5)",
+          arguments: BF16Accuracy.kernels)
+    func transformerForward(path: String) throws {
         let f = try BF16Accuracy.fixture()
-        let model = try Kernels.withBF16(path) {
+        let model = try BF16Accuracy.with(path) {
             try SanaTransformer2DModel.load(folder: BF16Accuracy.model + "/transformer", precision: .bf16)
         }
         #expect(model.precision == .bf16)
+        if path == "AMX tiles" {  // linear layers, the fused SiLU and the cross-attention products on tiles
+            #expect(model.transformer_blocks.allSatisfy { $0.attn2.to_q.weight.mode == .amxTiles && $0.ff.conv_inverted.mode == .amxTiles })
+        }
         let comparison = BF16Accuracy.Comparison(ours: try Self.forward(model, f), pytorch: try f.tensor("dit.bf16"),
                                                  reference: try f.tensor("dit.fp32"))
         print("DiT bf16 (\(path)): \(comparison)")

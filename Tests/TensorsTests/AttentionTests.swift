@@ -5,19 +5,23 @@ import TestSupport
 
 @Suite("Scaled dot-product attention")
 struct AttentionTests {
-    /// Runs one fixture case ("plain", "padmask", "gemma", "odd", "cap50") in the given layout.
-    private func run(_ name: String, layout: AttentionLayout) throws -> (Tensor, Tensor) {
+    /// Runs one fixture case ("plain", "padmask", "gemma", "odd", "cap50") in the given layout; `queryScale`
+    /// multiplies q, `roundOperands` rounds q, k, v to bf16 first.
+    private func run(_ name: String, layout: AttentionLayout, products: AttentionProducts = .fp32, queryScale: Float = 1,
+                     roundOperands: Bool = false) throws -> (Tensor, Tensor) {
         let f = try AttentionFixtures.open("attention")
         let spec = try #require(try AttentionFixtures.cases(f).first { $0["name"] as? String == name })
         var q = try f.tensor("\(name).q"), k = try f.tensor("\(name).k"), v = try f.tensor("\(name).v")
         let mask = (spec["mask"] as? Bool ?? false) ? try f.tensor("\(name).mask") : nil
         let scale = (spec["scale"] as? Double).map(Float.init)
         let softcap = (spec["softcap"] as? Double).map(Float.init)
+        if queryScale != 1 { q = Tensor(shape: q.shape, values: q.scalars.map { $0 * queryScale }) }
+        if roundOperands { (q, k, v) = (Self.bf16(q), Self.bf16(k), Self.bf16(v)) }
         if layout == .tokensFirst {
             (q, k, v) = (Ops.permute(q, [0, 2, 1, 3]), Ops.permute(k, [0, 2, 1, 3]), Ops.permute(v, [0, 2, 1, 3]))
         }
         var y = Ops.scaledDotProductAttention(query: q, key: k, value: v, mask: mask, scale: scale,
-                                              softcap: softcap, layout: layout)
+                                              softcap: softcap, layout: layout, products: products)
         if layout == .tokensFirst { y = Ops.permute(y, [0, 2, 1, 3]) }
         return (y, try f.tensor("\(name).out"))
     }
@@ -35,6 +39,30 @@ struct AttentionTests {
         let (y, ref) = try run(name, layout: .tokensFirst)
         #expect(y.shape == ref.shape)
         #expect(TestSupport.relativeError(y, ref) <= AttentionFixtures.tolerance, "\(name)")
+    }
+
+    /// `t` rounded to bf16 (nearest even).
+    static func bf16(_ t: Tensor) -> Tensor {
+        Tensor(shape: t.shape, values: t.scalars.map { x in
+            let bits = x.bitPattern
+            return Float(bitPattern: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000)
+        })
+    }
+
+    @Test("bf16 products on AMX tiles (emulated without AMX): the fp32 attention of the rounded operands, up to the probabilities' rounding",
+          arguments: ["plain", "padmask", "gemma", "odd", "cap50"])
+    func bf16Tiles(_ name: String) throws {
+        for layout in [AttentionLayout.headsFirst, .tokensFirst] {
+            // ×40 makes the scores large enough that padded keys cannot be left out exactly (the fallback path).
+            for queryScale: Float in name == "padmask" ? [1, 40] : [1] {
+                let (y, ref) = try run(name, layout: layout, products: .bf16Tiles, queryScale: queryScale)
+                let (rounded, _) = try run(name, layout: layout, queryScale: queryScale, roundOperands: true)
+                #expect(y.shape == ref.shape && y.scalars.allSatisfy { $0.isFinite })
+                let what = "\(name) \(layout) ×\(queryScale)"
+                #expect(TestSupport.relativeError(y, rounded) <= 5e-3, "\(what)")
+                if queryScale == 1 { #expect(TestSupport.relativeError(y, ref) <= 2e-2, "\(what)") }
+            }
+        }
     }
 
     @Test("a query whose keys are all masked with -inf returns zeros, not NaN")

@@ -85,6 +85,20 @@ struct LayerWeightsTests {
         }
     }
 
+    @Test("a linear layer with SiLU gives SiLU of its output on every kernel (fused into the AMX kernel's stores)",
+          arguments: fp32Modes.map { (Precision.fp32, $0) } + bf16Modes.map { (Precision.bf16, $0) })
+    func siluActivation(precision: Precision, mode: WeightKernel) {
+        var rng = SeededValues(seed: 96)
+        let (rows, n, k) = (45, 70, 64)
+        let x = rng.tensor([rows, k]).scalars.map { $0 * 4 }, w = rng.tensor([n, k]), b = rng.tensor([n])
+        let input = Tensor(shape: [rows, k], values: x)
+        let layer = LinearWeight(w, precision: precision, mode: mode)
+        let fused = Ops.linear(input, weight: layer, bias: b, activation: .silu)
+        let separate = Ops.silu(Ops.linear(input, weight: layer, bias: b))
+        #expect(fused.shape == [rows, n] && TestSupport.relativeError(fused, separate) <= 1e-6, "\(precision) \(mode)")
+        #expect(fused.scalars.contains { $0 < 0 } && fused.scalars.contains { $0 > 1 })  // both sides of SiLU exercised
+    }
+
     @Test("a bf16 request follows the machine's bf16 path; inside withBF16 the emulation is used on any CPU")
     func bf16RequestFollowsThePath() {
         let w = Tensor(repeating: 0.1, shape: [8, 8])
@@ -173,9 +187,11 @@ struct LayerWeightsTests {
             #expect(layer.unpacked().scalars == w.scalars)
             #expect(Ops.linear(x, weight: layer, bias: nil).scalars == Ops.linear(x, weight: reference, bias: nil).scalars)
         }
-        // The AMX layout on any CPU (emulated tiles without AMX).
-        let tiles = try #require(bits.withUnsafeBytes {
-            LinearWeight(bf16Weights: $0.baseAddress!, outFeatures: n, inFeatures: k, precision: .bf16, mode: .amxTiles)
+        // The AMX layout on any CPU (emulated tiles without AMX; bf16 requests honoured even where bf16 is off).
+        let tiles = try #require(Kernels.withBF16(.emulated) {
+            bits.withUnsafeBytes {
+                LinearWeight(bf16Weights: $0.baseAddress!, outFeatures: n, inFeatures: k, precision: .bf16, mode: .amxTiles)
+            }
         })
         let reference = LinearWeight(w, precision: .bf16, mode: .amxTiles)
         #expect(tiles.mode == .amxTiles && tiles.unpacked().scalars == w.scalars)

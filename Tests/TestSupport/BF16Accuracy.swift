@@ -22,6 +22,19 @@ public enum BF16Accuracy {
         return [.emulated]
     }
 
+    /// `paths`, each as the loaders see it, plus linear layers on the AMX tile kernel (its tile instructions
+    /// emulated where the CPU has no AMX; `Kernels.withAMXTiles`).
+    public static var kernels: [String] {
+        paths.map { "\($0)" } + ["AMX tiles"]
+    }
+
+    /// Runs `body` (a model load) with bf16 requests taking the named kernel from `kernels`.
+    public static func with<R>(_ kernel: String, _ body: () throws -> R) rethrows -> R {
+        if kernel == "AMX tiles" { return try Kernels.withBF16(.emulated) { try Kernels.withAMXTiles(body) } }
+        let path = paths.first { "\($0)" == kernel }!
+        return try Kernels.withBF16(path, body)
+    }
+
     /// ‖a − b‖₂ / ‖b‖₂: less sensitive than the max-based error to the one element a rounding flips.
     public static func relativeRMS(_ a: Tensor, _ b: Tensor) -> Float {
         precondition(a.shape == b.shape, "shape \(a.shape) != \(b.shape)")

@@ -16,11 +16,11 @@ struct GemmaBF16AccuracyTests {
                            context: RunContext(nodeID: "test"))
     }
 
-    @Test("encoding in bf16 is no less accurate than PyTorch bf16 against fp32 (ratio ≤ 1.5)",
-          arguments: BF16Accuracy.paths)
-    func encode(path: BF16Path) throws {
+    @Test("encoding in bf16 (each bf16 kernel here, and the AMX tiles) is no less accurate than PyTorch bf16 against fp32 (ratio ≤ 1.5)",
+          arguments: BF16Accuracy.kernels)
+    func encode(path: String) throws {
         let f = try BF16Accuracy.fixture()
-        let encoder = try Kernels.withBF16(path) {
+        let encoder = try BF16Accuracy.with(path) {
             try SanaTextEncoder.load(textEncoder: BF16Accuracy.model + "/text_encoder",
                                      tokenizer: BF16Accuracy.model + "/tokenizer", precision: .bf16)
         }

@@ -1,7 +1,8 @@
 // SanaGraph's AMX bf16 GEMM (SanaGraphKit/Sources/CKernels/amx.c) on the models' linear shapes: GFLOP/s on
 // THREADS threads (default 2; rows converted, then column blocks split, as Ops.linear does) and its error against
 // an fp64 product of the bf16-rounded operands (the kernel's own arithmetic: ~1e-6) and of the fp32 operands
-// (what bf16 costs: ~2e-3). A benchmark and a check for machines without Swift; not part of the build.
+// (what bf16 costs: ~2e-3), and the fused SiLU's error against SiLU of the result. A benchmark and a check for
+// machines without Swift; not part of the build.
 //
 //   clang -O2 -I SanaGraphKit/Sources/CKernels/include -o /tmp/amx-gemm tools/bench/amx-gemm.c \
 //       SanaGraphKit/Sources/CKernels/amx.c SanaGraphKit/Sources/CKernels/cpu.c -lpthread -lm
@@ -24,6 +25,7 @@ static int cmpd(const void *a, const void *b) { double x = *(const double *)a, y
 typedef struct {
     const float *x; uint16_t *a; const uint16_t *w; const float *bias; float *y;
     long m, k, n;
+    int activation;
 } job;
 
 static int threads = 2, emulate;
@@ -36,14 +38,14 @@ static void run_part(int t) {
     long rows = (j.m + threads - 1) / threads;
     long r0 = t * rows < j.m ? t * rows : j.m, r1 = r0 + rows < j.m ? r0 + rows : j.m;
     if (t == threads - 1) r1 = j.m;
-    sg_amx_convert(j.x, r0, r1, j.m, j.k, j.a);
+    sg_amx_convert(j.x, j.k, r0, r1, j.m, j.k, j.a);
 }
 
 static void gemm_part(int t) {
     job j = current;
     long blocks = (j.n + 31) / 32, per = (blocks + threads - 1) / threads;
     long b0 = t * per < blocks ? t * per : blocks, b1 = b0 + per < blocks ? b0 + per : blocks;
-    if (b0 < b1) (emulate ? sg_amx_gemm_emulated : sg_amx_gemm)(j.a, j.m, j.k, j.w, j.n, j.bias, j.y, j.n, b0, b1);
+    if (b0 < b1) (emulate ? sg_amx_gemm_emulated : sg_amx_gemm)(j.a, j.m, j.k, j.w, j.n, j.bias, j.y, j.n, b0, b1, j.activation);
 }
 
 static void *worker(void *arg) {
@@ -86,7 +88,7 @@ int main(void) {
     int shapes[][3] = {{512, 1152, 1152}, {512, 1152, 3456}, {512, 1152, 5760}, {512, 2880, 1152}, {600, 1152, 1152},
                        {2048, 1152, 5760}, {2048, 2880, 1152}, {741, 2304, 2048}, {741, 2304, 9216}, {741, 9216, 2304},
                        {256, 1024, 3072}, {2, 256, 1152}, {300, 2304, 1152}, {37, 100, 45}, {77, 64, 96}, {5, 32, 33}};
-    printf("threads %d\n| M×K×N | GFLOP/s | ms | pack ms | err vs bf16 operands | err vs fp32 operands |\n|---|---:|---:|---:|---:|---:|\n", threads);
+    printf("threads %d\n| M×K×N | GFLOP/s | ms | pack ms | err vs bf16 operands | err vs fp32 operands | fused SiLU err |\n|---|---:|---:|---:|---:|---:|---:|\n", threads);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         if (emulate && (long)shapes[s][0] * shapes[s][1] * shapes[s][2] > (getenv("EMULATE_MAX") ? atol(getenv("EMULATE_MAX")) : 50000000L)) continue;
         long M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
@@ -119,8 +121,21 @@ int main(void) {
                 if (fabs(v - s32) > e32) e32 = fabs(v - s32);
                 if (fabs(s32) > ref_max) ref_max = fabs(s32);
             }
-        printf("| %ld×%ld×%ld | %.0f | %.3f | %.1f | %.1e | %.1e |\n", M, K, N, 2.0 * M * K * N / t * 1e-9, t * 1e3,
-               pack_ms, e16 / ref_max, e32 / ref_max);
+        // The fused SiLU against SiLU of the plain result.
+        float *plain = malloc(sizeof(float) * M * N);
+        memcpy(plain, y, sizeof(float) * M * N);
+        current.activation = 1;
+        call();
+        current.activation = 0;
+        double es = 0, smax = 0;
+        for (long i = 0; i < M * N; i++) {
+            double want = plain[i] / (1.0 + exp(-(double)plain[i]));
+            if (fabs(y[i] - want) > es) es = fabs(y[i] - want);
+            if (fabs(want) > smax) smax = fabs(want);
+        }
+        free(plain);
+        printf("| %ld×%ld×%ld | %.0f | %.3f | %.1f | %.1e | %.1e | %.1e |\n", M, K, N, 2.0 * M * K * N / t * 1e-9, t * 1e3,
+               pack_ms, e16 / ref_max, e32 / ref_max, es / smax);
         fflush(stdout);
         free(x); free(w); free(y); free(bias); free(packed); free(a);
     }

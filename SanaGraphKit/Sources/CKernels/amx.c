@@ -9,6 +9,7 @@
 // of the rows into a bf16 scratch and sg_amx_gemm() over column blocks (split between threads by the caller).
 #include "CKernels.h"
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -34,38 +35,52 @@ static uint16_t bf16_round(float f) {
     return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1)) >> 16);
 }
 
-/// Weight element (row `r` of `n`, column `c` of `k`) as bf16 bits; zero outside.
-static uint16_t weight_at(const void *w, int w_bf16, long n, long k, long r, long c) {
-    if (r >= n || c >= k) return 0;
-    return w_bf16 ? ((const uint16_t *)w)[r * k + c] : bf16_round(((const float *)w)[r * k + c]);
+#ifdef SG_AMX
+static int has_avx512_bf16(void);
+AMX_TARGET static void pack_tile_rows_avx512(const float *w, long rs, long n, long k, long row0, long col0, uint16_t *tile);
+AMX_TARGET static void pack_tile_columns_avx512(const float *w, long cs, long n, long k, long row0, long col0, uint16_t *tile);
+#endif
+
+/// One 16-column tile from fp32 `w` (element (r, c) at w[r·rs + c·cs]): rows row0..row0+15, k columns col0..col0+31,
+/// zero outside n × k.
+static void pack_tile(const float *w, long rs, long cs, long n, long k, long row0, long col0, uint16_t *tile) {
+#ifdef SG_AMX
+    if (has_avx512_bf16()) {
+        if (cs == 1) { pack_tile_rows_avx512(w, rs, n, k, row0, col0, tile); return; }
+        if (rs == 1) { pack_tile_columns_avx512(w, cs, n, k, row0, col0, tile); return; }
+    }
+#endif
+    for (long c = 0; c < 16; c++)
+        for (long q = 0; q < 32; q++) {
+            long r = row0 + c, col = col0 + q;
+            tile[(q / 2) * 32 + c * 2 + (q & 1)] = r < n && col < k ? bf16_round(w[r * rs + col * cs]) : 0;
+        }
 }
 
 // Layout: column block nb (32 columns), k step kb (32), half h (16 columns): tile at ((nb·KB + kb)·2 + h)·512,
 // element [pair p][column c][2] = w[nb·32 + h·16 + c][kb·32 + 2p + {0, 1}].
+void sg_amx_pack_strided(const float *w, long rs, long cs, long n, long k, uint16_t *packed, long nb0, long nb1) {
+    long kb_count = round_up(k, TILE_K) / TILE_K;
+    for (long nb = nb0; nb < nb1; nb++)
+        for (long kb = 0; kb < kb_count; kb++)
+            for (long h = 0; h < 2; h++)
+                pack_tile(w, rs, cs, n, k, nb * BLOCK_N + h * 16, kb * TILE_K,
+                          packed + ((nb * kb_count + kb) * 2 + h) * TILE_ELEMENTS);
+}
+
 void sg_amx_pack(const void *w, int w_bf16, long n, long k, uint16_t *packed, long nb0, long nb1) {
+    if (!w_bf16) { sg_amx_pack_strided(w, k, 1, n, k, packed, nb0, nb1); return; }
+    const uint16_t *bits = w;
     long kb_count = round_up(k, TILE_K) / TILE_K;
     for (long nb = nb0; nb < nb1; nb++)
         for (long kb = 0; kb < kb_count; kb++)
             for (long h = 0; h < 2; h++) {
                 uint16_t *tile = packed + ((nb * kb_count + kb) * 2 + h) * TILE_ELEMENTS;
-                for (long c = 0; c < 16; c++) {
-                    long row = nb * BLOCK_N + h * 16 + c;
-                    if (row < n && kb * TILE_K + TILE_K <= k) {
-                        // Whole step inside the matrix: straight from the row.
-                        if (w_bf16) {
-                            const uint16_t *src = (const uint16_t *)w + row * k + kb * TILE_K;
-                            for (long p = 0; p < 16; p++) { tile[p * 32 + c * 2] = src[2 * p]; tile[p * 32 + c * 2 + 1] = src[2 * p + 1]; }
-                        } else {
-                            const float *src = (const float *)w + row * k + kb * TILE_K;
-                            for (long p = 0; p < 16; p++) {
-                                tile[p * 32 + c * 2] = bf16_round(src[2 * p]);
-                                tile[p * 32 + c * 2 + 1] = bf16_round(src[2 * p + 1]);
-                            }
-                        }
-                    } else {
-                        for (long p = 0; p < 32; p++) tile[(p / 2) * 32 + c * 2 + (p & 1)] = weight_at(w, w_bf16, n, k, row, kb * TILE_K + p);
+                for (long c = 0; c < 16; c++)
+                    for (long q = 0; q < 32; q++) {
+                        long r = nb * BLOCK_N + h * 16 + c, col = kb * TILE_K + q;
+                        tile[(q / 2) * 32 + c * 2 + (q & 1)] = r < n && col < k ? bits[r * k + col] : 0;
                     }
-                }
             }
 }
 
@@ -80,15 +95,15 @@ void sg_amx_unpack(const uint16_t *packed, long n, long k, float *w) {
 }
 
 /// Rows [m0, m1) of x rounded into the padded bf16 copy, one element at a time (CPUs without AVX512_BF16).
-static void convert_rows(const float *x, long m0, long m1, long k, long kp, uint16_t *a) {
+static void convert_rows(const float *x, long ldx, long m0, long m1, long k, long kp, uint16_t *a) {
     for (long r = m0; r < m1; r++)
-        for (long c = 0; c < kp; c++) a[r * kp + c] = c < k ? bf16_round(x[r * k + c]) : 0;
+        for (long c = 0; c < kp; c++) a[r * kp + c] = c < k ? bf16_round(x[r * ldx + c]) : 0;
 }
 
 #ifdef SG_AMX
 
 static int has_avx512_bf16(void) {
-    static int known = -1;
+    static _Atomic int known = -1;
     if (known < 0) {
         sg_cpu_info cpu;
         sg_cpu_detect(&cpu);
@@ -103,10 +118,10 @@ int sg_amx_usable(void) {
     return cpu.amx_tile && cpu.amx_bf16 && cpu.avx512_bf16 && cpu.avx512bw && sg_amx_request_permission();
 }
 
-AMX_TARGET static void convert_rows_avx512(const float *x, long m0, long m1, long k, long kp, uint16_t *a) {
+AMX_TARGET static void convert_rows_avx512(const float *x, long ldx, long m0, long m1, long k, long kp, uint16_t *a) {
     for (long r = m0; r < m1; r++) {
         uint16_t *dst = a + r * kp;
-        const float *src = x + r * k;
+        const float *src = x + r * ldx;
         long c = 0;
         for (; c + 32 <= k; c += 32) {
             __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + c + 16), _mm512_loadu_ps(src + c));
@@ -116,22 +131,56 @@ AMX_TARGET static void convert_rows_avx512(const float *x, long m0, long m1, lon
     }
 }
 
+/// pack_tile for row-contiguous sources (weights, attention keys): each of the 16 rows gives 32 k values, 16 pairs,
+/// scattered 64 bytes apart.
+AMX_TARGET static void pack_tile_rows_avx512(const float *w, long rs, long n, long k, long row0, long col0, uint16_t *tile) {
+    const __m512i pairs = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                             _mm512_set1_epi32(16));
+    long left = k - col0;
+    __mmask16 lo = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+    __mmask16 hi = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+    for (long c = 0; c < 16; c++) {
+        __m512i v = _mm512_setzero_si512();
+        if (row0 + c < n) {
+            const float *src = w + (row0 + c) * rs + col0;
+            v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, src + 16), _mm512_maskz_loadu_ps(lo, src));
+        }
+        _mm512_i32scatter_epi32((int *)tile + c, pairs, v, 4);
+    }
+}
+
+/// pack_tile for column-contiguous sources (attention values read as [dv, keys]): two k columns of 16 contiguous
+/// rows give one 64-byte tile row, interleaved.
+AMX_TARGET static void pack_tile_columns_avx512(const float *w, long cs, long n, long k, long row0, long col0, uint16_t *tile) {
+    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                                23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    long rows = n - row0;
+    __mmask16 m = rows >= 16 ? 0xffff : rows <= 0 ? 0 : (__mmask16)((1u << rows) - 1);
+    for (long p = 0; p < 16; p++) {
+        long c0 = col0 + 2 * p;
+        __m512 even = c0 < k ? _mm512_maskz_loadu_ps(m, w + c0 * cs + row0) : _mm512_setzero_ps();
+        __m512 odd = c0 + 1 < k ? _mm512_maskz_loadu_ps(m, w + (c0 + 1) * cs + row0) : _mm512_setzero_ps();
+        __m512i both = (__m512i)_mm512_cvtne2ps_pbh(odd, even);  // even in the low 16 halves, odd in the high
+        _mm512_storeu_si512(tile + p * 32, _mm512_permutexvar_epi16(interleave, both));
+    }
+}
+
 #endif
 
-void sg_amx_convert(const float *x, long m0, long m1, long m, long k, uint16_t *a) {
+void sg_amx_convert(const float *x, long ldx, long m0, long m1, long m, long k, uint16_t *a) {
     long kp = round_up(k, TILE_K), mp = round_up(m, 32);
     if (m1 >= m) {  // the call that reaches the last row also zeroes the padding rows
         memset(a + m * kp, 0, (size_t)((mp - m) * kp) * 2);
         m1 = m;
     }
 #ifdef SG_AMX
-    if (has_avx512_bf16()) { convert_rows_avx512(x, m0, m1, k, kp, a); return; }
+    if (has_avx512_bf16()) { convert_rows_avx512(x, ldx, m0, m1, k, kp, a); return; }
 #endif
-    convert_rows(x, m0, m1, k, kp, a);
+    convert_rows(x, ldx, m0, m1, k, kp, a);
 }
 
 void sg_amx_gemm_emulated(const uint16_t *a, long m, long k, const uint16_t *w, long n, const float *bias, float *y,
-                          long ldy, long nb0, long nb1);
+                          long ldy, long nb0, long nb1, int activation);
 
 #ifdef SG_AMX
 
@@ -140,6 +189,31 @@ typedef struct {
     uint16_t colsb[16];
     uint8_t rows[16];
 } tile_config;
+
+/// e^x for x ≤ 88.4 (Cephes expf: n = round(x·log2 e), a degree-5 polynomial on the remainder, scaled by 2^n).
+AMX_TARGET static inline __m512 exp_avx512(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)), _mm512_set1_ps(-103.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/// SiLU, x / (1 + e^−x), over one 16×16 fp32 tile in place.
+AMX_TARGET static void silu_tile_avx512(float *t) {
+    for (int i = 0; i < 256; i += 16) {
+        __m512 x = _mm512_load_ps(t + i);
+        __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        _mm512_store_ps(t + i, _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+    }
+}
 
 #define GEMM_NAME sg_amx_gemm
 #define GEMM_ATTRIBUTES AMX_TARGET
@@ -151,14 +225,15 @@ typedef struct {
 #define TILE_LOAD(t, p, stride) _tile_loadd(t, p, stride)
 #define TILE_STORE(t, p, stride) _tile_stored(t, p, stride)
 #define TILE_DP(c, a, b) _tile_dpbf16ps(c, a, b)
+#define ACTIVATE(part) silu_tile_avx512(part)
 #include "amx_gemm.h"
 
 #else
 
 int sg_amx_usable(void) { return 0; }
 void sg_amx_gemm(const uint16_t *a, long m, long k, const uint16_t *w, long n, const float *bias, float *y, long ldy,
-                 long nb0, long nb1) {
-    sg_amx_gemm_emulated(a, m, k, w, n, bias, y, ldy, nb0, nb1);
+                 long nb0, long nb1, int activation) {
+    sg_amx_gemm_emulated(a, m, k, w, n, bias, y, ldy, nb0, nb1, activation);
 }
 
 #endif
@@ -206,6 +281,12 @@ static void emulated_dp(emulated_tiles *e, int c, int a, int b) {
 #undef TILE_LOAD
 #undef TILE_STORE
 #undef TILE_DP
+#undef ACTIVATE
+
+static void silu_tile(float *t) {
+    for (int i = 0; i < 256; i++) t[i] = t[i] / (1.0f + expf(-t[i]));
+}
+
 #define GEMM_NAME sg_amx_gemm_emulated
 #define GEMM_ATTRIBUTES
 #define TILE_STATE emulated_tiles tiles_;
@@ -215,4 +296,5 @@ static void emulated_dp(emulated_tiles *e, int c, int a, int b) {
 #define TILE_LOAD(t, p, stride) emulated_load(&tiles_, t, p, stride)
 #define TILE_STORE(t, p, stride) emulated_store(&tiles_, t, p, stride)
 #define TILE_DP(c, a, b) emulated_dp(&tiles_, c, a, b)
+#define ACTIVATE(part) silu_tile(part)
 #include "amx_gemm.h"

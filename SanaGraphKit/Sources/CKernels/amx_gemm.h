@@ -1,13 +1,15 @@
 // The AMX GEMM's body, included twice by amx.c: with the tile instructions (GEMM_NAME sg_amx_gemm) and with
 // them emulated in C (sg_amx_gemm_emulated). See amx.c for the layouts.
 #ifndef STORE_TILE
-/// Stores accumulator tile `t` (a macro argument: tile numbers are immediates) to y at (row, col), clipped to m × n.
+/// Stores accumulator tile `t` (a macro argument: tile numbers are immediates) to y at (row, col), clipped to m × n,
+/// through `part` when clipped or when the activation applies (ACTIVATE, defined by the includer).
 #define STORE_TILE(t, row, col)                                                                              \
     do {                                                                                                     \
-        if ((row) + 16 <= m && (col) + 16 <= n) {                                                            \
-            TILE_STORE(t, y + (row) * ldy + (col), ldy * 4);                                               \
+        if ((row) + 16 <= m && (col) + 16 <= n && !activation) {                                             \
+            TILE_STORE(t, y + (row) * ldy + (col), ldy * 4);                                                 \
         } else if ((row) < m && (col) < n) {                                                                 \
-            TILE_STORE(t, part, 64);                                                                       \
+            TILE_STORE(t, part, 64);                                                                         \
+            if (activation) ACTIVATE(part);                                                                  \
             long rows_ = m - (row) < 16 ? m - (row) : 16, cols_ = n - (col) < 16 ? n - (col) : 16;           \
             for (long i_ = 0; i_ < rows_; i_++) memcpy(y + ((row) + i_) * ldy + (col), part + i_ * 16, (size_t)cols_ * 4); \
         }                                                                                                    \
@@ -15,7 +17,7 @@
 #endif
 
 GEMM_ATTRIBUTES void GEMM_NAME(const uint16_t *a, long m, long k, const uint16_t *w, long n, const float *bias, float *y,
-                            long ldy, long nb0, long nb1) {
+                               long ldy, long nb0, long nb1, int activation) {
     long kp = round_up(k, TILE_K), kb_count = kp / TILE_K, mp = round_up(m, 32);
     TILE_STATE
     TILE_CONFIGURE();

@@ -3,8 +3,10 @@
 // Work items are blocks of query rows of one (batch, head), run in parallel on our workers, each start to finish
 // in the worker's own scores buffer: S = scale·Q Kᵀ (single-threaded GEMM), softcap / mask / softmax per row,
 // then O = P V (single-threaded GEMM). Heads are plentiful in SANA's models (16 × batch 2, Gemma-2: 8), so the
-// workers stay busy without splitting a GEMM.
+// workers stay busy without splitting a GEMM. With `.bf16Tiles` the two products run on the AMX kernel instead
+// (operands rounded to bf16 per item: q rows, keys and values packed into tiles, probabilities).
 
+internal import CKernels
 import Foundation
 
 /// Memory layout of the attention operands.
@@ -13,6 +15,16 @@ public enum AttentionLayout: Sendable, Equatable {
     case headsFirst
     /// `[B, L, H, D]`, i.e. a `[B, L, H·D]` projection output reshaped without a permute.
     case tokensFirst
+}
+
+/// How the two products of softmax attention (`Q Kᵀ`, `P V`) are computed.
+public enum AttentionProducts: Sendable, Equatable {
+    /// fp32 operands (SanaGraph's GEMM on OpenBLAS).
+    case fp32
+    /// q, k, the probabilities and v rounded to bf16, products summed in fp32 on the AMX kernel, as PyTorch's bf16
+    /// attention does; scaling, mask, softmax stay fp32. For models whose linear layers run there
+    /// (`WeightKernel.amxTiles`); on a CPU without AMX the tile instructions are emulated (tests only: slow).
+    case bf16Tiles
 }
 
 /// Where one head's `[L, D]` matrix lives inside a 4-D attention operand.
@@ -60,11 +72,12 @@ extension Ops {
     ///   - scale: defaults to `1/sqrt(D)`.
     ///   - softcap: if set, scores become `softcap·tanh(scores/softcap)` after scaling and before the mask
     ///     (Gemma-2 `attn_logit_softcapping`).
+    ///   - products: fp32, or bf16 on AMX tiles (`AttentionProducts`).
     /// - Returns: `[B, H, Lq, Dv]` in the query's layout. A query row whose keys are all masked with -inf
     ///   returns zeros (PyTorch would return NaN).
     public static func scaledDotProductAttention(
         query: Tensor, key: Tensor, value: Tensor, mask: Tensor? = nil, scale: Float? = nil,
-        softcap: Float? = nil, layout: AttentionLayout = .headsFirst
+        softcap: Float? = nil, layout: AttentionLayout = .headsFirst, products: AttentionProducts = .fp32
     ) -> Tensor {
         precondition(query.rank == 4 && key.rank == 4 && value.rank == 4,
                      "Ops.scaledDotProductAttention: q/k/v must be 4-D, got \(query.shape), \(key.shape), \(value.shape)")
@@ -101,9 +114,11 @@ extension Ops {
         let rowsPerItem = pairs < 2 * workers ? Swift.min(fitting, Swift.max(16, lq * pairs / (2 * workers))) : fitting
         let blocks = (lq + rowsPerItem - 1) / rowsPerItem
 
-        /// Mask (+ softcap) of one score row over its first `n` keys.
+        let tiles = products == .bf16Tiles
+        /// Scale (the tile products leave it out), mask and softcap of one score row over its first `n` keys.
         @Sendable func prepareRow(_ row: UnsafeMutablePointer<Float>, pair: Int, i: Int, n: Int) {
             let b = pair / heads, h = pair % heads
+            if tiles { for j in 0..<n { row[j] *= alpha } }
             if let cap = softcap {
                 let inv = 1 / cap
                 var j = 0
@@ -137,22 +152,39 @@ extension Ops {
             let qRow = q.head(b, h) + i * q.rowStride
             var qq: Float = 0
             for j in 0..<d { qq += qRow[j] * qRow[j] }
-            let scoreBound = softcap.map { Swift.abs($0) } ?? alpha * qq.squareRoot() * p.keyNorm[pair]
+            // bf16 operands can raise a score by their rounding, (1 + 2⁻⁸)² at most.
+            let scoreBound = softcap.map { Swift.abs($0) } ?? alpha * qq.squareRoot() * p.keyNorm[pair] * (tiles ? 1.01 : 1)
             return scoreBound + p.maskMax[pair] - rowMax < -100
         }
+
+        // bf16 operands of one work item for the tile products: q rows, packed keys, probabilities, packed values.
+        let tileBuffers = tiles ? (q: sg_amx_src_bytes(rowsPerItem, d), k: sg_amx_packed_bytes(lk, d),
+                                   p: sg_amx_src_bytes(rowsPerItem, lk), v: sg_amx_packed_bytes(dv, lk)) : (q: 0, k: 0, p: 0, v: 0)
+        let gemm = Kernels.selection.bf16Linear == .amxTiles ? sg_amx_gemm : sg_amx_gemm_emulated
 
         Parallel.forEachRange(pairs * blocks, minChunk: 1) { items in
             // From the buffer pool when large: a fresh multi-megabyte block would page-fault on every call.
             let scratch = TensorStorage(uninitializedCount: rowsPerItem * lk)
             let scores = scratch.pointer
+            let bf16Bytes = tileBuffers.q + tileBuffers.k + tileBuffers.p + tileBuffers.v
+            let bf16Scratch = TensorStorage(uninitializedCount: (bf16Bytes + 3) / 4)
+            let qa = UnsafeMutableRawPointer(bf16Scratch.pointer).assumingMemoryBound(to: UInt16.self)
+            let (kt, pa) = (qa + tileBuffers.q / 2, qa + (tileBuffers.q + tileBuffers.k) / 2)
+            let vt = pa + tileBuffers.p / 2
             for item in items {
                 let pair = item / blocks, b = pair / heads, h = pair % heads
                 let i0 = (item % blocks) * rowsPerItem, rows = Swift.min(rowsPerItem, lq - i0)
                 let qh = q.head(b, h) + i0 * q.rowStride, kh = k.head(b, h / group), vh = v.head(b, h / group)
+                if tiles { sg_amx_convert(qh, q.rowStride, 0, rows, rows, d, qa) }
                 var n = padding?.kept[pair] ?? lk
                 while true {
-                    Ops.sgemm(transposeA: false, transposeB: true, m: rows, n: n, k: d, a: qh, lda: q.rowStride,
-                              b: kh, ldb: k.rowStride, beta: 0, c: scores, ldc: lk, alpha: alpha)
+                    if tiles {
+                        sg_amx_pack_strided(kh, k.rowStride, 1, n, d, kt, 0, (n + 31) / 32)
+                        gemm(qa, rows, d, kt, n, nil, scores, lk, 0, (n + 31) / 32, 0)
+                    } else {
+                        Ops.sgemm(transposeA: false, transposeB: true, m: rows, n: n, k: d, a: qh, lda: q.rowStride,
+                                  b: kh, ldb: k.rowStride, beta: 0, c: scores, ldc: lk, alpha: alpha)
+                    }
                     var exact = true
                     for r in 0..<rows {
                         let row = scores + r * lk
@@ -166,10 +198,17 @@ extension Ops {
                     if exact { break }
                     n = lk  // a dropped key could matter for some row: redo this block over every key
                 }
-                Ops.sgemm(transposeA: false, transposeB: false, m: rows, n: dv, k: n, a: scores, lda: lk,
-                          b: vh, ldb: v.rowStride, beta: 0, c: o.head(b, h) + i0 * o.rowStride, ldc: o.rowStride)
+                let oh = o.head(b, h) + i0 * o.rowStride
+                if tiles {
+                    sg_amx_convert(scores, lk, 0, rows, rows, n, pa)
+                    sg_amx_pack_strided(vh, 1, v.rowStride, dv, n, vt, 0, (dv + 31) / 32)
+                    gemm(pa, rows, n, vt, dv, nil, oh, o.rowStride, 0, (dv + 31) / 32, 0)
+                } else {
+                    Ops.sgemm(transposeA: false, transposeB: false, m: rows, n: dv, k: n, a: scores, lda: lk,
+                              b: vh, ldb: v.rowStride, beta: 0, c: oh, ldc: o.rowStride)
+                }
             }
-            withExtendedLifetime(scratch) {}
+            withExtendedLifetime((scratch, bf16Scratch)) {}
         }
         return out
     }

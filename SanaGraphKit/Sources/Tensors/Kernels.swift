@@ -73,6 +73,14 @@ public enum Kernels {
 
     @TaskLocal static var bf16Override: BF16Path?
 
+    /// Runs `body` with bf16 linear layers prepared for the AMX tile kernel whatever the machine's choice (the tile
+    /// instructions emulated where the CPU has no AMX): tests check that path's accuracy on any CPU.
+    public static func withAMXTiles<R>(_ body: () throws -> R) rethrows -> R {
+        try $amxTilesOverride.withValue(true) { try body() }
+    }
+
+    @TaskLocal static var amxTilesOverride = false
+
     /// Time spent inside oneDNN's GEMMs and convolutions and the AMX kernel's GEMMs so far (their input/output
     /// conversions included) and the number of those calls: benchmarks take differences around a model call.
     public static func oneDNNTime() -> (seconds: Double, calls: Int) {

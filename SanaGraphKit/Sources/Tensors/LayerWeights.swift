@@ -20,6 +20,7 @@ public enum WeightKernel: Sendable, Equatable {
         switch precision {
         case .fp32: return !conv && Kernels.selection.fp32Linear == .oneDNN ? .oneDNN : .plain
         case .bf16:
+            if !conv && Kernels.amxTilesOverride { return .amxTiles }
             switch Kernels.bf16 {
             case .native: return !conv && Kernels.selection.bf16Linear == .amxTiles ? .amxTiles : .oneDNN
             case .emulated: return .emulatedBF16
@@ -166,7 +167,23 @@ public final class LinearWeight: @unchecked Sendable {
     }
 }
 
+/// An activation applied to a linear layer's output (`Ops.linear(_:weight:bias:activation:)`).
+public enum LinearActivation: Sendable {
+    case none
+    /// `torch.nn.functional.silu`.
+    case silu
+}
+
 extension Ops {
+    /// `activation(x Wᵀ + bias)`: on the AMX kernel the activation is applied to each output block before it is
+    /// stored (no second pass over the output), elsewhere in place afterwards.
+    public static func linear(_ x: Tensor, weight w: LinearWeight, bias: Tensor?, activation: LinearActivation) -> Tensor {
+        if w.mode == .amxTiles { return amxLinear(x, weight: w, bias: bias, activation: activation) }
+        var y = linear(x, weight: w, bias: bias)
+        if activation == .silu { siluInPlace(&y) }
+        return y
+    }
+
     /// `torch.nn.functional.linear` with prepared weights: `y = x Wᵀ + bias`, `x [..., in]`, `bias [out]`.
     public static func linear(_ x: Tensor, weight w: LinearWeight, bias: Tensor?) -> Tensor {
         precondition(x.rank >= 1 && x.shape[x.rank - 1] == w.inFeatures,
@@ -196,13 +213,13 @@ extension Ops {
             precondition(status == 0, "linear: oneDNN failed (status \(status)) on x \(x.shape), weights [\(w.outFeatures), \(w.inFeatures)]")
             return out
         case .amxTiles:
-            return amxLinear(x, weight: w, bias: bias)
+            return amxLinear(x, weight: w, bias: bias, activation: .none)
         }
     }
 
     /// `linear` on the AMX kernel: the rows rounded to bf16 once, then column blocks of 32 split over the workers
     /// (each streams its share of the weights once past the rows, which stay in its L2).
-    private static func amxLinear(_ x: Tensor, weight w: LinearWeight, bias: Tensor?) -> Tensor {
+    private static func amxLinear(_ x: Tensor, weight w: LinearWeight, bias: Tensor?, activation: LinearActivation) -> Tensor {
         let rows = x.shape.dropLast().reduce(1, *), k = w.inFeatures, n = w.outFeatures
         let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [n])
         guard rows > 0 else { return out }
@@ -218,13 +235,14 @@ extension Ops {
         x.withUnsafeBufferPointer { px in
             let src = SendablePointer(UnsafeMutablePointer(mutating: px.baseAddress!))
             Parallel.forEachRange(rows, minChunk: Swift.max(1, 32_768 / k)) { r in
-                sg_amx_convert(src.pointer, r.lowerBound, r.upperBound, rows, k, a.pointer)
+                sg_amx_convert(src.pointer, k, r.lowerBound, r.upperBound, rows, k, a.pointer)
             }
         }
         let biasPointer = bias.map { SendablePointer($0.storage.pointer + $0.offset) }
         let y = SendablePointer(out.storage.pointer)
         Parallel.forEachRange((n + 31) / 32, minChunk: 1) { blocks in
-            gemm(a.pointer, rows, k, tiles.pointer, n, biasPointer?.pointer, y.pointer, n, blocks.lowerBound, blocks.upperBound)
+            gemm(a.pointer, rows, k, tiles.pointer, n, biasPointer?.pointer, y.pointer, n, blocks.lowerBound, blocks.upperBound,
+                 activation == .silu ? 1 : 0)
         }
         withExtendedLifetime((scratch, bias, w)) {}
         sg_gemm_time_add(Int64(DispatchTime.now().uptimeNanoseconds - start))

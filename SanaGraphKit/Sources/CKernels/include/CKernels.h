@@ -109,20 +109,24 @@ size_t sg_amx_packed_bytes(long n, long k);
 /// when `weight_bf16`) into `packed` (`sg_amx_packed_bytes`), rounding fp32 to nearest even bf16. Runs on any CPU;
 /// threads may pack disjoint blocks at once.
 void sg_amx_pack(const void *weight, int weight_bf16, long n, long k, uint16_t *packed, long nb0, long nb1);
+/// `sg_amx_pack` of an fp32 [n, k] matrix whose element (r, c) is at weight[r·row_stride + c·column_stride] (e.g.
+/// attention keys, or values read transposed).
+void sg_amx_pack_strided(const float *weight, long row_stride, long column_stride, long n, long k, uint16_t *packed,
+                         long nb0, long nb1);
 /// The packed weights back as fp32 [n, k].
 void sg_amx_unpack(const uint16_t *packed, long n, long k, float *weight);
 /// Bytes of the bf16 copy of `m` rows of `k` (rows padded to 32, columns to 32).
 size_t sg_amx_src_bytes(long m, long k);
-/// Rounds rows [m0, m1) of `x` [m, k] to bf16 into `a` (`sg_amx_src_bytes`, 64-byte aligned); the call whose
+/// Rounds rows [m0, m1) of `x` [m, k] (row stride `ldx`) to bf16 into `a` (`sg_amx_src_bytes`); the call whose
 /// range reaches `m` also zeroes the padding rows.
-void sg_amx_convert(const float *x, long m0, long m1, long m, long k, uint16_t *a);
-/// Column blocks [nb0, nb1) (32 columns each) of `y [m, n]` (row stride `ldy`) = `a` · packedᵀ (+ bias [n]).
-/// AMX only (`sg_amx_usable`); threads may run disjoint column blocks at once.
+void sg_amx_convert(const float *x, long ldx, long m0, long m1, long m, long k, uint16_t *a);
+/// Column blocks [nb0, nb1) (32 columns each) of `y [m, n]` (row stride `ldy`) = `a` · packedᵀ (+ bias [n]),
+/// then SiLU when `activation` is 1. AMX only (`sg_amx_usable`); threads may run disjoint column blocks at once.
 void sg_amx_gemm(const uint16_t *a, long m, long k, const uint16_t *packed, long n, const float *bias, float *y,
-                 long ldy, long nb0, long nb1);
+                 long ldy, long nb0, long nb1, int activation);
 /// `sg_amx_gemm` with every tile instruction emulated in C: checks the packing and blocking on any CPU (slow).
 void sg_amx_gemm_emulated(const uint16_t *a, long m, long k, const uint16_t *packed, long n, const float *bias,
-                          float *y, long ldy, long nb0, long nb1);
+                          float *y, long ldy, long nb0, long nb1, int activation);
 
 /// Wall time spent in `sg_linear_run` and `sg_conv_run` (and AMX-kernel GEMMs, `sg_gemm_time_add`) since the
 /// process started (input/output conversions included), and the number of those calls: benchmarks split a
