@@ -39,6 +39,7 @@ static uint16_t bf16_round(float f) {
 static int has_avx512_bf16(void);
 AMX_TARGET static void pack_tile_rows_avx512(const float *w, long rs, long n, long k, long row0, long col0, uint16_t *tile);
 AMX_TARGET static void pack_tile_columns_avx512(const float *w, long cs, long n, long k, long row0, long col0, uint16_t *tile);
+AMX_TARGET static void pack_tile_bf16_rows_avx512(const uint16_t *w, long n, long k, long row0, long col0, uint16_t *tile);
 #endif
 
 /// One 16-column tile from fp32 `w` (element (r, c) at w[r·rs + c·cs]): rows row0..row0+15, k columns col0..col0+31,
@@ -76,6 +77,12 @@ void sg_amx_pack(const void *w, int w_bf16, long n, long k, uint16_t *packed, lo
         for (long kb = 0; kb < kb_count; kb++)
             for (long h = 0; h < 2; h++) {
                 uint16_t *tile = packed + ((nb * kb_count + kb) * 2 + h) * TILE_ELEMENTS;
+#ifdef SG_AMX
+                if (has_avx512_bf16()) {
+                    pack_tile_bf16_rows_avx512(bits, n, k, nb * BLOCK_N + h * 16, kb * TILE_K, tile);
+                    continue;
+                }
+#endif
                 for (long c = 0; c < 16; c++)
                     for (long q = 0; q < 32; q++) {
                         long r = nb * BLOCK_N + h * 16 + c, col = kb * TILE_K + q;
@@ -131,22 +138,59 @@ AMX_TARGET static void convert_rows_avx512(const float *x, long ldx, long m0, lo
     }
 }
 
-/// pack_tile for row-contiguous sources (weights, attention keys): each of the 16 rows gives 32 k values, 16 pairs,
-/// scattered 64 bytes apart.
+/// Transposes 16 rows of 16 32-bit lanes in place: four rounds of swapping the off-diagonal blocks of size 8, 4,
+/// 2 and 1 (64 two-source permutes for 256 lanes; a scatter per row was ~1 ns per bf16 value).
+AMX_TARGET static void transpose16x16(__m512i r[16]) {
+    for (int s = 8; s >= 1; s /= 2) {
+        int keep[16], swap[16];
+        for (int l = 0; l < 16; l++) {
+            keep[l] = (l & s) ? 16 + l - s : l;  // row i: its own lanes, then row i+s's low block
+            swap[l] = (l & s) ? 16 + l : l + s;  // row i+s: row i's high block, then its own lanes
+        }
+        __m512i ik = _mm512_loadu_si512(keep), is = _mm512_loadu_si512(swap);
+        for (int i = 0; i < 16; i++) {
+            if (i & s) continue;
+            __m512i a = r[i], b = r[i + s];
+            r[i] = _mm512_permutex2var_epi32(a, ik, b);
+            r[i + s] = _mm512_permutex2var_epi32(a, is, b);
+        }
+    }
+}
+
+/// Stores 16 rows of 16 bf16 pairs (row c = one weight row's 32 k values) as a tile: transposed, row p of the
+/// tile holding pair p of every row.
+AMX_TARGET static void store_tile_transposed(__m512i r[16], uint16_t *tile) {
+    transpose16x16(r);
+    for (int p = 0; p < 16; p++) _mm512_storeu_si512(tile + p * 32, r[p]);
+}
+
+/// Mask of the first `count` (clamped to 0...16) lanes.
+static __mmask16 first_lanes(long count) {
+    return count >= 16 ? 0xffff : count <= 0 ? 0 : (__mmask16)((1u << count) - 1);
+}
+
+/// pack_tile for row-contiguous fp32 sources (weights, attention keys): each of the 16 rows gives 32 k values.
 AMX_TARGET static void pack_tile_rows_avx512(const float *w, long rs, long n, long k, long row0, long col0, uint16_t *tile) {
-    const __m512i pairs = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                             _mm512_set1_epi32(16));
-    long left = k - col0;
-    __mmask16 lo = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
-    __mmask16 hi = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+    __mmask16 lo = first_lanes(k - col0), hi = first_lanes(k - col0 - 16);
+    __m512i r[16];
     for (long c = 0; c < 16; c++) {
-        __m512i v = _mm512_setzero_si512();
+        r[c] = _mm512_setzero_si512();
         if (row0 + c < n) {
             const float *src = w + (row0 + c) * rs + col0;
-            v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, src + 16), _mm512_maskz_loadu_ps(lo, src));
+            r[c] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, src + 16), _mm512_maskz_loadu_ps(lo, src));
         }
-        _mm512_i32scatter_epi32((int *)tile + c, pairs, v, 4);
     }
+    store_tile_transposed(r, tile);
+}
+
+/// The same from bf16 rows (a checkpoint's bits): no rounding, only the layout.
+AMX_TARGET static void pack_tile_bf16_rows_avx512(const uint16_t *w, long n, long k, long row0, long col0, uint16_t *tile) {
+    long left = k - col0;
+    __mmask32 m = left >= 32 ? 0xffffffffu : left <= 0 ? 0 : (__mmask32)((1u << left) - 1);
+    __m512i r[16];
+    for (long c = 0; c < 16; c++)
+        r[c] = row0 + c < n ? _mm512_maskz_loadu_epi16(m, w + (row0 + c) * k + col0) : _mm512_setzero_si512();
+    store_tile_transposed(r, tile);
 }
 
 /// pack_tile for column-contiguous sources (attention values read as [dv, keys]): two k columns of 16 contiguous
@@ -154,8 +198,7 @@ AMX_TARGET static void pack_tile_rows_avx512(const float *w, long rs, long n, lo
 AMX_TARGET static void pack_tile_columns_avx512(const float *w, long cs, long n, long k, long row0, long col0, uint16_t *tile) {
     const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                                 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    long rows = n - row0;
-    __mmask16 m = rows >= 16 ? 0xffff : rows <= 0 ? 0 : (__mmask16)((1u << rows) - 1);
+    __mmask16 m = first_lanes(n - row0);
     for (long p = 0; p < 16; p++) {
         long c0 = col0 + 2 * p;
         __m512 even = c0 < k ? _mm512_maskz_loadu_ps(m, w + c0 * cs + row0) : _mm512_setzero_ps();
