@@ -160,14 +160,13 @@ extension Ops {
         // bf16 operands of one work item for the tile products: q rows, packed keys, probabilities, packed values.
         let tileBuffers = tiles ? (q: sg_amx_src_bytes(rowsPerItem, d), k: sg_amx_packed_bytes(lk, d),
                                    p: sg_amx_src_bytes(rowsPerItem, lk), v: sg_amx_packed_bytes(dv, lk)) : (q: 0, k: 0, p: 0, v: 0)
-        let gemm = Kernels.selection.bf16Linear == .amxTiles ? sg_amx_gemm : sg_amx_gemm_emulated
 
         Parallel.forEachRange(pairs * blocks, minChunk: 1) { items in
             // From the buffer pool when large: a fresh multi-megabyte block would page-fault on every call.
             let scratch = TensorStorage(uninitializedCount: rowsPerItem * lk)
             let scores = scratch.pointer
             let bf16Bytes = tileBuffers.q + tileBuffers.k + tileBuffers.p + tileBuffers.v
-            let bf16Scratch = TensorStorage(uninitializedCount: (bf16Bytes + 3) / 4)
+            let bf16Scratch = tiles ? TensorStorage(uninitializedCount: (bf16Bytes + 3) / 4) : scratch
             let qa = UnsafeMutableRawPointer(bf16Scratch.pointer).assumingMemoryBound(to: UInt16.self)
             let (kt, pa) = (qa + tileBuffers.q / 2, qa + (tileBuffers.q + tileBuffers.k) / 2)
             let vt = pa + tileBuffers.p / 2
@@ -180,7 +179,7 @@ extension Ops {
                 while true {
                     if tiles {
                         sg_amx_pack_strided(kh, k.rowStride, 1, n, d, kt, 0, (n + 31) / 32)
-                        gemm(qa, rows, d, kt, n, nil, scores, lk, 0, (n + 31) / 32, 0)
+                        amxGEMM(qa, rows, d, kt, n, nil, scores, lk, 0, (n + 31) / 32, 0)
                     } else {
                         Ops.sgemm(transposeA: false, transposeB: true, m: rows, n: n, k: d, a: qh, lda: q.rowStride,
                                   b: kh, ldb: k.rowStride, beta: 0, c: scores, ldc: lk, alpha: alpha)
@@ -202,7 +201,7 @@ extension Ops {
                 if tiles {
                     sg_amx_convert(scores, lk, 0, rows, rows, n, pa)
                     sg_amx_pack_strided(vh, 1, v.rowStride, dv, n, vt, 0, (dv + 31) / 32)
-                    gemm(pa, rows, n, vt, dv, nil, oh, o.rowStride, 0, (dv + 31) / 32, 0)
+                    amxGEMM(pa, rows, n, vt, dv, nil, oh, o.rowStride, 0, (dv + 31) / 32, 0)
                 } else {
                     Ops.sgemm(transposeA: false, transposeB: false, m: rows, n: dv, k: n, a: scores, lda: lk,
                               b: vh, ldb: v.rowStride, beta: 0, c: oh, ldc: o.rowStride)

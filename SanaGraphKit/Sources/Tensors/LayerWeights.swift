@@ -217,6 +217,9 @@ extension Ops {
         }
     }
 
+    /// The AMX kernel: the tile instructions where the machine runs bf16 on them, else their emulation (tests).
+    static let amxGEMM = Kernels.selection.bf16Linear == .amxTiles ? sg_amx_gemm : sg_amx_gemm_emulated
+
     /// `linear` on the AMX kernel: the rows rounded to bf16 once, then column blocks of 32 split over the workers
     /// (each streams its share of the weights once past the rows, which stay in its L2).
     private static func amxLinear(_ x: Tensor, weight w: LinearWeight, bias: Tensor?, activation: LinearActivation) -> Tensor {
@@ -231,7 +234,6 @@ extension Ops {
         let scratch = TensorStorage(uninitializedCount: (sg_amx_src_bytes(rows, k) + 3) / 4)
         let a = SendablePointer(UnsafeMutableRawPointer(scratch.pointer).assumingMemoryBound(to: UInt16.self))
         let tiles = SendablePointer(w.tiles!)
-        let gemm = Kernels.selection.bf16Linear == .amxTiles ? sg_amx_gemm : sg_amx_gemm_emulated
         x.withUnsafeBufferPointer { px in
             let src = SendablePointer(UnsafeMutablePointer(mutating: px.baseAddress!))
             Parallel.forEachRange(rows, minChunk: Swift.max(1, 32_768 / k)) { r in
@@ -241,7 +243,7 @@ extension Ops {
         let biasPointer = bias.map { SendablePointer($0.storage.pointer + $0.offset) }
         let y = SendablePointer(out.storage.pointer)
         Parallel.forEachRange((n + 31) / 32, minChunk: 1) { blocks in
-            gemm(a.pointer, rows, k, tiles.pointer, n, biasPointer?.pointer, y.pointer, n, blocks.lowerBound, blocks.upperBound,
+            amxGEMM(a.pointer, rows, k, tiles.pointer, n, biasPointer?.pointer, y.pointer, n, blocks.lowerBound, blocks.upperBound,
                  activation == .silu ? 1 : 0)
         }
         withExtendedLifetime((scratch, bias, w)) {}
