@@ -92,13 +92,20 @@ void sg_amx_pack(const void *w, int w_bf16, long n, long k, uint16_t *packed, lo
 }
 
 void sg_amx_unpack(const uint16_t *packed, long n, long k, float *w) {
-    long kb_count = round_up(k, TILE_K) / TILE_K;
-    for (long r = 0; r < n; r++)
-        for (long c = 0; c < k; c++) {
-            long nb = r / BLOCK_N, h = (r % BLOCK_N) / 16, kb = c / TILE_K, p = (c % TILE_K) / 2;
-            uint32_t bits = (uint32_t)packed[((nb * kb_count + kb) * 2 + h) * TILE_ELEMENTS + p * 32 + (r % 16) * 2 + (c & 1)] << 16;
-            memcpy(&w[r * k + c], &bits, 4);
-        }
+    long kb_count = round_up(k, TILE_K) / TILE_K, nb_count = round_up(n, BLOCK_N) / BLOCK_N;
+    for (long nb = 0; nb < nb_count; nb++)
+        for (long kb = 0; kb < kb_count; kb++)
+            for (long h = 0; h < 2; h++) {
+                const uint16_t *tile = packed + ((nb * kb_count + kb) * 2 + h) * TILE_ELEMENTS;
+                for (long c = 0; c < 16; c++) {
+                    long row = nb * BLOCK_N + h * 16 + c;
+                    if (row >= n) break;
+                    for (long q = 0; q < TILE_K && kb * TILE_K + q < k; q++) {
+                        uint32_t bits = (uint32_t)tile[(q / 2) * 32 + c * 2 + (q & 1)] << 16;
+                        memcpy(&w[row * k + kb * TILE_K + q], &bits, 4);
+                    }
+                }
+            }
 }
 
 /// Rows [m0, m1) of x rounded into the padded bf16 copy, one element at a time (CPUs without AVX512_BF16).
