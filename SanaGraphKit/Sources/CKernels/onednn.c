@@ -31,8 +31,8 @@ static int is_reference(const_dnnl_primitive_desc_t pd) {
         && strncmp(info, "ref", 3) == 0;
 }
 
-// Wall time spent in sg_linear_run / sg_conv_run (conversions included), for benchmarks that split a model's
-// time into "oneDNN GEMMs/convolutions" and "the rest".
+// Wall time spent in sg_linear_run / sg_conv_run (conversions included) and in the AMX kernel's GEMMs
+// (sg_gemm_time_add), for benchmarks that split a model's time into "GEMMs/convolutions" and "the rest".
 static _Atomic long long onednn_nanoseconds, onednn_calls;
 
 static long long now_ns(void) {

@@ -166,7 +166,7 @@ extension Ops {
             let scratch = TensorStorage(uninitializedCount: rowsPerItem * lk)
             let scores = scratch.pointer
             let bf16Bytes = tileBuffers.q + tileBuffers.k + tileBuffers.p + tileBuffers.v
-            let bf16Scratch = tiles ? TensorStorage(uninitializedCount: (bf16Bytes + 3) / 4) : scratch
+            let bf16Scratch = tiles ? TensorStorage(uninitializedCount: (bf16Bytes + 3) / 4) : scratch  // fp32: unused
             let qa = UnsafeMutableRawPointer(bf16Scratch.pointer).assumingMemoryBound(to: UInt16.self)
             let (kt, pa) = (qa + tileBuffers.q / 2, qa + (tileBuffers.q + tileBuffers.k) / 2)
             let vt = pa + tileBuffers.p / 2

@@ -41,7 +41,7 @@ public enum BF16Path: Sendable, Equatable {
 /// Environment: `SANAGRAPH_THREADS` (default: every CPU the process may use, within its cgroup quota),
 /// `SANAGRAPH_CPU=generic` (most generic kernels: OpenBLAS Prescott, oneDNN capped at SSE4.1, bf16 off),
 /// `SANAGRAPH_BF16=auto|on|off|emulate`, `SANAGRAPH_FP32=auto|openblas|onednn` (which library runs fp32
-/// linear layers), `SANAGRAPH_BF16_LINEAR=auto|amx|onednn` (which kernel runs bf16 linear layers on an AMX CPU),
+/// linear layers), `SANAGRAPH_BF16_LINEAR=auto|onednn` (on an AMX CPU: SanaGraph's AMX kernel or oneDNN for bf16 linear layers),
 /// `SANAGRAPH_ONEDNN=0` (don't load oneDNN at all).
 public enum Kernels {
     /// Sets the thread count before anything runs (the CLI's `--threads`). Later calls are ignored once the
@@ -125,8 +125,8 @@ public struct KernelSelection: Sendable {
     public var amxPermission: Bool?
 
     public enum LinearBackend: String, Sendable { case openBLAS = "OpenBLAS", oneDNN = "oneDNN" }
-    /// SanaGraph's AMX tile kernel (`amx.c`: 1.7–2.6 TFLOP/s on two Emerald Rapids cores where Debian's oneDNN 2.6
-    /// got 0.13–0.65) or oneDNN.
+    /// SanaGraph's AMX tile kernel (`amx.c`; on two Emerald Rapids cores 85–120 % of PyTorch's bf16 GEMM and
+    /// 1.1–5.7× Debian's oneDNN 2.6, docs/performance.md) or oneDNN.
     public enum BF16LinearBackend: String, Sendable { case amxTiles = "SanaGraph AMX tiles", oneDNN = "oneDNN" }
 
     static let shared: KernelSelection = load()

@@ -243,8 +243,8 @@ extension Ops {
         let biasPointer = bias.map { SendablePointer($0.storage.pointer + $0.offset) }
         let y = SendablePointer(out.storage.pointer)
         Parallel.forEachRange((n + 31) / 32, minChunk: 1) { blocks in
-            amxGEMM(a.pointer, rows, k, tiles.pointer, n, biasPointer?.pointer, y.pointer, n, blocks.lowerBound, blocks.upperBound,
-                 activation == .silu ? 1 : 0)
+            amxGEMM(a.pointer, rows, k, tiles.pointer, n, biasPointer?.pointer, y.pointer, n, blocks.lowerBound,
+                    blocks.upperBound, activation == .silu ? 1 : 0)
         }
         withExtendedLifetime((scratch, bias, w)) {}
         sg_gemm_time_add(Int64(DispatchTime.now().uptimeNanoseconds - start))
