@@ -3,7 +3,8 @@
 #
 #   tools/bench/amx-check.sh pack [BUNDLE]   on a build machine: build sanagraph-bench with --static-swift-stdlib,
 #                                            collect the shared libraries it opens (OpenBLAS, oneDNN and theirs),
-#                                            write BUNDLE (default .build-amx/amx-check.tar.xz) and print its size
+#                                            add bin/amx-gemm (tools/bench/amx-gemm.c), write BUNDLE (default
+#                                            .build-amx/amx-check.tar.xz) and print its size
 #   tools/bench/amx-check.sh run [BUNDLE]    on the target machine, from the repository root: unpack, then print
 #                                            `sanagraph info`'s report (CPU, AMX permission, kernels for fp32 and
 #                                            bf16), the GEMM/conv GFLOP/s table (fp32 OpenBLAS and oneDNN, bf16
@@ -37,6 +38,9 @@ pack)
     trap 'rm -rf "$STAGE"' EXIT
     mkdir -p "$STAGE/amx-check/bin" "$STAGE/amx-check/lib"
     for product in sanagraph-bench sanagraph; do strip -o "$STAGE/amx-check/bin/$product" "$BIN/$product"; done
+    # The AMX kernel's own check and timing (tools/bench/amx-gemm.c), for machines without a compiler.
+    K=SanaGraphKit/Sources/CKernels
+    clang -O2 -I "$K/include" -o "$STAGE/amx-check/bin/amx-gemm" tools/bench/amx-gemm.c "$K/amx.c" "$K/cpu.c" -lpthread -lm
     # The libraries SanaGraph opens with dlopen, and everything they need beyond glibc, under their sonames.
     copy_lib() {
         local path
@@ -73,6 +77,10 @@ run)
     SANAGRAPH_CPU=generic "$B" info | grep -E '^(openblas|onednn|bf16):'
     echo "== GEMM / convolution GFLOP/s"
     "$B" gemm --reps "${REPS:-5}"
+    if [ -x "$DIR/amx-check/bin/amx-gemm" ]; then
+        echo "== SanaGraph's AMX kernel alone (tools/bench/amx-gemm.c)"
+        THREADS="${SANAGRAPH_THREADS:-2}" "$DIR/amx-check/bin/amx-gemm" || true
+    fi
     echo "== bf16 accuracy, shipped model vs PyTorch (this machine's bf16 path)"
     status=0
     "$B" bf16-check || status=$?
