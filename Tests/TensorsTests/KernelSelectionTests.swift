@@ -74,6 +74,19 @@ struct KernelSelectionTests {
         #expect(KernelSelection.chooseFP32Linear(env: ["SANAGRAPH_FP32": "onednn"], oneDNN: false, generic: false) == .openBLAS)
     }
 
+    @Test("bf16 linear layers: SanaGraph's AMX kernel where bf16 runs on usable AMX, unless SANAGRAPH_BF16_LINEAR=onednn")
+    func bf16LinearPolicy() {
+        let amx = BF16Path.native(isa: "avx512_core_amx")
+        let host = Kernels.selection
+        let usable = host.cpu.amxBF16 && host.cpu.avx512BF16 && host.amxPermission == true
+        #expect(KernelSelection.chooseBF16Linear(env: [:], bf16: amx) == (usable ? .amxTiles : .oneDNN))
+        #expect(KernelSelection.chooseBF16Linear(env: ["SANAGRAPH_BF16_LINEAR": "onednn"], bf16: amx) == .oneDNN)
+        #expect(KernelSelection.chooseBF16Linear(env: [:], bf16: .native(isa: "avx512_core_bf16")) == .oneDNN)
+        #expect(KernelSelection.chooseBF16Linear(env: [:], bf16: .emulated) == .oneDNN)
+        #expect(KernelSelection.chooseBF16Linear(env: [:], bf16: .unavailable(reason: "test")) == .oneDNN)
+        #expect(host.bf16Linear == KernelSelection.chooseBF16Linear(env: ProcessInfo.processInfo.environment, bf16: host.bf16))
+    }
+
     @Test("threads: SANAGRAPH_THREADS, else the CPUs this process may use")
     func threadCount() {
         let cpu = CPUFeatures.host
