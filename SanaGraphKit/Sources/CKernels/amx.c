@@ -3,7 +3,7 @@
 // Debian 12's oneDNN 2.6 gets a fraction of AMX's ~1 TFLOP/s per core per GHz on the models' linear shapes; this
 // kernel is the plain scheme the hardware is built for: a 32×32 block of y in four 16×16 fp32 accumulator tiles,
 // fed per 32-wide k step by two 16-row tiles of x and two tiles of weights, already in the pair-interleaved
-// ("VNNI") order TDPBF16PS reads. On two Emerald Rapids cores: 1.7–2.6 TFLOP/s, 85–120 % of PyTorch's bf16 GEMM
+// ("VNNI") order TDPBF16PS reads. On two Emerald Rapids cores: 1.7–2.6 TFLOP/s, 82–119 % of PyTorch's bf16 GEMM
 // (docs/performance.md).
 //
 // Callers: sg_amx_usable() (CPU and kernel grant), sg_amx_pack() once per weight, then per call sg_amx_convert()

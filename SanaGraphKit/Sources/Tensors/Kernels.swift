@@ -125,7 +125,7 @@ public struct KernelSelection: Sendable {
     public var amxPermission: Bool?
 
     public enum LinearBackend: String, Sendable { case openBLAS = "OpenBLAS", oneDNN = "oneDNN" }
-    /// SanaGraph's AMX tile kernel (`amx.c`; on two Emerald Rapids cores 85–120 % of PyTorch's bf16 GEMM and
+    /// SanaGraph's AMX tile kernel (`amx.c`; on two Emerald Rapids cores 82–119 % of PyTorch's bf16 GEMM and
     /// 1.1–5.7× Debian's oneDNN 2.6, docs/performance.md) or oneDNN.
     public enum BF16LinearBackend: String, Sendable { case amxTiles = "SanaGraph AMX tiles", oneDNN = "oneDNN" }
 
