@@ -15,19 +15,19 @@ struct DiTBF16AccuracyTests {
 
     @Test("the transformer forward in bf16 (each bf16 kernel here, and the AMX tiles) is no less accurate than PyTorch bf16 against fp32 (ratio ≤ 1.5)",
           arguments: BF16Accuracy.kernels)
-    func transformerForward(path: String) throws {
+    func transformerForward(kernel: BF16Accuracy.Kernel) throws {
         let f = try BF16Accuracy.fixture()
-        let model = try BF16Accuracy.with(path) {
+        let model = try kernel.with {
             try SanaTransformer2DModel.load(folder: BF16Accuracy.model + "/transformer", precision: .bf16)
         }
         #expect(model.precision == .bf16)
-        if path == "AMX tiles" {  // linear layers, the fused SiLU and the cross-attention products on tiles
+        if case .amxTiles = kernel {  // linear layers, the fused SiLU and the cross-attention products on tiles
             #expect(model.transformer_blocks.allSatisfy { $0.attn2.to_q.weight.mode == .amxTiles && $0.ff.conv_inverted.mode == .amxTiles })
         }
         let comparison = BF16Accuracy.Comparison(ours: try Self.forward(model, f), pytorch: try f.tensor("dit.bf16"),
                                                  reference: try f.tensor("dit.fp32"))
-        print("DiT bf16 (\(path)): \(comparison)")
-        #expect(comparison.withinRatio, "\(path): \(comparison)")
+        print("DiT bf16 (\(kernel)): \(comparison)")
+        #expect(comparison.withinRatio, "\(kernel): \(comparison)")
         #expect(comparison.ours.rms > 1e-5, "bf16 must round (\(comparison))")
     }
 

@@ -22,18 +22,30 @@ public enum BF16Accuracy {
         return [.emulated]
     }
 
-    /// `paths`, each as the loaders see it, plus linear layers on the AMX tile kernel (its tile instructions
-    /// emulated where the CPU has no AMX; `Kernels.withAMXTiles`).
-    public static var kernels: [String] {
-        paths.map { "\($0)" } + ["AMX tiles"]
+    /// A bf16 path of this machine, or linear layers on the AMX tile kernel (its tile instructions emulated where
+    /// the CPU has no AMX; `Kernels.withAMXTiles`).
+    public enum Kernel: Sendable, CustomStringConvertible {
+        case path(BF16Path)
+        case amxTiles
+
+        public var description: String {
+            switch self {
+            case .path(let path): return "\(path)"
+            case .amxTiles: return "AMX tiles"
+            }
+        }
+
+        /// Runs `body` (a model load) with bf16 requests taking this kernel.
+        public func with<R>(_ body: () throws -> R) rethrows -> R {
+            switch self {
+            case .path(let path): return try Kernels.withBF16(path, body)
+            case .amxTiles: return try Kernels.withBF16(.emulated) { try Kernels.withAMXTiles(body) }
+            }
+        }
     }
 
-    /// Runs `body` (a model load) with bf16 requests taking the named kernel from `kernels`.
-    public static func with<R>(_ kernel: String, _ body: () throws -> R) rethrows -> R {
-        if kernel == "AMX tiles" { return try Kernels.withBF16(.emulated) { try Kernels.withAMXTiles(body) } }
-        let path = paths.first { "\($0)" == kernel }!
-        return try Kernels.withBF16(path, body)
-    }
+    /// `paths`, and the AMX tile kernel.
+    public static var kernels: [Kernel] { paths.map(Kernel.path) + [.amxTiles] }
 
     /// ‖a − b‖₂ / ‖b‖₂: less sensitive than the max-based error to the one element a rounding flips.
     public static func relativeRMS(_ a: Tensor, _ b: Tensor) -> Float {

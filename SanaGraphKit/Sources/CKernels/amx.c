@@ -43,53 +43,48 @@ AMX_TARGET static void pack_tile_columns_avx512(const float *w, long cs, long n,
 AMX_TARGET static void pack_tile_bf16_rows_avx512(const uint16_t *w, long n, long k, long row0, long col0, uint16_t *tile);
 #endif
 
-/// One 16-column tile from fp32 `w` (element (r, c) at w[r·rs + c·cs]): rows row0..row0+15, k columns col0..col0+31,
-/// zero outside n × k.
-static void pack_tile(const float *w, long rs, long cs, long n, long k, long row0, long col0, uint16_t *tile) {
+/// Where a matrix to pack comes from: fp32 with element (r, c) at f32[r·rs + c·cs], or bf16 bits in rows of k.
+typedef struct {
+    const float *f32;
+    const uint16_t *bits;
+    long rs, cs;
+} pack_source;
+
+/// One 16-column tile: rows row0..row0+15, k columns col0..col0+31, zero outside n × k.
+static void pack_tile(pack_source w, long n, long k, long row0, long col0, uint16_t *tile) {
 #ifdef SG_AMX
     if (has_avx512_bf16()) {
-        if (cs == 1) { pack_tile_rows_avx512(w, rs, n, k, row0, col0, tile); return; }
-        if (rs == 1) { pack_tile_columns_avx512(w, cs, n, k, row0, col0, tile); return; }
+        if (w.bits) { pack_tile_bf16_rows_avx512(w.bits, n, k, row0, col0, tile); return; }
+        if (w.cs == 1) { pack_tile_rows_avx512(w.f32, w.rs, n, k, row0, col0, tile); return; }
+        if (w.rs == 1) { pack_tile_columns_avx512(w.f32, w.cs, n, k, row0, col0, tile); return; }
     }
 #endif
     for (long c = 0; c < 16; c++)
         for (long q = 0; q < 32; q++) {
             long r = row0 + c, col = col0 + q;
-            tile[(q / 2) * 32 + c * 2 + (q & 1)] = r < n && col < k ? bf16_round(w[r * rs + col * cs]) : 0;
+            uint16_t v = 0;
+            if (r < n && col < k) v = w.bits ? w.bits[r * k + col] : bf16_round(w.f32[r * w.rs + col * w.cs]);
+            tile[(q / 2) * 32 + c * 2 + (q & 1)] = v;
         }
 }
 
 // Layout: column block nb (32 columns), k step kb (32), half h (16 columns): tile at ((nb·KB + kb)·2 + h)·512,
 // element [pair p][column c][2] = w[nb·32 + h·16 + c][kb·32 + 2p + {0, 1}].
-void sg_amx_pack_strided(const float *w, long rs, long cs, long n, long k, uint16_t *packed, long nb0, long nb1) {
+static void pack_blocks(pack_source w, long n, long k, uint16_t *packed, long nb0, long nb1) {
     long kb_count = round_up(k, TILE_K) / TILE_K;
     for (long nb = nb0; nb < nb1; nb++)
         for (long kb = 0; kb < kb_count; kb++)
             for (long h = 0; h < 2; h++)
-                pack_tile(w, rs, cs, n, k, nb * BLOCK_N + h * 16, kb * TILE_K,
-                          packed + ((nb * kb_count + kb) * 2 + h) * TILE_ELEMENTS);
+                pack_tile(w, n, k, nb * BLOCK_N + h * 16, kb * TILE_K, packed + ((nb * kb_count + kb) * 2 + h) * TILE_ELEMENTS);
+}
+
+void sg_amx_pack_strided(const float *w, long rs, long cs, long n, long k, uint16_t *packed, long nb0, long nb1) {
+    pack_blocks((pack_source){w, NULL, rs, cs}, n, k, packed, nb0, nb1);
 }
 
 void sg_amx_pack(const void *w, int w_bf16, long n, long k, uint16_t *packed, long nb0, long nb1) {
-    if (!w_bf16) { sg_amx_pack_strided(w, k, 1, n, k, packed, nb0, nb1); return; }
-    const uint16_t *bits = w;
-    long kb_count = round_up(k, TILE_K) / TILE_K;
-    for (long nb = nb0; nb < nb1; nb++)
-        for (long kb = 0; kb < kb_count; kb++)
-            for (long h = 0; h < 2; h++) {
-                uint16_t *tile = packed + ((nb * kb_count + kb) * 2 + h) * TILE_ELEMENTS;
-#ifdef SG_AMX
-                if (has_avx512_bf16()) {
-                    pack_tile_bf16_rows_avx512(bits, n, k, nb * BLOCK_N + h * 16, kb * TILE_K, tile);
-                    continue;
-                }
-#endif
-                for (long c = 0; c < 16; c++)
-                    for (long q = 0; q < 32; q++) {
-                        long r = nb * BLOCK_N + h * 16 + c, col = kb * TILE_K + q;
-                        tile[(q / 2) * 32 + c * 2 + (q & 1)] = r < n && col < k ? bits[r * k + col] : 0;
-                    }
-            }
+    pack_source source = w_bf16 ? (pack_source){NULL, w, k, 1} : (pack_source){w, NULL, k, 1};
+    pack_blocks(source, n, k, packed, nb0, nb1);
 }
 
 void sg_amx_unpack(const uint16_t *packed, long n, long k, float *w) {
@@ -149,13 +144,16 @@ AMX_TARGET static void convert_rows_avx512(const float *x, long ldx, long m0, lo
 /// Transposes 16 rows of 16 32-bit lanes in place: four rounds of swapping the off-diagonal blocks of size 8, 4,
 /// 2 and 1 (64 two-source permutes for 256 lanes; a scatter per row was ~1 ns per bf16 value).
 AMX_TARGET static void transpose16x16(__m512i r[16]) {
-    for (int s = 8; s >= 1; s /= 2) {
-        int keep[16], swap[16];
-        for (int l = 0; l < 16; l++) {
-            keep[l] = (l & s) ? 16 + l - s : l;  // row i: its own lanes, then row i+s's low block
-            swap[l] = (l & s) ? 16 + l : l + s;  // row i+s: row i's high block, then its own lanes
-        }
-        __m512i ik = _mm512_loadu_si512(keep), is = _mm512_loadu_si512(swap);
+    // Round s (8, 4, 2, 1): row i (bit s clear) keeps its lanes without bit s and takes row i+s's lanes l−s where
+    // lane l has bit s; row i+s takes row i's lanes l+s and keeps its own. Indexes ≥ 16 pick the second source.
+    static const int keep[4][16] = {
+        {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}, {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+        {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}, {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}};
+    static const int swap[4][16] = {
+        {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}, {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
+        {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}, {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}};
+    for (int round = 0, s = 8; s >= 1; round++, s /= 2) {
+        __m512i ik = _mm512_loadu_si512(keep[round]), is = _mm512_loadu_si512(swap[round]);
         for (int i = 0; i < 16; i++) {
             if (i & s) continue;
             __m512i a = r[i], b = r[i + s];

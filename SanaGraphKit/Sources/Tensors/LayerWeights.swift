@@ -175,61 +175,56 @@ public enum LinearActivation: Sendable {
 }
 
 extension Ops {
+    /// `torch.nn.functional.linear` with prepared weights: `y = x Wᵀ + bias`, `x [..., in]`, `bias [out]`.
+    public static func linear(_ x: Tensor, weight w: LinearWeight, bias: Tensor?) -> Tensor {
+        linear(x, weight: w, bias: bias, activation: .none)
+    }
+
     /// `activation(x Wᵀ + bias)`: on the AMX kernel the activation is applied to each output block before it is
     /// stored (no second pass over the output), elsewhere in place afterwards.
     public static func linear(_ x: Tensor, weight w: LinearWeight, bias: Tensor?, activation: LinearActivation) -> Tensor {
-        if w.mode == .amxTiles { return amxLinear(x, weight: w, bias: bias, activation: activation) }
-        var y = linear(x, weight: w, bias: bias)
-        if activation == .silu { siluInPlace(&y) }
-        return y
-    }
-
-    /// `torch.nn.functional.linear` with prepared weights: `y = x Wᵀ + bias`, `x [..., in]`, `bias [out]`.
-    public static func linear(_ x: Tensor, weight w: LinearWeight, bias: Tensor?) -> Tensor {
         precondition(x.rank >= 1 && x.shape[x.rank - 1] == w.inFeatures,
                      "linear: x \(x.shape) does not match weights [\(w.outFeatures), \(w.inFeatures)]")
         if let bias { precondition(bias.count == w.outFeatures, "linear: bias \(bias.shape) does not match \(w.outFeatures) outputs") }
+        var y: Tensor
         switch w.mode {
         case .plain:
-            return linear(x, weight: w.tensor!, bias: bias)
+            y = linear(x, weight: w.tensor!, bias: bias)
         case .emulatedBF16:
-            return linear(BF16.rounded(x), weight: w.tensor!, bias: bias)
-        case .oneDNN:
+            y = linear(BF16.rounded(x), weight: w.tensor!, bias: bias)
+        case .oneDNN, .amxTiles:
             let rows = x.shape.dropLast().reduce(1, *)
-            var out = Tensor(uninitialized: Array(x.shape.dropLast()) + [w.outFeatures])
-            guard rows > 0 else { return out }
-            guard w.inFeatures > 0 else {
-                fillRows(out.storage.pointer, rows: rows, columns: w.outFeatures, bias: bias)
-                return out
-            }
-            let scratch = TensorStorage(uninitializedCount: (sg_linear_scratch_bytes(w.packed, rows) + 3) / 4)
-            let status = x.withUnsafeBufferPointer { px in
-                out.withUnsafeMutableBufferPointer { po in
-                    sg_linear_run(w.packed, px.baseAddress, rows, bias.map { $0.storage.pointer + $0.offset }, po.baseAddress,
-                                  scratch.pointer)
+            y = Tensor(uninitialized: Array(x.shape.dropLast()) + [w.outFeatures])
+            guard rows > 0 else { return y }
+            if w.inFeatures == 0 {
+                fillRows(y.storage.pointer, rows: rows, columns: w.outFeatures, bias: bias)
+            } else if w.mode == .amxTiles {
+                amxLinear(x, rows: rows, weight: w, bias: bias, activation: activation, into: y)
+                return y
+            } else {
+                let scratch = TensorStorage(uninitializedCount: (sg_linear_scratch_bytes(w.packed, rows) + 3) / 4)
+                let status = x.withUnsafeBufferPointer { px in
+                    y.withUnsafeMutableBufferPointer { po in
+                        sg_linear_run(w.packed, px.baseAddress, rows, bias.map { $0.storage.pointer + $0.offset },
+                                      po.baseAddress, scratch.pointer)
+                    }
                 }
+                withExtendedLifetime((scratch, bias)) {}
+                precondition(status == 0, "linear: oneDNN failed (status \(status)) on x \(x.shape), weights [\(w.outFeatures), \(w.inFeatures)]")
             }
-            withExtendedLifetime((scratch, bias)) {}
-            precondition(status == 0, "linear: oneDNN failed (status \(status)) on x \(x.shape), weights [\(w.outFeatures), \(w.inFeatures)]")
-            return out
-        case .amxTiles:
-            return amxLinear(x, weight: w, bias: bias, activation: .none)
         }
+        if activation == .silu { siluInPlace(&y) }
+        return y
     }
 
     /// The AMX kernel: the tile instructions where the machine runs bf16 on them, else their emulation (tests).
     static let amxGEMM = Kernels.selection.bf16Linear == .amxTiles ? sg_amx_gemm : sg_amx_gemm_emulated
 
-    /// `linear` on the AMX kernel: the rows rounded to bf16 once, then column blocks of 32 split over the workers
-    /// (each streams its share of the weights once past the rows, which stay in its L2).
-    private static func amxLinear(_ x: Tensor, weight w: LinearWeight, bias: Tensor?, activation: LinearActivation) -> Tensor {
-        let rows = x.shape.dropLast().reduce(1, *), k = w.inFeatures, n = w.outFeatures
-        let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [n])
-        guard rows > 0 else { return out }
-        guard k > 0 else {
-            fillRows(out.storage.pointer, rows: rows, columns: n, bias: bias)
-            return out
-        }
+    /// `linear` on the AMX kernel into `out`: the rows rounded to bf16 once, then column blocks of 32 split over
+    /// the workers (each streams its share of the weights once past the rows, which stay in its L2).
+    private static func amxLinear(_ x: Tensor, rows: Int, weight w: LinearWeight, bias: Tensor?,
+                                  activation: LinearActivation, into out: Tensor) {
+        let k = w.inFeatures, n = w.outFeatures
         let start = DispatchTime.now().uptimeNanoseconds
         let scratch = TensorStorage(uninitializedCount: (sg_amx_src_bytes(rows, k) + 3) / 4)
         let a = SendablePointer(UnsafeMutableRawPointer(scratch.pointer).assumingMemoryBound(to: UInt16.self))
@@ -248,7 +243,6 @@ extension Ops {
         }
         withExtendedLifetime((scratch, bias, w)) {}
         sg_gemm_time_add(Int64(DispatchTime.now().uptimeNanoseconds - start))
-        return out
     }
 }
 
