@@ -9,6 +9,8 @@
 //   THREADS=2 /tmp/amx-gemm
 //
 // EMULATE=1 runs sg_amx_gemm_emulated (the tile instructions in C) on small shapes: checks the indexing anywhere.
+// COLD=N cycles through N copies of the packed weights (as a model's forward meets each weight once, from memory
+// rather than cache); SG_AMX_TUNE (amx.c) overrides the kernel's blocking.
 #define _GNU_SOURCE
 #include "CKernels.h"
 
@@ -28,7 +30,7 @@ typedef struct {
     int activation;
 } job;
 
-static int threads = 2, emulate;
+static int threads = 2, emulate, cold;
 static pthread_barrier_t start_b, end_b;
 static job current;
 static volatile int quit;
@@ -81,6 +83,7 @@ static float bf(float f) {
 int main(void) {
     if (getenv("THREADS")) threads = atoi(getenv("THREADS"));
     emulate = getenv("EMULATE") != NULL;
+    if (getenv("COLD")) cold = atoi(getenv("COLD"));
     if (!emulate && !sg_amx_usable()) { printf("AMX not usable on this CPU/kernel\n"); return 1; }
     pthread_barrier_init(&start_b, NULL, (unsigned)threads);
     pthread_barrier_init(&end_b, NULL, (unsigned)threads);
@@ -88,7 +91,9 @@ int main(void) {
     int shapes[][3] = {{512, 1152, 1152}, {512, 1152, 3456}, {512, 1152, 5760}, {512, 2880, 1152}, {600, 1152, 1152},
                        {2048, 1152, 5760}, {2048, 2880, 1152}, {741, 2304, 2048}, {741, 2304, 9216}, {741, 9216, 2304},
                        {256, 1024, 3072}, {2, 256, 1152}, {300, 2304, 1152}, {37, 100, 45}, {77, 64, 96}, {5, 32, 33}};
-    printf("threads %d\n| M×K×N | GFLOP/s | ms | pack ms (1 thread, from fp32) | err vs bf16 operands | err vs fp32 operands | fused SiLU err |\n|---|---:|---:|---:|---:|---:|---:|\n", threads);
+    printf("threads %d%s%s%s\n| M×K×N | GFLOP/s | ms | pack ms (1 thread, from fp32) | err vs bf16 operands | err vs fp32 operands | fused SiLU err |\n|---|---:|---:|---:|---:|---:|---:|\n", threads,
+           cold > 1 ? ", weights cold (cycling copies)" : "", getenv("SG_AMX_TUNE") ? ", SG_AMX_TUNE=" : "",
+           getenv("SG_AMX_TUNE") ? getenv("SG_AMX_TUNE") : "");
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         if (emulate && (long)shapes[s][0] * shapes[s][1] * shapes[s][2] > (getenv("EMULATE_MAX") ? atol(getenv("EMULATE_MAX")) : 50000000L)) continue;
         long M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
@@ -102,10 +107,25 @@ int main(void) {
         sg_amx_pack(w, 0, N, K, packed, 0, (N + 31) / 32);
         double pack_ms = (now() - t0) * 1e3;
         current = (job){x, a, packed, bias, y, M, K, N};
+        uint16_t **copies = NULL;
+        if (cold > 1) {
+            copies = malloc(sizeof *copies * (size_t)cold);
+            for (int c = 0; c < cold; c++) {
+                copies[c] = aligned_alloc(64, (sg_amx_packed_bytes(N, K) + 63) / 64 * 64);
+                memcpy(copies[c], packed, sg_amx_packed_bytes(N, K));
+            }
+        }
         double times[7];
         for (int i = 0; i < 2; i++) call();
-        int reps = emulate ? 1 : M * K * N > 400000000L ? 5 : 50;
-        for (int r = 0; r < 7; r++) { t0 = now(); for (int i = 0; i < reps; i++) call(); times[r] = (now() - t0) / reps; }
+        int reps = emulate ? 1 : M * K * N > 400000000L ? 5 : 50, next = 0;
+        for (int r = 0; r < 7; r++) {
+            double total = 0;
+            for (int i = 0; i < reps; i++) {
+                if (copies) current.w = copies[next++ % cold];
+                t0 = now(); call(); total += now() - t0;
+            }
+            times[r] = total / reps;
+        }
         qsort(times, 7, sizeof(double), cmpd);
         double t = times[3];
         // Errors on sampled rows.
@@ -138,6 +158,7 @@ int main(void) {
         printf("| %ld×%ld×%ld | %.0f | %.3f | %.1f | %.1e | %.1e | %.1e |\n", M, K, N, 2.0 * M * K * N / t * 1e-9, t * 1e3,
                pack_ms, e16 / ref_max, e32 / ref_max, es / smax);
         fflush(stdout);
+        if (copies) { for (int c = 0; c < cold; c++) free(copies[c]); free(copies); }
         free(x); free(w); free(y); free(bias); free(packed); free(a);
     }
     return 0;

@@ -9,9 +9,9 @@
 #   CPU_GROUPS  row groups on cores 0-7, 2 cores each     "text2img-512 text2img-512-bf16 dcae-decode-512,dcae-decode-512-bf16 gemma-encode,gemma-encode-bf16"
 #   DIT_ROWS    DiT rows on cores 8-9 (3 reps)            "dit-load-f16,dit-512,dit-512-bf16" (empty: none)
 #   OPENBLAS_ROWS  rows run again with SANAGRAPH_FP32=openblas on cores 10-11 (empty: none)
-#   BF16_PROFILE=1 with GPU_STEPS empty: on cores 14-15, the AMX kernel's check (bin/amx-gemm), then the bf16 DiT
-#               forward by part (tools/bench/dit-profile.sh) on SanaGraph's AMX kernel and on oneDNN, once the DiT
-#               rows have written their model (needs DIT_ROWS)
+#   BF16_PROFILE=1 with GPU_STEPS empty: on cores 14-15, the AMX kernel's check (bin/amx-gemm, weights warm and
+#               cold), then the bf16 DiT forward by part (tools/bench/dit-profile.sh) on SanaGraph's AMX kernel
+#               and on oneDNN, once the DiT rows have written their model (needs DIT_ROWS)
 #   COMPILE=1   torch.compile beside eager in the pipeline benchmark;  SIGINT=0 skips the SIGINT test
 set -u
 C=.build-cuda; B=.build-amx/amx-check.tar.xz; S=tools/bench/amx-check.sh
@@ -39,6 +39,7 @@ if [ -z "$GPU_STEPS" ]; then
   if [ "${BF16_PROFILE:-0}" = 1 ]; then
     ( for i in $(seq 150); do [ -x /tmp/u1/amx-check/bin/amx-gemm ] && break; sleep 2; done
       THREADS=2 taskset -c 14,15 /tmp/u1/amx-check/bin/amx-gemm
+      COLD=24 THREADS=2 taskset -c 14,15 /tmp/u1/amx-check/bin/amx-gemm
       for i in $(seq 200); do [ -f /tmp/bd-0/dit-inputs-16.safetensors ] && [ -f /tmp/bd-0/transformer/config.json ] && break; sleep 3; done
       sleep 10
       for b in auto onednn; do

@@ -450,6 +450,7 @@ nodes:
                     if e.get("event") == "node_finished":
                         sec[e["node"]] = e.get("seconds", 0.0)
             parts["swift"] = sec.get("sample", 0.0)
+            parts["nodes"] = sec
             return wall * 1e3, peak
 
         def torch_once():
@@ -459,13 +460,16 @@ nodes:
             r = json.loads(next(ln for ln in text.splitlines() if ln.startswith("RESULT "))[len("RESULT "):])
             parts["torch"] = r["transformer"]
             parts["torch_call"] = r["pipeline_call"]
+            parts["torch_parts"] = ", ".join(f"{n} {r[n]:.1f}" for n in ("load", "text_encoder", "vae_decode") if n in r)
             return wall * 1e3, peak
 
         self.graph_rows(name, shape, swift_once, torch_once)
         name_, shape_, s, t, note = self.results[-1]
+        nodes = ", ".join(f"{n} {v:.1f}" for n, v in parts.get("nodes", {}).items() if v >= 0.05)
         self.results[-1] = (name_, shape_, s, t, f"(whole process incl. loads and Python start-up; sampling: Swift "
                             f"{parts['swift']:.1f} s, diffusers {parts['torch']:.1f} s; diffusers pipeline call "
-                            f"{parts['torch_call']:.1f} s; " + note.strip("()") + ")")
+                            f"{parts['torch_call']:.1f} s; Swift nodes (s): {nodes}; diffusers (s): {parts['torch_parts']}; "
+                            + note.strip("()") + ")")
 
 
     # ---- Sana-Sprint --------------------------------------------------------------------------------------------
