@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Where a DiT forward spends its time, per part of the blocks: wall time and the time inside oneDNN (GEMMs), so
-# "the rest" is the element-wise steps and attention cores. Two warm-up forwards, then the median of three
-# profiled ones (sanagraph-bench serve's `dit.profile`, SectionProfile). A benchmark, not a test.
+# Where a DiT forward spends its time, per part of the blocks: wall time and the time inside the GEMM kernels (oneDNN,
+# SanaGraph's AMX kernel), so "the rest" is the element-wise steps and attention cores. Two warm-up forwards, then the
+# median of three profiled ones (sanagraph-bench serve's `dit.profile`, SectionProfile). A benchmark, not a test.
 #
 #   tools/bench/dit-profile.sh TRANSFORMER_FOLDER INPUTS.safetensors [fp32|bf16] [VARIANT]
 #
@@ -20,8 +20,8 @@ for r in replies:
 runs = [r for r in replies if "parts" in r]
 med = lambda f: statistics.median(f(r) for r in runs)
 total, onednn = med(lambda r: r["ms"]), med(lambda r: r["onednn_ms"])
-print(f"forward {total:.0f} ms, in oneDNN {onednn:.0f} ms (median of {len(runs)})")
-print("| part | ms | in oneDNN | rest |\n|---|---:|---:|---:|")
+print(f"forward {total:.0f} ms, in GEMMs {onednn:.0f} ms (median of {len(runs)})")
+print("| part | ms | in GEMMs | rest |\n|---|---:|---:|---:|")
 names = sorted(runs[0]["parts"], key=lambda n: -runs[0]["parts"][n]["ms"])
 for n in names:
     ms, dn = med(lambda r: r["parts"][n]["ms"]), med(lambda r: r["parts"][n]["onednn_ms"])

@@ -232,7 +232,7 @@ class Bench:
             accuracy = f"Swift vs PyTorch {precision}: max|Δ|/max|ref| {rel(v, ref):.1e} (run the fp32 row first for errors vs fp32)"
         rss = sw("rss")
         suffix = "" if precision == "fp32" else "-" + precision
-        split = (f"in GEMMs/convolutions: Swift {statistics.median(s_gemm):.0f} ms (oneDNN), PyTorch {t_gemm:.0f} ms "
+        split = (f"in GEMMs/convolutions: Swift {statistics.median(s_gemm):.0f} ms, PyTorch {t_gemm:.0f} ms "
                  f"(one profiled forward)")
         self.add(f"dit-{latent * 32}{suffix}", f"Sana-600M b2, latent {latent}x{latent}, 300 tokens",
                  statistics.median(s_times), statistics.median(t_times),
