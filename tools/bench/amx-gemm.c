@@ -10,7 +10,7 @@
 //
 // EMULATE=1 runs sg_amx_gemm_emulated (the tile instructions in C) on small shapes: checks the indexing anywhere.
 // COLD=N cycles through N copies of the packed weights (as a model's forward meets each weight once, from memory
-// rather than cache); SG_AMX_TUNE (amx.c) overrides the kernel's blocking.
+// rather than cache).
 #define _GNU_SOURCE
 #include "CKernels.h"
 
@@ -91,9 +91,8 @@ int main(void) {
     int shapes[][3] = {{512, 1152, 1152}, {512, 1152, 3456}, {512, 1152, 5760}, {512, 2880, 1152}, {600, 1152, 1152},
                        {2048, 1152, 5760}, {2048, 2880, 1152}, {741, 2304, 2048}, {741, 2304, 9216}, {741, 9216, 2304},
                        {256, 1024, 3072}, {2, 256, 1152}, {300, 2304, 1152}, {37, 100, 45}, {77, 64, 96}, {5, 32, 33}};
-    printf("threads %d%s%s%s\n| M×K×N | GFLOP/s | ms | pack ms (1 thread, from fp32) | err vs bf16 operands | err vs fp32 operands | fused SiLU err |\n|---|---:|---:|---:|---:|---:|---:|\n", threads,
-           cold > 1 ? ", weights cold (cycling copies)" : "", getenv("SG_AMX_TUNE") ? ", SG_AMX_TUNE=" : "",
-           getenv("SG_AMX_TUNE") ? getenv("SG_AMX_TUNE") : "");
+    printf("threads %d%s\n| M×K×N | GFLOP/s | ms | pack ms (1 thread, from fp32) | err vs bf16 operands | err vs fp32 operands | fused SiLU err |\n|---|---:|---:|---:|---:|---:|---:|\n", threads,
+           cold > 1 ? ", weights cold (cycling copies)" : "");
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         if (emulate && (long)shapes[s][0] * shapes[s][1] * shapes[s][2] > (getenv("EMULATE_MAX") ? atol(getenv("EMULATE_MAX")) : 50000000L)) continue;
         long M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];

@@ -39,7 +39,7 @@ GEMM_ATTRIBUTES void GEMM_NAME(const uint16_t *a, long m, long k, const uint16_t
             // of 32 rows (Gemma's 9216-deep MLP output) by a third.
             const char *pf = NULL, *pf_end = NULL;
             long pf_lines = 0, next = nb + 1 < nb1 ? nb + 1 : m1 < mp ? nb0 : -1;
-            if (next >= 0) {
+            if (next >= 0 && kb_count > 0) {
                 pf = (const char *)(w + next * kb_count * 2 * TILE_ELEMENTS);
                 pf_end = pf + kb_count * 2 * TILE_ELEMENTS * 2;
                 long steps = (m1 - m0) / 32 * kb_count;
