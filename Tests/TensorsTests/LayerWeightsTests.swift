@@ -69,10 +69,10 @@ struct LayerWeightsTests {
         if mode != .emulatedBF16 { #expect(layer.byteCount < w.byteCount) }
     }
 
-    // The last case is deep enough (1.5 MiB of bf16 rows per pass) for passes of 32 rows over two column blocks,
-    // with the next block's weights prefetched across passes.
+    // (130, 40, 12 300) is deep enough (1.5 MiB of bf16 rows per pass) for passes of 32 rows over two column
+    // blocks, with the next block's weights prefetched across passes; (3, 5, 0) has no inputs (y = bias).
     @Test("the AMX kernel's tiles, blocks, padding and row passes: row, column and depth counts off its 16/32 grid, with and without bias",
-          arguments: [(1, 1, 1), (5, 33, 32), (37, 45, 100), (77, 96, 64), (300, 70, 40), (130, 40, 12_300)])
+          arguments: [(1, 1, 1), (5, 33, 32), (37, 45, 100), (77, 96, 64), (300, 70, 40), (130, 40, 12_300), (3, 5, 0)])
     func amxTileEdges(rows: Int, n: Int, k: Int) {
         var rng = SeededValues(seed: 95)
         let x = rng.tensor([rows, k]), w = rng.tensor([n, k]), b = rng.tensor([n])

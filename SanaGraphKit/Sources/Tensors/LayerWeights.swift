@@ -126,7 +126,7 @@ public final class LinearWeight: @unchecked Sendable {
         let tiles = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: UInt16.self, capacity: bytes / 2)
         let (src, dst) = (SendablePointer(UnsafeMutableRawPointer(mutating: source).assumingMemoryBound(to: UInt8.self)),
                           SendablePointer(tiles))
-        Parallel.forEachRange((outFeatures + 31) / 32, minChunk: Swift.max(1, 65_536 / inFeatures)) { blocks in
+        Parallel.forEachRange((outFeatures + 31) / 32, minChunk: Swift.max(1, 65_536 / Swift.max(1, inFeatures))) { blocks in
             sg_amx_pack(src.pointer, bf16Source ? 1 : 0, outFeatures, inFeatures, dst.pointer, blocks.lowerBound, blocks.upperBound)
         }
         return tiles
