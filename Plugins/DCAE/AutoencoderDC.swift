@@ -163,7 +163,7 @@ struct DCDecoder: Sendable {
     /// conv_in with the in-shortcut and the stages with global attention; `limit` bounds the EfficientViT blocks'
     /// working memory (bytes).
     func head(_ z: Tensor, limit: Int = .max, cancel: () throws -> Void) rethrows -> Tensor {
-        var h = conv_in(z)
+        var h = SectionProfile.measure("dcae conv_in / conv_out") { conv_in(z) }
         if let r = inShortcutRepeats { DCAEKernels.addRepeatedChannels(&h, z, repeats: r) }
         for stage in up_blocks.dropFirst(localStages).reversed() {
             for block in stage {
@@ -183,10 +183,10 @@ struct DCDecoder: Sendable {
                 h = block(h)
             }
         }
-        h = norm_out(h)
-        conv_act.apply(&h)
+        h = SectionProfile.measure("dcae norms + residuals") { norm_out(h) }
+        SectionProfile.measure("dcae activations") { conv_act.apply(&h) }
         switch conv_out {
-        case .conv(let conv): return conv(h)
+        case .conv(let conv): return SectionProfile.measure("dcae conv_in / conv_out") { conv(h) }
         case .up(let up): return up(h)
         }
     }

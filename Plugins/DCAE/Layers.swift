@@ -76,16 +76,19 @@ enum ChannelNorm: Sendable {
         }
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    /// The norm of `x`, plus `residual` when given (one pass for RMSNorm).
+    func callAsFunction(_ x: Tensor, residual: Tensor? = nil) -> Tensor {
         switch self {
         case .rms(let weight, let bias):
-            return Ops.channelRMSNorm(x, weight: weight, bias: bias, eps: Self.eps)
+            return Ops.channelRMSNorm(x, weight: weight, bias: bias, eps: Self.eps, residual: residual)
         case .batch(let weight, let bias, let mean, let variance):
             // (x − mean) / sqrt(var + eps) · w + b  as one per-channel affine map.
             let (w, b, m, v) = (weight.scalars, bias.scalars, mean.scalars, variance.scalars)
             let scale = (0..<w.count).map { w[$0] / (v[$0] + Self.eps).squareRoot() }
             let shift = (0..<w.count).map { b[$0] - m[$0] * scale[$0] }
-            return DCAEKernels.channelAffine(x, scale: scale, shift: shift)
+            var y = DCAEKernels.channelAffine(x, scale: scale, shift: shift)
+            if let residual { Ops.addInPlace(&y, residual) }
+            return y
         }
     }
 
@@ -110,11 +113,10 @@ struct ResBlock: Sendable {
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
-        var h = conv1(x)
-        nonlinearity.apply(&h)
-        var y = norm(conv2(h))
-        Ops.addInPlace(&y, x)
-        return y
+        var h = SectionProfile.measure("dcae ResBlock convs") { conv1(x) }
+        SectionProfile.measure("dcae activations") { nonlinearity.apply(&h) }
+        let c = SectionProfile.measure("dcae ResBlock convs") { conv2(h) }
+        return SectionProfile.measure("dcae norms + residuals") { norm(c, residual: x) }
     }
     var bytes: Int { conv1.bytes + conv2.bytes + norm.bytes }
 }
@@ -152,10 +154,10 @@ struct SanaMultiscaleLinearAttention: Sendable {
         let (b, h, wd) = (x.shape[0], x.shape[2], x.shape[3])
         let attended = attend(x, limit: limit)
         let groups = attended.shape[1]
-        let projected = to_out(attended.reshaped([b, groups * headDim, h, wd]))
-        var y = norm_out(projected)
-        Ops.addInPlace(&y, x)
-        return y
+        let projected = SectionProfile.measure("dcae attention 1×1 convs") {
+            to_out(attended.reshaped([b, groups * headDim, h, wd]))
+        }
+        return SectionProfile.measure("dcae norms + residuals") { norm_out(projected, residual: x) }
     }
 
     /// The attention output `[B, G, d, H·W]` before `to_out`. Group g of every branch depends only on channels
@@ -168,12 +170,15 @@ struct SanaMultiscaleLinearAttention: Sendable {
         let bytesPerHead = b * width * h * wd * branchCount * 4 * 2  // q/k/v of every branch + kernel scratch
         let chunk = Swift.max(1, Swift.min(heads, limit / Swift.max(1, bytesPerHead)))
         guard chunk < heads else {
-            let qkv = to_qkv(x)
-            var branches = [qkv]
-            for (projIn, projOut) in to_qkv_multiscale { branches.append(projOut(projIn(qkv))) }
-            let all = branches.count == 1 ? qkv : Ops.concat(branches, axis: 1)
-            return Ops.sanaMultiscaleAttention(qkv: all.reshaped([b, all.shape[1] / width, width, h * wd]),
-                                               headDim: headDim)
+            let qkv = SectionProfile.measure("dcae attention 1×1 convs") { to_qkv(x) }
+            let all = SectionProfile.measure("dcae attention multiscale convs") {
+                var branches = [qkv]
+                for (projIn, projOut) in to_qkv_multiscale { branches.append(projOut(projIn(qkv))) }
+                return branches.count == 1 ? qkv : Ops.concat(branches, axis: 1)
+            }
+            return SectionProfile.measure("dcae attention core") {
+                Ops.sanaMultiscaleAttention(qkv: all.reshaped([b, all.shape[1] / width, width, h * wd]), headDim: headDim)
+            }
         }
         // Group by group, the prepared filters are sliced in fp32 (`unpacked()`: as the layer computes with them).
         let n = h * wd
@@ -231,13 +236,11 @@ struct GLUMBConv: Sendable {
     }
 
     private func whole(_ x: Tensor) -> Tensor {
-        var a = conv_inverted(x)
-        Ops.siluInPlace(&a)
-        a = conv_depth(a)
-        let gated = DCAEKernels.gluSiLU(a)
-        var y = norm(conv_point(gated))
-        Ops.addInPlace(&y, x)
-        return y
+        var a = SectionProfile.measure("dcae GLUMBConv 1×1 convs") { conv_inverted(x) }
+        SectionProfile.measure("dcae activations") { Ops.siluInPlace(&a) }
+        let gated = SectionProfile.measure("dcae GLUMBConv depthwise + GLU") { DCAEKernels.gluSiLU(conv_depth(a)) }
+        let p = SectionProfile.measure("dcae GLUMBConv 1×1 convs") { conv_point(gated) }
+        return SectionProfile.measure("dcae norms + residuals") { norm(p, residual: x) }
     }
     var bytes: Int { conv_inverted.bytes + conv_depth.bytes + conv_point.bytes + norm.bytes }
 }
@@ -300,11 +303,13 @@ struct DCUpBlock2d: Sendable {
     func callAsFunction(_ x: Tensor) -> Tensor {
         var y: Tensor
         if interpolate {
-            y = conv(Ops.interpolate(x, scaleFactor: 2, mode: .nearest))
+            let up = SectionProfile.measure("dcae upsampling + shortcuts") { Ops.interpolate(x, scaleFactor: 2, mode: .nearest) }
+            y = SectionProfile.measure("dcae up-block convs") { conv(up) }
         } else {
-            y = Ops.pixelShuffle(conv(x), upscale: 2)
+            let c = SectionProfile.measure("dcae up-block convs") { conv(x) }
+            y = SectionProfile.measure("dcae upsampling + shortcuts") { Ops.pixelShuffle(c, upscale: 2) }
         }
-        if shortcut { DCAEKernels.addShuffledRepeat(&y, x, repeats: repeats) }
+        if shortcut { SectionProfile.measure("dcae upsampling + shortcuts") { DCAEKernels.addShuffledRepeat(&y, x, repeats: repeats) } }
         return y
     }
     var bytes: Int { conv.bytes }

@@ -83,7 +83,7 @@ public final class SanaControlNetModel: LoadedModel, @unchecked Sendable {
         var out: [Tensor] = []
         for (i, (block, kv)) in zip(transformer_blocks, text.keyValues).enumerated() {
             try CancellationToken.checkCurrent()
-            x = try block(x, t6: t6, key: kv.key, value: kv.value, maskBias: text.maskBias, height: hp, width: wp)
+            x = try block(x, t6: t6, text: kv, maskBias: text.maskBias, height: hp, width: wp)
             var r = controlnet_blocks[i](x)
             Ops.scaleInPlace(&r, by: scale)
             out.append(r)

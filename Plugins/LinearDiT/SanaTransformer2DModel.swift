@@ -22,14 +22,17 @@ struct SanaTransformerBlock: Sendable {
         normEps = Float(c.normEps)
     }
 
-    /// Cross-attention keys and values `[B, L, Hc, dc]` from the normed caption (constant across steps).
-    func crossKeyValue(_ caption: Tensor) -> (key: Tensor, value: Tensor) {
-        (splitHeads(attn2.key(caption), attn2.heads), splitHeads(attn2.to_v(caption), attn2.heads))
+    /// Cross-attention keys and values from the normed caption, and their padding under `maskBias` (constant
+    /// across steps).
+    func crossKeyValue(_ caption: Tensor, maskBias: Tensor) -> CrossKeyValue {
+        let key = splitHeads(attn2.key(caption), attn2.heads)
+        return CrossKeyValue(key: key, value: splitHeads(attn2.to_v(caption), attn2.heads),
+                             padding: AttentionKeyPadding(key: key, mask: maskBias, queryHeads: attn2.heads, layout: .tokensFirst))
     }
 
     /// `x` [B, N, D]; `t6` [B, 6, D]; `maskBias` [B, 1, 1, L]. `perturbed` replaces the self-attention map by the
     /// identity (perturbed-attention guidance, diffusers' `PAGIdentitySanaLinearAttnProcessor2_0`).
-    func callAsFunction(_ x: Tensor, t6: Tensor, key: Tensor, value: Tensor, maskBias: Tensor,
+    func callAsFunction(_ x: Tensor, t6: Tensor, text: CrossKeyValue, maskBias: Tensor,
                         height: Int, width: Int, perturbed: Bool = false) throws -> Tensor {
         let b = x.shape[0], n = x.shape[1], d = x.shape[2]
         let mod = SectionProfile.measure("modulation") {
@@ -65,8 +68,9 @@ struct SanaTransformerBlock: Sendable {
         let cq = SectionProfile.measure("cross-attention q") { splitHeads(attn2.query(x), attn2.heads) }
         let a2 = SectionProfile.measure("cross-attention core") {
             // bf16 on AMX: the products on tiles too, as PyTorch's bf16 attention (fp32 elsewhere: unchanged).
-            Ops.scaledDotProductAttention(query: cq, key: key, value: value, mask: maskBias, layout: .tokensFirst,
-                                          products: attn2.to_q.weight.mode == .amxTiles ? .bf16Tiles : .fp32)
+            Ops.scaledDotProductAttention(query: cq, key: text.key, value: text.value, mask: maskBias, layout: .tokensFirst,
+                                          products: attn2.to_q.weight.mode == .amxTiles ? .bf16Tiles : .fp32,
+                                          keyPadding: text.padding)
         }
         let o2 = SectionProfile.measure("cross-attention out") { attn2.to_out(a2.reshaped([b, n, a2.shape[2] * a2.shape[3]])) }
         SectionProfile.measure("gated residuals") { Ops.addInPlace(&x, o2) }
@@ -90,10 +94,17 @@ struct SanaTransformerBlock: Sendable {
     }
 }
 
+/// One block's cross-attention keys and values `[B, L, Hc, dc]`, and the caption padding the attention may leave
+/// out (found once per prompt: it reads every padding key).
+struct CrossKeyValue: Sendable {
+    var key: Tensor, value: Tensor
+    var padding: AttentionKeyPadding
+}
+
 /// Text state prepared once per prompt batch: the cross-attention K/V of every block and the mask bias.
 public struct SanaPreparedText: PreparedText {
-    /// Per block, `[B, L, Hc, dc]` keys and values.
-    var keyValues: [(key: Tensor, value: Tensor)]
+    /// Per block.
+    var keyValues: [CrossKeyValue]
     /// `(1 − mask) · −10000` as `[B, 1, 1, L]`.
     var maskBias: Tensor
     public var batch: Int { maskBias.shape[0] }
@@ -103,8 +114,9 @@ public struct SanaPreparedText: PreparedText {
          blocks: [SanaTransformerBlock]) {
         let m = conditioning.mask
         let c = Ops.rmsNorm(projection(conditioning.embeddings), weight: norm, eps: 1e-5)
-        maskBias = Ops.mul(Ops.sub(1, m), -10_000).reshaped([m.shape[0], 1, 1, m.shape[1]])
-        keyValues = blocks.map { $0.crossKeyValue(c) }
+        let bias = Ops.mul(Ops.sub(1, m), -10_000).reshaped([m.shape[0], 1, 1, m.shape[1]])
+        maskBias = bias
+        keyValues = blocks.map { $0.crossKeyValue(c, maskBias: bias) }
     }
 }
 
@@ -301,7 +313,7 @@ public final class SanaTransformer2DModel: PerturbedAttentionDenoiser, @unchecke
         for (i, (block, kv)) in zip(transformer_blocks, text.keyValues).enumerated() {
             // A block at 4K takes seconds: stop between blocks when the run is interrupted.
             try CancellationToken.checkCurrent()
-            x = try block(x, t6: t6, key: kv.key, value: kv.value, maskBias: text.maskBias, height: hp, width: wp,
+            x = try block(x, t6: t6, text: kv, maskBias: text.maskBias, height: hp, width: wp,
                           perturbed: perturbedLayers.contains(i))
             if let blockResiduals, i > 0, i <= blockResiduals.count { Ops.addInPlace(&x, blockResiduals[i - 1]) }
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GraphRuntime
+import Tensors
 import Logging
 
 /// `sanagraph run FILE`: validate, plan and run a graph.
@@ -83,6 +84,7 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         threadOptions.apply()
+        SectionProfile.startFromEnvironment()
         if isBatch { return try runBatch() }
         let printer = EventPrinter(mode: EventPrinter.mode(json: json, quiet: quiet), repetitions: repetitions)
         // In JSON mode a failure before the run still ends the log with a summary line.

@@ -196,6 +196,19 @@ struct Bench {
                 keep(Ops.scaledDotProductAttention(query: q, key: k, value: v, mask: mask))
             })
         }
+        do {
+            // text2img's cross-attention at 512 px: 256 tokens, a prompt of 12 tokens and an empty negative one
+            // once the caption's padding is dropped (tokens-first, as the DiT calls it).
+            let q = random([2, 256, 16, 72], seed: 13), k = random([2, 300, 16, 72], seed: 14)
+            let v = random([2, 300, 16, 72], seed: 15)
+            let mask = Tensor(shape: [2, 1, 1, 300], values: (0..<600).map { i in (i < 1 || (i >= 300 && i - 300 < 12)) ? 0 : -10000 })
+            let padding = AttentionKeyPadding(key: k, mask: mask, queryHeads: 16, layout: .tokensFirst)  // once per prompt
+            rows.append(Row(name: "sdpa_cross_prompt", shape: "q[2,256,16,72] kv[2,300,16,72], 1 and 12 keys kept",
+                            gflop: 2.0 * 2 * 16 * 256 * 13 * 72 / 1e9) {
+                keep(Ops.scaledDotProductAttention(query: q, key: k, value: v, mask: mask, layout: .tokensFirst,
+                                                   keyPadding: padding))
+            })
+        }
         for (heads, d) in [(16, 72), (36, 32)] {
             let q = random([2, heads, 1024, d], seed: 16), k = random([2, heads, 1024, d], seed: 17)
             let v = random([2, heads, 1024, d], seed: 18)

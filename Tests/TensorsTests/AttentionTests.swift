@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-import Tensors
+@testable import Tensors
+import CKernels
 import TestSupport
 
 @Suite("Scaled dot-product attention")
@@ -101,6 +102,83 @@ struct AttentionTests {
                 let ref = Ops.slice(Ops.slice(all, axis: 0, range: b..<(b + 1)), axis: 1, range: h..<(h + 1))
                 #expect(TestSupport.relativeError(one, ref) <= 1e-6, "b \(b) h \(h)")
             }
+        }
+    }
+}
+
+/// attention.c's few-keys kernel on its own (the op takes it on AVX-512 machines for ≤ 64 kept keys): each path
+/// this CPU has against the attention in double precision, with strided rows, a tail of keys past 16 and a value
+/// width that is not a multiple of 16; with bf16 operands against the same sums of the rounded operands.
+@Suite("Attention over a few keys")
+struct FewKeysAttentionTests {
+    static func reference(q: [Float], k: [Float], v: [Float], mask: [Float], rows: Int, n: Int, d: Int, dv: Int,
+                          alpha: Double, round: (Float) -> Float) -> [Double] {
+        var out = [Double](repeating: 0, count: rows * dv)
+        for r in 0..<rows {
+            var s = [Double](repeating: 0, count: n)
+            for j in 0..<n {
+                var dot = 0.0
+                for c in 0..<d { dot += Double(round(q[r * d + c])) * Double(round(k[j * d + c])) }
+                s[j] = alpha * dot + Double(mask[j])
+            }
+            let m = s.max()!
+            let e = s.map { Foundation.exp($0 - m) }, sum = e.reduce(0, +)
+            for j in 0..<n {
+                let p = Double(round(Float(e[j] / sum)))
+                for c in 0..<dv { out[r * dv + c] += p * Double(round(v[j * dv + c])) }
+            }
+        }
+        return out
+    }
+
+    @Test("portable and AVX-512 paths match a double-precision reference", arguments: [(5, 7, 3, false), (72, 72, 37, false), (72, 72, 37, true), (16, 33, 64, false)])
+    func matchesReference(_ d: Int, _ dv: Int, _ n: Int, _ bf16: Bool) {
+        var r = SeededValues(seed: UInt64(d * 100 + n))
+        let rows = 23, stride = 3  // rows of q, k, v and out spaced by a few extra columns
+        let q = r.tensor([rows, d], scale: 2).scalars, k = r.tensor([n, d], scale: 2).scalars
+        let v = r.tensor([n, dv]).scalars
+        var mask = r.tensor([n], scale: 3).scalars
+        mask[1] = -.infinity
+        let alpha = 1 / Float(d).squareRoot()
+        func spaced(_ a: [Float], _ width: Int) -> [Float] {
+            var out: [Float] = []
+            for row in 0..<(a.count / width) {
+                out += a[(row * width)..<((row + 1) * width)]
+                out += [Float](repeating: 9, count: stride)
+            }
+            return out
+        }
+        let (qs, ks, vs) = (spaced(q, d), spaced(k, d), spaced(v, dv))
+        let round: (Float) -> Float = bf16 ? { (x: Float) -> Float in AttentionTests.bf16(Tensor(shape: [1], values: [x])).scalars[0] } : { $0 }
+        let expected = Self.reference(q: q, k: k, v: v, mask: mask, rows: rows, n: n, d: d, dv: dv, alpha: Double(alpha), round: round)
+        let largest = expected.map(abs).max()!
+        let cpu = Kernels.selection.cpu
+        for isa in cpu.avx512Core ? [SG_ISA_PORTABLE, SG_ISA_AVX512] : [SG_ISA_PORTABLE] {
+            var out = [Float](repeating: .nan, count: rows * (dv + stride))
+            var scratch = [Float](repeating: 0, count: sg_attention_few_keys_scratch(d))
+            let status = sg_attention_few_keys(qs, d + stride, rows, d, ks, d + stride, vs, dv + stride, n, dv, alpha, mask, 1,
+                                               0, 0, 0, &out, dv + stride, &scratch, bf16 ? 1 : 0, isa)
+            #expect(status == 1)
+            let got = (0..<rows).flatMap { out[($0 * (dv + stride))..<($0 * (dv + stride) + dv)] }
+            let error = zip(got, expected).map { abs(Double($0) - $1) }.max()! / largest
+            // fp32 sums; with bf16 operands the probabilities' rounding can fall either side of a tie.
+            #expect(error <= (bf16 ? 1e-2 : 1e-5), "isa \(isa.rawValue) d \(d) dv \(dv) n \(n)")
+        }
+    }
+
+    @Test("the padding check fails when a dropped key could carry weight, and n past 64 is refused")
+    func paddingCheck() {
+        let d = 8, n = 4
+        let q = [Float](repeating: 1, count: d), k = [Float](repeating: 0.5, count: n * d), v = [Float](repeating: 1, count: n * d)
+        var out = [Float](repeating: 0, count: d), scratch = [Float](repeating: 0, count: sg_attention_few_keys_scratch(d))
+        let isas = Kernels.selection.cpu.avx512Core ? [SG_ISA_PORTABLE, SG_ISA_AVX512] : [SG_ISA_PORTABLE]
+        for isa in isas {
+            // Dropped keys of norm 2e4 with mask −10000: |q|·|k|·alpha ≈ 2e4 can reach them.
+            #expect(sg_attention_few_keys(q, d, 1, d, k, d, v, d, n, d, 0.35, nil, 0, 1, 2e4, -10_000, &out, d, &scratch, 0, isa) == 0)
+            // Small dropped keys behind −10000: exact.
+            #expect(sg_attention_few_keys(q, d, 1, d, k, d, v, d, n, d, 0.35, nil, 0, 1, 1, -10_000, &out, d, &scratch, 0, isa) == 1)
+            #expect(out.allSatisfy { abs($0 - 1) < 1e-6 })
+            #expect(sg_attention_few_keys(q, d, 1, d, k, d, v, d, 65, d, 0.35, nil, 0, 0, 0, 0, &out, d, &scratch, 0, isa) == -1)
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Tensors
+import CKernels
 import TestSupport
 
 /// The fused DiT kernels against the chains of unfused ops they replace (which are checked against PyTorch
@@ -47,7 +48,42 @@ struct FusedKernelTests {
         let parts = Ops.chunk(conv, 2, axis: 1)
         let ref = Ops.permute(Ops.mul(parts[0], Ops.silu(parts[1])), [0, 2, 3, 1]).reshaped([2, h * w, c2 / 2])
         #expect(fused.shape == [2, h * w, c2 / 2])
+        // Different summation orders (and FMA on the CKernels paths): a few ulp of the largest value.
         #expect(TestSupport.relativeError(fused, ref) <= 1e-6)
+    }
+
+    /// Every kernel of the depthwise GLU (the Swift loop, CKernels' portable C and its vector paths, narrowed to
+    /// what this CPU has) against the op in double precision, with C = 37 so the vector paths run masked tails;
+    /// at scale 30 some gates pass ±88, where e^−g over- or underflows in fp32.
+    @Test("depthwise GLU kernels match a double-precision reference", arguments: [(true, 2), (false, 2), (true, 30)])
+    func depthwiseGLUKernelsMatchReference(_ withBias: Bool, _ scale: Float) {
+        let (b, h, w, c) = (2, 5, 3, 37)
+        var r = SeededValues(seed: withBias ? 21 : 22)
+        let x = r.tensor([b, h * w, 2 * c], scale: scale), taps = r.tensor([9, 2 * c]), bias = r.tensor([2 * c])
+        let xs = x.scalars, ts = taps.scalars, bs = bias.scalars
+        var reference = [Double](repeating: 0, count: b * h * w * c)
+        for image in 0..<b { for y in 0..<h { for xx in 0..<w { for ch in 0..<c {
+            var a = withBias ? Double(bs[ch]) : 0, g = withBias ? Double(bs[c + ch]) : 0
+            for dy in -1...1 { for dx in -1...1 {
+                let (sy, sx) = (y + dy, xx + dx)
+                guard sy >= 0, sy < h, sx >= 0, sx < w else { continue }
+                let src = ((image * h + sy) * w + sx) * 2 * c, tap = ((dy + 1) * 3 + dx + 1) * 2 * c
+                a += Double(xs[src + ch]) * Double(ts[tap + ch])
+                g += Double(xs[src + c + ch]) * Double(ts[tap + c + ch])
+            } }
+            reference[((image * h + y) * w + xx) * c + ch] = a * g / (1 + Foundation.exp(-g))
+        } } } }
+        let maxReference = reference.map(abs).max()!
+        let cpu = Kernels.selection.cpu
+        let isas: [KernelSelection.VectorISA?] = [nil, .portable] + (cpu.avx2 && cpu.fma ? [.avx2] : [])
+            + (cpu.avx512Core ? [.avx512] : [])
+        for isa in isas {
+            let out = Ops.depthwiseConv3x3GLUChannelsLast(x, height: h, width: w, taps: taps,
+                                                          bias: withBias ? bias : nil, isa: isa)
+            #expect(out.shape == [b, h * w, c])
+            let error = zip(out.scalars, reference).map { abs(Double($0) - $1) }.max()! / maxReference
+            #expect(error <= 1e-5, "isa \(String(describing: isa)): relative error \(error)")
+        }
     }
 
     @Test("SDPA skipping trailing padding keys equals the full computation")
@@ -64,6 +100,13 @@ struct FusedKernelTests {
         let skipped = Ops.scaledDotProductAttention(query: q, key: k, value: v, mask: padding)
         let reference = Ops.scaledDotProductAttention(query: q, key: k, value: v, mask: full)
         #expect(TestSupport.relativeError(skipped, reference) <= 1e-6)
+        // The padding found once (as the DiT does per prompt) is the padding found per call.
+        let known = AttentionKeyPadding(key: k, mask: padding, queryHeads: h, layout: .headsFirst)
+        #expect(known.padding?.kept == [29, 29, 29, 9, 9, 9])
+        let reused = Ops.scaledDotProductAttention(query: q, key: k, value: v, mask: padding, keyPadding: known)
+        #expect(reused.scalars == skipped.scalars)
+        // A mask that varies along the queries has no padding to drop.
+        #expect(AttentionKeyPadding(key: k, mask: full, queryHeads: h, layout: .headsFirst).padding == nil)
     }
 
     @Test("SDPA falls back to every key when padding scores could still matter")
@@ -82,6 +125,9 @@ struct FusedKernelTests {
         let reference = Ops.scaledDotProductAttention(query: q, key: k, value: v, mask: full)
         #expect(y.scalars.allSatisfy { $0.isFinite })
         #expect(TestSupport.relativeError(y, reference) <= 1e-6)
+        let known = AttentionKeyPadding(key: k, mask: padding, queryHeads: h, layout: .headsFirst)
+        let reused = Ops.scaledDotProductAttention(query: q, key: k, value: v, mask: padding, keyPadding: known)
+        #expect(TestSupport.relativeError(reused, reference) <= 1e-6)
     }
 
     @Test("bilinear fast path equals the general resampling order (upscale and downscale)")
@@ -184,5 +230,62 @@ struct BufferPoolTests {
         }
         #expect(t?[3, 3] == 3)
         #expect(t?.scalars.reduce(0, +) == 48)
+    }
+}
+
+/// elementwise.c on every path this CPU has (portable C always), against double-precision sums: odd widths so
+/// the vector paths run masked tails, SiLU across exp's under- and overflow.
+@Suite("Element-wise C kernels")
+struct ElementwiseKernelTests {
+    static var isas: [sg_isa] {
+        let cpu = Kernels.selection.cpu
+        return [SG_ISA_PORTABLE] + (cpu.avx2 && cpu.fma ? [SG_ISA_AVX2] : []) + (cpu.avx512Core ? [SG_ISA_AVX512] : [])
+    }
+
+    @Test("SiLU matches x / (1 + e^−x), with exact signed zeros and infinities at the ends")
+    func silu() {
+        var x = (0..<203).map { Float($0 - 101) * 0.97 }  // −98 … 98
+        x += [-.infinity, .infinity, 0, -0.0, 1e-30]
+        for isa in Self.isas {
+            var y = [Float](repeating: .nan, count: x.count)
+            sg_silu(x, &y, x.count, isa)
+            for (v, got) in zip(x, y) {
+                let want = Double(v) / (1 + Foundation.exp(-Double(v)))
+                if v.isInfinite { #expect(v < 0 ? (got == 0 || got.isNaN) : got == .infinity, "isa \(isa.rawValue) x \(v)") }
+                else { #expect(abs(Double(got) - want) <= 2e-7 * max(1, abs(want)), "isa \(isa.rawValue) x \(v): \(got) vs \(want)") }
+            }
+        }
+    }
+
+    @Test("DC-AE channel RMSNorm with and without affine and residual matches double-precision sums", arguments: [(3, 77), (128, 130)])
+    func channelRMSNorm(_ c: Int, _ plane: Int) {
+        var r = SeededValues(seed: UInt64(c * plane))
+        let x = r.tensor([c, plane], scale: 3).scalars, residual = r.tensor([c, plane]).scalars
+        let weight = r.tensor([c]).scalars, bias = r.tensor([c]).scalars
+        for isa in Self.isas {
+            for affine in [false, true] {
+                var out = [Float](repeating: .nan, count: c * plane)
+                // Two pixel ranges, the first ending inside a vector.
+                for (p0, p1) in [(0, 21), (21, plane)] {
+                    sg_channel_rms_norm(x, affine ? residual : nil, affine ? weight : nil, affine ? bias : nil, c, plane,
+                                        p0, p1, 1e-5, &out, isa)
+                }
+                for p in 0..<plane {
+                    let ms = (0..<c).reduce(0.0) { $0 + Double(x[$1 * plane + p]) * Double(x[$1 * plane + p]) } / Double(c)
+                    for ch in 0..<c {
+                        let at = ch * plane + p
+                        var want = Double(x[at]) / (ms + 1e-5).squareRoot()
+                        if affine { want = want * Double(weight[ch]) + Double(bias[ch]) + Double(residual[at]) }
+                        #expect(abs(Double(out[at]) - want) <= 2e-6 * max(1, abs(want)), "isa \(isa.rawValue) c \(c) p \(p)")
+                    }
+                }
+            }
+        }
+        // The op: its residual form equals the norm plus the residual.
+        let t = Tensor(shape: [1, c, plane], values: x), res = Tensor(shape: [1, c, plane], values: residual)
+        let w = Tensor(shape: [c], values: weight), b = Tensor(shape: [c], values: bias)
+        let fused = Ops.channelRMSNorm(t, weight: w, bias: b, eps: 1e-5, residual: res)
+        let chain = Ops.add(Ops.channelRMSNorm(t, weight: w, bias: b, eps: 1e-5), res)
+        #expect(TestSupport.relativeError(fused, chain) <= 1e-6)
     }
 }

@@ -33,6 +33,21 @@ struct KernelSelectionTests {
         #expect(Self.cpu(["sse4_2", "avx", "avx2", "fma", "avx512f"]).openBLASCore == "Haswell")
     }
 
+    @Test("vector code of the C kernels: the widest the CPU runs, narrower on request, portable in generic mode")
+    func vectorISAFromFeatures() {
+        typealias V = KernelSelection.VectorISA
+        #expect(V.best(Self.cpu(Self.avx512), generic: false, env: [:]) == .avx512)
+        #expect(V.best(Self.cpu(["sse4_2", "avx", "avx2", "fma"]), generic: false, env: [:]) == .avx2)
+        #expect(V.best(Self.cpu(["sse4_2", "avx", "avx2"]), generic: false, env: [:]) == .portable)  // AVX2 without FMA
+        // AVX-512F alone (no BW/DQ/VL) runs the AVX2 code.
+        #expect(V.best(Self.cpu(["sse4_2", "avx", "avx2", "fma", "avx512f"]), generic: false, env: [:]) == .avx2)
+        #expect(V.best(Self.cpu(Self.avx512), generic: true, env: [:]) == .portable)
+        #expect(V.best(Self.cpu(Self.avx512), generic: false, env: ["SANAGRAPH_VECTOR": "avx2"]) == .avx2)
+        #expect(V.best(Self.cpu(Self.avx512), generic: false, env: ["SANAGRAPH_VECTOR": "portable"]) == .portable)
+        // Never wider than the CPU has.
+        #expect(V.best(Self.cpu(["sse4_2", "avx", "avx2", "fma"]), generic: false, env: ["SANAGRAPH_VECTOR": "avx512"]) == .avx2)
+    }
+
     func bf16(_ features: Set<String>, env: [String: String] = [:], generic: Bool = false, isa: String? = "avx512_core_amx",
               permission: Bool? = true) -> BF16Path {
         KernelSelection.chooseBF16(env: env, cpu: Self.cpu(features), generic: generic, oneDNNISA: isa,
@@ -102,7 +117,7 @@ struct KernelSelectionTests {
         #expect(!s.openBLASCore.isEmpty)
         #expect(s.threads == Parallel.workerCount)
         let labels = s.report().map(\.0)
-        #expect(labels == ["cpu", "features", "mode", "threads", "openblas", "onednn", "fp32", "bf16"])
+        #expect(labels == ["cpu", "features", "mode", "threads", "openblas", "onednn", "vector", "fp32", "bf16"])
         if !s.generic && s.openBLASCoreSource == "CPU features" {
             #expect(s.openBLASCore == s.cpu.openBLASCore)
         }

@@ -1,5 +1,5 @@
 import Testing
-import Tensors
+@testable import Tensors
 import TestSupport
 
 @Suite("ReLU linear attention")
@@ -23,14 +23,47 @@ struct LinearAttentionTests {
         #expect(TestSupport.relativeError(swap(y), try f.tensor("sana.out")) <= AttentionFixtures.tolerance)
     }
 
-    @Test("long sequences (GEMMs cut into pieces, heads spread over workers) match a direct double-precision sum",
+    @Test("long sequences (several token blocks, heads spread over workers) match a direct double-precision sum",
           arguments: [AttentionLayout.headsFirst, .tokensFirst])
     func longSequenceMatchesDirectSum(layout: AttentionLayout) {
         var rng = SeededValues(seed: 70)
-        let (b, h, n, d, dv) = (2, 3, 700, 32, 24)  // 700 rows = 4 pieces of 227
+        let (b, h, n, d, dv) = (2, 3, 700, 32, 24)  // 700 tokens = 10 blocks of 64 and a partial one
         let q = rng.tensor([b, h, n, d]), k = rng.tensor([b, h, n, d]), v = rng.tensor([b, h, n, dv])
         let swap = { (t: Tensor) in layout == .headsFirst ? t : Ops.permute(t, [0, 2, 1, 3]) }
         let y = swap(Ops.reluLinearAttention(query: swap(q), key: swap(k), value: swap(v), layout: layout))
+        #expect(TestSupport.relativeError(y, Self.directSum(q, k, v)) <= 1e-5)
+    }
+
+    /// Every C kernel path this CPU runs (portable always, AVX2 and AVX-512 where present) on sizes that leave
+    /// vector tails (d 5, dv 7), fill whole vectors (32), and cross a 64-token block with a KV workspace too large
+    /// for the stack (96 × 80 on the vector paths), in both layouts (tokens-first rows are strided: 3·d apart for
+    /// q/k, 3·dv for v and out).
+    @Test("C kernel paths match a direct double-precision sum",
+          arguments: [(19, 5, 7), (64, 32, 32), (70, 96, 80)])
+    func kernelPathsMatchDirectSum(_ n: Int, _ d: Int, _ dv: Int) {
+        var rng = SeededValues(seed: UInt64(n * 10_000 + d * 100 + dv))
+        let (b, h) = (2, 3)
+        let q = rng.tensor([b, h, n, d]), k = rng.tensor([b, h, n, d]), v = rng.tensor([b, h, n, dv])
+        let reference = Self.directSum(q, k, v)
+        let cpu = Kernels.selection.cpu
+        var paths: [KernelSelection.VectorISA] = [.portable]
+        if cpu.avx2 && cpu.fma { paths.append(.avx2) }
+        if cpu.avx512Core { paths.append(.avx512) }
+        for isa in paths {
+            for layout in [AttentionLayout.headsFirst, .tokensFirst] {
+                let swap = { (t: Tensor) in layout == .headsFirst ? t : Ops.permute(t, [0, 2, 1, 3]) }
+                let y = swap(Ops.reluLinearAttention(query: swap(q), key: swap(k), value: swap(v), eps: 1e-15,
+                                                     layout: layout, isa: isa))
+                // Sums of n·d products in fp32, in another order than the reference's: a few ulp of the largest.
+                let error = TestSupport.relativeError(y, reference)
+                #expect(error <= 1e-5, "\(isa.name), \(layout): relative error \(error)")
+            }
+        }
+    }
+
+    /// `[B, H, N, Dv]` attention of `[B, H, N, D]` q/k/v summed in double precision, in diffusers' form.
+    static func directSum(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Tensor {
+        let (b, h, n, d, dv) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3], v.shape[3])
         let (qs, ks, vs) = (q.scalars, k.scalars, v.scalars)
         var reference = [Float](repeating: 0, count: b * h * n * dv)
         for pair in 0..<(b * h) {
@@ -51,7 +84,7 @@ struct LinearAttentionTests {
                 for j in 0..<dv { reference[(pair * n + t) * dv + j] = Float(o[j] / (o[dv] + 1e-15)) }
             }
         }
-        #expect(TestSupport.relativeError(y, Tensor(shape: [b, h, n, dv], values: reference)) <= 1e-5)
+        return Tensor(shape: [b, h, n, dv], values: reference)
     }
 
     @Test("a token with relu(q) = 0 gives 0 (eps keeps 0/0 finite)")

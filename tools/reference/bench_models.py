@@ -309,12 +309,15 @@ class Bench:
                         while fh.read(1 << 24):
                             pass
 
-    def measured(self, cmd):
-        """Runs cmd under a wrapper that prints the peak RSS of cmd alone; returns (stdout, wall s, peak GiB)."""
+    def measured(self, cmd, extra_env=None):
+        """Runs cmd under a wrapper that prints the peak RSS of cmd alone; returns (stdout, wall s, peak GiB) and
+        keeps its stderr in self.last_stderr."""
         wrapper = ("import os, subprocess, sys, time; t0 = time.perf_counter(); p = subprocess.Popen(sys.argv[1:]); "
                    "_, status, ru = os.wait4(p.pid, 0); sys.stderr.write('BENCH_PEAK_KB %d %f\\n' % "
                    "(ru.ru_maxrss, time.perf_counter() - t0)); sys.exit(os.waitstatus_to_exitcode(status))")
-        p = subprocess.run([sys.executable, "-c", wrapper] + cmd, capture_output=True, text=True, env=self.env())
+        p = subprocess.run([sys.executable, "-c", wrapper] + cmd, capture_output=True, text=True,
+                           env={**self.env(), **(extra_env or {})})
+        self.last_stderr = p.stderr
         line = next((ln for ln in p.stderr.splitlines() if ln.startswith("BENCH_PEAK_KB ")), None)
         if p.returncode != 0 or line is None:
             raise RuntimeError(f"{os.path.basename(cmd[0])} failed ({p.returncode}): {p.stderr.strip()[-600:]}")
@@ -442,7 +445,14 @@ nodes:
             cmd = [self.args.sanagraph, "run", "Graphs/text2img.yaml", "--json", "--no-metadata", "--cache", "off",
                    "--set", f"models={model}", "--set", f"prompt={PROMPT}", "--set", "steps=20",
                    "--set", "width=512", "--set", "height=512", "--set", f"output={out}", "--set", f"precision={precision}"]
-            text, wall, peak = self.measured(cmd)
+            # SANAGRAPH_PROFILE: where the Swift side's time goes, by part of the models (a lock and two clock reads
+            # per part, thousands per run).
+            text, wall, peak = self.measured(cmd, {"SANAGRAPH_PROFILE": "1"})
+            profile = self.last_stderr.split("== SANAGRAPH_PROFILE\n", 1)
+            if len(profile) == 2:
+                with open(os.path.join(self.args.work, f"{name}-swift-profile.md"), "w") as f:
+                    f.write(profile[1])
+                parts["profile"] = profile[1]
             sec = {}
             for line in text.splitlines():
                 if line.startswith("{"):
@@ -464,6 +474,8 @@ nodes:
             return wall * 1e3, peak
 
         self.graph_rows(name, shape, swift_once, torch_once)
+        if "profile" in parts:
+            print(f"{name}: the last Swift run by part (SANAGRAPH_PROFILE)\n{parts['profile']}", flush=True)
         name_, shape_, s, t, note = self.results[-1]
         nodes = ", ".join(f"{n} {v:.1f}" for n, v in parts.get("nodes", {}).items() if v >= 0.05)
         self.results[-1] = (name_, shape_, s, t, f"(whole process incl. loads and Python start-up; sampling: Swift "

@@ -73,11 +73,14 @@ extension Ops {
     ///   - softcap: if set, scores become `softcap·tanh(scores/softcap)` after scaling and before the mask
     ///     (Gemma-2 `attn_logit_softcapping`).
     ///   - products: fp32, or bf16 on AMX tiles (`AttentionProducts`).
+    ///   - keyPadding: `AttentionKeyPadding(key: key, mask: mask, …)` made once for these same keys and mask,
+    ///     when many calls share them; nil: found here (a read of every padding key).
     /// - Returns: `[B, H, Lq, Dv]` in the query's layout. A query row whose keys are all masked with -inf
     ///   returns zeros (PyTorch would return NaN).
     public static func scaledDotProductAttention(
         query: Tensor, key: Tensor, value: Tensor, mask: Tensor? = nil, scale: Float? = nil,
-        softcap: Float? = nil, layout: AttentionLayout = .headsFirst, products: AttentionProducts = .fp32
+        softcap: Float? = nil, layout: AttentionLayout = .headsFirst, products: AttentionProducts = .fp32,
+        keyPadding known: AttentionKeyPadding? = nil
     ) -> Tensor {
         precondition(query.rank == 4 && key.rank == 4 && value.rank == 4,
                      "Ops.scaledDotProductAttention: q/k/v must be 4-D, got \(query.shape), \(key.shape), \(value.shape)")
@@ -105,8 +108,13 @@ extension Ops {
         let alpha = scale ?? 1 / Float(d).squareRoot()
         let group = heads / kvHeads
         let pairs = batch * heads
-        let padding = maskInfo.flatMap { keyPadding($0.pointer.pointer, $0.strides, key: k, batch: batch, heads: heads,
-                                                 group: group, lk: lk) }
+        if let known {
+            precondition(mask != nil && known.shape == [batch, heads, lk],
+                         "Ops.scaledDotProductAttention: keyPadding was made for [B, H, Lk] = \(known.shape), not \([batch, heads, lk]) with a mask")
+        }
+        let padding = known.map(\.padding) ?? maskInfo.flatMap {
+            keyPadding($0.pointer.pointer, $0.strides, key: k, batch: batch, heads: heads, group: group, lk: lk)
+        }
         // Query rows per item: within the scores budget, and split further when there are fewer heads than
         // workers to keep busy.
         let workers = Parallel.workerCount
@@ -149,9 +157,7 @@ extension Ops {
             let b = pair / heads, h = pair % heads
             var rowMax = -Float.infinity
             for j in 0..<n where row[j] > rowMax { rowMax = row[j] }
-            let qRow = q.head(b, h) + i * q.rowStride
-            var qq: Float = 0
-            for j in 0..<d { qq += qRow[j] * qRow[j] }
+            let qq = ReductionMath.sumOfSquaredDeviations(q.head(b, h) + i * q.rowStride, d, from: 0)
             // bf16 operands can raise a score by their rounding, (1 + 2⁻⁸)² at most.
             let scoreBound = softcap.map { Swift.abs($0) } ?? alpha * qq.squareRoot() * p.keyNorm[pair] * (tiles ? 1.01 : 1)
             return scoreBound + p.maskMax[pair] - rowMax < -100
@@ -161,7 +167,14 @@ extension Ops {
         let tileBuffers = tiles ? (q: sg_amx_src_bytes(rowsPerItem, d), k: sg_amx_packed_bytes(lk, d),
                                    p: sg_amx_src_bytes(rowsPerItem, lk), v: sg_amx_packed_bytes(dv, lk)) : (q: 0, k: 0, p: 0, v: 0)
 
+        // A few keys (a short caption once its padding is dropped): each row start to finish in registers
+        // (attention.c; AVX-512 only), with `products`' rounding (bf16 operands for `.bf16Tiles`).
+        let fewKeys = softcap == nil && (maskInfo.map { $0.strides[2] == 0 } ?? true)
+            && Kernels.selection.vectorISA == .avx512
+
         Parallel.forEachRange(pairs * blocks, minChunk: 1) { items in
+            let fewScratch = fewKeys ? TensorStorage(uninitializedCount: sg_attention_few_keys_scratch(d)) : nil
+            defer { withExtendedLifetime(fewScratch) {} }
             // From the buffer pool when large: a fresh multi-megabyte block would page-fault on every call.
             let scratch = TensorStorage(uninitializedCount: rowsPerItem * lk)
             let scores = scratch.pointer
@@ -174,8 +187,20 @@ extension Ops {
                 let pair = item / blocks, b = pair / heads, h = pair % heads
                 let i0 = (item % blocks) * rowsPerItem, rows = Swift.min(rowsPerItem, lq - i0)
                 let qh = q.head(b, h) + i0 * q.rowStride, kh = k.head(b, h / group), vh = v.head(b, h / group)
-                if tiles { sg_amx_convert(qh, q.rowStride, 0, rows, rows, d, qa) }
+                let oh = o.head(b, h) + i0 * o.rowStride
                 var n = padding?.kept[pair] ?? lk
+                if let fewScratch, n <= 64 {
+                    let m = maskInfo.map { $0.pointer.pointer + b * $0.strides[0] + h * $0.strides[1] }
+                    let dropped = n < lk ? padding : nil
+                    if sg_attention_few_keys(qh, q.rowStride, rows, d, kh, k.rowStride, vh, v.rowStride, n, dv, alpha,
+                                             m, maskInfo?.strides[3] ?? 0, dropped == nil ? 0 : 1,
+                                             dropped?.keyNorm[pair] ?? 0, dropped?.maskMax[pair] ?? 0, oh,
+                                             o.rowStride, fewScratch.pointer, tiles ? 1 : 0,
+                                             KernelSelection.VectorISA.avx512.c) == 1 {
+                        continue
+                    }
+                }
+                if tiles { sg_amx_convert(qh, q.rowStride, 0, rows, rows, d, qa) }
                 while true {
                     if tiles {
                         sg_amx_pack_strided(kh, k.rowStride, 1, n, d, kt, 0, (n + 31) / 32)
@@ -197,7 +222,6 @@ extension Ops {
                     if exact { break }
                     n = lk  // a dropped key could matter for some row: redo this block over every key
                 }
-                let oh = o.head(b, h) + i0 * o.rowStride
                 if tiles {
                     sg_amx_convert(scores, lk, 0, rows, rows, n, pa)
                     sg_amx_pack_strided(vh, 1, v.rowStride, dv, n, vt, 0, (dv + 31) / 32)
@@ -210,6 +234,35 @@ extension Ops {
             withExtendedLifetime((scratch, bf16Scratch)) {}
         }
         return out
+    }
+}
+
+/// The trailing padding keys `Ops.scaledDotProductAttention` may leave out for one key tensor and a
+/// query-independent mask, found once for calls that share them: a DiT's cross-attention reads the same prompt
+/// keys at every step, and finding the padding reads every padding key (from memory: as long as the rest of the
+/// call for a short prompt). Whether leaving them out is exact is still checked per query row.
+public struct AttentionKeyPadding: Sendable {
+    let padding: KeyPadding?
+    /// [B, H, Lk] it was made for (H: query heads).
+    let shape: [Int]
+
+    /// - Parameters: `key` and `mask` as they will be passed to `scaledDotProductAttention` (a mask that varies
+    ///   along the query axis has no droppable keys); `queryHeads`: H of the queries.
+    public init(key: Tensor, mask: Tensor, queryHeads: Int, layout: AttentionLayout) {
+        let k = HeadMatrix(key, layout: layout)
+        let batch = key.shape[0]
+        precondition(key.rank == 4 && k.heads > 0 && queryHeads % k.heads == 0,
+                     "AttentionKeyPadding: key \(key.shape) does not fit \(queryHeads) query heads")
+        shape = [batch, queryHeads, k.length]
+        // Strides over [B, H, Lq, Lk] for one query row; a mask that varies along Lq has none to drop.
+        guard mask.rank < 2 || mask.shape[mask.rank - 2] == 1,
+              let s = KernelShape.broadcastStrides(mask.shape, to: [batch, queryHeads, 1, k.length]) else {
+            padding = nil
+            return
+        }
+        padding = Ops.keyPadding(mask.storage.pointer + mask.offset, [s[0], s[1], 0, s[3]], key: k, batch: batch,
+                                 heads: queryHeads, group: queryHeads / k.heads, lk: k.length)
+        withExtendedLifetime((key, mask)) {}
     }
 }
 
@@ -246,9 +299,8 @@ extension Ops {
             let kh = k.head(b, h / group)
             for j in kept..<lk {
                 maskMax = Swift.max(maskMax, m[j * s[3]])
-                let row = kh + j * k.rowStride
-                var kk: Float = 0
-                for c in 0..<k.dim { kk += row[c] * row[c] }
+                // 16 lanes (a scalar sum does not vectorise): every call meets ~300 keys × heads of them.
+                let kk = ReductionMath.sumOfSquaredDeviations(kh + j * k.rowStride, k.dim, from: 0)
                 normMax = Swift.max(normMax, kk.squareRoot())
             }
             p.kept.append(kept); p.maskMax.append(maskMax); p.keyNorm.append(normMax)

@@ -16,6 +16,7 @@ extension KernelSelection {
         } else {
             lines.append(("onednn", "not used: \(oneDNNProblem ?? "unknown")"))
         }
+        lines.append(("vector", "\(vectorISA.name) in SanaGraph's element-wise and attention kernels"))
         let probe = Tensor(repeating: 0.5, shape: [64, 64])
         let fp32 = LinearWeight(probe, precision: .fp32)
         lines.append(("fp32", "linear layers: \(fp32.kernel); convolutions: SanaGraph (Winograd / im2col / direct) on "

@@ -123,6 +123,31 @@ public struct KernelSelection: Sendable {
     public var bf16Linear: BF16LinearBackend
     /// AMX tile permission granted by the kernel (nil: the CPU has no AMX).
     public var amxPermission: Bool?
+    /// Vector code of SanaGraph's own C kernels (element-wise, attention cores; the Swift code is built for
+    /// baseline x86-64, i.e. SSE2): AVX-512 (F/BW/DQ/VL), AVX2 with FMA, or portable C.
+    public var vectorISA: VectorISA
+
+    public enum VectorISA: Int32, Sendable {
+        case portable = 0, avx2 = 1, avx512 = 2
+
+        /// The widest this CPU runs, or narrower as `SANAGRAPH_VECTOR` (portable | avx2 | avx512) asks; portable
+        /// when `generic`.
+        static func best(_ cpu: CPUFeatures, generic: Bool, env: [String: String]) -> VectorISA {
+            if generic { return .portable }
+            let widest: VectorISA = cpu.avx512Core ? .avx512 : cpu.avx2 && cpu.fma ? .avx2 : .portable
+            let asked: VectorISA? = switch env["SANAGRAPH_VECTOR"]?.lowercased() {
+            case "portable": .portable
+            case "avx2": .avx2
+            default: nil
+            }
+            return asked.map { $0.rawValue < widest.rawValue ? $0 : widest } ?? widest
+        }
+
+        /// The value the C kernels take (`sg_isa`).
+        var c: sg_isa { sg_isa(rawValue: UInt32(rawValue)) }
+
+        public var name: String { ["portable C", "AVX2 + FMA", "AVX-512"][Int(rawValue)] }
+    }
 
     public enum LinearBackend: String, Sendable { case openBLAS = "OpenBLAS", oneDNN = "oneDNN" }
     /// SanaGraph's AMX tile kernel (`amx.c`; on two Emerald Rapids cores 82–119 % of PyTorch's bf16 GEMM and
@@ -193,7 +218,7 @@ public struct KernelSelection: Sendable {
             openBLASCore: String(cString: sg_openblas_corename()), openBLASConfig: String(cString: sg_openblas_config()),
             openBLASCoreSource: coreSource, oneDNNVersion: oneDNNVersion, oneDNNISA: oneDNNISA,
             oneDNNProblem: oneDNNProblem, fp32Linear: fp32Linear, bf16: bf16, bf16Linear: bf16Linear,
-            amxPermission: amxPermission)
+            amxPermission: amxPermission, vectorISA: .best(cpu, generic: generic, env: env))
     }
 
     /// Keeps freed blocks below 32 MiB in glibc's heap for reuse (see `Kernels`), unless the user tuned malloc.

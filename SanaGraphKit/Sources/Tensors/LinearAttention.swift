@@ -2,10 +2,14 @@
 //   transformer self-attention  — diffusers `SanaLinearAttnProcessor2_0`
 //   DC-AE EfficientViT attention — diffusers `SanaMultiscaleLinearAttention.apply_linear_attention` /
 //                                  `apply_quadratic_attention`
-// Both pad V with a row of ones so one product yields numerator and denominator:
-//   o_n = (Σ_m v_m relu(k_m)ᵀ) relu(q_n) / ((Σ_m relu(k_m))ᵀ relu(q_n) + eps).
-// Both paths run heads (groups) in parallel on our workers, each head's GEMMs single-threaded on its worker
-// (Gemm.swift), so q/k/v are read once and each head's scratch stays in cache.
+// Both compute
+//   o_n = (Σ_m v_m relu(k_m)ᵀ) relu(q_n) / ((Σ_m relu(k_m))ᵀ relu(q_n) + eps)
+// with heads (groups) in parallel on our workers. The transformer's heads (small: D = Dv = 32) run one pass each
+// in CKernels' `sg_relu_linear_attention_head`, KV in L1 and the denominator a dot product with Σ relu(k); DC-AE's
+// groups pad V with a row of ones so one single-threaded GEMM per group (Gemm.swift) yields numerator and
+// denominator. Neither sums in PyTorch's order: results agree with diffusers to fp32 rounding, not bit for bit.
+
+internal import CKernels
 
 extension Ops {
     /// SANA ReLU linear attention (diffusers `SanaLinearAttnProcessor2_0` core).
@@ -13,10 +17,20 @@ extension Ops {
     /// Layout `[B, H, N, D]` for `query`/`key` and `[B, H, N, Dv]` for `value` (or `[B, N, H, D]` with
     /// `layout: .tokensFirst`, i.e. the `[B, N, H·D]` projections reshaped with no permute). Returns
     /// `[B, H, N, Dv]` in the same layout. ReLU is applied to `query` and `key` here; `value` is used as is.
-    /// Per head, with `Vp = [V | 1]`: `O = relu(Q) (relu(K)ᵀ Vp)`, then `out = O[:, :Dv] / (O[:, Dv] + eps)`,
-    /// eps added to the denominator exactly where diffusers adds its `1e-15`. No mask (SANA ignores it).
+    /// Per head, what diffusers computes with `Vp = [V | 1]`: `O = relu(Q) (relu(K)ᵀ Vp)`, then
+    /// `out = O[:, :Dv] / (O[:, Dv] + eps)`, eps added to the denominator exactly where diffusers adds its `1e-15`.
+    /// No mask (SANA ignores it). Runs as one pass per head in C (`Kernels.selection.vectorISA`: AVX-512, AVX2 or
+    /// portable), summing in its own order: fp32 rounding-level differences from the matmuls.
     public static func reluLinearAttention(
         query: Tensor, key: Tensor, value: Tensor, eps: Float = 1e-15, layout: AttentionLayout = .headsFirst
+    ) -> Tensor {
+        reluLinearAttention(query: query, key: key, value: value, eps: eps, layout: layout,
+                            isa: Kernels.selection.vectorISA)
+    }
+
+    /// `reluLinearAttention` on the C kernel path `isa` (which this CPU must run): tests compare the paths.
+    static func reluLinearAttention(
+        query: Tensor, key: Tensor, value: Tensor, eps: Float, layout: AttentionLayout, isa: KernelSelection.VectorISA
     ) -> Tensor {
         precondition(query.rank == 4 && key.rank == 4 && value.rank == 4,
                      "Ops.reluLinearAttention: q/k/v must be 4-D, got \(query.shape), \(key.shape), \(value.shape)")
@@ -32,45 +46,14 @@ extension Ops {
         guard out.count > 0 else { return out }
         let o = HeadMatrix(out, layout: layout)
         let pairs = batch * heads
-        let dp = dv + 1
-
-        // Each head start to finish in the worker's own scratch (relu(K), Vp = [V | 1], relu(Q): ~0.9 MB at
-        // N = 1024, cache-resident): one read of q/k/v and one write of the output.
-        let perWorker = n * (2 * d + dp) + d * dp
-        let workers = Swift.min(Parallel.workerCount, pairs)
-        let scratch = TensorStorage(uninitializedCount: workers * perWorker)  // pool-backed when large
-        defer { withExtendedLifetime(scratch) {} }
-        let base = SendablePointer(scratch.pointer)
-        Parallel.forEachRange(workers, minChunk: 1) { ws in
-            for w in ws {
-                let kr = base.pointer + w * perWorker, vp = kr + n * d, qr = vp + n * dp, kv = qr + n * d
-                for pair in stride(from: w, to: pairs, by: workers) {
-                    let b = pair / heads, h = pair % heads
-                    let qs = q.head(b, h), ks = k.head(b, h), vs = v.head(b, h)
-                    for t in 0..<n {
-                        let kRow = ks + t * k.rowStride, kd = kr + t * d
-                        for j in 0..<d { kd[j] = kRow[j] > 0 ? kRow[j] : 0 }
-                        let vd = vp + t * dp
-                        vd.update(from: vs + t * v.rowStride, count: dv)
-                        vd[dv] = 1
-                    }
-                    // KV [D, Dv+1] = relu(K)ᵀ Vp.
-                    Ops.sgemm(transposeA: true, transposeB: false, m: d, n: dp, k: n, a: kr, lda: d, b: vp, ldb: dp,
-                              beta: 0, c: kv, ldc: dp)
-                    for t in 0..<n {
-                        let qRow = qs + t * q.rowStride, qd = qr + t * d
-                        for j in 0..<d { qd[j] = qRow[j] > 0 ? qRow[j] : 0 }
-                    }
-                    // O [N, Dv+1] = relu(Q) KV, over Vp (no longer needed); then out = O / O[:, Dv].
-                    Ops.sgemm(transposeA: false, transposeB: false, m: n, n: dp, k: d, a: qr, lda: d, b: kv, ldb: dp,
-                              beta: 0, c: vp, ldc: dp)
-                    let os = o.head(b, h)
-                    for t in 0..<n {
-                        let src = vp + t * dp, dst = os + t * o.rowStride
-                        let denominator = src[dv] + eps
-                        for j in 0..<dv { dst[j] = src[j] / denominator }
-                    }
-                }
+        let c = isa.c
+        // One pass per (batch, head) in CKernels (linear_attention.c): KV and ksum in an L1 workspace, q/k/v read
+        // in place with their row strides, the output written once. ~64 kFLOP per token-head, so one pair per chunk.
+        Parallel.forEachRange(pairs, minChunk: 1) { range in
+            for pair in range {
+                let b = pair / heads, h = pair % heads
+                sg_relu_linear_attention_head(q.head(b, h), q.rowStride, k.head(b, h), k.rowStride, v.head(b, h),
+                                              v.rowStride, n, d, dv, eps, o.head(b, h), o.rowStride, c)
             }
         }
         return out

@@ -1,7 +1,9 @@
 // Fused kernels for the DiT block: each replaces a chain of elementwise passes (and their fresh tensors)
 // with one pass over memory. Every one computes exactly the fp32 operations of the chain it replaces, in
-// the same order, so results match the unfused ops bit for bit (except the depthwise GLU, whose 9-tap sums
-// run in a different order than the NCHW depthwise path: ≤ 1 ulp per tap).
+// the same order, so results match the unfused ops bit for bit — except the depthwise GLU: its 9-tap sums run
+// in a different order than the NCHW depthwise path (≤ 1 ulp per tap), and on CPUs with AVX-512 or AVX2 + FMA
+// it runs in CKernels (depthwise.c) with fused multiply-adds and its own exp, a few ulp from the unfused ops.
+internal import CKernels
 
 extension Ops {
     /// adaLN modulation after a LayerNorm without affine: `layerNorm(x) · (1 + scale) + shift`.
@@ -66,8 +68,21 @@ extension Ops {
     /// channels. `taps` is `[9, 2C]` (`depthwiseTapsChannelsLast` of the `[2C, 1, 3, 3]` weight), `bias` `[2C]`.
     /// Returns `[B, H·W, C]`: the same values as `conv2d(groups: 2C)` → `chunk(2)` → `a · silu(g)` on NCHW, with
     /// no layout change and no intermediate tensor.
+    ///
+    /// Where CKernels has a vector path for this CPU (`KernelSelection.vectorISA`: AVX-512 or AVX2 + FMA, not with
+    /// `SANAGRAPH_CPU=generic`) it runs there: this module is built for baseline x86-64, where the loop below gets
+    /// neither FMA nor wide vectors.
     public static func depthwiseConv3x3GLUChannelsLast(_ x: Tensor, height: Int, width: Int, taps: Tensor,
                                                        bias: Tensor?) -> Tensor {
+        let isa = Kernels.selection.vectorISA
+        return depthwiseConv3x3GLUChannelsLast(x, height: height, width: width, taps: taps, bias: bias,
+                                               isa: isa == .portable ? nil : isa)
+    }
+
+    /// `depthwiseConv3x3GLUChannelsLast` on a chosen kernel: the Swift loop (`isa` nil) or CKernels' code for
+    /// `isa` (the caller checks the CPU has it), so tests can compare them.
+    static func depthwiseConv3x3GLUChannelsLast(_ x: Tensor, height: Int, width: Int, taps: Tensor, bias: Tensor?,
+                                                isa: KernelSelection.VectorISA?) -> Tensor {
         precondition(x.rank == 3 && x.shape[1] == height * width && x.shape[2] % 2 == 0,
                      "depthwiseConv3x3GLUChannelsLast: expected x [B, \(height)·\(width), 2C], got \(x.shape)")
         let (b, c2) = (x.shape[0], x.shape[2])
@@ -79,6 +94,13 @@ extension Ops {
         let px = SendablePointer(x.storage.pointer + x.offset), po = SendablePointer(out.storage.pointer)
         let pw = SendablePointer(taps.storage.pointer + taps.offset)
         let pb = bias.map { SendablePointer($0.storage.pointer + $0.offset) }
+        if let isa {
+            Parallel.forEachRange(b * height * width, minChunk: Swift.max(1, 4_096 / Swift.max(c, 1))) { pixels in
+                sg_depthwise3x3_glu_nhwc(px.pointer, pw.pointer, pb?.pointer, height, width, c, pixels.lowerBound,
+                                         pixels.upperBound, po.pointer, isa.c)
+            }
+            return out
+        }
         // Channel blocks keep both accumulators (a and gate halves) in L1 while the 9 taps stream past.
         let block = 256
         Parallel.forEachRange(b * height * width, minChunk: Swift.max(1, 4_096 / Swift.max(c, 1))) { pixels in

@@ -2,6 +2,8 @@
 // §2.3 Gemma, §4.2 channel RMSNorm of DC-AE) and GroupNorm. Statistics are accumulated in fp32 over
 // 16 lanes (a strict scalar sum cannot vectorise); variance is two-pass, as in PyTorch, for accuracy.
 
+internal import CKernels
+
 extension Ops {
     /// `torch.nn.functional.layer_norm` over the last dimension: `(x − mean) / √(var + eps) · weight + bias`
     /// with the biased variance. `weight` and `bias` (`[D]`) are each optional.
@@ -47,16 +49,36 @@ extension Ops {
     }
 
     /// DC-AE channel RMSNorm (`RMSNorm2d`) on `[N, C, *spatial]`: every pixel is normalised over its `C`
-    /// channels, `x · rsqrt(mean_c(x²) + eps)`, then `· weight[c] + bias[c]`.
-    public static func channelRMSNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
+    /// channels, `x · rsqrt(mean_c(x²) + eps)`, then `· weight[c] + bias[c]`, then `+ residual` (same shape as
+    /// x) when given: the blocks' norm and skip connection in one pass.
+    public static func channelRMSNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float,
+                                      residual: Tensor? = nil) -> Tensor {
         precondition(x.rank >= 2, "channelRMSNorm: expected [N, C, ...], got \(x.shape)")
         let n = x.shape[0], c = x.shape[1]
         let plane = x.shape.dropFirst(2).reduce(1, *)
         checkAffine(weight, c, "channelRMSNorm", "weight")
         checkAffine(bias, c, "channelRMSNorm", "bias")
+        if let residual { precondition(residual.shape == x.shape, "channelRMSNorm: residual \(residual.shape) must match x \(x.shape)") }
         let out = Tensor(uninitialized: x.shape)
         guard out.count > 0 else { return out }
         let px = SendablePointer(x.storage.pointer + x.offset), po = SendablePointer(out.storage.pointer)
+        let pr = residual.map { SendablePointer($0.storage.pointer + $0.offset) }
+        let isa = Kernels.selection.vectorISA
+        if isa != .portable {
+            // CKernels' AVX-512 / AVX2 code (this Swift is SSE2 on baseline x86-64), 512 pixels per item.
+            let pw = weight.map { SendablePointer($0.storage.pointer + $0.offset) }
+            let pb = bias.map { SendablePointer($0.storage.pointer + $0.offset) }
+            let tiles = (plane + 511) / 512
+            Parallel.forEachRange(n * tiles, minChunk: Swift.max(1, 16_384 / (512 * c))) { items in
+                for item in items {
+                    let base = (item / tiles) * c * plane, p0 = (item % tiles) * 512
+                    sg_channel_rms_norm(px.pointer + base, pr.map { $0.pointer + base }, pw?.pointer, pb?.pointer, c, plane,
+                                        p0, Swift.min(plane, p0 + 512), eps, po.pointer + base, isa.c)
+                }
+            }
+            withExtendedLifetime((weight, bias)) {}
+            return out
+        }
         let w = weight?.scalars, b = bias?.scalars
         // Pixels are processed in tiles so the per-pixel sums stay in L1 while the channels stream past.
         let tile = 512
@@ -79,6 +101,7 @@ extension Ops {
                         let src = px.pointer + base + ch * plane, dst = po.pointer + base + ch * plane
                         let g = w?[ch] ?? 1, s = b?[ch] ?? 0
                         for j in 0..<len { dst[j] = src[j] * acc[j] * g + s }
+                        if let pr { for j in 0..<len { dst[j] += pr.pointer[base + ch * plane + j] } }
                     }
                 }
             }

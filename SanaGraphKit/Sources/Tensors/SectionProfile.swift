@@ -25,6 +25,40 @@ public enum SectionProfile {
         return totals.withLock { t in defer { t = nil }; return t ?? [:] }
     }
 
+    /// With `SANAGRAPH_PROFILE` set (and not "0"): starts collecting and prints `report` of every part to stderr
+    /// when the process exits. Call once, before any model runs.
+    public static func startFromEnvironment() {
+        guard let v = ProcessInfo.processInfo.environment["SANAGRAPH_PROFILE"], !v.isEmpty, v != "0" else { return }
+        start()
+        startGEMMSeconds = Kernels.oneDNNTime().seconds
+        startNanoseconds = DispatchTime.now().uptimeNanoseconds
+        atexit {
+            let wall = Double(DispatchTime.now().uptimeNanoseconds - SectionProfile.startNanoseconds) / 1e9
+            let gemm = Kernels.oneDNNTime().seconds - SectionProfile.startGEMMSeconds
+            let text = SectionProfile.report(SectionProfile.stop(), wallSeconds: wall, gemmSeconds: gemm)
+            FileHandle.standardError.write(Data(("== SANAGRAPH_PROFILE\n" + text).utf8))
+        }
+    }
+
+    nonisolated(unsafe) static var startNanoseconds: UInt64 = 0
+    nonisolated(unsafe) static var startGEMMSeconds = 0.0
+
+    /// A Markdown table of the parts, slowest first: total ms, ms inside the GEMM kernels (oneDNN, the AMX
+    /// kernel), the rest, and calls; then the process's wall and GEMM time since collecting began.
+    public static func report(_ parts: [String: Totals], wallSeconds: Double, gemmSeconds: Double) -> String {
+        var lines = ["| part | ms | in GEMMs | rest | calls |", "|---|---:|---:|---:|---:|"]
+        for (name, t) in parts.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+            let ms = t.seconds * 1e3, gemm = t.oneDNNSeconds * 1e3
+            lines.append("| \(name) | \(fixed(ms)) | \(fixed(gemm)) | \(fixed(ms - gemm)) | \(t.calls) |")
+        }
+        let inParts = parts.values.reduce(0) { $0 + $1.seconds }
+        lines.append("wall \(fixed(wallSeconds * 1e3)) ms since start, \(fixed(inParts * 1e3)) ms in the parts above, "
+                     + "\(fixed(gemmSeconds * 1e3)) ms in GEMMs overall")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private static func fixed(_ v: Double) -> String { String(format: "%.1f", v) }
+
     /// Runs `body`, adding its time to `part` while collecting. Parts should not nest (each would count the inner).
     public static func measure<R>(_ part: String, _ body: () throws -> R) rethrows -> R {
         guard collecting.load(ordering: .acquiring) else { return try body() }

@@ -27,6 +27,10 @@ typedef struct {
 
 void sg_cpu_detect(sg_cpu_info *out);
 
+/// Which vector code the element-wise and attention kernels of this library run: chosen once by the Swift side
+/// (`KernelSelection.vectorISA`: CPU features, or portable under `SANAGRAPH_CPU=generic`) and passed to each.
+typedef enum { SG_ISA_PORTABLE = 0, SG_ISA_AVX2 = 1, SG_ISA_AVX512 = 2 } sg_isa;
+
 /// Asks the kernel for permission to use AMX tile data (arch_prctl ARCH_REQ_XCOMP_PERM, Linux ≥ 5.16): 1 granted,
 /// 0 refused (no AMX, an older kernel, or a sandbox that forbids it).
 int sg_amx_request_permission(void);
@@ -128,12 +132,57 @@ void sg_amx_gemm(const uint16_t *a, long m, long k, const uint16_t *packed, long
 void sg_amx_gemm_emulated(const uint16_t *a, long m, long k, const uint16_t *packed, long n, const float *bias,
                           float *y, long ldy, long nb0, long nb1, int activation);
 
+// MARK: Depthwise 3×3 conv + GLU on channels-last tokens (depthwise.c)
+
+/// Output pixels [p0, p1) (counted over B·H·W) of GLUMBConv's middle: `x` [B, H·W, 2C] fp32 convolved depthwise
+/// with the 3×3 `taps` [9, 2C] (tap-major, (dy + 1)·3 + dx + 1; stride 1, zero padding) plus `bias` [2C] (or NULL),
+/// then `out` [B, H·W, C] = a · silu(g), a and g the first and second `c` channels. Threads may compute disjoint
+/// pixel ranges at once.
+void sg_depthwise3x3_glu_nhwc(const float *x, const float *taps, const float *bias, long height, long width, long c,
+                              long p0, long p1, float *out, sg_isa isa);
+
+// MARK: Element-wise steps (elementwise.c); `isa` picks AVX-512, AVX2 + FMA or portable C
+
+/// `y = x / (1 + e^−x)` over n floats (y may be x).
+void sg_silu(const float *x, float *y, long n, sg_isa isa);
+/// DC-AE's channel RMSNorm on one NCHW image (`c` planes of `plane` pixels), pixels [p0, p1):
+/// out = x · rsqrt(mean_c(x²) + eps) · weight[c] + bias[c] (+ residual), weight / bias / residual may be NULL.
+void sg_channel_rms_norm(const float *x, const float *residual, const float *weight, const float *bias, long c,
+                         long plane, long p0, long p1, float eps, float *out, sg_isa isa);
+
+// MARK: Softmax attention over a few keys (attention.c)
+
+/// Floats of scratch `sg_attention_few_keys` needs for head dimension `d` (the keys, transposed).
+long sg_attention_few_keys_scratch(long d);
+/// `rows` query rows of one head against its first `n` ≤ 64 keys, fp32: `out` = softmax(alpha·q kᵀ + mask) v, row t
+/// of q at q + t·q_stride (d floats), key j at k + j·k_stride, value j at v + j·v_stride (dv floats), mask (NULL:
+/// none) value of key j at mask[j·mask_stride], the same for every row. A row whose keys are all −inf gives zeros.
+/// With `check_padding`, every row must also show that the keys left out (L2 norm ≤ pad_key_norm, mask ≤
+/// pad_mask_max) have exactly zero weight (exponent < −100); returns 0 as soon as one does not (the caller redoes
+/// the rows over every key), 1 when done, −1 when n is out of range. With `bf16_operands`, q, k, v and the
+/// probabilities are rounded to bf16 before their products (fp32 sums), as the AMX tile path computes.
+/// `isa`: AVX-512 or portable C. `scratch`: `sg_attention_few_keys_scratch(d)` floats.
+int sg_attention_few_keys(const float *q, long q_stride, long rows, long d, const float *k, long k_stride,
+                          const float *v, long v_stride, long n, long dv, float alpha, const float *mask,
+                          long mask_stride, int check_padding, float pad_key_norm, float pad_mask_max, float *out,
+                          long out_stride, float *scratch, int bf16_operands, sg_isa isa);
+
 /// Wall time spent in `sg_linear_run` and `sg_conv_run` (and AMX-kernel GEMMs, `sg_gemm_time_add`) since the
 /// process started (input/output conversions included), and the number of those calls: benchmarks split a
 /// model's time with it.
 void sg_onednn_time(double *seconds, long *calls);
 /// Adds one GEMM call of `nanoseconds` to the `sg_onednn_time` totals.
 void sg_gemm_time_add(long long nanoseconds);
+
+// MARK: ReLU linear attention, one (batch, head) pair (linear_attention.c)
+
+/// SANA's linear attention core for one head: with relu(q) [n, d], relu(k) [n, d], v [n, dv] (row t of q at
+/// q + t·q_stride, likewise k, v and out), KV = relu(k)ᵀ v [d, dv] and ksum = Σ_t relu(k_t), then row t of `out`
+/// = relu(q_t) KV / (relu(q_t) · ksum + eps). relu maps NaN to 0. Any n, d ≥ 0 and dv ≥ 1; the KV workspace is on
+/// the stack (heap beyond ~32 KB). `isa` must be one this CPU runs. Threads may run different heads at once.
+void sg_relu_linear_attention_head(const float *q, long q_stride, const float *k, long k_stride, const float *v,
+                                   long v_stride, long n, long d, long dv, float eps, float *out, long out_stride,
+                                   sg_isa isa);
 
 #ifdef __cplusplus
 }

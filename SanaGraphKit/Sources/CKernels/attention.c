@@ -1,0 +1,200 @@
+// Softmax attention of one head over a few keys (≤ 64), fp32, start to finish per query row: the DiT's
+// cross-attention once the caption's padding keys are dropped (a prompt is a few dozen of its 300 tokens).
+// There the general path's per-row steps (two tiny GEMMs, scale, mask, softmax, the padding check) cost more
+// than the arithmetic; here a row's scores live in at most four 16-lane registers.
+#include "CKernels.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { MAX_KEYS = 64 };
+
+/// fp32 → nearest-even bf16, kept in fp32 (the operands of `bf16` attention, as the AMX tile path rounds them).
+static float round_bf16(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return x;
+    bits = (bits + 0x7fffu + ((bits >> 16) & 1)) & 0xffff0000u;
+    memcpy(&x, &bits, 4);
+    return x;
+}
+
+/// Whether leaving out the padding keys is exact for a row (as Attention.swift's `paddingIsExact`): every dropped
+/// key's exponent, at most alpha·|q|·pad_key_norm + pad_mask_max − row_max, is below −100, where exp is 0.
+static int padding_exact(float alpha, float q_norm2, float pad_key_norm, float pad_mask_max, float row_max) {
+    return alpha * sqrtf(q_norm2) * pad_key_norm + pad_mask_max - row_max < -100;
+}
+
+static int few_keys_portable(const float *q, long q_stride, long rows, long d, const float *k, long k_stride,
+                             const float *v, long v_stride, long n, long dv, float alpha, const float *mask,
+                             long mask_stride, int check, float pad_key_norm, float pad_mask_max, float *out,
+                             long out_stride, int bf16) {
+    float s[MAX_KEYS];
+#define R(x) (bf16 ? round_bf16(x) : (x))
+    for (long r = 0; r < rows; r++) {
+        const float *qr = q + r * q_stride;
+        float *o = out + r * out_stride;
+        float row_max = -INFINITY, q2 = 0;
+        for (long c = 0; c < d; c++) q2 += qr[c] * qr[c];
+        for (long j = 0; j < n; j++) {
+            float dot = 0;
+            for (long c = 0; c < d; c++) dot += R(qr[c]) * R(k[j * k_stride + c]);
+            s[j] = alpha * dot + (mask ? mask[j * mask_stride] : 0);
+            if (s[j] > row_max) row_max = s[j];
+        }
+        if (check && !padding_exact(alpha, q2, pad_key_norm, pad_mask_max, row_max)) return 0;
+        memset(o, 0, sizeof(float) * (size_t)dv);
+        if (row_max == -INFINITY) continue;  // every key masked with −inf: zeros, as the general path
+        float sum = 0;
+        for (long j = 0; j < n; j++) sum += s[j] = expf(s[j] - row_max);
+        float inv = 1 / sum;
+        for (long j = 0; j < n; j++)
+            for (long c = 0; c < dv; c++) o[c] += R(s[j] * inv) * R(v[j * v_stride + c]);
+    }
+    return 1;
+#undef R
+}
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+
+/// Each lane rounded to nearest-even bf16 (NaN is not kept quiet: operands here are finite).
+AVX512 static inline __m512 round_bf16_avx512(__m512 x) {
+    __m512i b = _mm512_castps_si512(x);
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+    b = _mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
+    return _mm512_castsi512_ps(_mm512_and_si512(b, _mm512_set1_epi32((int)0xffff0000u)));
+}
+
+/// e^x for x ≤ 0 (Cephes expf: n = round(x·log2 e), a degree-5 polynomial on the remainder, scaled by 2^n);
+/// below −87.3 (−inf included) exactly 0.
+AVX512 static inline __m512 exp_nonpositive(__m512 x) {
+    __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_maskz_scalef_ps((__mmask16)~tiny, p, n);
+}
+
+static __mmask16 lanes(long count) { return count >= 16 ? 0xffff : count <= 0 ? 0 : (__mmask16)((1u << count) - 1); }
+
+enum { ROWS = 4 };  // query rows at once: four independent FMA chains, each key / value vector loaded once for all
+
+/// ROWS query rows from `r0`: scores in `blocks` (a constant after inlining) registers of 16 keys each from the
+/// keys transposed to kt[c·64 + j], the softmax, then the weighted sum of the value rows. 0 when a row fails
+/// the padding check.
+AVX512 static inline __attribute__((always_inline)) int few_keys_rows(
+    const float *q, long q_stride, long rows, long r0, long d, const float *v, long v_stride, long n, long dv,
+    float alpha, const __m512 *bias, int check, float pad_key_norm, float pad_mask_max, float *out, long out_stride,
+    const float *kt, int bf16, const long blocks) {
+    const float *qr[ROWS];
+    for (long i = 0; i < ROWS; i++) qr[i] = q + (r0 + (r0 + i < rows ? i : rows - 1 - r0)) * q_stride;
+    __m512 s[ROWS][4];
+    for (long i = 0; i < ROWS; i++)
+        for (long b = 0; b < blocks; b++) s[i][b] = _mm512_setzero_ps();
+    for (long c = 0; c < d; c++) {
+        __m512 kc[4];
+        for (long b = 0; b < blocks; b++) kc[b] = _mm512_loadu_ps(kt + c * MAX_KEYS + b * 16);
+        for (long i = 0; i < ROWS; i++) {
+            __m512 qc = _mm512_set1_ps(bf16 ? round_bf16(qr[i][c]) : qr[i][c]);
+            for (long b = 0; b < blocks; b++) s[i][b] = _mm512_fmadd_ps(qc, kc[b], s[i][b]);
+        }
+    }
+    float p[ROWS][MAX_KEYS];
+    for (long i = 0; i < ROWS && r0 + i < rows; i++) {
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        for (long b = 0; b < blocks; b++) {
+            s[i][b] = _mm512_fmadd_ps(s[i][b], _mm512_set1_ps(alpha), bias[b]);
+            mx = _mm512_max_ps(mx, s[i][b]);
+        }
+        float row_max = _mm512_reduce_max_ps(mx);
+        if (check) {
+            __m512 q2 = _mm512_setzero_ps();
+            for (long c = 0; c < d; c += 16) {
+                __m512 x = _mm512_maskz_loadu_ps(lanes(d - c), qr[i] + c);
+                q2 = _mm512_fmadd_ps(x, x, q2);
+            }
+            if (!padding_exact(alpha, _mm512_reduce_add_ps(q2), pad_key_norm, pad_mask_max, row_max)) return 0;
+        }
+        if (row_max == -INFINITY) {  // every key masked with −inf: zeros, as the general path
+            memset(p[i], 0, sizeof p[i]);
+            continue;
+        }
+        __m512 sum = _mm512_setzero_ps(), m = _mm512_set1_ps(row_max);
+        for (long b = 0; b < blocks; b++) {
+            s[i][b] = exp_nonpositive(_mm512_sub_ps(s[i][b], m));
+            sum = _mm512_add_ps(sum, s[i][b]);
+        }
+        __m512 inv = _mm512_set1_ps(1 / _mm512_reduce_add_ps(sum));
+        for (long b = 0; b < blocks; b++) {
+            __m512 pb = _mm512_mul_ps(s[i][b], inv);
+            _mm512_storeu_ps(p[i] + b * 16, bf16 ? round_bf16_avx512(pb) : pb);
+        }
+    }
+    for (long c = 0; c < dv; c += 16) {
+        __mmask16 mc = lanes(dv - c);
+        __m512 acc[ROWS];
+        for (long i = 0; i < ROWS; i++) acc[i] = _mm512_setzero_ps();
+        for (long j = 0; j < n; j++) {
+            __m512 vj = _mm512_maskz_loadu_ps(mc, v + j * v_stride + c);
+            if (bf16) vj = round_bf16_avx512(vj);
+            for (long i = 0; i < ROWS; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(p[i][j]), vj, acc[i]);
+        }
+        for (long i = 0; i < ROWS && r0 + i < rows; i++) _mm512_mask_storeu_ps(out + (r0 + i) * out_stride + c, mc, acc[i]);
+    }
+    return 1;
+}
+
+AVX512 static int few_keys_avx512(const float *q, long q_stride, long rows, long d, const float *k, long k_stride,
+                                  const float *v, long v_stride, long n, long dv, float alpha, const float *mask,
+                                  long mask_stride, int check, float pad_key_norm, float pad_mask_max, float *out,
+                                  long out_stride, float *kt, int bf16) {
+    long blocks = (n + 15) / 16;
+    for (long c = 0; c < d; c++)
+        for (long j = 0; j < blocks * 16; j++)
+            kt[c * MAX_KEYS + j] = j < n ? (bf16 ? round_bf16(k[j * k_stride + c]) : k[j * k_stride + c]) : 0;
+    __m512 bias[4];
+    for (long b = 0; b < blocks; b++) {
+        float m[16];
+        for (long j = 0; j < 16; j++) {
+            long key = b * 16 + j;
+            m[j] = key >= n ? -INFINITY : mask ? mask[key * mask_stride] : 0;
+        }
+        bias[b] = _mm512_loadu_ps(m);
+    }
+    for (long r0 = 0; r0 < rows; r0 += ROWS) {
+#define ROWS_WITH(B) few_keys_rows(q, q_stride, rows, r0, d, v, v_stride, n, dv, alpha, bias, check, pad_key_norm, \
+                                   pad_mask_max, out, out_stride, kt, bf16, B)
+        int ok = blocks == 1 ? ROWS_WITH(1) : blocks == 2 ? ROWS_WITH(2) : blocks == 3 ? ROWS_WITH(3) : ROWS_WITH(4);
+#undef ROWS_WITH
+        if (!ok) return 0;
+    }
+    return 1;
+}
+#endif
+
+long sg_attention_few_keys_scratch(long d) { return d * MAX_KEYS; }
+
+int sg_attention_few_keys(const float *q, long q_stride, long rows, long d, const float *k, long k_stride,
+                          const float *v, long v_stride, long n, long dv, float alpha, const float *mask,
+                          long mask_stride, int check_padding, float pad_key_norm, float pad_mask_max, float *out,
+                          long out_stride, float *scratch, int bf16_operands, sg_isa isa) {
+    if (n < 1 || n > MAX_KEYS) return -1;
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+    if (isa == SG_ISA_AVX512)
+        return few_keys_avx512(q, q_stride, rows, d, k, k_stride, v, v_stride, n, dv, alpha, mask, mask_stride,
+                               check_padding, pad_key_norm, pad_mask_max, out, out_stride, scratch, bf16_operands);
+#endif
+    (void)scratch;
+    return few_keys_portable(q, q_stride, rows, d, k, k_stride, v, v_stride, n, dv, alpha, mask, mask_stride,
+                             check_padding, pad_key_norm, pad_mask_max, out, out_stride, bf16_operands);
+}

@@ -1,0 +1,205 @@
+// GLUMBConv's middle on channels-last tokens: depthwise 3×3 conv (stride 1, zero padding 1) of x [B, H·W, 2C]
+// with taps [9, 2C] (+ bias [2C]), then out [B, H·W, C] = a · silu(g), a and g the first and second C channels.
+//
+// The Swift module is built for baseline x86-64 (SSE2), where this op's 9 multiply-adds per value run 4 lanes wide
+// without FMA; here they run 16 (AVX-512) or 8 (AVX2 + FMA) lanes wide (`sg_isa`, chosen by the Swift side), with a
+// plain C fallback. Each thread's pixel range is walked one channel block at a time, so the three image rows a block
+// reads stay in L1/L2 while the 9 taps stream past the block's accumulators (registers on the vector paths).
+// On one core of an AMD EPYC with AVX-512, B = 2, 16×16, C = 2880 (C harness): portable C 6.2 ms, AVX2 1.6 ms,
+// AVX-512 1.4 ms; through Ops (1 thread) the Swift loop 3.2 ms, AVX-512 1.1 ms.
+#include "CKernels.h"
+
+#include <math.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+#define SG_DW_X86 1
+#define AVX512_TARGET __attribute__((target("avx512f,fma")))
+#define AVX2_TARGET __attribute__((target("avx2,fma")))
+#endif
+
+// Channels of each half per block: 2·128 floats a pixel, so the 3 rows around a pixel stay in L2 up to W ≈ 300.
+enum { DW_BLOCK = 128 };
+
+/// The pixel walk shared by every path: for each channel block, pixels [p0, p1) in order, tracking (y, x)
+/// without a division per pixel. The body (the argument) does channels [cb, ce) of one pixel from `s` (its input
+/// row) into `o` (its output row), over the neighbours dy0...dy1, dx0...dx1 (−1...1, clipped at the image's edges).
+#define DW_WALK(...)                                                                                           \
+    for (long cb = 0; cb < c; cb += DW_BLOCK) {                                                                \
+        long ce = cb + DW_BLOCK < c ? cb + DW_BLOCK : c, yx = p0 % (height * width);                            \
+        long y = yx / width, xx = yx % width;                                                                  \
+        for (long p = p0; p < p1; p++) {                                                                       \
+            const float *s = x + p * 2 * c;                                                                    \
+            float *o = out + p * c;                                                                            \
+            int dy0 = y > 0 ? -1 : 0, dy1 = y < height - 1 ? 1 : 0, dx0 = xx > 0 ? -1 : 0,                     \
+                dx1 = xx < width - 1 ? 1 : 0;                                                                  \
+            __VA_ARGS__                                                                                        \
+            if (++xx == width) { xx = 0; if (++y == height) y = 0; }                                           \
+        }                                                                                                      \
+    }
+
+/// Portable C: the 9 taps over a block of accumulators in memory, then silu as `Ops.silu` (g / (1 + e^−g)). The
+/// reference for the vector paths (libm's scalar expf makes it slower than the Swift loop, which Tensors runs where
+/// there is no vector path).
+static void dw_portable(const float *x, const float *taps, const float *bias, long height, long width, long c,
+                        long p0, long p1, float *out) {
+    float acc[2 * DW_BLOCK];
+    DW_WALK({
+        long n = ce - cb;
+        for (long i = 0; i < n; i++) {
+            acc[i] = bias ? bias[cb + i] : 0;
+            acc[DW_BLOCK + i] = bias ? bias[c + cb + i] : 0;
+        }
+        for (int dy = dy0; dy <= dy1; dy++)
+            for (int dx = dx0; dx <= dx1; dx++) {
+                const float *src = s + (dy * width + dx) * 2 * c + cb, *w = taps + ((dy + 1) * 3 + dx + 1) * 2 * c + cb;
+                for (long i = 0; i < n; i++) acc[i] += src[i] * w[i];
+                for (long i = 0; i < n; i++) acc[DW_BLOCK + i] += src[c + i] * w[c + i];
+            }
+        for (long i = 0; i < n; i++) {
+            float g = acc[DW_BLOCK + i];
+            o[cb + i] = acc[i] * (g / (1.0f + expf(-g)));
+        }
+    })
+}
+
+#ifdef SG_DW_X86
+
+// silu(g) = g · σ(g) is computed from e = e^−|g| ∈ [0, 1]: σ(|g|) = 1 / (1 + e) and σ(−|g|) = e / (1 + e), so
+// nothing overflows; silu(−large) is −0 or a denormal, silu(+large) = g.
+
+/// e^x for x ≤ 0 (Cephes expf: n = round(x·log2 e), a degree-5 polynomial on the remainder, scaled by 2^n; ≤ 2 ulp
+/// from expf). Below −104 the result is 0.
+AVX512_TARGET static inline __m512 exp_nonpositive_avx512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);  // handles 2^n down to denormals and 0
+}
+
+/// a · silu(g). 1 / (1 + e) by VRCP14PS and one Newton step (≈ 2^−28 relative): a 512-bit division costs 10–16
+/// cycles on Intel cores, more than the 18 FMAs of a pixel's 16 channels.
+AVX512_TARGET static inline __m512 glu_avx512(__m512 a, __m512 g) {
+    __m512 e = exp_nonpositive_avx512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(g)));
+    __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), e), r = _mm512_rcp14_ps(d);
+    r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
+    r = _mm512_mask_mul_ps(r, _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LT_OQ), r, e);
+    return _mm512_mul_ps(a, _mm512_mul_ps(g, r));
+}
+
+/// One pixel's `nv` (≤ 4, a constant after inlining) vectors of 16 channels from channel i, in registers through
+/// the taps; lanes outside `last` of the last vector are neither read nor written.
+AVX512_TARGET static inline __attribute__((always_inline)) void
+dw_vectors_avx512(const float *s, const float *taps, const float *bias, long width, long c, long i, int nv,
+                  __mmask16 last, int dy0, int dy1, int dx0, int dx1, float *o) {
+    __m512 a[4], g[4];
+    for (int v = 0; v < nv; v++) {
+        __mmask16 m = v == nv - 1 ? last : 0xffff;
+        a[v] = bias ? _mm512_maskz_loadu_ps(m, bias + i + 16 * v) : _mm512_setzero_ps();
+        g[v] = bias ? _mm512_maskz_loadu_ps(m, bias + c + i + 16 * v) : _mm512_setzero_ps();
+    }
+    for (int dy = dy0; dy <= dy1; dy++)
+        for (int dx = dx0; dx <= dx1; dx++) {
+            const float *src = s + (dy * width + dx) * 2 * c + i, *w = taps + ((dy + 1) * 3 + dx + 1) * 2 * c + i;
+            for (int v = 0; v < nv; v++) {
+                __mmask16 m = v == nv - 1 ? last : 0xffff;
+                a[v] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, src + 16 * v), _mm512_maskz_loadu_ps(m, w + 16 * v), a[v]);
+                g[v] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, src + c + 16 * v), _mm512_maskz_loadu_ps(m, w + c + 16 * v), g[v]);
+            }
+        }
+    for (int v = 0; v < nv; v++) _mm512_mask_storeu_ps(o + i + 16 * v, v == nv - 1 ? last : 0xffff, glu_avx512(a[v], g[v]));
+}
+
+AVX512_TARGET static void dw_avx512(const float *x, const float *taps, const float *bias, long height, long width,
+                                    long c, long p0, long p1, float *out) {
+    DW_WALK({
+        long i = cb;
+        for (; i + 64 <= ce; i += 64) dw_vectors_avx512(s, taps, bias, width, c, i, 4, 0xffff, dy0, dy1, dx0, dx1, o);
+        for (; i + 16 <= ce; i += 16) dw_vectors_avx512(s, taps, bias, width, c, i, 1, 0xffff, dy0, dy1, dx0, dx1, o);
+        if (i < ce)
+            dw_vectors_avx512(s, taps, bias, width, c, i, 1, (__mmask16)((1u << (ce - i)) - 1), dy0, dy1, dx0, dx1, o);
+    })
+}
+
+/// e^x for x ≤ 0 as exp_nonpositive_avx512, with 2^n built in the exponent bits; below −87.3 the result is 0.
+AVX2_TARGET static inline __m256 exp_nonpositive_avx2(__m256 x0) {
+    __m256 x = _mm256_max_ps(x0, _mm256_set1_ps(-87.3f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+    return _mm256_andnot_ps(_mm256_cmp_ps(x0, _mm256_set1_ps(-87.3f), _CMP_LT_OQ), _mm256_mul_ps(p, scale));
+}
+
+/// a · silu(g); a 256-bit division is cheap enough next to the FMAs here (the divider is its own unit).
+AVX2_TARGET static inline __m256 glu_avx2(__m256 a, __m256 g) {
+    __m256 e = exp_nonpositive_avx2(_mm256_or_ps(g, _mm256_set1_ps(-0.0f)));  // −|g|
+    __m256 num = _mm256_blendv_ps(_mm256_set1_ps(1.0f), e, _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_LT_OQ));
+    return _mm256_mul_ps(a, _mm256_mul_ps(g, _mm256_div_ps(num, _mm256_add_ps(_mm256_set1_ps(1.0f), e))));
+}
+
+/// dw_vectors_avx512 with 8 lanes; `last` holds −1 in the lanes of the last vector to use (AVX2 masked moves).
+AVX2_TARGET static inline __attribute__((always_inline)) void
+dw_vectors_avx2(const float *s, const float *taps, const float *bias, long width, long c, long i, int nv,
+                __m256i last, int dy0, int dy1, int dx0, int dx1, float *o) {
+    const __m256i all = _mm256_set1_epi32(-1);
+    __m256 a[4], g[4];
+    for (int v = 0; v < nv; v++) {
+        __m256i m = v == nv - 1 ? last : all;
+        a[v] = bias ? _mm256_maskload_ps(bias + i + 8 * v, m) : _mm256_setzero_ps();
+        g[v] = bias ? _mm256_maskload_ps(bias + c + i + 8 * v, m) : _mm256_setzero_ps();
+    }
+    for (int dy = dy0; dy <= dy1; dy++)
+        for (int dx = dx0; dx <= dx1; dx++) {
+            const float *src = s + (dy * width + dx) * 2 * c + i, *w = taps + ((dy + 1) * 3 + dx + 1) * 2 * c + i;
+            for (int v = 0; v < nv; v++) {
+                __m256i m = v == nv - 1 ? last : all;
+                a[v] = _mm256_fmadd_ps(_mm256_maskload_ps(src + 8 * v, m), _mm256_maskload_ps(w + 8 * v, m), a[v]);
+                g[v] = _mm256_fmadd_ps(_mm256_maskload_ps(src + c + 8 * v, m), _mm256_maskload_ps(w + c + 8 * v, m), g[v]);
+            }
+        }
+    for (int v = 0; v < nv; v++) _mm256_maskstore_ps(o + i + 8 * v, v == nv - 1 ? last : all, glu_avx2(a[v], g[v]));
+}
+
+AVX2_TARGET static void dw_avx2(const float *x, const float *taps, const float *bias, long height, long width,
+                                long c, long p0, long p1, float *out) {
+    const __m256i all = _mm256_set1_epi32(-1);
+    DW_WALK({
+        long i = cb;
+        for (; i + 32 <= ce; i += 32) dw_vectors_avx2(s, taps, bias, width, c, i, 4, all, dy0, dy1, dx0, dx1, o);
+        for (; i + 8 <= ce; i += 8) dw_vectors_avx2(s, taps, bias, width, c, i, 1, all, dy0, dy1, dx0, dx1, o);
+        if (i < ce) {
+            __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(ce - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            dw_vectors_avx2(s, taps, bias, width, c, i, 1, last, dy0, dy1, dx0, dx1, o);
+        }
+    })
+}
+
+#endif
+
+void sg_depthwise3x3_glu_nhwc(const float *x, const float *taps, const float *bias, long height, long width, long c,
+                              long p0, long p1, float *out, sg_isa isa) {
+    if (p0 >= p1 || c <= 0) return;
+#ifdef SG_DW_X86
+    if (isa == SG_ISA_AVX512) { dw_avx512(x, taps, bias, height, width, c, p0, p1, out); return; }
+    if (isa == SG_ISA_AVX2) { dw_avx2(x, taps, bias, height, width, c, p0, p1, out); return; }
+#endif
+    (void)isa;
+    dw_portable(x, taps, bias, height, width, c, p0, p1, out);
+}
