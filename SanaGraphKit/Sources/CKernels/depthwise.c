@@ -115,7 +115,12 @@ dw_vectors_avx512(const float *s, const float *taps, const float *bias, long wid
                 g[v] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, src + c + 16 * v), _mm512_maskz_loadu_ps(m, w + c + 16 * v), g[v]);
             }
         }
-    for (int v = 0; v < nv; v++) _mm512_mask_storeu_ps(o + i + 16 * v, v == nv - 1 ? last : 0xffff, glu_avx512(a[v], g[v]));
+    // Masked stores only where needed: they cost more on AMD cores even with every lane set.
+    for (int v = 0; v < nv; v++) {
+        __m512 y = glu_avx512(a[v], g[v]);
+        if (v < nv - 1 || last == 0xffff) _mm512_storeu_ps(o + i + 16 * v, y);
+        else _mm512_mask_storeu_ps(o + i + 16 * v, last, y);
+    }
 }
 
 AVX512_TARGET static void dw_avx512(const float *x, const float *taps, const float *bias, long height, long width,

@@ -56,50 +56,65 @@ AVX2 static inline __m256i lanes8(long count) {
 
 // MARK: SiLU
 
+AVX512 static inline __m512 silu16(__m512 v) {
+    return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+}
+
+// Masked moves only for the tail: masked stores of whole vectors cost more on AMD cores.
 AVX512 static void silu_avx512(const float *x, float *y, long n) {
-    for (long i = 0; i < n; i += 16) {
-        __mmask16 m = lanes16(n - i);
-        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), v));
-        _mm512_mask_storeu_ps(y + i, m, _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
-    }
+    long i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, silu16(_mm512_loadu_ps(x + i)));
+    if (i < n) _mm512_mask_storeu_ps(y + i, lanes16(n - i), silu16(_mm512_maskz_loadu_ps(lanes16(n - i), x + i)));
+}
+
+AVX2 static inline __m256 silu8(__m256 v) {
+    return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
 }
 
 AVX2 static void silu_avx2(const float *x, float *y, long n) {
-    for (long i = 0; i < n; i += 8) {
-        __m256i m = lanes8(n - i);
-        __m256 v = _mm256_maskload_ps(x + i, m);
-        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), v));
-        _mm256_maskstore_ps(y + i, m, _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e)));
-    }
+    long i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, silu8(_mm256_loadu_ps(x + i)));
+    if (i < n) _mm256_maskstore_ps(y + i, lanes8(n - i), silu8(_mm256_maskload_ps(x + i, lanes8(n - i))));
 }
 
 // MARK: DC-AE channel RMSNorm on NCHW
+
+/// 64 pixels from p (a constant `full` after inlining: all 64 inside [p, p1), so no masked moves, which cost more on
+/// AMD cores).
+AVX512 static inline __attribute__((always_inline)) void channel_rms_norm_block(
+    const float *x, const float *residual, const float *weight, const float *bias, long c, long plane, long p, long p1,
+    float eps, float *out, const int full) {
+    __mmask16 m[4];
+    __m512 acc[4];
+    for (int v = 0; v < 4; v++) { m[v] = lanes16(p1 - p - 16 * v); acc[v] = _mm512_setzero_ps(); }
+#define LOAD(v, ptr) (full ? _mm512_loadu_ps(ptr) : _mm512_maskz_loadu_ps(m[v], ptr))
+    for (long ch = 0; ch < c; ch++)
+        for (int v = 0; v < 4; v++) {
+            __m512 t = LOAD(v, x + ch * plane + p + 16 * v);
+            acc[v] = _mm512_fmadd_ps(t, t, acc[v]);
+        }
+    for (int v = 0; v < 4; v++)
+        acc[v] = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_sqrt_ps(_mm512_fmadd_ps(acc[v], _mm512_set1_ps(1.0f / (float)c), _mm512_set1_ps(eps))));
+    for (long ch = 0; ch < c; ch++) {
+        __m512 w = _mm512_set1_ps(weight ? weight[ch] : 1), b = _mm512_set1_ps(bias ? bias[ch] : 0);
+        for (int v = 0; v < 4; v++) {
+            long at = ch * plane + p + 16 * v;
+            __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(LOAD(v, x + at), acc[v]), w, b);
+            if (residual) y = _mm512_add_ps(y, LOAD(v, residual + at));
+            if (full) _mm512_storeu_ps(out + at, y);
+            else _mm512_mask_storeu_ps(out + at, m[v], y);
+        }
+    }
+#undef LOAD
+}
 
 // 64 pixels at a time: their sums of squares in four (AVX-512) or eight (AVX2) registers while the channels stream
 // past, then the same channels again (from L1/L2) for the output.
 AVX512 static void channel_rms_norm_avx512(const float *x, const float *residual, const float *weight, const float *bias,
                                            long c, long plane, long p0, long p1, float eps, float *out) {
     for (long p = p0; p < p1; p += 64) {
-        __mmask16 m[4];
-        __m512 acc[4];
-        for (int v = 0; v < 4; v++) { m[v] = lanes16(p1 - p - 16 * v); acc[v] = _mm512_setzero_ps(); }
-        for (long ch = 0; ch < c; ch++)
-            for (int v = 0; v < 4; v++) {
-                __m512 t = _mm512_maskz_loadu_ps(m[v], x + ch * plane + p + 16 * v);
-                acc[v] = _mm512_fmadd_ps(t, t, acc[v]);
-            }
-        for (int v = 0; v < 4; v++)
-            acc[v] = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_sqrt_ps(_mm512_fmadd_ps(acc[v], _mm512_set1_ps(1.0f / (float)c), _mm512_set1_ps(eps))));
-        for (long ch = 0; ch < c; ch++) {
-            __m512 w = _mm512_set1_ps(weight ? weight[ch] : 1), b = _mm512_set1_ps(bias ? bias[ch] : 0);
-            for (int v = 0; v < 4; v++) {
-                long at = ch * plane + p + 16 * v;
-                __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m[v], x + at), acc[v]), w, b);
-                if (residual) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m[v], residual + at));
-                _mm512_mask_storeu_ps(out + at, m[v], y);
-            }
-        }
+        if (p + 64 <= p1) channel_rms_norm_block(x, residual, weight, bias, c, plane, p, p1, eps, out, 1);
+        else channel_rms_norm_block(x, residual, weight, bias, c, plane, p, p1, eps, out, 0);
     }
 }
 

@@ -88,7 +88,8 @@ static void la_portable(const float *q, long qs, const float *k, long ks, const 
 #define V_LOAD(p) _mm512_loadu_ps(p)
 #define V_LOADM(p, m) _mm512_maskz_loadu_ps(m, p)
 #define V_STORE(p, x) _mm512_storeu_ps(p, x)
-#define V_STOREM(p, m, x) _mm512_mask_storeu_ps(p, m, x)
+// Masked stores only where a lane is off: they cost more on AMD cores even with every lane set.
+#define V_STOREM(p, m, x) ((m) == 0xffff ? _mm512_storeu_ps(p, x) : _mm512_mask_storeu_ps(p, m, x))
 #define V_BCAST(p) _mm512_set1_ps(*(p))
 #define V_SET1(x) _mm512_set1_ps(x)
 #define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
@@ -129,7 +130,8 @@ static void la_portable(const float *q, long qs, const float *k, long ks, const 
 #define V_LOAD(p) _mm256_loadu_ps(p)
 #define V_LOADM(p, m) _mm256_maskload_ps(p, m)
 #define V_STORE(p, x) _mm256_storeu_ps(p, x)
-#define V_STOREM(p, m, x) _mm256_maskstore_ps(p, m, x)
+#define V_STOREM(p, m, x) \
+    (_mm256_movemask_ps(_mm256_castsi256_ps(m)) == 0xff ? _mm256_storeu_ps(p, x) : _mm256_maskstore_ps(p, m, x))
 #define V_BCAST(p) _mm256_broadcast_ss(p)
 #define V_SET1(x) _mm256_set1_ps(x)
 #define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
