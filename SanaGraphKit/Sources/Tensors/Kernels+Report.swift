@@ -20,7 +20,7 @@ extension KernelSelection {
         let probe = Tensor(repeating: 0.5, shape: [64, 64])
         let fp32 = LinearWeight(probe, precision: .fp32)
         lines.append(("fp32", "linear layers: \(fp32.kernel); convolutions: SanaGraph (Winograd / im2col / direct) on "
-                        + "OpenBLAS \(openBLASCore); attention: SanaGraph on OpenBLAS"))
+                        + "OpenBLAS \(openBLASCore); attention: SanaGraph's kernels (GEMMs on OpenBLAS)"))
         switch bf16 {
         case .native:
             let l = LinearWeight(probe, precision: .bf16)
