@@ -13,10 +13,12 @@
 #include <math.h>
 #include <string.h>
 
+#include "vector_math.h"
+
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
 #define SG_AMX 1
-#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 #endif
 
 enum { TILE_K = 32, BLOCK_N = 32, TILE_ELEMENTS = 512 };  // a weight tile: 16 k-pairs × 16 columns × 2 bf16
@@ -239,27 +241,11 @@ typedef struct {
     uint8_t rows[16];
 } tile_config;
 
-/// e^x for x ≤ 88.4 (Cephes expf: n = round(x·log2 e), a degree-5 polynomial on the remainder, scaled by 2^n).
-AMX_TARGET static inline __m512 exp_avx512(__m512 x) {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)), _mm512_set1_ps(-103.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
-
 /// SiLU, x / (1 + e^−x), over one 16×16 fp32 tile in place.
 AMX_TARGET static void silu_tile_avx512(float *t) {
     for (int i = 0; i < 256; i += 16) {
         __m512 x = _mm512_load_ps(t + i);
-        __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        __m512 e = sg_exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
         _mm512_store_ps(t + i, _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
     }
 }

@@ -7,6 +7,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "vector_math.h"
+
 enum { MAX_KEYS = 64 };
 
 /// fp32 → nearest-even bf16, kept in fp32 (the operands of `bf16` attention, as the AMX tile path rounds them).
@@ -55,9 +57,8 @@ static int few_keys_portable(const float *q, long q_stride, long rows, long d, c
 #undef R
 }
 
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#include <immintrin.h>
-#define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#ifdef SG_VECTOR_X86
+#define AVX512 SG_TARGET_AVX512
 
 /// Each lane rounded to nearest-even bf16 (NaN is not kept quiet: operands here are finite).
 AVX512 static inline __m512 round_bf16_avx512(__m512 x) {
@@ -67,23 +68,6 @@ AVX512 static inline __m512 round_bf16_avx512(__m512 x) {
     return _mm512_castsi512_ps(_mm512_and_si512(b, _mm512_set1_epi32((int)0xffff0000u)));
 }
 
-/// e^x for x ≤ 0 (Cephes expf: n = round(x·log2 e), a degree-5 polynomial on the remainder, scaled by 2^n);
-/// below −87.3 (−inf included) exactly 0.
-AVX512 static inline __m512 exp_nonpositive(__m512 x) {
-    __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ);
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_maskz_scalef_ps((__mmask16)~tiny, p, n);
-}
 
 static __mmask16 lanes(long count) { return count >= 16 ? 0xffff : count <= 0 ? 0 : (__mmask16)((1u << count) - 1); }
 
@@ -131,7 +115,7 @@ AVX512 static inline __attribute__((always_inline)) int few_keys_rows(
         }
         __m512 sum = _mm512_setzero_ps(), m = _mm512_set1_ps(row_max);
         for (long b = 0; b < blocks; b++) {
-            s[i][b] = exp_nonpositive(_mm512_sub_ps(s[i][b], m));
+            s[i][b] = sg_exp16(_mm512_sub_ps(s[i][b], m));
             sum = _mm512_add_ps(sum, s[i][b]);
         }
         __m512 inv = _mm512_set1_ps(1 / _mm512_reduce_add_ps(sum));
@@ -193,7 +177,7 @@ int sg_attention_few_keys(const float *q, long q_stride, long rows, long d, cons
                           long mask_stride, int check_padding, float pad_key_norm, float pad_mask_max, float *out,
                           long out_stride, float *scratch, int bf16_operands, sg_isa isa) {
     if (n < 1 || n > MAX_KEYS) return -1;
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#ifdef SG_VECTOR_X86
     if (isa == SG_ISA_AVX512)
         return few_keys_avx512(q, q_stride, rows, d, k, k_stride, v, v_stride, n, dv, alpha, mask, mask_stride,
                                check_padding, pad_key_norm, pad_mask_max, out, out_stride, scratch, bf16_operands);

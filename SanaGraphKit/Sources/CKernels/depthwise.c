@@ -9,11 +9,12 @@
 
 #include <math.h>
 
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#include <immintrin.h>
+#include "vector_math.h"
+
+#ifdef SG_VECTOR_X86
 #define SG_DW_X86 1
-#define AVX512_TARGET __attribute__((target("avx512f,fma")))
-#define AVX2_TARGET __attribute__((target("avx2,fma")))
+#define AVX512_TARGET SG_TARGET_AVX512
+#define AVX2_TARGET SG_TARGET_AVX2
 #endif
 
 // Channels of each half per block: the accumulators of 128 channels of both halves stay in registers.
@@ -68,29 +69,12 @@ static void dw_portable(const float *x, const float *taps, const float *bias, lo
 #ifdef SG_DW_X86
 
 // silu(g) = g · σ(g) is computed from e = e^−|g| ∈ [0, 1]: σ(|g|) = 1 / (1 + e) and σ(−|g|) = e / (1 + e), so
-// nothing overflows; silu(−large) is −0 or a denormal, silu(+large) = g.
-
-/// e^x for x ≤ 0 (Cephes expf: n = round(x·log2 e), a degree-5 polynomial on the remainder, scaled by 2^n; ≤ 2 ulp
-/// from expf). Below −104 the result is 0.
-AVX512_TARGET static inline __m512 exp_nonpositive_avx512(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);  // handles 2^n down to denormals and 0
-}
+// nothing overflows; silu(−large) is −0, silu(+large) = g.
 
 /// a · silu(g). 1 / (1 + e) by VRCP14PS and one Newton step (≈ 2^−28 relative): a 512-bit division costs 10–16
 /// cycles on Intel cores, more than the 18 FMAs of a pixel's 16 channels.
 AVX512_TARGET static inline __m512 glu_avx512(__m512 a, __m512 g) {
-    __m512 e = exp_nonpositive_avx512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(g)));
+    __m512 e = sg_exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(g)));
     __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), e), r = _mm512_rcp14_ps(d);
     r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
     r = _mm512_mask_mul_ps(r, _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LT_OQ), r, e);
@@ -136,27 +120,9 @@ AVX512_TARGET static void dw_avx512(const float *x, const float *taps, const flo
     })
 }
 
-/// e^x for x ≤ 0 as exp_nonpositive_avx512, with 2^n built in the exponent bits; below −87.3 the result is 0.
-AVX2_TARGET static inline __m256 exp_nonpositive_avx2(__m256 x0) {
-    __m256 x = _mm256_max_ps(x0, _mm256_set1_ps(-87.3f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
-    return _mm256_andnot_ps(_mm256_cmp_ps(x0, _mm256_set1_ps(-87.3f), _CMP_LT_OQ), _mm256_mul_ps(p, scale));
-}
-
 /// a · silu(g); a 256-bit division is cheap enough next to the FMAs here (the divider is its own unit).
 AVX2_TARGET static inline __m256 glu_avx2(__m256 a, __m256 g) {
-    __m256 e = exp_nonpositive_avx2(_mm256_or_ps(g, _mm256_set1_ps(-0.0f)));  // −|g|
+    __m256 e = sg_exp8(_mm256_or_ps(g, _mm256_set1_ps(-0.0f)));  // −|g|
     __m256 num = _mm256_blendv_ps(_mm256_set1_ps(1.0f), e, _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_LT_OQ));
     return _mm256_mul_ps(a, _mm256_mul_ps(g, _mm256_div_ps(num, _mm256_add_ps(_mm256_set1_ps(1.0f), e))));
 }

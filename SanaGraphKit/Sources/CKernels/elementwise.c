@@ -6,46 +6,11 @@
 
 #include <math.h>
 
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#include <immintrin.h>
-#define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-#define AVX2 __attribute__((target("avx2,fma")))
+#include "vector_math.h"
 
-// e^x (Cephes expf: n = round(x·log2 e), a degree-5 polynomial on the remainder, scaled by 2^n), with SoftmaxMath's
-// range: below −87.3 exactly 0, above 88.72 +inf.
-#define EXP_BODY(V, set1, fmadd, fnmadd, mul, add, x)                                                      \
-    V n = ROUND(mul(x, set1(1.44269504088896341f)));                                                       \
-    V r = fnmadd(n, set1(0.693359375f), x);                                                                \
-    r = fnmadd(n, set1(-2.12194440e-4f), r);                                                               \
-    V p = set1(1.9875691500e-4f);                                                                          \
-    p = fmadd(p, r, set1(1.3981999507e-3f));                                                               \
-    p = fmadd(p, r, set1(8.3334519073e-3f));                                                               \
-    p = fmadd(p, r, set1(4.1665795894e-2f));                                                               \
-    p = fmadd(p, r, set1(1.6666665459e-1f));                                                               \
-    p = fmadd(p, r, set1(5.0000001201e-1f));                                                               \
-    p = fmadd(p, mul(r, r), add(r, set1(1.0f)));
-
-AVX512 static inline __m512 exp16(__m512 x0) {
-    __m512 x = _mm512_min_ps(_mm512_max_ps(x0, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.0f));
-#define ROUND(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT)
-    EXP_BODY(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_mul_ps, _mm512_add_ps, x)
-#undef ROUND
-    __m512 y = _mm512_scalef_ps(p, n);
-    y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x0, _mm512_set1_ps(-87.3f), _CMP_LT_OQ), _mm512_setzero_ps());
-    return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x0, _mm512_set1_ps(88.72f), _CMP_GT_OQ), _mm512_set1_ps(INFINITY));
-}
-
-AVX2 static inline __m256 exp8(__m256 x0) {
-    __m256 x = _mm256_min_ps(_mm256_max_ps(x0, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.0f));
-#define ROUND(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-    EXP_BODY(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_mul_ps, _mm256_add_ps, x)
-#undef ROUND
-    // 2^n through the exponent bits (n is in [−126, 127] after the clamp).
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-    y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x0, _mm256_set1_ps(-87.3f), _CMP_LT_OQ));
-    return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x0, _mm256_set1_ps(88.72f), _CMP_GT_OQ));
-}
+#ifdef SG_VECTOR_X86
+#define AVX512 SG_TARGET_AVX512
+#define AVX2 SG_TARGET_AVX2
 
 static __mmask16 lanes16(long count) { return count >= 16 ? 0xffff : count <= 0 ? 0 : (__mmask16)((1u << count) - 1); }
 
@@ -57,7 +22,7 @@ AVX2 static inline __m256i lanes8(long count) {
 // MARK: SiLU
 
 AVX512 static inline __m512 silu16(__m512 v) {
-    return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+    return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), sg_exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
 }
 
 // Masked moves only for the tail: masked stores of whole vectors cost more on AMD cores.
@@ -68,7 +33,7 @@ AVX512 static void silu_avx512(const float *x, float *y, long n) {
 }
 
 AVX2 static inline __m256 silu8(__m256 v) {
-    return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+    return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), sg_exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
 }
 
 AVX2 static void silu_avx2(const float *x, float *y, long n) {

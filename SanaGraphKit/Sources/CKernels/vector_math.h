@@ -1,0 +1,54 @@
+// The vector exp every C kernel uses (SiLU, GLU, softmax): Cephes expf — n = round(x·log2 e), a degree-5
+// polynomial on the remainder, scaled by 2^n — with SoftmaxMath.exp's range: below −87.3 (−inf included) exactly 0,
+// above 88.72 +inf, NaN stays NaN. Relative error ≈ 1.2e-7. Internal to CKernels (not in include/).
+#ifndef SANAGRAPH_VECTOR_MATH_H
+#define SANAGRAPH_VECTOR_MATH_H
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+#define SG_VECTOR_X86 1
+/// What `SG_ISA_AVX512` means (KernelSelection.VectorISA: AVX-512 F/BW/DQ/VL, which imply FMA).
+#define SG_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#define SG_TARGET_AVX2 __attribute__((target("avx2,fma")))
+
+// The polynomial on x already clamped to [−87.3, 88], leaving n and p (e^x = p · 2^n).
+#define SG_EXP_POLYNOMIAL(V, set1, fmadd, fnmadd, mul, add, round, x)                                         \
+    V n = round(mul(x, set1(1.44269504088896341f)));                                                         \
+    V r = fnmadd(n, set1(0.693359375f), x);                                                                  \
+    r = fnmadd(n, set1(-2.12194440e-4f), r);                                                                 \
+    V p = set1(1.9875691500e-4f);                                                                            \
+    p = fmadd(p, r, set1(1.3981999507e-3f));                                                                 \
+    p = fmadd(p, r, set1(8.3334519073e-3f));                                                                 \
+    p = fmadd(p, r, set1(4.1665795894e-2f));                                                                 \
+    p = fmadd(p, r, set1(1.6666665459e-1f));                                                                 \
+    p = fmadd(p, r, set1(5.0000001201e-1f));                                                                 \
+    p = fmadd(p, mul(r, r), add(r, set1(1.0f)));
+
+#define SG_ROUND16(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT)
+#define SG_ROUND8(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
+/// e^x over 16 lanes.
+SG_TARGET_AVX512 static inline __m512 sg_exp16(__m512 x0) {
+    // Constant first: max/min return their second operand when one is NaN, so NaN passes through.
+    __m512 x = _mm512_min_ps(_mm512_set1_ps(88.0f), _mm512_max_ps(_mm512_set1_ps(-87.3f), x0));
+    SG_EXP_POLYNOMIAL(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_mul_ps, _mm512_add_ps,
+                      SG_ROUND16, x)
+    __m512 y = _mm512_scalef_ps(p, n);
+    y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x0, _mm512_set1_ps(-87.3f), _CMP_LT_OQ), _mm512_setzero_ps());
+    return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x0, _mm512_set1_ps(88.72f), _CMP_GT_OQ), _mm512_set1_ps(INFINITY));
+}
+
+/// e^x over 8 lanes.
+SG_TARGET_AVX2 static inline __m256 sg_exp8(__m256 x0) {
+    __m256 x = _mm256_min_ps(_mm256_set1_ps(88.0f), _mm256_max_ps(_mm256_set1_ps(-87.3f), x0));
+    SG_EXP_POLYNOMIAL(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_mul_ps, _mm256_add_ps,
+                      SG_ROUND8, x)
+    // 2^n through the exponent bits (n is in [−126, 127] after the clamp; NaN lanes keep p's NaN).
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x0, _mm256_set1_ps(-87.3f), _CMP_LT_OQ));
+    return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x0, _mm256_set1_ps(88.72f), _CMP_GT_OQ));
+}
+#endif
+
+#endif
