@@ -29,15 +29,6 @@ size_t sg_amx_packed_bytes(long n, long k) { return (size_t)round_up(n, BLOCK_N)
 
 size_t sg_amx_src_bytes(long m, long k) { return (size_t)round_up(m, 32) * (size_t)round_up(k, TILE_K) * 2; }
 
-/// fp32 → bf16 as VCVTNEPS2BF16 does it: round to nearest even, NaN kept quiet, denormals to signed zero.
-static uint16_t bf16_round(float f) {
-    uint32_t bits;
-    memcpy(&bits, &f, 4);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40);
-    if ((bits & 0x7f800000u) == 0) return (uint16_t)((bits >> 16) & 0x8000);
-    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1)) >> 16);
-}
-
 #ifdef SG_AMX
 static int has_avx512_bf16(void);
 AMX_TARGET static void pack_tile_rows_avx512(const float *w, long rs, long n, long k, long row0, long col0, uint16_t *tile);
@@ -65,7 +56,7 @@ static void pack_tile(pack_source w, long n, long k, long row0, long col0, uint1
         for (long q = 0; q < 32; q++) {
             long r = row0 + c, col = col0 + q;
             uint16_t v = 0;
-            if (r < n && col < k) v = w.bits ? w.bits[r * k + col] : bf16_round(w.f32[r * w.rs + col * w.cs]);
+            if (r < n && col < k) v = w.bits ? w.bits[r * k + col] : sg_bf16_bits(w.f32[r * w.rs + col * w.cs]);
             tile[(q / 2) * 32 + c * 2 + (q & 1)] = v;
         }
 }
@@ -109,7 +100,7 @@ void sg_amx_unpack(const uint16_t *packed, long n, long k, float *w) {
 /// Rows [m0, m1) of x rounded into the padded bf16 copy, one element at a time (CPUs without AVX512_BF16).
 static void convert_rows(const float *x, long ldx, long m0, long m1, long k, long kp, uint16_t *a) {
     for (long r = m0; r < m1; r++)
-        for (long c = 0; c < kp; c++) a[r * kp + c] = c < k ? bf16_round(x[r * ldx + c]) : 0;
+        for (long c = 0; c < kp; c++) a[r * kp + c] = c < k ? sg_bf16_bits(x[r * ldx + c]) : 0;
 }
 
 #ifdef SG_AMX
@@ -139,7 +130,7 @@ AMX_TARGET static void convert_rows_avx512(const float *x, long ldx, long m0, lo
             __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + c + 16), _mm512_loadu_ps(src + c));
             _mm512_storeu_si512(dst + c, (__m512i)v);
         }
-        for (; c < kp; c++) dst[c] = c < k ? bf16_round(src[c]) : 0;
+        for (; c < kp; c++) dst[c] = c < k ? sg_bf16_bits(src[c]) : 0;
     }
 }
 
@@ -172,14 +163,9 @@ AMX_TARGET static void store_tile_transposed(__m512i r[16], uint16_t *tile) {
     for (int p = 0; p < 16; p++) _mm512_storeu_si512(tile + p * 32, r[p]);
 }
 
-/// Mask of the first `count` (clamped to 0...16) lanes.
-static __mmask16 first_lanes(long count) {
-    return count >= 16 ? 0xffff : count <= 0 ? 0 : (__mmask16)((1u << count) - 1);
-}
-
 /// pack_tile for row-contiguous fp32 sources (weights, attention keys): each of the 16 rows gives 32 k values.
 AMX_TARGET static void pack_tile_rows_avx512(const float *w, long rs, long n, long k, long row0, long col0, uint16_t *tile) {
-    __mmask16 lo = first_lanes(k - col0), hi = first_lanes(k - col0 - 16);
+    __mmask16 lo = sg_lanes16(k - col0), hi = sg_lanes16(k - col0 - 16);
     __m512i r[16];
     for (long c = 0; c < 16; c++) {
         r[c] = _mm512_setzero_si512();
@@ -206,7 +192,7 @@ AMX_TARGET static void pack_tile_bf16_rows_avx512(const uint16_t *w, long n, lon
 AMX_TARGET static void pack_tile_columns_avx512(const float *w, long cs, long n, long k, long row0, long col0, uint16_t *tile) {
     const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                                 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    __mmask16 m = first_lanes(n - row0);
+    __mmask16 m = sg_lanes16(n - row0);
     for (long p = 0; p < 16; p++) {
         long c0 = col0 + 2 * p;
         __m512 even = c0 < k ? _mm512_maskz_loadu_ps(m, w + c0 * cs + row0) : _mm512_setzero_ps();

@@ -11,16 +11,6 @@
 
 enum { MAX_KEYS = 64 };
 
-/// fp32 → nearest-even bf16, kept in fp32 (the operands of `bf16` attention, as the AMX tile path rounds them).
-static float round_bf16(float x) {
-    uint32_t bits;
-    memcpy(&bits, &x, 4);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return x;
-    bits = (bits + 0x7fffu + ((bits >> 16) & 1)) & 0xffff0000u;
-    memcpy(&x, &bits, 4);
-    return x;
-}
-
 /// Whether leaving out the padding keys is exact for a row (as Attention.swift's `paddingIsExact`): every dropped
 /// key's exponent, at most alpha·|q|·pad_key_norm + pad_mask_max − row_max, is below −100, where exp is 0.
 static int padding_exact(float alpha, float q_norm2, float pad_key_norm, float pad_mask_max, float row_max) {
@@ -32,7 +22,7 @@ static int few_keys_portable(const float *q, long q_stride, long rows, long d, c
                              long mask_stride, int check, float pad_key_norm, float pad_mask_max, float *out,
                              long out_stride, int bf16) {
     float s[MAX_KEYS];
-#define R(x) (bf16 ? round_bf16(x) : (x))
+#define R(x) (bf16 ? sg_bf16_rounded(x) : (x))
     for (long r = 0; r < rows; r++) {
         const float *qr = q + r * q_stride;
         float *o = out + r * out_stride;
@@ -68,9 +58,6 @@ AVX512 static inline __m512 round_bf16_avx512(__m512 x) {
     return _mm512_castsi512_ps(_mm512_and_si512(b, _mm512_set1_epi32((int)0xffff0000u)));
 }
 
-
-static __mmask16 lanes(long count) { return count >= 16 ? 0xffff : count <= 0 ? 0 : (__mmask16)((1u << count) - 1); }
-
 enum { ROWS = 4 };  // query rows at once: four independent FMA chains, each key / value vector loaded once for all
 
 /// ROWS query rows from `r0`: scores in `blocks` (a constant after inlining) registers of 16 keys each from the
@@ -89,7 +76,7 @@ AVX512 static inline __attribute__((always_inline)) int few_keys_rows(
         __m512 kc[4];
         for (long b = 0; b < blocks; b++) kc[b] = _mm512_loadu_ps(kt + c * MAX_KEYS + b * 16);
         for (long i = 0; i < ROWS; i++) {
-            __m512 qc = _mm512_set1_ps(bf16 ? round_bf16(qr[i][c]) : qr[i][c]);
+            __m512 qc = _mm512_set1_ps(bf16 ? sg_bf16_rounded(qr[i][c]) : qr[i][c]);
             for (long b = 0; b < blocks; b++) s[i][b] = _mm512_fmadd_ps(qc, kc[b], s[i][b]);
         }
     }
@@ -104,7 +91,7 @@ AVX512 static inline __attribute__((always_inline)) int few_keys_rows(
         if (check) {
             __m512 q2 = _mm512_setzero_ps();
             for (long c = 0; c < d; c += 16) {
-                __m512 x = _mm512_maskz_loadu_ps(lanes(d - c), qr[i] + c);
+                __m512 x = _mm512_maskz_loadu_ps(sg_lanes16(d - c), qr[i] + c);
                 q2 = _mm512_fmadd_ps(x, x, q2);
             }
             if (!padding_exact(alpha, _mm512_reduce_add_ps(q2), pad_key_norm, pad_mask_max, row_max)) return 0;
@@ -125,7 +112,7 @@ AVX512 static inline __attribute__((always_inline)) int few_keys_rows(
         }
     }
     for (long c = 0; c < dv; c += 16) {
-        __mmask16 mc = lanes(dv - c);
+        __mmask16 mc = sg_lanes16(dv - c);
         __m512 acc[ROWS];
         for (long i = 0; i < ROWS; i++) acc[i] = _mm512_setzero_ps();
         for (long j = 0; j < n; j++) {
@@ -149,7 +136,7 @@ AVX512 static int few_keys_avx512(const float *q, long q_stride, long rows, long
     long blocks = (n + 15) / 16;
     for (long c = 0; c < d; c++)
         for (long j = 0; j < blocks * 16; j++)
-            kt[c * MAX_KEYS + j] = j < n ? (bf16 ? round_bf16(k[j * k_stride + c]) : k[j * k_stride + c]) : 0;
+            kt[c * MAX_KEYS + j] = j < n ? (bf16 ? sg_bf16_rounded(k[j * k_stride + c]) : k[j * k_stride + c]) : 0;
     __m512 bias[4];
     for (long b = 0; b < blocks; b++) {
         float m[16];

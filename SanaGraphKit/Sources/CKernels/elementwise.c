@@ -12,8 +12,6 @@
 #define AVX512 SG_TARGET_AVX512
 #define AVX2 SG_TARGET_AVX2
 
-static __mmask16 lanes16(long count) { return count >= 16 ? 0xffff : count <= 0 ? 0 : (__mmask16)((1u << count) - 1); }
-
 /// Lane mask of the first `count` (0...8) lanes, for AVX2 masked loads and stores.
 AVX2 static inline __m256i lanes8(long count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -29,7 +27,7 @@ AVX512 static inline __m512 silu16(__m512 v) {
 AVX512 static void silu_avx512(const float *x, float *y, long n) {
     long i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, silu16(_mm512_loadu_ps(x + i)));
-    if (i < n) _mm512_mask_storeu_ps(y + i, lanes16(n - i), silu16(_mm512_maskz_loadu_ps(lanes16(n - i), x + i)));
+    if (i < n) _mm512_mask_storeu_ps(y + i, sg_lanes16(n - i), silu16(_mm512_maskz_loadu_ps(sg_lanes16(n - i), x + i)));
 }
 
 AVX2 static inline __m256 silu8(__m256 v) {
@@ -51,7 +49,7 @@ AVX512 static inline __attribute__((always_inline)) void channel_rms_norm_block(
     float eps, float *out, const int full) {
     __mmask16 m[4];
     __m512 acc[4];
-    for (int v = 0; v < 4; v++) { m[v] = lanes16(p1 - p - 16 * v); acc[v] = _mm512_setzero_ps(); }
+    for (int v = 0; v < 4; v++) { m[v] = sg_lanes16(p1 - p - 16 * v); acc[v] = _mm512_setzero_ps(); }
 #define LOAD(v, ptr) (full ? _mm512_loadu_ps(ptr) : _mm512_maskz_loadu_ps(m[v], ptr))
     for (long ch = 0; ch < c; ch++)
         for (int v = 0; v < 4; v++) {

@@ -1,8 +1,28 @@
-// The vector exp every C kernel uses (SiLU, GLU, softmax): Cephes expf — n = round(x·log2 e), a degree-5
-// polynomial on the remainder, scaled by 2^n — with SoftmaxMath.exp's range: below −87.3 (−inf included) exactly 0,
-// above 88.72 +inf, NaN stays NaN. Relative error ≈ 1.2e-7. Internal to CKernels (not in include/).
+// What the C kernels share (internal to CKernels, not in include/): bf16 rounding, lane masks, and the vector exp
+// they all use (SiLU, GLU, softmax): Cephes expf — n = round(x·log2 e), a degree-5 polynomial on the remainder,
+// scaled by 2^n — with SoftmaxMath.exp's range: below −87.3 (−inf included) exactly 0, above 88.72 +inf, NaN stays
+// NaN. Relative error ≈ 1.2e-7.
 #ifndef SANAGRAPH_VECTOR_MATH_H
 #define SANAGRAPH_VECTOR_MATH_H
+
+#include <stdint.h>
+#include <string.h>
+
+/// fp32 → bf16 as VCVTNEPS2BF16 does it: round to nearest even, NaN kept quiet, denormals to signed zero.
+static inline uint16_t sg_bf16_bits(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40);
+    if ((bits & 0x7f800000u) == 0) return (uint16_t)((bits >> 16) & 0x8000);
+    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1)) >> 16);
+}
+
+/// `sg_bf16_bits(f)` as the fp32 value it stands for.
+static inline float sg_bf16_rounded(float f) {
+    uint32_t bits = (uint32_t)sg_bf16_bits(f) << 16;
+    memcpy(&f, &bits, 4);
+    return f;
+}
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -10,6 +30,11 @@
 /// What `SG_ISA_AVX512` means (KernelSelection.VectorISA: AVX-512 F/BW/DQ/VL, which imply FMA).
 #define SG_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 #define SG_TARGET_AVX2 __attribute__((target("avx2,fma")))
+
+/// Mask of the first `count` (clamped to 0...16) lanes.
+static inline __mmask16 sg_lanes16(long count) {
+    return count >= 16 ? 0xffff : count <= 0 ? 0 : (__mmask16)((1u << count) - 1);
+}
 
 // The polynomial on x already clamped to [−87.3, 88], leaving n and p (e^x = p · 2^n).
 #define SG_EXP_POLYNOMIAL(V, set1, fmadd, fnmadd, mul, add, round, x)                                         \
