@@ -148,6 +148,17 @@ struct Bench {
                 })
             }
         }
+        // The DiT's FFN conv_inverted at 512 px (two 256-token batches, 1152 → 5760 with SiLU), bf16: where the
+        // AMX kernel applies SiLU to each block as it stores it.
+        do {
+            let (rowsM, k, n) = (256, 1152, 5760)
+            let x = random([2, rowsM, k], seed: 30), w = random([n, k], seed: 31), bias = random([n], seed: 32)
+            let layer = LinearWeight(w, precision: .bf16)
+            rows.append(Row(name: "linear_m512_ffn_silu_bf16", shape: "silu([2,\(rowsM),\(k)]x[\(n),\(k)]ᵀ+b)",
+                            gflop: 2.0 * Double(2 * rowsM * k * n) / 1e9, kernel: "\(layer.precision.rawValue) \(layer.kernel)") {
+                keep(Ops.linear(x, weight: layer, bias: bias, activation: .silu))
+            })
+        }
         do {
             let x = random([2, 2880, 32, 32], seed: 6), w = random([2880, 1, 3, 3], seed: 7), b = random([2880], seed: 8)
             rows.append(Row(name: "conv2d_depthwise3x3", shape: "[2,2880,32,32] g=2880 k3 p1",

@@ -19,10 +19,12 @@ import TestSupport
         let bounded = try vae.decode(latent, tileSize: 2 * f, workingLimit: 1, context: context)
         let err = TestSupport.relativeError(bounded, whole)
         print("DC-AE bounded vs whole decode \(name): max|Δ|/max|ref| = \(err)")
-        #expect(err <= 1e-6, "\(name) decode: \(err)")
+        // Bands and head groups run their GEMMs at other shapes, so fp32 sums come out in another order through
+        // the whole network: 4e-7 to 1.5e-6 seen, depending on the CPU's kernels (not a bit-for-bit property).
+        #expect(err <= 1e-5, "\(name) decode: \(err)")
         let image = TestPictures.noise([2, 3, 10 * f, 6 * f], seed: 12)
         let wholeLatent = try vae.encode(image, tileSize: nil, context: context)
         let boundedLatent = try vae.encode(image, tileSize: 2 * f, workingLimit: 1, context: context)
-        #expect(TestSupport.relativeError(boundedLatent, wholeLatent) <= 1e-6, "\(name) encode")
+        #expect(TestSupport.relativeError(boundedLatent, wholeLatent) <= 1e-5, "\(name) encode")
     }
 }

@@ -1,12 +1,13 @@
 // The AMX GEMM's body, included twice by amx.c: with the tile instructions (GEMM_NAME sg_amx_gemm) and with
 // them emulated in C (sg_amx_gemm_emulated). See amx.c for the layouts.
 #ifndef STORE_TILE
-/// Stores accumulator tile `t` (a macro argument: tile numbers are immediates) to y at (row, col), clipped to m × n,
-/// through `part` when clipped or when the activation applies (ACTIVATE, defined by the includer).
+/// Stores accumulator tile `t` (a macro argument: tile numbers are immediates) to y at (row, col), clipped to m × n;
+/// SiLU in place after a whole tile's store (ACTIVATE_ROWS), through `part` when clipped (ACTIVATE).
 #define STORE_TILE(t, row, col)                                                                              \
     do {                                                                                                     \
-        if ((row) + 16 <= m && (col) + 16 <= n && !activation) {                                             \
+        if ((row) + 16 <= m && (col) + 16 <= n) {                                                            \
             TILE_STORE(t, y + (row) * ldy + (col), ldy * 4);                                                 \
+            if (activation) ACTIVATE_ROWS(y + (row) * ldy + (col), ldy);                                     \
         } else if ((row) < m && (col) < n) {                                                                 \
             TILE_STORE(t, part, 64);                                                                         \
             if (activation) ACTIVATE(part);                                                                  \
