@@ -71,6 +71,24 @@ static void call(void) {
     pthread_barrier_wait(&end_b);
 }
 
+/// The median over `rounds` of the mean time of `reps` calls, cycling through the `cold` weight copies if any.
+static double median_time(int rounds, int reps, uint16_t **copies) {
+    static long next;
+    double times[7];
+    for (int r = 0; r < rounds; r++) {
+        double total = 0;
+        for (int i = 0; i < reps; i++) {
+            if (copies) current.w = copies[next++ % cold];
+            double t0 = now();
+            call();
+            total += now() - t0;
+        }
+        times[r] = total / reps;
+    }
+    qsort(times, (size_t)rounds, sizeof(double), cmpd);
+    return times[rounds / 2];
+}
+
 static void fill(float *p, size_t n, unsigned seed) {
     for (size_t i = 0; i < n; i++) { seed = seed * 1664525u + 1013904223u; p[i] = ((seed >> 8) / 16777216.0f) - 0.5f; }
 }
@@ -116,34 +134,15 @@ int main(void) {
                 memcpy(copies[c], packed, sg_amx_packed_bytes(N, K));
             }
         }
-        double times[7];
         for (int i = 0; i < 2; i++) call();
-        int reps = emulate ? 1 : M * K * N > 400000000L ? 5 : 50, next = 0;
-        for (int r = 0; r < 7; r++) {
-            double total = 0;
-            for (int i = 0; i < reps; i++) {
-                if (copies) current.w = copies[next++ % cold];
-                t0 = now(); call(); total += now() - t0;
-            }
-            times[r] = total / reps;
-        }
-        qsort(times, 7, sizeof(double), cmpd);
-        double t = times[3];
+        int reps = emulate ? 1 : M * K * N > 400000000L ? 5 : 50;
+        double t = median_time(7, reps, copies);
         // The same with the fused SiLU (the DiT's conv_inverted): its cost on top of the product.
         current.activation = 1;
-        for (int r = 0; r < 3; r++) {
-            double total = 0;
-            for (int i = 0; i < reps; i++) {
-                if (copies) current.w = copies[next++ % cold];
-                t0 = now(); call(); total += now() - t0;
-            }
-            times[r] = total / reps;
-        }
+        double t_silu = median_time(3, reps, copies);
         current.activation = 0;
         current.w = packed;
         call();
-        qsort(times, 3, sizeof(double), cmpd);
-        double t_silu = times[1];
         // Errors on sampled rows (NOCHECK=1: timings only).
         double e16 = 0, e32 = 0, ref_max = 0;
         for (long r = 0; r < M && !nocheck; r += (M > 64 ? M / 61 : 1))
