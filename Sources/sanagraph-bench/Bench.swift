@@ -149,7 +149,7 @@ struct Bench {
             }
         }
         // The DiT's FFN conv_inverted at 512 px (two 256-token batches, 1152 → 5760 with SiLU), bf16: where the
-        // AMX kernel applies SiLU to each block as it stores it.
+        // AMX kernel applies SiLU to each output tile right after storing it.
         do {
             let (rowsM, k, n) = (256, 1152, 5760)
             let x = random([2, rowsM, k], seed: 30), w = random([n, k], seed: 31), bias = random([n], seed: 32)
