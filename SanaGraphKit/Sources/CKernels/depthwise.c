@@ -68,18 +68,8 @@ static void dw_portable(const float *x, const float *taps, const float *bias, lo
 
 #ifdef SG_DW_X86
 
-// silu(g) = g · σ(g) is computed from e = e^−|g| ∈ [0, 1]: σ(|g|) = 1 / (1 + e) and σ(−|g|) = e / (1 + e), so
-// nothing overflows; silu(−large) is −0, silu(+large) = g.
-
-/// a · silu(g). 1 / (1 + e) by VRCP14PS and one Newton step (≈ 2^−28 relative): a 512-bit division costs 10–16
-/// cycles on Intel cores, more than the 18 FMAs of a pixel's 16 channels.
-AVX512_TARGET static inline __m512 glu_avx512(__m512 a, __m512 g) {
-    __m512 e = sg_exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(g)));
-    __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), e), r = _mm512_rcp14_ps(d);
-    r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
-    r = _mm512_mask_mul_ps(r, _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LT_OQ), r, e);
-    return _mm512_mul_ps(a, _mm512_mul_ps(g, r));
-}
+/// a · silu(g) (vector_math.h).
+AVX512_TARGET static inline __m512 glu_avx512(__m512 a, __m512 g) { return _mm512_mul_ps(a, sg_silu16(g)); }
 
 /// One pixel's `nv` (≤ 4, a constant after inlining) vectors of 16 channels from channel i, in registers through
 /// the taps; lanes outside `last` of the last vector are neither read nor written.

@@ -1,7 +1,8 @@
 // SiLU and DC-AE's channel RMSNorm with AVX-512 or AVX2 + FMA where the CPU has them (the Swift side is built for
-// baseline x86-64, SSE2). Each computes the op of its Swift counterpart in fp32; only the summation order and fused
-// multiply-adds differ. (The DiT's modulated LayerNorm and gated residual were tried here too: no faster than the
-// Swift loops on Zen 5, both limited by memory, so they stay Swift.)
+// baseline x86-64, SSE2). Each computes the op of its Swift counterpart in fp32; only the summation order, fused
+// multiply-adds and (AVX-512 SiLU, `sg_silu16`) a reciprocal estimate refined by one Newton step differ. (The DiT's
+// modulated LayerNorm and gated residual were tried here too: no faster than the Swift loops on Zen 5, both limited
+// by memory, so they stay Swift.)
 #include "CKernels.h"
 
 #include <math.h>
@@ -19,15 +20,11 @@ AVX2 static inline __m256i lanes8(long count) {
 
 // MARK: SiLU
 
-AVX512 static inline __m512 silu16(__m512 v) {
-    return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), sg_exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
-}
-
 // Masked moves only for the tail: masked stores of whole vectors cost more on AMD cores.
 AVX512 static void silu_avx512(const float *x, float *y, long n) {
     long i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, silu16(_mm512_loadu_ps(x + i)));
-    if (i < n) _mm512_mask_storeu_ps(y + i, sg_lanes16(n - i), silu16(_mm512_maskz_loadu_ps(sg_lanes16(n - i), x + i)));
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, sg_silu16(_mm512_loadu_ps(x + i)));
+    if (i < n) _mm512_mask_storeu_ps(y + i, sg_lanes16(n - i), sg_silu16(_mm512_maskz_loadu_ps(sg_lanes16(n - i), x + i)));
 }
 
 AVX2 static inline __m256 silu8(__m256 v) {
