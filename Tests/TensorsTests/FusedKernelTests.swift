@@ -160,7 +160,7 @@ struct FusedKernelTests {
 
 @Suite("Buffer pool")
 struct BufferPoolTests {
-    @Test("a freed block is handed out again for the same rounded size; other sizes get new blocks")
+    @Test("a freed block is handed out again for the same rounded size; larger sizes get new blocks")
     func reusesFreedBlocks() throws {
         let pool = BufferPool(capacityBytes: 64 << 20)
         let (a, na) = try #require(pool.take(bytes: 5 << 20))
@@ -187,6 +187,62 @@ struct BufferPoolTests {
         pool.give(b, bytes: nb)  // needs room: evicts the 8 MiB block
         #expect(pool.cachedBytes == 6 << 20)
         pool.trim()
+    }
+
+    @Test("a freed block serves a request of at least half its size, not a smaller one")
+    func servesFromLargerBlocks() throws {
+        let pool = BufferPool(capacityBytes: 64 << 20)
+        let (a, na) = try #require(pool.take(bytes: 10 << 20))
+        pool.give(a, bytes: na)
+        let (b, nb) = try #require(pool.take(bytes: 6 << 20))
+        #expect(b == a && nb == 10 << 20)  // the block's own size comes back, to be given back
+        pool.give(b, bytes: nb)
+        let (c, nc) = try #require(pool.take(bytes: 4 << 20))  // 10 MiB > 2 × 4 MiB: a new block
+        #expect(c != a && nc == 4 << 20)
+        pool.give(c, bytes: nc)
+        pool.trim()
+    }
+
+    @Test("the least recently freed blocks are evicted first")
+    func evictsLeastRecentlyFreed() throws {
+        let pool = BufferPool(capacityBytes: 12 << 20)
+        let (a, na) = try #require(pool.take(bytes: 4 << 20))
+        let (b, nb) = try #require(pool.take(bytes: 6 << 20))
+        let (c, nc) = try #require(pool.take(bytes: 8 << 20))
+        pool.give(a, bytes: na)
+        pool.give(b, bytes: nb)
+        pool.give(c, bytes: nc)  // 18 MiB kept > 12: a, then b, go
+        #expect(pool.cachedBytes == 8 << 20)
+        let (d, _) = try #require(pool.take(bytes: 8 << 20))
+        #expect(d == c)
+        pool.give(d, bytes: nc)
+        pool.trim()
+    }
+
+    @Test("while a large block is in use the pool keeps three times its size, and shrinks back once it is freed")
+    func keepsTheWorkingSetOfLargeBlocks() throws {
+        let pool = BufferPool(capacityBytes: 8 << 20)
+        let blocks = try (0..<3).map { _ in try #require(pool.take(bytes: 20 << 20)) }
+        pool.give(blocks[1].0, bytes: blocks[1].1)
+        pool.give(blocks[2].0, bytes: blocks[2].1)
+        #expect(pool.cachedBytes == 40 << 20)  // blocks[0] in use: up to 60 MiB kept
+        let (again, n) = try #require(pool.take(bytes: 20 << 20))
+        #expect(again == blocks[2].0)  // the most recently freed
+        pool.give(again, bytes: n)
+        pool.give(blocks[0].0, bytes: blocks[0].1)  // none in use: back to 8 MiB, so none of them is kept
+        #expect(pool.cachedBytes == 0)
+        #expect(pool.statistics.hits == 1 && pool.statistics.misses == 3)
+    }
+
+    @Test("a pool of size 0 keeps nothing, even while large blocks are in use")
+    func zeroCapacityKeepsNothing() throws {
+        let pool = BufferPool(capacityBytes: 0)
+        let (a, na) = try #require(pool.take(bytes: 20 << 20))
+        let (b, nb) = try #require(pool.take(bytes: 20 << 20))
+        pool.give(b, bytes: nb)
+        #expect(pool.cachedBytes == 0)
+        pool.give(a, bytes: na)
+        #expect(pool.cachedBytes == 0)
     }
 
     @Test("large tensors recycle their storage through the shared pool")

@@ -5,15 +5,22 @@ import Foundation
 /// Why: glibc serves blocks ≥ 32 MiB (and, until its threshold adapts, ≥ 128 KiB) with `mmap` and unmaps them
 /// on free, so every large activation was page-faulted in again on every call (~5-7 µs per 4 KiB page on the
 /// development VM: 80 ms for one 47 MB tensor). The pool hands out 2 MiB-aligned blocks and keeps freed
-/// blocks, by rounded size, for the
-/// next request of the same size — a denoising loop allocates the same shapes every step.
+/// blocks for the next request: a denoising loop allocates the same shapes every step.
+///
+/// Which block serves a request: the smallest kept block of at least the request and at most twice it (so a
+/// decoder whose stages double the resolution reuses the previous stage's blocks). Which blocks are kept: the
+/// most recently freed, up to the capacity — the larger of the configured size and three times the largest
+/// block in use, so a layer's working set (its input, its output and a convolution's scratch) is reused by the
+/// next layer even when one activation is larger than the configured size (a 512 px DC-AE decode's are 128–
+/// 192 MiB). Once those large tensors are freed the capacity falls back and their blocks are released.
 ///
 /// Huge pages are opt-in: on the development VM first-touching fresh memory is dominated by the hypervisor
 /// backing it (kernel `clear_page` ≈ 87 % of a fp16 weight load in `perf`), and huge pages made that slower
 /// (fp16 Sana-600M load 10.9 s / 4.3 s with, 3.9 s / 2.8 s without), so reuse is what helps here.
 ///
-/// Settings (read once at start): `SANAGRAPH_BUFFER_POOL_MB` caps the bytes kept while unused (default 256;
-/// 0 keeps nothing); `SANAGRAPH_HUGEPAGES=1` advises transparent huge pages for new blocks. Thread-safe.
+/// Settings (read once at start): `SANAGRAPH_BUFFER_POOL_MB` is the configured size (default 256; 0 keeps
+/// nothing, whatever is in use); `SANAGRAPH_HUGEPAGES=1` advises transparent huge pages for new blocks.
+/// Thread-safe.
 public final class BufferPool: @unchecked Sendable {
     /// The pool `TensorStorage` uses.
     public static let shared: BufferPool = {
@@ -26,13 +33,18 @@ public final class BufferPool: @unchecked Sendable {
     public static let minimumBytes = 4 << 20
     /// Block size granularity and alignment: one x86-64 huge page.
     static let granule = 2 << 20
+    /// The capacity is at least this many times the largest block in use.
+    static let workingSetBlocks = 3
 
-    /// Most bytes kept in unused blocks.
+    /// The configured size: most bytes kept in unused blocks while no large block is in use (0: none ever).
     public let capacityBytes: Int
     let hugePages: Bool
 
     private let lock = NSLock()
-    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    /// Unused blocks, least recently freed first.
+    private var free: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
+    /// Blocks handed out and not yet given back, by size.
+    private var inUse: [Int: Int] = [:]
     private var cached = 0
     private var hits = 0, misses = 0
 
@@ -47,51 +59,68 @@ public final class BufferPool: @unchecked Sendable {
     /// Requests served from the pool and requests that needed a new block.
     public var statistics: (hits: Int, misses: Int) { lock.withLock { (hits, misses) } }
 
-    /// A block of at least `bytes`, and its rounded size (pass it back to `give`). Nil if memory is exhausted.
+    /// A block of at least `bytes`, and its size (pass it back to `give`). Nil if memory is exhausted.
     func take(bytes: Int) -> (UnsafeMutableRawPointer, Int)? {
         let rounded = (bytes + Self.granule - 1) / Self.granule * Self.granule
-        let reused: UnsafeMutableRawPointer? = lock.withLock {
-            if var list = free[rounded], let p = list.popLast() {
-                free[rounded] = list.isEmpty ? nil : list  // no empty lists: `give` evicts from any listed size
-                cached -= rounded
-                hits += 1
-                return p
+        let reused: (UnsafeMutableRawPointer, Int)? = lock.withLock {
+            // The smallest fitting block; of equal sizes the most recently freed (the warmest in cache).
+            var best: Int?
+            for (i, block) in free.enumerated() where block.bytes >= rounded && block.bytes <= 2 * rounded {
+                if best == nil || block.bytes <= free[best!].bytes { best = i }
             }
-            misses += 1
+            guard let best else {
+                misses += 1
+                inUse[rounded, default: 0] += 1
+                return nil
+            }
+            let block = free.remove(at: best)
+            cached -= block.bytes
+            hits += 1
+            inUse[block.bytes, default: 0] += 1
+            return block
+        }
+        if let reused { return reused }
+        var p: UnsafeMutableRawPointer?
+        guard posix_memalign(&p, Self.granule, rounded) == 0, let p else {
+            lock.withLock { release(inUse: rounded) }
             return nil
         }
-        if let reused { return (reused, rounded) }
-        var p: UnsafeMutableRawPointer?
-        guard posix_memalign(&p, Self.granule, rounded) == 0, let p else { return nil }
         if hugePages { _ = madvise(p, rounded, Int32(MADV_HUGEPAGE)) }
         return (p, rounded)
     }
 
     /// Returns a block from `take`: kept for reuse while the pool has room, else freed.
-    func give(_ p: UnsafeMutableRawPointer, bytes rounded: Int) {
-        var evicted: [UnsafeMutableRawPointer] = []
-        let keep: Bool = lock.withLock {
-            guard rounded <= capacityBytes else { return false }
-            // Make room by dropping other blocks (largest size class first: they are the rarest to repeat).
-            while cached + rounded > capacityBytes, let size = free.keys.max(), var list = free[size],
-                  let victim = list.popLast() {
-                evicted.append(victim)
-                cached -= size
-                free[size] = list.isEmpty ? nil : list
+    func give(_ p: UnsafeMutableRawPointer, bytes: Int) {
+        let evicted: [UnsafeMutableRawPointer] = lock.withLock {
+            release(inUse: bytes)
+            let capacity = capacityBytes == 0
+                ? 0 : Swift.max(capacityBytes, Self.workingSetBlocks * (inUse.keys.max() ?? 0))
+            var evicted: [UnsafeMutableRawPointer] = []
+            if bytes <= capacity {
+                free.append((p, bytes))
+                cached += bytes
+            } else {
+                evicted.append(p)
             }
-            free[rounded, default: []].append(p)
-            cached += rounded
-            return true
+            while cached > capacity, !free.isEmpty {  // least recently freed first
+                let victim = free.removeFirst()
+                cached -= victim.bytes
+                evicted.append(victim.pointer)
+            }
+            return evicted
         }
-        if !keep { Foundation.free(p) }
         for e in evicted { Foundation.free(e) }
+    }
+
+    private func release(inUse bytes: Int) {
+        if let n = inUse[bytes], n > 1 { inUse[bytes] = n - 1 } else { inUse[bytes] = nil }
     }
 
     /// Frees every unused block (e.g. between pipeline stages whose shapes differ).
     public func trim() {
         let blocks: [UnsafeMutableRawPointer] = lock.withLock {
-            let all = free.values.flatMap { $0 }
-            free = [:]
+            let all = free.map(\.pointer)
+            free = []
             cached = 0
             return all
         }
