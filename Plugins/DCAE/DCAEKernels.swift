@@ -67,6 +67,34 @@ enum DCAEKernels {
         }
     }
 
+    /// The output of a 3×3 convolution (padding 1) of a nearest ×2 upsampled input, from `parts`, the 2×2
+    /// convolution (padding 1) of the input itself to the four parities' filters (`NearestUpsampleConv`):
+    /// `out[c, 2Y+i, 2X+j] = parts[(2i + j)·C + c, Y+i, X+j]`. `parts` is `[B, 4C, H+1, W+1]`, `out` `[B, C, 2H, 2W]`.
+    static func interleaveParities(_ parts: Tensor) -> Tensor {
+        let (b, c4, hp, wp) = (parts.shape[0], parts.shape[1], parts.shape[2], parts.shape[3])
+        let (c, h, w) = (c4 / 4, hp - 1, wp - 1)
+        let out = Tensor(uninitialized: [b, c, 2 * h, 2 * w])
+        let src = SendablePointer(parts.storage.pointer + parts.offset), dst = SendablePointer(out.storage.pointer)
+        Parallel.forEachRange(b * c, minChunk: chunk(4 * h * w)) { planes in
+            for p in planes {
+                let image = p / c, channel = p % c
+                let d = dst.pointer + p * 4 * h * w
+                for i in 0..<2 {
+                    let even = src.pointer + (image * c4 + (2 * i) * c + channel) * hp * wp
+                    let odd = src.pointer + (image * c4 + (2 * i + 1) * c + channel) * hp * wp
+                    for y in 0..<h {
+                        let row = d + (2 * y + i) * 2 * w, e = even + (y + i) * wp, o = odd + (y + i) * wp + 1
+                        for x in 0..<w {
+                            row[2 * x] = e[x]
+                            row[2 * x + 1] = o[x]
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     /// `out += x.repeat_interleave(repeats, dim=1)` (Decoder in-shortcut): `out[c] += x[c / repeats]`.
     static func addRepeatedChannels(_ out: inout Tensor, _ x: Tensor, repeats: Int) {
         let (b, cin) = (x.shape[0], x.shape[1])

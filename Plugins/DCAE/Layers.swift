@@ -285,34 +285,94 @@ struct DCDownBlock2d: Sendable {
     var bytes: Int { conv.bytes }
 }
 
-/// diffusers `DCUpBlock2d`: doubles H and W. "interpolate" type: nearest ×2 then 3×3 conv; "pixel_shuffle" type:
-/// 3×3 conv to 4·Cout then pixel shuffle. The shortcut adds the input's channels repeated and pixel-shuffled.
+/// A 3×3 convolution (padding 1) of a nearest ×2 upsampled input, computed from the input itself.
+///
+/// Each output pixel's parity (row and column even or odd) sees the upsampled input's 3×3 window cover only
+/// 2×2 input pixels, the filter's taps on the same input pixel summed: rows {0 | 1, 2} for even rows, {0, 1 | 2}
+/// for odd ones (columns alike). The four parities' 2×2 filters run as one 2×2 convolution with 4·C outputs
+/// (padding 1, so both offsets are there), interleaved after: 4/9 of the products of the convolution of the
+/// upsampled input, and no 4× upsampled tensor. Summing taps before the products changes only fp32 rounding.
+struct NearestUpsampleConv: Sendable {
+    var conv: ConvWeight?
+
+    init(_ w: WeightStore, _ prefix: String, _ cin: Int, _ cout: Int) {
+        let weight = w(prefix + ".weight", [cout, cin, 3, 3])
+        let bias = w(prefix + ".bias", [cout])
+        guard !w.isCollecting else { return }
+        let taps = [[[0], [1, 2]], [[0, 1], [2]]]  // [parity][2×2 tap] → the 3×3 filter rows (or columns) summed
+        var parts = Tensor(zeros: [4 * cout, cin, 2, 2])
+        let src = weight.storage.pointer + weight.offset
+        parts.withUnsafeMutableBufferPointer { dst in
+            for i in 0..<2 {
+                for j in 0..<2 {
+                    for o in 0..<cout {
+                        for c in 0..<cin {
+                            let from = src + (o * cin + c) * 9
+                            let to = (((2 * i + j) * cout + o) * cin + c) * 4
+                            for a in 0..<2 {
+                                for b in 0..<2 {
+                                    var sum: Float = 0
+                                    for dy in taps[i][a] { for dx in taps[j][b] { sum += from[dy * 3 + dx] } }
+                                    dst[to + a * 2 + b] = sum
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let biases = Tensor(shape: [4 * cout], values: Array([[Float]](repeating: bias.scalars, count: 4).joined()))
+        conv = ConvWeight(parts, bias: biases, stride: 1, padding: 1, precision: w.precision)
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let parts = SectionProfile.measure("dcae up-block convs") { Ops.conv2d(x, conv!) }
+        return SectionProfile.measure("dcae upsampling + shortcuts") { DCAEKernels.interleaveParities(parts) }
+    }
+    var bytes: Int { conv?.byteCount ?? 0 }
+}
+
+/// diffusers `DCUpBlock2d`: doubles H and W. "interpolate" type: nearest ×2 then 3×3 conv (`NearestUpsampleConv`);
+/// "pixel_shuffle" type: 3×3 conv to 4·Cout then pixel shuffle. The shortcut adds the input's channels repeated and
+/// pixel-shuffled.
 struct DCUpBlock2d: Sendable {
-    var conv: Conv2d
-    var interpolate: Bool
+    enum Conv: Sendable {
+        case upsampled(NearestUpsampleConv)
+        case shuffled(Conv2d)
+    }
+    var conv: Conv
     var shortcut: Bool
     var repeats: Int
+    var interpolate: Bool {
+        if case .upsampled = conv { return true }
+        return false
+    }
 
     init(_ w: WeightStore, _ prefix: String, _ cin: Int, _ cout: Int, interpolate: Bool, shortcut: Bool) {
-        conv = Conv2d(w, prefix + ".conv", cin, interpolate ? cout : cout * 4, kernel: 3)
-        self.interpolate = interpolate
+        conv = interpolate ? .upsampled(NearestUpsampleConv(w, prefix + ".conv", cin, cout))
+                           : .shuffled(Conv2d(w, prefix + ".conv", cin, cout * 4, kernel: 3))
         self.shortcut = shortcut
         repeats = cout * 4 / cin
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
         var y: Tensor
-        if interpolate {
-            let up = SectionProfile.measure("dcae upsampling + shortcuts") { Ops.interpolate(x, scaleFactor: 2, mode: .nearest) }
-            y = SectionProfile.measure("dcae up-block convs") { conv(up) }
-        } else {
+        switch conv {
+        case .upsampled(let conv):
+            y = conv(x)
+        case .shuffled(let conv):
             let c = SectionProfile.measure("dcae up-block convs") { conv(x) }
             y = SectionProfile.measure("dcae upsampling + shortcuts") { Ops.pixelShuffle(c, upscale: 2) }
         }
         if shortcut { SectionProfile.measure("dcae upsampling + shortcuts") { DCAEKernels.addShuffledRepeat(&y, x, repeats: repeats) } }
         return y
     }
-    var bytes: Int { conv.bytes }
+    var bytes: Int {
+        switch conv {
+        case .upsampled(let c): return c.bytes
+        case .shuffled(let c): return c.bytes
+        }
+    }
 }
 
 /// One entry of an encoder/decoder stage (an `nn.Sequential` element).
