@@ -245,6 +245,19 @@ struct BufferPoolTests {
         #expect(pool.cachedBytes == 0)
     }
 
+    @Test("weights spanning a huge page get huge-page-aligned memory unless huge pages are off")
+    func weightMemory() {
+        for huge in [true, false] {
+            let pool = BufferPool(capacityBytes: 0, hugePages: false, weightHugePages: huge)
+            let big = pool.allocateWeights(bytes: 3 << 20), small = pool.allocateWeights(bytes: 4096)
+            if huge { #expect(Int(bitPattern: big) % (2 << 20) == 0) }
+            #expect(Int(bitPattern: big) % 64 == 0 && Int(bitPattern: small) % 64 == 0)
+            big.storeBytes(of: 1, toByteOffset: (3 << 20) - 1, as: UInt8.self)  // the whole size is writable
+            big.deallocate()
+            small.deallocate()
+        }
+    }
+
     @Test("large tensors recycle their storage through the shared pool")
     func tensorsRecycle() {
         let count = (26 << 20) / 4  // an unusual size, so parallel tests don't take this block in between

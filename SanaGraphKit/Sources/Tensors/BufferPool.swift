@@ -14,19 +14,23 @@ import Foundation
 /// next layer even when one activation is larger than the configured size (a 512 px DC-AE decode's are 128–
 /// 192 MiB). Once those large tensors are freed the capacity falls back and their blocks are released.
 ///
-/// Huge pages are opt-in: on the development VM first-touching fresh memory is dominated by the hypervisor
-/// backing it (kernel `clear_page` ≈ 87 % of a fp16 weight load in `perf`), and huge pages made that slower
-/// (fp16 Sana-600M load 10.9 s / 4.3 s with, 3.9 s / 2.8 s without), so reuse is what helps here.
+/// Huge pages for the pool's blocks are opt-in: on the development VM first-touching fresh memory is dominated
+/// by the hypervisor backing it (kernel `clear_page` ≈ 87 % of a fp16 weight load in `perf`), and huge pages made
+/// that slower (fp16 Sana-600M load 10.9 s / 4.3 s with, 3.9 s / 2.8 s without), so reuse is what helps here; on
+/// an Emerald Rapids host they were level (fp16 DiT load 1.07–1.15 s with, 1.02–1.11 s without). Weights packed
+/// for the AMX kernel (`allocateWeights`) are advised huge pages by default: on that host a bf16 Gemma-2 load
+/// took 0.99–1.04 s with them against 1.32–1.55 s without (a million 4 KiB page faults fewer).
 ///
 /// Settings (read once at start): `SANAGRAPH_BUFFER_POOL_MB` is the configured size (default 256; 0 keeps
-/// nothing, whatever is in use); `SANAGRAPH_HUGEPAGES=1` advises transparent huge pages for new blocks.
-/// Thread-safe.
+/// nothing, whatever is in use); `SANAGRAPH_HUGEPAGES=1` advises transparent huge pages for the pool's new
+/// blocks too, `SANAGRAPH_HUGEPAGES=0` for nothing. Thread-safe.
 public final class BufferPool: @unchecked Sendable {
     /// The pool `TensorStorage` uses.
     public static let shared: BufferPool = {
         let env = ProcessInfo.processInfo.environment
         let mb = env["SANAGRAPH_BUFFER_POOL_MB"].flatMap(Int.init).map { Swift.max(0, $0) } ?? 256
-        return BufferPool(capacityBytes: mb << 20, hugePages: env["SANAGRAPH_HUGEPAGES"] == "1")
+        return BufferPool(capacityBytes: mb << 20, hugePages: env["SANAGRAPH_HUGEPAGES"] == "1",
+                          weightHugePages: env["SANAGRAPH_HUGEPAGES"] != "0")
     }()
 
     /// Requests smaller than this go to `malloc` (glibc reuses them well).
@@ -38,7 +42,7 @@ public final class BufferPool: @unchecked Sendable {
 
     /// The configured size: most bytes kept in unused blocks while no large block is in use (0: none ever).
     public let capacityBytes: Int
-    let hugePages: Bool
+    let hugePages: Bool, weightHugePages: Bool
 
     private let lock = NSLock()
     /// Unused blocks, least recently freed first.
@@ -48,9 +52,10 @@ public final class BufferPool: @unchecked Sendable {
     private var cached = 0
     private var hits = 0, misses = 0
 
-    public init(capacityBytes: Int, hugePages: Bool = true) {
+    public init(capacityBytes: Int, hugePages: Bool = true, weightHugePages: Bool = true) {
         self.capacityBytes = capacityBytes
         self.hugePages = hugePages
+        self.weightHugePages = weightHugePages
     }
 
     /// Bytes currently held in unused blocks.
@@ -114,6 +119,17 @@ public final class BufferPool: @unchecked Sendable {
 
     private func release(inUse bytes: Int) {
         if let n = inUse[bytes], n > 1 { inUse[bytes] = n - 1 } else { inUse[bytes] = nil }
+    }
+
+    /// Memory for packed weights (not pooled; free it with `deallocate()`): 64-byte aligned, advised huge pages
+    /// when it spans one (see above).
+    public func allocateWeights(bytes: Int) -> UnsafeMutableRawPointer {
+        guard weightHugePages, bytes >= Self.granule else { return .allocate(byteCount: bytes, alignment: 64) }
+        let rounded = (bytes + Self.granule - 1) / Self.granule * Self.granule
+        var p: UnsafeMutableRawPointer?
+        guard posix_memalign(&p, Self.granule, rounded) == 0, let p else { return .allocate(byteCount: bytes, alignment: 64) }
+        _ = madvise(p, rounded, Int32(MADV_HUGEPAGE))
+        return p
     }
 
     /// Frees every unused block (e.g. between pipeline stages whose shapes differ).

@@ -123,7 +123,7 @@ public final class LinearWeight: @unchecked Sendable {
     private static func packForAMX(_ source: UnsafeRawPointer, bf16Source: Bool, _ outFeatures: Int, _ inFeatures: Int)
         -> UnsafeMutablePointer<UInt16> {
         let bytes = sg_amx_packed_bytes(outFeatures, inFeatures)
-        let tiles = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: UInt16.self, capacity: bytes / 2)
+        let tiles = BufferPool.shared.allocateWeights(bytes: bytes).bindMemory(to: UInt16.self, capacity: bytes / 2)
         let (src, dst) = (SendablePointer(UnsafeMutableRawPointer(mutating: source).assumingMemoryBound(to: UInt8.self)),
                           SendablePointer(tiles))
         Parallel.forEachRange((outFeatures + 31) / 32, minChunk: Swift.max(1, 65_536 / Swift.max(1, inFeatures))) { blocks in
