@@ -96,7 +96,7 @@ extension Gemma2Model {
                 eps: Float(c.rmsNormEps), slidingWindow: c.slidingWindow(layer: i))
         }
         // The embedding stays in the file's dtype, read from the mapping row by row (see `embedTokens`).
-        self.init(config: c, embedTokens: w.raw("embed_tokens.weight", [c.vocabSize, d]), layers: layers,
+        self.init(config: c, embedTokens: w.raw("embed_tokens.weight", [c.vocabSize, d], readAhead: false), layers: layers,
                   norm: w("norm.weight", [d]))
     }
 }

@@ -44,4 +44,15 @@ import TestSupport
         #expect(raw.decoded().withUnsafeBufferPointer { Array($0) } == before)
         #expect(before[977] == -60 && before[3] == -59.25)
     }
+
+    @Test("raw bytes without read-ahead (a table gathered row by row) are the same bytes, from file and checkpoint")
+    func rawBytesWithoutReadAhead() throws {
+        let path = try Self.file()
+        let plain = try SafetensorsFile(path: path).rawBytes("big").decoded().withUnsafeBufferPointer { Array($0) }
+        let file = try SafetensorsFile(path: path).rawBytes("big", readAhead: false)
+        let checkpoint = try SafetensorsCheckpoint(path: path).rawBytes("big", readAhead: false)
+        #expect(file.dtype == .bf16 && file.shape == [1024, 1024])
+        #expect(file.decoded().withUnsafeBufferPointer { Array($0) } == plain)
+        #expect(checkpoint.decoded().withUnsafeBufferPointer { Array($0) } == plain)
+    }
 }

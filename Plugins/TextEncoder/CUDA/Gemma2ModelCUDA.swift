@@ -70,7 +70,7 @@ public final class Gemma2ModelCUDA: Gemma2Decoder, @unchecked Sendable {
         finalNorm = try norm("norm.weight")
         let frequencies = Self.ropeInverseFrequencies(headDim: c.headDim, theta: c.ropeTheta)
         invFreq = try DeviceTensor(Tensor(shape: [frequencies.count], values: frequencies), on: context)
-        embedTokens = w.raw("embed_tokens.weight", [c.vocabSize, c.hiddenSize])
+        embedTokens = w.raw("embed_tokens.weight", [c.vocabSize, c.hiddenSize], readAhead: false)
         deviceBytes = layers.reduce(0) { $0 + $1.bytes } + finalNorm.byteCount + invFreq.byteCount
         try context.synchronize()
     }

@@ -78,9 +78,10 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
         try file(containing: name).tensor(name, releasingSource: releasingSource)
     }
 
-    /// The stored bytes and dtype of `name`, without conversion or copy (keeps its file mapped).
-    public func rawBytes(_ name: String) throws(SafetensorsError) -> RawTensorBytes {
-        try file(containing: name).rawBytes(name)
+    /// The stored bytes and dtype of `name`, without conversion or copy (keeps its file mapped); `readAhead` as
+    /// in `SafetensorsFile.rawBytes(_:readAhead:)`.
+    public func rawBytes(_ name: String, readAhead: Bool = true) throws(SafetensorsError) -> RawTensorBytes {
+        try file(containing: name).rawBytes(name, readAhead: readAhead)
     }
 
     /// Total bytes of tensor data.

@@ -115,16 +115,18 @@ public final class SafetensorsFile: @unchecked Sendable {
     }
 
     /// The stored bytes of tensor `name`, without conversion or copy. The result keeps the mapping alive.
-    public func rawBytes(_ name: String) throws(SafetensorsError) -> RawTensorBytes {
+    /// `readAhead: false` for a tensor read only in parts (an embedding table gathered row by row): the kernel is
+    /// not asked to read all of it in.
+    public func rawBytes(_ name: String, readAhead: Bool = true) throws(SafetensorsError) -> RawTensorBytes {
         let info = try info(name)
-        return RawTensorBytes(info: info, bytes: UnsafeRawBufferPointer(start: rawPointer(info), count: info.byteCount),
-                              owner: self)
+        return RawTensorBytes(info: info, bytes: UnsafeRawBufferPointer(start: rawPointer(info, readAhead: readAhead),
+                                                                        count: info.byteCount), owner: self)
     }
 
-    private func rawPointer(_ info: TensorInfo) -> UnsafeRawPointer {
+    private func rawPointer(_ info: TensorInfo, readAhead: Bool = true) -> UnsafeRawPointer {
         // Validated at open: dataStart + dataOffsets lies inside the mapping.
         let p = base + dataStart + info.dataOffsets.lowerBound
-        if info.byteCount >= 1 << 20 { Self.adviseWillNeed(p, info.byteCount) }
+        if readAhead && info.byteCount >= 1 << 20 { Self.adviseWillNeed(p, info.byteCount) }
         return p
     }
 

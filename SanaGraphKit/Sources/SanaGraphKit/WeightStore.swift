@@ -107,10 +107,10 @@ public struct WeightSource: @unchecked Sendable {
     func storedName(_ key: String) -> String { names[key] ?? key }
 
     /// The stored bytes of `key` (nil for in-memory tensors and absent keys).
-    func raw(_ key: String) throws(SafetensorsError) -> RawTensorBytes? {
+    func raw(_ key: String, readAhead: Bool = true) throws(SafetensorsError) -> RawTensorBytes? {
         guard let stored = names[key] else { return nil }
         switch storage {
-        case .checkpoint(let c): return try c.rawBytes(stored)
+        case .checkpoint(let c): return try c.rawBytes(stored, readAhead: readAhead)
         case .raw(let r): return r[stored]
         case .tensors: return nil
         }
@@ -226,8 +226,9 @@ public final class WeightStore: @unchecked Sendable {
     }
 
     /// The stored bytes of `key` (of `shape`) unconverted, e.g. an embedding table kept in its file's dtype and
-    /// gathered row by row. A placeholder of no bytes while collecting.
-    public func raw(_ key: String, _ shape: [Int]) -> RawTensorBytes {
+    /// gathered row by row (`readAhead: false`: only the rows used are read from disk). A placeholder of no bytes
+    /// while collecting.
+    public func raw(_ key: String, _ shape: [Int], readAhead: Bool = true) -> RawTensorBytes {
         declare(key, shape)
         let empty = RawTensorBytes(info: TensorInfo(name: key, dtype: .f32, shape: [0], dataOffsets: 0..<0),
                                    bytes: UnsafeRawBufferPointer(start: nil, count: 0), owner: NSNull())
@@ -237,7 +238,7 @@ public final class WeightStore: @unchecked Sendable {
             return RawTensorBytes(info: TensorInfo(name: key, dtype: .f32, shape: t.shape,
                                                    dataOffsets: 0..<(t.count * 4)), bytes: bytes, owner: t.storage)
         }
-        return rawBytes(key) ?? empty
+        return rawBytes(key, readAhead: readAhead) ?? empty
     }
 
     /// Accepts `key` when present without requiring it.
@@ -324,9 +325,9 @@ public final class WeightStore: @unchecked Sendable {
         if failure == nil { failure = .weights(path: path, message: message) }
     }
 
-    private func rawBytes(_ key: String) -> RawTensorBytes? {
+    private func rawBytes(_ key: String, readAhead: Bool = true) -> RawTensorBytes? {
         do {
-            guard let raw = try source?.raw(key) else { fail("no tensor \(key)"); return nil }
+            guard let raw = try source?.raw(key, readAhead: readAhead) else { fail("no tensor \(key)"); return nil }
             return raw
         } catch {
             fail(error.description)
