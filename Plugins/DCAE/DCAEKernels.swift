@@ -70,11 +70,19 @@ enum DCAEKernels {
     /// The output of a 3×3 convolution (padding 1) of a nearest ×2 upsampled input, from `parts`, the 2×2
     /// convolution (padding 1) of the input itself to the four parities' filters (`NearestUpsampleConv`):
     /// `out[c, 2Y+i, 2X+j] = parts[(2i + j)·C + c, Y+i, X+j]`. `parts` is `[B, 4C, H+1, W+1]`, `out` `[B, C, 2H, 2W]`.
-    static func interleaveParities(_ parts: Tensor) -> Tensor {
+    /// With `shortcut` (`[B, C_in, H, W]`), DCUpBlock2d's shortcut is added in the same pass, as
+    /// `addShuffledRepeat` would: `+ shortcut[(4c + 2i + j) / repeats, Y, X]`.
+    static func interleaveParities(_ parts: Tensor, shortcut: Tensor? = nil, repeats: Int = 1) -> Tensor {
         let (b, c4, hp, wp) = (parts.shape[0], parts.shape[1], parts.shape[2], parts.shape[3])
         let (c, h, w) = (c4 / 4, hp - 1, wp - 1)
+        let cin = shortcut?.shape[1] ?? 0
+        if let shortcut {
+            precondition(shortcut.shape == [b, cin, h, w] && cin * repeats == 4 * c,
+                         "DCUpBlock2d shortcut: \(shortcut.shape) × \(repeats) does not match \(parts.shape)")
+        }
         let out = Tensor(uninitialized: [b, c, 2 * h, 2 * w])
         let src = SendablePointer(parts.storage.pointer + parts.offset), dst = SendablePointer(out.storage.pointer)
+        let skip = shortcut.map { SendablePointer($0.storage.pointer + $0.offset) }
         Parallel.forEachRange(b * c, minChunk: chunk(4 * h * w)) { planes in
             for p in planes {
                 let image = p / c, channel = p % c
@@ -84,9 +92,18 @@ enum DCAEKernels {
                     let odd = src.pointer + (image * c4 + (2 * i + 1) * c + channel) * hp * wp
                     for y in 0..<h {
                         let row = d + (2 * y + i) * 2 * w, e = even + (y + i) * wp, o = odd + (y + i) * wp + 1
-                        for x in 0..<w {
-                            row[2 * x] = e[x]
-                            row[2 * x + 1] = o[x]
+                        if let skip {
+                            let s0 = skip.pointer + (image * cin + (4 * channel + 2 * i) / repeats) * h * w + y * w
+                            let s1 = skip.pointer + (image * cin + (4 * channel + 2 * i + 1) / repeats) * h * w + y * w
+                            for x in 0..<w {
+                                row[2 * x] = e[x] + s0[x]
+                                row[2 * x + 1] = o[x] + s1[x]
+                            }
+                        } else {
+                            for x in 0..<w {
+                                row[2 * x] = e[x]
+                                row[2 * x + 1] = o[x]
+                            }
                         }
                     }
                 }

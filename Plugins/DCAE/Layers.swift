@@ -325,9 +325,13 @@ struct NearestUpsampleConv: Sendable {
         conv = ConvWeight(parts, bias: biases, stride: 1, padding: 1, precision: w.precision)
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    /// With `shortcutRepeats`, DCUpBlock2d's shortcut (`x`'s channels repeated that many times, pixel-shuffled)
+    /// is added in the same pass.
+    func callAsFunction(_ x: Tensor, shortcutRepeats: Int? = nil) -> Tensor {
         let parts = SectionProfile.measure("dcae up-block convs") { Ops.conv2d(x, conv!) }
-        return SectionProfile.measure("dcae upsampling + shortcuts") { DCAEKernels.interleaveParities(parts) }
+        return SectionProfile.measure("dcae upsampling + shortcuts") {
+            DCAEKernels.interleaveParities(parts, shortcut: shortcutRepeats == nil ? nil : x, repeats: shortcutRepeats ?? 1)
+        }
     }
     var bytes: Int { conv?.byteCount ?? 0 }
 }
@@ -356,16 +360,15 @@ struct DCUpBlock2d: Sendable {
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
-        var y: Tensor
         switch conv {
         case .upsampled(let conv):
-            y = conv(x)
+            return conv(x, shortcutRepeats: shortcut ? repeats : nil)
         case .shuffled(let conv):
             let c = SectionProfile.measure("dcae up-block convs") { conv(x) }
-            y = SectionProfile.measure("dcae upsampling + shortcuts") { Ops.pixelShuffle(c, upscale: 2) }
+            var y = SectionProfile.measure("dcae upsampling + shortcuts") { Ops.pixelShuffle(c, upscale: 2) }
+            if shortcut { SectionProfile.measure("dcae upsampling + shortcuts") { DCAEKernels.addShuffledRepeat(&y, x, repeats: repeats) } }
+            return y
         }
-        if shortcut { SectionProfile.measure("dcae upsampling + shortcuts") { DCAEKernels.addShuffledRepeat(&y, x, repeats: repeats) } }
-        return y
     }
     var bytes: Int {
         switch conv {
