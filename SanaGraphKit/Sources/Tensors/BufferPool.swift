@@ -9,8 +9,8 @@ import Foundation
 ///
 /// Which block serves a request: the smallest kept block of at least the request and at most twice it (so a
 /// decoder whose stages double the resolution reuses the previous stage's blocks). Which blocks are kept: the
-/// most recently freed, up to the capacity — the larger of the configured size and three times the largest
-/// block in use, so a layer's working set (its input, its output and a convolution's scratch) is reused by the
+/// most recently freed, up to the capacity — the larger of the configured size and twice the largest block in
+/// use, so a layer's working set (its input, its output and a convolution's scratch) is reused by the
 /// next layer even when one activation is larger than the configured size (a 512 px DC-AE decode's are 128–
 /// 192 MiB). Once those large tensors are freed the capacity falls back and their blocks are released.
 ///
@@ -38,7 +38,7 @@ public final class BufferPool: @unchecked Sendable {
     /// Block size granularity and alignment: one x86-64 huge page.
     static let granule = 2 << 20
     /// The capacity is at least this many times the largest block in use.
-    static let workingSetBlocks = 3
+    static let workingSetBlocks = 2
 
     /// The configured size: most bytes kept in unused blocks while no large block is in use (0: none ever).
     public let capacityBytes: Int
