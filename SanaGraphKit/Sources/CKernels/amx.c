@@ -227,12 +227,8 @@ typedef struct {
     uint8_t rows[16];
 } tile_config;
 
-/// SiLU in place over one 16×16 fp32 tile, and over 16 rows of 16 in y (`sg_silu16`: no VDIVPS, which issues
-/// once per 16 cycles, as long as a tile product).
-AMX_TARGET static void silu_tile_avx512(float *t) {
-    for (int i = 0; i < 256; i += 16) _mm512_store_ps(t + i, sg_silu16(_mm512_load_ps(t + i)));
-}
-
+/// SiLU in place over 16 rows of 16 fp32 values, `ldy` apart (`sg_silu16`: no VDIVPS, which issues once per 16
+/// cycles, as long as a tile product).
 AMX_TARGET static void silu_rows_avx512(float *y, long ldy) {
     for (int r = 0; r < 16; r++) _mm512_storeu_ps(y + r * ldy, sg_silu16(_mm512_loadu_ps(y + r * ldy)));
 }
@@ -247,7 +243,6 @@ AMX_TARGET static void silu_rows_avx512(float *y, long ldy) {
 #define TILE_LOAD(t, p, stride) _tile_loadd(t, p, stride)
 #define TILE_STORE(t, p, stride) _tile_stored(t, p, stride)
 #define TILE_DP(c, a, b) _tile_dpbf16ps(c, a, b)
-#define ACTIVATE(part) silu_tile_avx512(part)
 #define ACTIVATE_ROWS(p, ld) silu_rows_avx512(p, ld)
 #include "amx_gemm.h"
 
@@ -304,12 +299,7 @@ static void emulated_dp(emulated_tiles *e, int c, int a, int b) {
 #undef TILE_LOAD
 #undef TILE_STORE
 #undef TILE_DP
-#undef ACTIVATE
 #undef ACTIVATE_ROWS
-
-static void silu_tile(float *t) {
-    for (int i = 0; i < 256; i++) t[i] = t[i] / (1.0f + expf(-t[i]));
-}
 
 static void silu_rows(float *y, long ldy) {
     for (int r = 0; r < 16; r++)
@@ -325,6 +315,5 @@ static void silu_rows(float *y, long ldy) {
 #define TILE_LOAD(t, p, stride) emulated_load(&tiles_, t, p, stride)
 #define TILE_STORE(t, p, stride) emulated_store(&tiles_, t, p, stride)
 #define TILE_DP(c, a, b) emulated_dp(&tiles_, c, a, b)
-#define ACTIVATE(part) silu_tile(part)
 #define ACTIVATE_ROWS(p, ld) silu_rows(p, ld)
 #include "amx_gemm.h"

@@ -2,7 +2,7 @@
 // them emulated in C (sg_amx_gemm_emulated). See amx.c for the layouts.
 #ifndef STORE_TILE
 /// Stores accumulator tile `t` (a macro argument: tile numbers are immediates) to y at (row, col), clipped to m × n;
-/// SiLU in place after a whole tile's store (ACTIVATE_ROWS), through `part` when clipped (ACTIVATE).
+/// SiLU (ACTIVATE_ROWS) in place after the store, into y or, when clipped, into `part` before its rows are copied.
 #define STORE_TILE(t, row, col)                                                                              \
     do {                                                                                                     \
         if ((row) + 16 <= m && (col) + 16 <= n) {                                                            \
@@ -10,7 +10,7 @@
             if (activation) ACTIVATE_ROWS(y + (row) * ldy + (col), ldy);                                     \
         } else if ((row) < m && (col) < n) {                                                                 \
             TILE_STORE(t, part, 64);                                                                         \
-            if (activation) ACTIVATE(part);                                                                  \
+            if (activation) ACTIVATE_ROWS(part, 16);                                                         \
             long rows_ = m - (row) < 16 ? m - (row) : 16, cols_ = n - (col) < 16 ? n - (col) : 16;           \
             for (long i_ = 0; i_ < rows_; i_++) memcpy(y + ((row) + i_) * ldy + (col), part + i_ * 16, (size_t)cols_ * 4); \
         }                                                                                                    \

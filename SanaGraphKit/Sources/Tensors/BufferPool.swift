@@ -37,6 +37,8 @@ public final class BufferPool: @unchecked Sendable {
     public static let minimumBytes = 4 << 20
     /// Block size granularity and alignment: one x86-64 huge page.
     static let granule = 2 << 20
+    /// `bytes` rounded up to whole granules.
+    static func rounded(_ bytes: Int) -> Int { (bytes + granule - 1) / granule * granule }
     /// The capacity is at least this many times the largest block in use.
     static let workingSetBlocks = 2
 
@@ -66,7 +68,7 @@ public final class BufferPool: @unchecked Sendable {
 
     /// A block of at least `bytes`, and its size (pass it back to `give`). Nil if memory is exhausted.
     func take(bytes: Int) -> (UnsafeMutableRawPointer, Int)? {
-        let rounded = (bytes + Self.granule - 1) / Self.granule * Self.granule
+        let rounded = Self.rounded(bytes)
         let reused: (UnsafeMutableRawPointer, Int)? = lock.withLock {
             // The smallest fitting block; of equal sizes the most recently freed (the warmest in cache).
             var best: Int?
@@ -85,13 +87,19 @@ public final class BufferPool: @unchecked Sendable {
             return block
         }
         if let reused { return reused }
-        var p: UnsafeMutableRawPointer?
-        guard posix_memalign(&p, Self.granule, rounded) == 0, let p else {
+        guard let p = Self.allocateBlock(rounded, hugePages: hugePages) else {
             lock.withLock { release(inUse: rounded) }
             return nil
         }
-        if hugePages { _ = madvise(p, rounded, Int32(MADV_HUGEPAGE)) }
         return (p, rounded)
+    }
+
+    /// `bytes` (a multiple of `granule`) at a huge-page boundary, advised huge pages if asked; nil if exhausted.
+    private static func allocateBlock(_ bytes: Int, hugePages: Bool) -> UnsafeMutableRawPointer? {
+        var p: UnsafeMutableRawPointer?
+        guard posix_memalign(&p, granule, bytes) == 0, let p else { return nil }
+        if hugePages { _ = madvise(p, bytes, Int32(MADV_HUGEPAGE)) }
+        return p
     }
 
     /// Returns a block from `take`: kept for reuse while the pool has room, else freed.
@@ -124,11 +132,10 @@ public final class BufferPool: @unchecked Sendable {
     /// Memory for packed weights (not pooled; free it with `deallocate()`): 64-byte aligned, advised huge pages
     /// when it spans one (see above).
     public func allocateWeights(bytes: Int) -> UnsafeMutableRawPointer {
-        guard weightHugePages, bytes >= Self.granule else { return .allocate(byteCount: bytes, alignment: 64) }
-        let rounded = (bytes + Self.granule - 1) / Self.granule * Self.granule
-        var p: UnsafeMutableRawPointer?
-        guard posix_memalign(&p, Self.granule, rounded) == 0, let p else { return .allocate(byteCount: bytes, alignment: 64) }
-        _ = madvise(p, rounded, Int32(MADV_HUGEPAGE))
+        guard weightHugePages, bytes >= Self.granule,
+              let p = Self.allocateBlock(Self.rounded(bytes), hugePages: true) else {
+            return .allocate(byteCount: bytes, alignment: 64)
+        }
         return p
     }
 
