@@ -166,10 +166,7 @@ struct DCDecoder: Sendable {
         var h = SectionProfile.measure("dcae conv_in / conv_out") { conv_in(z) }
         if let r = inShortcutRepeats { DCAEKernels.addRepeatedChannels(&h, z, repeats: r) }
         for stage in up_blocks.dropFirst(localStages).reversed() {
-            for block in stage {
-                try cancel()
-                h = block(h, limit: limit)
-            }
+            h = try StageBlock.run(stage, h, limit: limit, cancel: cancel)
         }
         return h
     }
@@ -178,10 +175,7 @@ struct DCDecoder: Sendable {
     func tail(_ x: Tensor, cancel: () throws -> Void) rethrows -> Tensor {
         var h = x
         for stage in up_blocks.prefix(localStages).reversed() {
-            for block in stage {
-                try cancel()
-                h = block(h)
-            }
+            h = try StageBlock.run(stage, h, cancel: cancel)
         }
         h = SectionProfile.measure("dcae norms + residuals") { norm_out(h) }
         SectionProfile.measure("dcae activations") { conv_act.apply(&h) }

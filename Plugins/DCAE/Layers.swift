@@ -118,6 +118,42 @@ struct ResBlock: Sendable {
         let c = SectionProfile.measure("dcae ResBlock convs") { conv2(h) }
         return SectionProfile.measure("dcae norms + residuals") { norm(c, residual: x) }
     }
+
+    /// Whether this block can run in `runChannelsLast` on `batch × height × width`: SiLU and RMSNorm (as SANA's
+    /// DC-AE has), channels a multiple of 16, both convolutions on oneDNN channels-last at that size.
+    func runsChannelsLast(batch: Int, height: Int, width: Int) -> Bool {
+        guard case .silu = nonlinearity, case .rms = norm, let c1 = conv1.conv, let c2 = conv2.conv,
+              c1.inChannels % 16 == 0 else { return false }
+        return c1.runsChannelsLast(batch: batch, height: height, width: width)
+            && c2.runsChannelsLast(batch: batch, height: height, width: width)
+    }
+
+    /// `blocks` (each `runsChannelsLast` for `x`) in sequence with the residual stream kept channels-last: one
+    /// transpose in (with a bf16 copy for the first convolution), SiLU written as the second convolution's bf16
+    /// input, the norm added to the stream with the next block's bf16 input in the same pass, one transpose out.
+    /// A block's NCHW path changes layout four times (oneDNN's reorders around each convolution) and runs SiLU and
+    /// the norm as passes of their own. The same arithmetic but for the order of the norm's sum of squares.
+    static func runChannelsLast(_ blocks: ArraySlice<ResBlock>, _ x: Tensor, cancel: () throws -> Void) rethrows -> Tensor {
+        var (stream, input) = SectionProfile.measure("dcae channels-last layout") { Ops.channelsLast(x, withBF16: true) }
+        for (i, block) in zip(0..., blocks) {
+            if i > 0 { try cancel() }
+            guard case .rms(let weight, let bias) = block.norm, let c1 = block.conv1.conv, let c2 = block.conv2.conv,
+                  let bf16 = input else { preconditionFailure("runChannelsLast: a block that cannot run channels-last") }
+            var a: ChannelsLastActivation
+            do {  // conv1's output is released once SiLU has read it
+                let h = SectionProfile.measure("dcae ResBlock convs") { Ops.conv2d(bf16, c1) }
+                input = nil
+                a = SectionProfile.measure("dcae activations") { Ops.siluBF16(h) }
+            }
+            let y = SectionProfile.measure("dcae ResBlock convs") { Ops.conv2d(a, c2) }
+            input = SectionProfile.measure("dcae norms + residuals") {
+                Ops.addChannelRMSNorm(y, weight: weight, bias: bias, eps: ChannelNorm.eps, to: stream,
+                                      bf16Copy: i < blocks.count - 1)
+            }
+        }
+        return SectionProfile.measure("dcae channels-last layout") { Ops.nchw(stream) }
+    }
+
     var bytes: Int { conv1.bytes + conv2.bytes + norm.bytes }
 }
 
@@ -400,6 +436,26 @@ enum StageBlock: Sendable {
         case .down(let b): return b(x)
         case .up(let b): return b(x)
         }
+    }
+
+    /// `blocks` in order, `cancel` before each; runs of two or more ResBlocks go channels-last where they can
+    /// (`ResBlock.runChannelsLast`).
+    static func run(_ blocks: [StageBlock], _ x: Tensor, limit: Int = .max, cancel: () throws -> Void) rethrows -> Tensor {
+        var h = x, i = 0
+        while i < blocks.count {
+            try cancel()
+            var run: [ResBlock] = []
+            while i + run.count < blocks.count, case .res(let b) = blocks[i + run.count], h.rank == 4,
+                  b.runsChannelsLast(batch: h.shape[0], height: h.shape[2], width: h.shape[3]) { run.append(b) }
+            if run.count >= 2 {
+                h = try ResBlock.runChannelsLast(run[...], h, cancel: cancel)
+                i += run.count
+            } else {
+                h = blocks[i](h, limit: limit)
+                i += 1
+            }
+        }
+        return h
     }
 
     var bytes: Int {

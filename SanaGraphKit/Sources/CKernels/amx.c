@@ -134,32 +134,10 @@ AMX_TARGET static void convert_rows_avx512(const float *x, long ldx, long m0, lo
     }
 }
 
-/// Transposes 16 rows of 16 32-bit lanes in place: four rounds of swapping the off-diagonal blocks of size 8, 4,
-/// 2 and 1 (64 two-source permutes for 256 lanes; a scatter per row was ~1 ns per bf16 value).
-AMX_TARGET static void transpose16x16(__m512i r[16]) {
-    // Round s (8, 4, 2, 1): row i (bit s clear) keeps its lanes without bit s and takes row i+s's lanes l−s where
-    // lane l has bit s; row i+s takes row i's lanes l+s and keeps its own. Indexes ≥ 16 pick the second source.
-    static const int keep[4][16] = {
-        {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}, {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
-        {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}, {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}};
-    static const int swap[4][16] = {
-        {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}, {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
-        {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}, {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}};
-    for (int round = 0, s = 8; s >= 1; round++, s /= 2) {
-        __m512i ik = _mm512_loadu_si512(keep[round]), is = _mm512_loadu_si512(swap[round]);
-        for (int i = 0; i < 16; i++) {
-            if (i & s) continue;
-            __m512i a = r[i], b = r[i + s];
-            r[i] = _mm512_permutex2var_epi32(a, ik, b);
-            r[i + s] = _mm512_permutex2var_epi32(a, is, b);
-        }
-    }
-}
-
 /// Stores 16 rows of 16 bf16 pairs (row c = one weight row's 32 k values) as a tile: transposed, row p of the
 /// tile holding pair p of every row.
 AMX_TARGET static void store_tile_transposed(__m512i r[16], uint16_t *tile) {
-    transpose16x16(r);
+    sg_transpose16x16(r);
     for (int p = 0; p < 16; p++) _mm512_storeu_si512(tile + p * 32, r[p]);
 }
 

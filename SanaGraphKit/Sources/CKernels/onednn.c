@@ -375,6 +375,7 @@ typedef struct {
     void *weights;
     dnnl_memory_t weights_mem;
     char impl[96];
+    int layout;  // SG_CONV_* flags: the primitive's own layouts when they are plain channels-last
     dnnl_memory_desc_t user_src, user_dst, src_md, dst_md;
     size_t src_bytes, dst_bytes;  // scratch for src / dst when they need a reorder (0 otherwise)
 } conv_shape;
@@ -537,6 +538,14 @@ static conv_shape *conv_shape_get(sg_conv *c, long n, long h, long w, int *trans
         *st = D(dnnl_primitive_create)(&s->conv, pd);
         D(dnnl_primitive_desc_destroy)(pd);
     }
+    if (*st == dnnl_success) {
+        dnnl_memory_desc_t nhwc;
+        D(dnnl_memory_desc_init_by_tag)(&nhwc, 4, s->src_md.dims, s->src_md.data_type, dnnl_nhwc);
+        if (D(dnnl_memory_desc_equal)(&nhwc, &s->src_md))
+            s->layout |= SG_CONV_SRC_NHWC | (s->src_md.data_type == dnnl_bf16 ? SG_CONV_SRC_BF16 : 0);
+        D(dnnl_memory_desc_init_by_tag)(&nhwc, 4, s->dst_md.dims, dnnl_f32, dnnl_nhwc);
+        if (D(dnnl_memory_desc_equal)(&nhwc, &s->dst_md)) s->layout |= SG_CONV_DST_NHWC;
+    }
     if (*st == dnnl_success && !D(dnnl_memory_desc_equal)(&s->src_md, &s->user_src)) {
         s->src_reorder = make_reorder(&s->user_src, &s->src_md, st);
         s->src_bytes = (D(dnnl_memory_desc_get_size)(&s->src_md) + 63) / 64 * 64;
@@ -577,7 +586,22 @@ int sg_conv_impl(sg_conv *c, long n, long h, long w, char *impl, size_t impl_siz
     return 0;
 }
 
+int sg_conv_layout(sg_conv *c, long n, long h, long w) {
+    dnnl_status_t st;
+    int transient;
+    conv_shape *s = conv_shape_get(c, n, h, w, &transient, &st);
+    if (!s) return -1;
+    int layout = s->layout;
+    if (transient) conv_shape_free(s);
+    return layout;
+}
+
 int sg_conv_run(sg_conv *c, const float *x, long n, long h, long w, float *y, void *scratch) {
+    return sg_conv_run_layout(c, x, 0, n, h, w, y, 0, scratch);
+}
+
+int sg_conv_run_layout(sg_conv *c, const void *x, int x_native, long n, long h, long w, float *y, int y_native,
+                       void *scratch) {
     long long start = now_ns();
     dnnl_status_t st = dnnl_success;
     int transient;
@@ -585,13 +609,21 @@ int sg_conv_run(sg_conv *c, const float *x, long n, long h, long w, float *y, vo
     if (!s) return (int)st;
     dnnl_memory_t user_src = NULL, user_dst = NULL, src = NULL, dst = NULL;
     char *buffer = scratch;
-    if ((st = D(dnnl_memory_create)(&user_src, &s->user_src, sg_dnnl_engine, (void *)x)) != dnnl_success) goto done;
-    if ((st = D(dnnl_memory_create)(&user_dst, &s->user_dst, sg_dnnl_engine, y)) != dnnl_success) goto done;
-    if (s->src_reorder) {
+    if (x_native) {
+        if ((st = D(dnnl_memory_create)(&src, &s->src_md, sg_dnnl_engine, (void *)x)) != dnnl_success) goto done;
+    } else if ((st = D(dnnl_memory_create)(&user_src, &s->user_src, sg_dnnl_engine, (void *)x)) != dnnl_success) {
+        goto done;
+    }
+    if (y_native) {
+        if ((st = D(dnnl_memory_create)(&dst, &s->dst_md, sg_dnnl_engine, y)) != dnnl_success) goto done;
+    } else if ((st = D(dnnl_memory_create)(&user_dst, &s->user_dst, sg_dnnl_engine, y)) != dnnl_success) {
+        goto done;
+    }
+    if (s->src_reorder && !x_native) {
         if ((st = D(dnnl_memory_create)(&src, &s->src_md, sg_dnnl_engine, buffer)) != dnnl_success) goto done;
         if ((st = run2(s->src_reorder, DNNL_ARG_FROM, user_src, DNNL_ARG_TO, src)) != dnnl_success) goto done;
     }
-    if (s->dst_reorder
+    if (s->dst_reorder && !y_native
         && (st = D(dnnl_memory_create)(&dst, &s->dst_md, sg_dnnl_engine, buffer + s->src_bytes)) != dnnl_success)
         goto done;
     {
@@ -600,7 +632,7 @@ int sg_conv_run(sg_conv *c, const float *x, long n, long h, long w, float *y, vo
                                    {DNNL_ARG_DST, dst ? dst : user_dst}, {DNNL_ARG_BIAS, c->bias_mem}};
         st = execute(s->conv, c->bias ? 4 : 3, args);
     }
-    if (st == dnnl_success && dst) st = run2(s->dst_reorder, DNNL_ARG_FROM, dst, DNNL_ARG_TO, user_dst);
+    if (st == dnnl_success && dst && !y_native) st = run2(s->dst_reorder, DNNL_ARG_FROM, dst, DNNL_ARG_TO, user_dst);
 done:
     if (user_src) D(dnnl_memory_destroy)(user_src);
     if (user_dst) D(dnnl_memory_destroy)(user_dst);

@@ -126,6 +126,10 @@ public struct KernelSelection: Sendable {
     /// Vector code of SanaGraph's own C kernels (element-wise, attention cores; the Swift code is built for
     /// baseline x86-64, i.e. SSE2): AVX-512 (F/BW/DQ/VL), AVX2 with FMA, or portable C.
     public var vectorISA: VectorISA
+    /// Whether runs of DC-AE ResBlocks whose convolutions oneDNN runs channels-last (bf16) keep their activations
+    /// channels-last in between, through SanaGraph's AVX-512 kernels (`Ops+ChannelsLast`), instead of oneDNN's
+    /// reorders to and from NCHW around each convolution (`SANAGRAPH_CHANNELS_LAST=0`: off, for comparisons).
+    public var channelsLast: Bool
 
     public enum VectorISA: Int32, Sendable {
         case portable = 0, avx2 = 1, avx512 = 2
@@ -213,12 +217,14 @@ public struct KernelSelection: Sendable {
                               amxPermission: amxPermission)
         let bf16Linear = chooseBF16Linear(env: env, bf16: bf16)
         Kernels.requestedThreads.withLock { $0.frozen = true }
+        let vectorISA = VectorISA.best(cpu, generic: generic, env: env)
         return KernelSelection(
             cpu: cpu, generic: generic, threads: threads, threadsSource: threadsSource,
             openBLASCore: String(cString: sg_openblas_corename()), openBLASConfig: String(cString: sg_openblas_config()),
             openBLASCoreSource: coreSource, oneDNNVersion: oneDNNVersion, oneDNNISA: oneDNNISA,
             oneDNNProblem: oneDNNProblem, fp32Linear: fp32Linear, bf16: bf16, bf16Linear: bf16Linear,
-            amxPermission: amxPermission, vectorISA: .best(cpu, generic: generic, env: env))
+            amxPermission: amxPermission, vectorISA: vectorISA,
+            channelsLast: vectorISA == .avx512 && env["SANAGRAPH_CHANNELS_LAST"] != "0")
     }
 
     /// Keeps freed blocks below 32 MiB in glibc's heap for reuse (see `Kernels`), unless the user tuned malloc.

@@ -103,6 +103,15 @@ int sg_conv_impl(sg_conv *conv, long n, long h, long w, char *impl, size_t impl_
 /// `y [n, cout, hout, wout] = conv2d(x)`; 0 on success.
 int sg_conv_run(sg_conv *conv, const float *x, long n, long h, long w, float *y, void *scratch);
 
+/// The primitive's own layouts for an n×h×w input, where they are plain channels-last: its source is NHWC (bf16
+/// when SG_CONV_SRC_BF16, else fp32), its destination NHWC fp32. -1 when the size has no oneDNN kernel.
+enum { SG_CONV_SRC_NHWC = 1, SG_CONV_SRC_BF16 = 2, SG_CONV_DST_NHWC = 4 };
+int sg_conv_layout(sg_conv *conv, long n, long h, long w);
+/// `sg_conv_run`, with `x` already in the primitive's source layout when `x_native` (no reorder of it) and `y`
+/// left in its destination layout when `y_native`: what the caller does with `sg_conv_layout`'s plain NHWC.
+int sg_conv_run_layout(sg_conv *conv, const void *x, int x_native, long n, long h, long w, float *y, int y_native,
+                       void *scratch);
+
 // MARK: bf16 GEMM on AMX tiles (amx.c): `y = x Wᵀ + bias` with bf16 operands and fp32 sums
 
 /// Whether this CPU has AMX-BF16 (with AVX512_BF16) and the kernel granted the tile state to this process.
@@ -149,6 +158,21 @@ void sg_silu(const float *x, float *y, long n, sg_isa isa);
 /// out = x · rsqrt(mean_c(x²) + eps) · weight[c] + bias[c] (+ residual), weight / bias / residual may be NULL.
 void sg_channel_rms_norm(const float *x, const float *residual, const float *weight, const float *bias, long c,
                          long plane, long p0, long p1, float eps, float *out, sg_isa isa);
+
+// MARK: Channels-last activations between oneDNN's channels-last convolutions (layout.c); one image of `hw`
+// pixels, pixels [p0, p1); bf16 values are `sg_bf16_bits` (round to nearest even)
+
+/// `x` [c, hw] fp32 → `y` [hw, c] fp32, and its bf16 copy `y_bf16` [hw, c] unless NULL.
+void sg_nchw_to_nhwc(const float *x, long c, long hw, long p0, long p1, float *y, uint16_t *y_bf16, sg_isa isa);
+/// `x` [hw, c] fp32 → `y` [c, hw].
+void sg_nhwc_to_nchw(const float *x, long c, long hw, long p0, long p1, float *y, sg_isa isa);
+/// `y` = bf16 of x, or of silu(x) (`sg_silu`'s arithmetic) when `silu`; n elements.
+void sg_to_bf16(const float *x, uint16_t *y, long n, int silu, sg_isa isa);
+/// DC-AE's channel RMSNorm of channels-last `x` [pixels, c] added to `residual` [pixels, c]: out = residual +
+/// x · rsqrt(mean_c(x²) + eps) · weight + bias (weight, bias may be NULL; `out` may be `residual`), and its bf16
+/// copy `out_bf16` unless NULL. Pixels [p0, p1) of the buffers (not per image: each pixel is independent).
+void sg_nhwc_add_rms_norm(const float *x, const float *residual, const float *weight, const float *bias, long c,
+                          long p0, long p1, float eps, float *out, uint16_t *out_bf16, sg_isa isa);
 
 // MARK: Softmax attention over a few keys (attention.c)
 
