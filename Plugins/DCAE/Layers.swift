@@ -134,14 +134,16 @@ struct ResBlock: Sendable {
     /// A block's NCHW path changes layout four times (oneDNN's reorders around each convolution) and runs SiLU and
     /// the norm as passes of their own. The same arithmetic but for the order of the norm's sum of squares.
     static func runChannelsLast(_ blocks: ArraySlice<ResBlock>, _ x: Tensor, cancel: () throws -> Void) rethrows -> Tensor {
-        var (stream, input) = SectionProfile.measure("dcae channels-last layout") { Ops.channelsLast(x, withBF16: true) }
+        let (stream, first) = SectionProfile.measure("dcae channels-last layout") { Ops.channelsLast(x, withBF16: true) }
+        var input = first  // the bf16 copy the next conv1 reads
         for (i, block) in zip(0..., blocks) {
             if i > 0 { try cancel() }
-            guard case .rms(let weight, let bias) = block.norm, let c1 = block.conv1.conv, let c2 = block.conv2.conv,
-                  let bf16 = input else { preconditionFailure("runChannelsLast: a block that cannot run channels-last") }
-            var a: ChannelsLastActivation
-            do {  // conv1's output is released once SiLU has read it
-                let h = SectionProfile.measure("dcae ResBlock convs") { Ops.conv2d(bf16, c1) }
+            guard case .rms(let weight, let bias) = block.norm, let c1 = block.conv1.conv, let c2 = block.conv2.conv else {
+                preconditionFailure("runChannelsLast: a block that cannot run channels-last")
+            }
+            let a: ChannelsLastActivation
+            do {  // conv1's input and output are released once SiLU has read the output
+                let h = SectionProfile.measure("dcae ResBlock convs") { Ops.conv2d(input!, c1) }
                 input = nil
                 a = SectionProfile.measure("dcae activations") { Ops.siluBF16(h) }
             }

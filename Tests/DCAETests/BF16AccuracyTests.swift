@@ -1,3 +1,4 @@
+import Foundation
 import GraphRuntime
 import Safetensors
 import Tensors
@@ -32,5 +33,34 @@ struct DCAEBF16AccuracyTests {
         let vae = try AutoencoderDC.load(folder: BF16Accuracy.model + "/vae")
         let image = try vae.decoderForward(try f.tensor("dcae.latent"))
         #expect(TestSupport.relativeError(image, try f.tensor("dcae.fp32")) <= 1e-4)
+    }
+}
+
+/// DC-AE's channels-last ResBlock runs (`ResBlock.runChannelsLast`), where this CPU runs bf16 convolutions
+/// channels-last (AVX-512 with a bf16 unit).
+@Suite("DC-AE channels-last ResBlocks")
+struct DCAEChannelsLastTests {
+    static var runsHere: Bool {
+        guard Kernels.selection.channelsLast, case .native = Kernels.selection.bf16 else { return false }
+        return true
+    }
+
+    @Test("a run of the fixture decoder's ResBlocks kept channels-last equals the blocks one by one",
+          .enabled(if: runsHere, "bf16 convolutions do not run channels-last on this CPU"))
+    func runMatchesBlocks() throws {
+        let decoder = try AutoencoderDC.load(folder: BF16Accuracy.model + "/vae", precision: .bf16).decoder()
+        var checked = 0
+        for stage in decoder.up_blocks {
+            let blocks = stage.compactMap { block -> ResBlock? in if case .res(let b) = block { b } else { nil } }
+            guard blocks.count >= 2, blocks.allSatisfy({ $0.runsChannelsLast(batch: 2, height: 9, width: 14) }) else { continue }
+            let c = blocks[0].conv1.conv!.inChannels
+            let x = Tensor(shape: [2, c, 9, 14], values: (0..<(2 * c * 126)).map { Float(sin(Double($0) * 0.37)) })
+            let run = StageBlock.run(blocks.map { .res($0) }, x) {}
+            let oneByOne = blocks.reduce(x) { $1($0) }
+            #expect(run.shape == oneByOne.shape)
+            #expect(TestSupport.relativeError(run, oneByOne) <= 2e-3, "stage of \(c) channels")
+            checked += 1
+        }
+        #expect(checked > 0, "the fixture decoder has a stage of two ResBlocks")
     }
 }

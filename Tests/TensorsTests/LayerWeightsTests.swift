@@ -184,6 +184,8 @@ struct LayerWeightsTests {
             }
             let reference = LinearWeight(w, precision: precision)
             guard reference.mode == .oneDNN || reference.mode == .amxTiles else { #expect(fromBits == nil); continue }
+            // oneDNN 2.6 packs bf16 with JIT code only on AVX-512 CPUs; elsewhere the caller decodes first.
+            if reference.mode == .oneDNN && fromBits == nil && !Kernels.selection.cpu.avx512Core { continue }
             let layer = try #require(fromBits)
             #expect(layer.precision == reference.precision && layer.kernel == reference.kernel)
             #expect(layer.unpacked().scalars == w.scalars)

@@ -93,8 +93,9 @@ public final class LinearWeight: @unchecked Sendable {
 
     /// Prepares `[out, in]` weights stored as bf16 (e.g. a checkpoint's mapped bytes, 2-byte aligned) straight into
     /// oneDNN's or the AMX kernel's layout at `precision`, without the fp32 copy they would otherwise be decoded
-    /// into (the values are the same: bf16 → fp32 is exact). Nil where the layer would run on neither: decode and
-    /// use `init(_:precision:)`.
+    /// into (the values are the same: bf16 → fp32 is exact). Nil where the layer would run on neither, or where
+    /// oneDNN has no JIT code to pack bf16 (CPUs without AVX-512: its generic reorder is ~15× slower than decoding
+    /// first): decode and use `init(_:precision:)`.
     /// `mode` names a kernel (tests); nil takes the machine's.
     public init?(bf16Weights bits: UnsafeRawPointer, outFeatures: Int, inFeatures: Int, precision requested: Precision,
                  mode named: WeightKernel? = nil) {

@@ -15,8 +15,8 @@ public struct ChannelsLastActivation: Sendable {
         storage = TensorStorage(uninitializedCount: bf16 ? (count + 1) / 2 : count)
     }
 
-    init(like a: ChannelsLastActivation, channels: Int? = nil, bf16: Bool) {
-        self.init(batch: a.batch, channels: channels ?? a.channels, height: a.height, width: a.width, bf16: bf16)
+    init(like a: ChannelsLastActivation, bf16: Bool) {
+        self.init(batch: a.batch, channels: a.channels, height: a.height, width: a.width, bf16: bf16)
     }
 
     /// The NCHW shape of the same activation.
