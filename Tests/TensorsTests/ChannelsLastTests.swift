@@ -132,6 +132,7 @@ struct ChannelsLastTests {
         #expect(input == nil)
         let fast = Ops.nchw(stream)
         #expect(fast.shape == chain.shape)
-        #expect(TestSupport.relativeError(fast, chain) <= 1e-5)
+        // The norms sum in another order, so the second block's bf16 inputs may round the other way: bf16 scale.
+        #expect(TestSupport.relativeError(fast, chain) <= 2e-3)
     }
 }

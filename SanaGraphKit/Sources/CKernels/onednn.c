@@ -23,13 +23,16 @@ static void impl_name(const_dnnl_primitive_desc_t pd, char *impl, size_t size) {
         snprintf(impl, size, "%s", info);
 }
 
-/// Whether oneDNN picked its reference implementation: correct but 100–1000× slower than the JIT kernels (a
-/// bf16 1×1 convolution took 30 s instead of 30 ms), so callers treat it as "no kernel for this shape".
-static int is_reference(const_dnnl_primitive_desc_t pd) {
+/// Whether the implementation oneDNN picked is named `prefix`… ("ref", "jit").
+static int impl_is(const_dnnl_primitive_desc_t pd, const char *prefix) {
     const char *info = NULL;
     return D(dnnl_primitive_desc_query)(pd, dnnl_query_impl_info_str, 0, &info) == dnnl_success && info
-        && strncmp(info, "ref", 3) == 0;
+        && strncmp(info, prefix, strlen(prefix)) == 0;
 }
+
+/// Whether oneDNN picked its reference implementation: correct but 100–1000× slower than the JIT kernels (a
+/// bf16 1×1 convolution took 30 s instead of 30 ms), so callers treat it as "no kernel for this shape".
+static int is_reference(const_dnnl_primitive_desc_t pd) { return impl_is(pd, "ref"); }
 
 // Wall time spent in sg_linear_run / sg_conv_run (conversions included) and in the AMX kernel's GEMMs
 // (sg_gemm_time_add), for benchmarks that split a model's time into "GEMMs/convolutions" and "the rest".
@@ -104,32 +107,22 @@ static dnnl_status_t run2(dnnl_primitive_t p, int a1, dnnl_memory_t m1, int a2, 
 }
 
 /// A reorder primitive from `from` to `to`.
-static dnnl_primitive_t make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, dnnl_status_t *st) {
+/// A reorder; with `jit_only`, NULL (`dnnl_unimplemented`) where oneDNN has no JIT code for it: its generic code
+/// converts bf16 element by element — packing Gemma-2-2B's bf16 weights for fp32 layers took 85 s instead of 6 on
+/// an AVX2 CPU.
+static dnnl_primitive_t make_reorder_if(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, int jit_only,
+                                        dnnl_status_t *st) {
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t p = NULL;
     *st = D(dnnl_reorder_primitive_desc_create)(&pd, from, sg_dnnl_engine, to, sg_dnnl_engine, primitive_attr());
     if (*st != dnnl_success) return NULL;
-    *st = D(dnnl_primitive_create)(&p, pd);
+    *st = jit_only && !impl_is(pd, "jit") ? dnnl_unimplemented : D(dnnl_primitive_create)(&p, pd);
     D(dnnl_primitive_desc_destroy)(pd);
     return *st == dnnl_success ? p : NULL;
 }
 
-/// `make_reorder` where oneDNN has JIT code for it, else NULL (`dnnl_unimplemented`): its generic code converts bf16
-/// element by element — packing Gemma-2-2B's bf16 weights for fp32 layers took 85 s instead of 6 on an AVX2 CPU.
-static dnnl_primitive_t make_jit_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, dnnl_status_t *st) {
-    dnnl_primitive_desc_t pd;
-    dnnl_primitive_t p = NULL;
-    *st = D(dnnl_reorder_primitive_desc_create)(&pd, from, sg_dnnl_engine, to, sg_dnnl_engine, primitive_attr());
-    if (*st != dnnl_success) return NULL;
-    const char *info = NULL;
-    if (D(dnnl_primitive_desc_query)(pd, dnnl_query_impl_info_str, 0, &info) != dnnl_success || !info
-        || strncmp(info, "jit", 3) != 0) {
-        *st = dnnl_unimplemented;
-    } else {
-        *st = D(dnnl_primitive_create)(&p, pd);
-    }
-    D(dnnl_primitive_desc_destroy)(pd);
-    return *st == dnnl_success ? p : NULL;
+static dnnl_primitive_t make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, dnnl_status_t *st) {
+    return make_reorder_if(from, to, 0, st);
 }
 
 /// Packs `src` (described by `from`) into a fresh 64-byte-aligned buffer described by `to`.
@@ -273,7 +266,7 @@ sg_linear *sg_linear_create(const void *weight, int weight_bf16, long n, long k,
         // copy a checkpoint would otherwise be decoded into — where oneDNN has JIT code for it (not on AVX2 CPUs);
         // without, the caller decodes to fp32 first.
         if (!layout->pack_bf16_tried) {
-            layout->pack_bf16 = make_jit_reorder(&plain, &layout->weights_md, &st);
+            layout->pack_bf16 = make_reorder_if(&plain, &layout->weights_md, 1, &st);
             layout->pack_bf16_tried = 1;
         }
         pack = layout->pack_bf16;
@@ -403,7 +396,7 @@ typedef struct {
     void *weights;
     dnnl_memory_t weights_mem;
     char impl[96];
-    int layout;  // SG_CONV_* flags: the primitive's own layouts when they are plain channels-last
+    int channels_last;  // the primitive reads bf16 NHWC and writes fp32 NHWC (`sg_conv_channels_last`)
     dnnl_memory_desc_t user_src, user_dst, src_md, dst_md;
     size_t src_bytes, dst_bytes;  // scratch for src / dst when they need a reorder (0 otherwise)
 } conv_shape;
@@ -567,12 +560,10 @@ static conv_shape *conv_shape_get(sg_conv *c, long n, long h, long w, int *trans
         D(dnnl_primitive_desc_destroy)(pd);
     }
     if (*st == dnnl_success) {
-        dnnl_memory_desc_t nhwc;
-        D(dnnl_memory_desc_init_by_tag)(&nhwc, 4, s->src_md.dims, s->src_md.data_type, dnnl_nhwc);
-        if (D(dnnl_memory_desc_equal)(&nhwc, &s->src_md))
-            s->layout |= SG_CONV_SRC_NHWC | (s->src_md.data_type == dnnl_bf16 ? SG_CONV_SRC_BF16 : 0);
-        D(dnnl_memory_desc_init_by_tag)(&nhwc, 4, s->dst_md.dims, dnnl_f32, dnnl_nhwc);
-        if (D(dnnl_memory_desc_equal)(&nhwc, &s->dst_md)) s->layout |= SG_CONV_DST_NHWC;
+        dnnl_memory_desc_t src, dst;
+        D(dnnl_memory_desc_init_by_tag)(&src, 4, s->src_md.dims, dnnl_bf16, dnnl_nhwc);
+        D(dnnl_memory_desc_init_by_tag)(&dst, 4, s->dst_md.dims, dnnl_f32, dnnl_nhwc);
+        s->channels_last = D(dnnl_memory_desc_equal)(&src, &s->src_md) && D(dnnl_memory_desc_equal)(&dst, &s->dst_md);
     }
     if (*st == dnnl_success && !D(dnnl_memory_desc_equal)(&s->src_md, &s->user_src)) {
         s->src_reorder = make_reorder(&s->user_src, &s->src_md, st);
@@ -614,22 +605,19 @@ int sg_conv_impl(sg_conv *c, long n, long h, long w, char *impl, size_t impl_siz
     return 0;
 }
 
-int sg_conv_layout(sg_conv *c, long n, long h, long w) {
+int sg_conv_channels_last(sg_conv *c, long n, long h, long w) {
     dnnl_status_t st;
     int transient;
     conv_shape *s = conv_shape_get(c, n, h, w, &transient, &st);
     if (!s) return -1;
-    int layout = s->layout;
+    int channels_last = s->channels_last;
     if (transient) conv_shape_free(s);
-    return layout;
+    return channels_last;
 }
 
-int sg_conv_run(sg_conv *c, const float *x, long n, long h, long w, float *y, void *scratch) {
-    return sg_conv_run_layout(c, x, 0, n, h, w, y, 0, scratch);
-}
-
-int sg_conv_run_layout(sg_conv *c, const void *x, int x_native, long n, long h, long w, float *y, int y_native,
-                       void *scratch) {
+/// x and y in SanaGraph's NCHW fp32 (reordered to and from the primitive's layouts through `scratch`), or, when
+/// `native`, already in the primitive's own layouts.
+static int conv_run(sg_conv *c, const void *x, long n, long h, long w, float *y, int native, void *scratch) {
     long long start = now_ns();
     dnnl_status_t st = dnnl_success;
     int transient;
@@ -637,21 +625,18 @@ int sg_conv_run_layout(sg_conv *c, const void *x, int x_native, long n, long h, 
     if (!s) return (int)st;
     dnnl_memory_t user_src = NULL, user_dst = NULL, src = NULL, dst = NULL;
     char *buffer = scratch;
-    if (x_native) {
+    if (native) {
         if ((st = D(dnnl_memory_create)(&src, &s->src_md, sg_dnnl_engine, (void *)x)) != dnnl_success) goto done;
-    } else if ((st = D(dnnl_memory_create)(&user_src, &s->user_src, sg_dnnl_engine, (void *)x)) != dnnl_success) {
-        goto done;
-    }
-    if (y_native) {
         if ((st = D(dnnl_memory_create)(&dst, &s->dst_md, sg_dnnl_engine, y)) != dnnl_success) goto done;
-    } else if ((st = D(dnnl_memory_create)(&user_dst, &s->user_dst, sg_dnnl_engine, y)) != dnnl_success) {
-        goto done;
+    } else {
+        if ((st = D(dnnl_memory_create)(&user_src, &s->user_src, sg_dnnl_engine, (void *)x)) != dnnl_success) goto done;
+        if ((st = D(dnnl_memory_create)(&user_dst, &s->user_dst, sg_dnnl_engine, y)) != dnnl_success) goto done;
     }
-    if (s->src_reorder && !x_native) {
+    if (s->src_reorder && !native) {
         if ((st = D(dnnl_memory_create)(&src, &s->src_md, sg_dnnl_engine, buffer)) != dnnl_success) goto done;
         if ((st = run2(s->src_reorder, DNNL_ARG_FROM, user_src, DNNL_ARG_TO, src)) != dnnl_success) goto done;
     }
-    if (s->dst_reorder && !y_native
+    if (s->dst_reorder && !native
         && (st = D(dnnl_memory_create)(&dst, &s->dst_md, sg_dnnl_engine, buffer + s->src_bytes)) != dnnl_success)
         goto done;
     {
@@ -660,7 +645,7 @@ int sg_conv_run_layout(sg_conv *c, const void *x, int x_native, long n, long h, 
                                    {DNNL_ARG_DST, dst ? dst : user_dst}, {DNNL_ARG_BIAS, c->bias_mem}};
         st = execute(s->conv, c->bias ? 4 : 3, args);
     }
-    if (st == dnnl_success && dst && !y_native) st = run2(s->dst_reorder, DNNL_ARG_FROM, dst, DNNL_ARG_TO, user_dst);
+    if (st == dnnl_success && dst && !native) st = run2(s->dst_reorder, DNNL_ARG_FROM, dst, DNNL_ARG_TO, user_dst);
 done:
     if (user_src) D(dnnl_memory_destroy)(user_src);
     if (user_dst) D(dnnl_memory_destroy)(user_dst);
@@ -669,4 +654,12 @@ done:
     if (transient) conv_shape_free(s);
     count_call(start);
     return (int)st;
+}
+
+int sg_conv_run(sg_conv *c, const float *x, long n, long h, long w, float *y, void *scratch) {
+    return conv_run(c, x, n, h, w, y, 0, scratch);
+}
+
+int sg_conv_run_channels_last(sg_conv *c, const uint16_t *x, long n, long h, long w, float *y) {
+    return conv_run(c, x, n, h, w, y, 1, NULL);
 }

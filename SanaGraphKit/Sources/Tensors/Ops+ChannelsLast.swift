@@ -31,7 +31,7 @@ extension ConvWeight {
     /// `Ops.conv2d(_: ChannelsLastActivation, _:)` applies.
     public func runsChannelsLast(batch: Int, height: Int, width: Int) -> Bool {
         guard mode == .oneDNN, let packed, Kernels.selection.channelsLast else { return false }
-        return sg_conv_layout(packed, batch, height, width) == Int32(SG_CONV_SRC_NHWC | SG_CONV_SRC_BF16 | SG_CONV_DST_NHWC)
+        return sg_conv_channels_last(packed, batch, height, width) == 1
     }
 }
 
@@ -87,7 +87,7 @@ extension Ops {
         let y = ChannelsLastActivation(batch: x.batch, channels: w.outChannels,
                                        height: (x.height + 2 * w.padding.0 - w.kernelHeight) / w.stride.0 + 1,
                                        width: (x.width + 2 * w.padding.1 - w.kernelWidth) / w.stride.1 + 1, bf16: false)
-        let status = sg_conv_run_layout(w.packed, x.storage.pointer, 1, x.batch, x.height, x.width, y.storage.pointer, 1, nil)
+        let status = sg_conv_run_channels_last(w.packed, x.bits, x.batch, x.height, x.width, y.storage.pointer)
         precondition(status == 0, "conv2d: oneDNN failed (status \(status)) on channels-last \(x.shape)")
         withExtendedLifetime(x) {}
         return y

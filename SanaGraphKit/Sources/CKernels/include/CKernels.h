@@ -103,14 +103,11 @@ int sg_conv_impl(sg_conv *conv, long n, long h, long w, char *impl, size_t impl_
 /// `y [n, cout, hout, wout] = conv2d(x)`; 0 on success.
 int sg_conv_run(sg_conv *conv, const float *x, long n, long h, long w, float *y, void *scratch);
 
-/// The primitive's own layouts for an n×h×w input, where they are plain channels-last: its source is NHWC (bf16
-/// when SG_CONV_SRC_BF16, else fp32), its destination NHWC fp32. -1 when the size has no oneDNN kernel.
-enum { SG_CONV_SRC_NHWC = 1, SG_CONV_SRC_BF16 = 2, SG_CONV_DST_NHWC = 4 };
-int sg_conv_layout(sg_conv *conv, long n, long h, long w);
-/// `sg_conv_run`, with `x` already in the primitive's source layout when `x_native` (no reorder of it) and `y`
-/// left in its destination layout when `y_native`: what the caller does with `sg_conv_layout`'s plain NHWC.
-int sg_conv_run_layout(sg_conv *conv, const void *x, int x_native, long n, long h, long w, float *y, int y_native,
-                       void *scratch);
+/// 1 when, for an n×h×w input, the primitive reads bf16 NHWC and writes fp32 NHWC (oneDNN's bf16 convolutions),
+/// so that `sg_conv_run_channels_last` applies; 0 when not; -1 when the size has no oneDNN kernel.
+int sg_conv_channels_last(sg_conv *conv, long n, long h, long w);
+/// `y [n, hout, wout, cout]` (fp32) = conv2d(x [n, h, w, cin], bf16 bits) without reorders; 0 on success.
+int sg_conv_run_channels_last(sg_conv *conv, const uint16_t *x, long n, long h, long w, float *y);
 
 // MARK: bf16 GEMM on AMX tiles (amx.c): `y = x Wᵀ + bias` with bf16 operands and fp32 sums
 
