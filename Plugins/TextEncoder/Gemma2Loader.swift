@@ -65,8 +65,9 @@ extension Gemma2Model {
     /// assembled.
     static func load(_ checkpoint: SafetensorsCheckpoint, config: Gemma2Config, path: String,
                      precision: Precision = .fp32) throws -> Gemma2Model {
+        // Its linear layers run once per prompt: an fp32 encoder keeps a bf16 checkpoint's weights as stored.
         try WeightStore.load(WeightSource.checkpoint(checkpoint).renamed(Gemma2Keys.baseName), path: path,
-                             folder: folder, precision: precision) {
+                             folder: folder, precision: precision, reuse: .few) {
             Gemma2Model($0, config: config)
         }
     }

@@ -66,4 +66,23 @@ import TestSupport
         let toy = try WeightStore.load(.checkpoint(checkpoint), path: path, folder: "a toy") { Toy($0) }
         #expect(toy.bias.scalars == [0, 0, 0] && toy.norm.scalars == [1, 1, 1])
     }
+
+    @Test("a model that runs its layers a few times per load keeps a bf16 checkpoint's fp32 layers as stored where oneDNN cannot pack bf16")
+    func fewReuseKeepsBF16WeightsAsStored() throws {
+        let dir = TestSupport.temporaryDirectory("weightstore-reuse")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let x = Tensor(shape: [2, 2], values: [1, -2, 0.5, 3])
+        for dtype in [DType.bf16, .f32] {
+            let path = dir.appendingPathComponent("\(dtype).safetensors").path
+            try SafetensorsWriter.write(Self.good, dtype: dtype, to: path)
+            let file = try SafetensorsCheckpoint(path: path)
+            let few = try WeightStore.load(.checkpoint(file), path: path, folder: "a toy", reuse: .few) { Toy($0) }
+            let many = try WeightStore.load(.checkpoint(file), path: path, folder: "a toy") { Toy($0) }
+            #expect((few.linear.mode == .storedBF16) == (dtype == .bf16 && TestSupport.keepsStoredBF16Weights), "\(dtype)")
+            #expect(many.linear.mode != .storedBF16)
+            // The same fp32 arithmetic either way (small integers: exact in bf16 and in any summation order).
+            #expect(Ops.linear(x, weight: few.linear, bias: few.bias).scalars == [-3, -5, -7, 6.5, 13.5, 20.5])
+            #expect(Ops.linear(x, weight: many.linear, bias: many.bias).scalars == [-3, -5, -7, 6.5, 13.5, 20.5])
+        }
+    }
 }

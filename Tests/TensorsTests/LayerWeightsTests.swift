@@ -202,6 +202,27 @@ struct LayerWeightsTests {
         #expect(Ops.linear(x, weight: tiles, bias: nil).scalars == Ops.linear(x, weight: reference, bias: nil).scalars)
     }
 
+    @Test("fp32 layers on bf16 weights kept as stored: the double-precision product within fp32 rounding, across panel edges",
+          arguments: [(1, 96, 200), (7, 1030, 300), (130, 37, 53), (300, 2064, 520)])
+    func storedBF16Linear(rows: Int, n: Int, k: Int) throws {
+        var rng = SeededValues(seed: 95)
+        // Panels are 1024 outputs × 256 inputs within a worker's share: 1030, 2064 and 520 cross their edges.
+        let w = Self.round(rng.tensor([n, k]).scalars), b = rng.tensor([n]), x = rng.tensor([rows, k])
+        let bits = w.map { UInt16($0.bitPattern >> 16) }
+        let storage = TensorStorage(uninitializedCount: (bits.count + 1) / 2)  // what keeps the "mapping" alive
+        let raw = UnsafeMutableRawPointer(storage.pointer)
+        bits.withUnsafeBytes { raw.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        let layer = try #require(LinearWeight(storedBF16: raw, outFeatures: n, inFeatures: k, owner: storage))
+        #expect(layer.mode == .storedBF16 && layer.precision == .fp32 && layer.byteCount == n * k * 2)
+        #expect(layer.unpacked().scalars == w)
+        let ref = Self.reference(x.scalars, w, b.scalars, rows: rows, n: n, k: k)
+        #expect(TestSupport.relativeError(Ops.linear(x, weight: layer, bias: b), ref) <= 2e-6)
+        let noBias = Self.reference(x.scalars, w, nil, rows: rows, n: n, k: k)
+        #expect(TestSupport.relativeError(Ops.linear(x.reshaped([1, rows, k]), weight: layer, bias: nil).reshaped([rows, n]),
+                                          noBias) <= 2e-6)
+        #expect(LinearWeight(storedBF16: raw + 1, outFeatures: n, inFeatures: k, owner: storage) == nil)  // misaligned
+    }
+
     @Test("layers prepared on one thread give the same results from many threads at once (oneDNN scratchpads)")
     func concurrentUse() throws {
         var rng = SeededValues(seed: 93)

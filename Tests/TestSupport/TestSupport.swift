@@ -4,9 +4,22 @@ import Tensors
 
 /// Locations and comparisons shared by every test target.
 public enum TestSupport {
-    /// The repository root (found from this file's path).
-    public static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    /// The repository root: found from this file's path, or `SANAGRAPH_REPOSITORY_ROOT` (a test binary carried to
+    /// a machine without the build tree, `tools/bench/amx-check.sh tests`).
+    public static let repositoryRoot: URL = ProcessInfo.processInfo.environment["SANAGRAPH_REPOSITORY_ROOT"]
+        .map { URL(fileURLWithPath: $0) }
+        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Whether fp32 layers of a model loaded with `WeightReuse.few` keep a bf16 checkpoint's weights as stored on
+    /// this machine: where oneDNN cannot pack them straight from bf16 (CPUs without AVX-512, or OpenBLAS running
+    /// fp32), unless `SANAGRAPH_STORED_WEIGHTS=0`.
+    public static var keepsStoredBF16Weights: Bool {
+        let bits: [UInt16] = [0x3F80, 0x4000]
+        let direct = bits.withUnsafeBytes {
+            LinearWeight(bf16Weights: $0.baseAddress!, outFeatures: 1, inFeatures: 2, precision: .fp32)
+        }
+        return direct == nil && Kernels.selection.storedWeights
+    }
 
     /// `Tests/Fixtures`.
     public static let fixturesDirectory: URL = repositoryRoot.appendingPathComponent("Tests/Fixtures")

@@ -120,6 +120,9 @@ import TestSupport
 
     @Test func shardedBF16CausalLMCheckpointWithModelPrefixLoadsAndMatches() throws {
         let encoder = try Self.encoder(Self.root + "/text_encoder_bf16_sharded")
+        // fp32 layers on the weights as stored (decoded per panel in the GEMMs) where oneDNN does not pack bf16.
+        #expect(encoder.model.kernel.hasSuffix("on bf16 weights decoded per panel") == TestSupport.keepsStoredBF16Weights,
+                "\(encoder.model.kernel)")
         let expected = try SafetensorsFile(path: Self.root + "/expected.safetensors")
         let c = try Self.cases().cases[0]
         let out = try encoder.encode(prompts: c.prompts, instruction: .default, maxSequenceLength: 300,

@@ -11,6 +11,16 @@
 #                                            native and emulated, with bf16 accuracy) and the bf16 accuracy check
 #                                            of the shipped model against PyTorch (models/sana-shapes and
 #                                            Tests/Fixtures/BF16 come from the working tree)
+#   tools/bench/amx-check.sh pack-tests [BUNDLE]
+#                                            on a build machine: `swift test`'s release test binary (built with
+#                                            testing enabled, as `make test` builds it), libSanaGraphKit.so, the
+#                                            Swift runtime and the libraries they open, into BUNDLE (default
+#                                            .build-amx/tests.tar.xz)
+#   tools/bench/amx-check.sh tests BUNDLE [SWIFT-TESTING ARGS ...]
+#                                            on the target machine, from the repository root (Tests/Fixtures
+#                                            needed): the swift-testing suites on that CPU's kernels, e.g. the
+#                                            AVX-512 and AMX paths a CI machine without them never runs; args such
+#                                            as --skip CLITests (those need the toolchain and the CLI build)
 #   tools/bench/amx-check.sh models BUNDLE ROWS [ROWS ...]
 #                                            on the target machine: `make bench`'s model rows against that
 #                                            machine's PyTorch, each group of rows on its own cores (see below)
@@ -23,6 +33,33 @@ cd "$(dirname "$0")/../.."
 
 MODE="${1:-}"
 BUNDLE="${2:-.build-amx/amx-check.tar.xz}"
+
+# Into DIR/lib: the libraries SanaGraph opens with dlopen (OpenBLAS, oneDNN) and everything DIR's binaries and
+# libraries need beyond glibc, under their sonames, from ldconfig's paths.
+collect_libs() {
+    local dir="$1" dep
+    copy_lib() {
+        local path
+        path="$(ldconfig -p | awk -v n="$1" '$1 == n && /x86-64/ && !found { print $NF; found = 1 }')"
+        [ -n "$path" ] || { echo "error: $1 not found (apt-get install libopenblas0 libdnnl2)" >&2; exit 1; }
+        cp -L "$path" "$dir/lib/$1"
+    }
+    for lib in libopenblas.so.0 libdnnl.so.2; do copy_lib "$lib"; done
+    for dep in $(ldd "$dir"/lib/*.so* "$dir"/bin/* | awk '/=>/ { print $1 }' | sort -u); do
+        case "$dep" in
+            libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|ld-linux*) ;;
+            *) [ -e "$dir/lib/$dep" ] || copy_lib "$dep" ;;
+        esac
+    done
+}
+
+# Writes STAGE/amx-check as the xz tarball BUNDLE and lists it.
+write_bundle() {
+    mkdir -p "$(dirname "$2")"
+    tar -C "$1" -cJf "$2" amx-check
+    echo "bundle: $2 ($(du -h "$2" | cut -f1)); contents:" >&2
+    tar -tvJf "$2" | awk '{ printf "  %10s  %s\n", $3, $6 }' >&2
+}
 
 case "$MODE" in
 pack)
@@ -42,23 +79,36 @@ pack)
     K=SanaGraphKit/Sources/CKernels
     clang -O2 -I "$K/include" -o "$STAGE/amx-check/bin/amx-gemm" tools/bench/amx-gemm.c "$K/amx.c" "$K/cpu.c" -lpthread -lm
     # The libraries SanaGraph opens with dlopen, and everything they need beyond glibc, under their sonames.
-    copy_lib() {
-        local path
-        path="$(ldconfig -p | awk -v n="$1" '$1 == n && /x86-64/ && !found { print $NF; found = 1 }')"
-        [ -n "$path" ] || { echo "error: $1 not found (apt-get install libopenblas0 libdnnl2)" >&2; exit 1; }
-        cp -L "$path" "$STAGE/amx-check/lib/$1"
-    }
-    for lib in libopenblas.so.0 libdnnl.so.2; do copy_lib "$lib"; done
-    for dep in $(ldd "$STAGE"/amx-check/lib/*.so.* "$STAGE"/amx-check/bin/* | awk '/=>/ { print $1 }' | sort -u); do
-        case "$dep" in
-            libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|ld-linux*|libopenblas.so.0|libdnnl.so.2) ;;
-            *) copy_lib "$dep" ;;
-        esac
+    collect_libs "$STAGE/amx-check"
+    write_bundle "$STAGE" "$BUNDLE"
+    ;;
+pack-tests)
+    [ "$BUNDLE" != .build-amx/amx-check.tar.xz ] || BUNDLE=.build-amx/tests.tar.xz
+    swift test -c release --list-tests > /dev/null  # builds the test binary as `make test` does (testable imports)
+    BIN="$(swift build -c release --show-bin-path)"
+    STAGE="$(mktemp -d)"
+    trap 'rm -rf "$STAGE"' EXIT
+    mkdir -p "$STAGE/amx-check/bin" "$STAGE/amx-check/lib"
+    strip -o "$STAGE/amx-check/bin/SanaGraphPackageTests.xctest" "$BIN/SanaGraphPackageTests.xctest"
+    strip -o "$STAGE/amx-check/lib/libSanaGraphKit.so" "$BIN/libSanaGraphKit.so"
+    # The Swift runtime, Foundation and the test libraries come from the toolchain (not ldconfig's paths).
+    RUNTIME="$(dirname "$(readlink -f "$(command -v swift)")")/../lib/swift/linux"
+    for dep in $(ldd "$BIN/SanaGraphPackageTests.xctest" | awk '/=>/ { print $3 }' | grep -F "$(readlink -f "$RUNTIME")"); do
+        cp -L "$dep" "$STAGE/amx-check/lib/"
     done
-    mkdir -p "$(dirname "$BUNDLE")"
-    tar -C "$STAGE" -cJf "$BUNDLE" amx-check
-    echo "bundle: $BUNDLE ($(du -h "$BUNDLE" | cut -f1)); contents:" >&2
-    tar -tvJf "$BUNDLE" | awk '{ printf "  %10s  %s\n", $3, $6 }' >&2
+    collect_libs "$STAGE/amx-check"
+    write_bundle "$STAGE" "$BUNDLE"
+    ;;
+tests)
+    [ -f "$BUNDLE" ] || { echo "error: $BUNDLE not found; build it with '$0 pack-tests' and carry it here" >&2; exit 2; }
+    shift 2
+    DIR="$(mktemp -d)"
+    trap 'rm -rf "$DIR"' EXIT
+    tar -C "$DIR" -xJf "$BUNDLE"
+    export LD_LIBRARY_PATH="$DIR/amx-check/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export SANAGRAPH_REPOSITORY_ROOT="$PWD"
+    echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), lscpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
+    "$DIR/amx-check/bin/SanaGraphPackageTests.xctest" --testing-library swift-testing "$@"
     ;;
 run)
     [ -f "$BUNDLE" ] || { echo "error: $BUNDLE not found; build it with '$0 pack' and carry it here" >&2; exit 2; }
@@ -126,7 +176,7 @@ models)
     exit "$status"
     ;;
 *)
-    echo "usage: $0 pack [BUNDLE] | run [BUNDLE] | models BUNDLE ROWS [ROWS ...]" >&2
+    echo "usage: $0 pack [BUNDLE] | pack-tests [BUNDLE] | run [BUNDLE] | tests BUNDLE [ARGS ...] | models BUNDLE ROWS [ROWS ...]" >&2
     exit 2
     ;;
 esac

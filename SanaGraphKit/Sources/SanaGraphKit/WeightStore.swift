@@ -123,6 +123,20 @@ public struct WeightSource: @unchecked Sendable {
     }
 }
 
+/// How many GEMMs a model's linear layers run per load, which decides whether preparing them for the CPU's kernels
+/// pays (`WeightStore.linear`).
+public enum WeightReuse: Sendable {
+    /// Every layer runs many times per load (a denoiser: every step): pack the weights for the fastest kernel.
+    case many
+    /// A few times per load (a text encoder: once per prompt): fp32 layers of a bf16 checkpoint that oneDNN cannot
+    /// pack straight from bf16 (no AVX-512) keep the stored bf16 weights and decode them panel by panel inside each
+    /// GEMM (`WeightKernel.storedBF16`) instead of decoding an fp32 copy: for Gemma-2-2B that copy is 8 GB of fresh
+    /// memory the kernel must zero, 6–8 s of a load on a 2-core Zen 3 VM, for an encode no faster than on the
+    /// stored weights. (Where oneDNN packs from bf16 with JIT code the pack stays: 2.4–3.5 s on an Emerald Rapids
+    /// host, for an encode a third faster than on decoded panels.)
+    case few
+}
+
 /// Hands a model its weights by checkpoint key, while the code that builds the model declares each key and shape.
 ///
 /// A loader runs its model's building code twice (`WeightStore.load`): first on a collecting store (tensors are
@@ -147,6 +161,8 @@ public final class WeightStore: @unchecked Sendable {
     public let precision: Precision
     /// Whether a tensor holding NaN or ±inf is a corrupt file (checked as each tensor is read).
     public let rejectsNonFinite: Bool
+    /// How often the model runs its linear layers per load.
+    public let reuse: WeightReuse
     /// The first read failure; the model is built to the end, then `finish()` throws it.
     public private(set) var failure: ModelFolderError?
     private let declaring: Bool
@@ -160,6 +176,7 @@ public final class WeightStore: @unchecked Sendable {
         path = ""
         self.precision = precision
         rejectsNonFinite = false
+        reuse = .many
         expected = [:]
         declaring = true
     }
@@ -167,11 +184,12 @@ public final class WeightStore: @unchecked Sendable {
     /// A loading store over `source`. `expected`: the checked key set (from a collecting pass), which lets a
     /// second builder of the same model (e.g. a GPU port) read keys by name (`callAsFunction(_:)`, `optional`).
     public init(_ source: WeightSource, path: String, precision: Precision = .fp32, expected: [String: [Int]] = [:],
-                rejectsNonFinite: Bool = false) {
+                rejectsNonFinite: Bool = false, reuse: WeightReuse = .many) {
         self.source = source
         self.path = path
         self.precision = precision
         self.rejectsNonFinite = rejectsNonFinite
+        self.reuse = reuse
         self.expected = expected
         declaring = expected.isEmpty
     }
@@ -195,12 +213,19 @@ public final class WeightStore: @unchecked Sendable {
         }
         if let t = source?.memoryTensor(key) { return prepared(t) }
         guard let raw = rawBytes(key) else { return LinearWeight(Tensor(zeros: [0, 0]), precision: .fp32, mode: .plain) }
-        // A bf16 checkpoint packs straight into oneDNN's layout: no fp32 copy (the non-finite scan needs one).
-        if raw.dtype == .bf16, !rejectsNonFinite, let bits = raw.bytes.baseAddress, let rows = raw.shape.first, rows > 0,
-           let weight = LinearWeight(bf16Weights: bits, outFeatures: rows, inFeatures: raw.shape.reduce(1, *) / rows,
-                                     precision: precision) {
-            raw.releaseSourcePages()
-            return weight
+        // A bf16 checkpoint packs straight into oneDNN's or the AMX kernel's layout where they can; else fp32 layers
+        // a model runs a few times per load use the stored weights. No fp32 copy either way (the non-finite scan
+        // needs one).
+        if raw.dtype == .bf16, !rejectsNonFinite, let bits = raw.bytes.baseAddress, let rows = raw.shape.first, rows > 0 {
+            let columns = raw.shape.reduce(1, *) / rows
+            if let weight = LinearWeight(bf16Weights: bits, outFeatures: rows, inFeatures: columns, precision: precision) {
+                raw.releaseSourcePages()
+                return weight
+            }
+            if reuse == .few, Kernels.selection.storedWeights, Kernels.effectivePrecision(precision).0 == .fp32,
+               let weight = LinearWeight(storedBF16: bits, outFeatures: rows, inFeatures: columns, owner: raw.owner) {
+                return weight
+            }
         }
         guard let t = checked(key, Self.fp32(raw)) else {
             return LinearWeight(Tensor(zeros: [0, 0]), precision: .fp32, mode: .plain)
@@ -300,11 +325,12 @@ public final class WeightStore: @unchecked Sendable {
     /// The whole pattern: collects the key set `build` declares, checks `source` against it (every bad key at
     /// once), then builds the model from the tensors and throws the first read failure.
     public static func load<Model>(_ source: WeightSource, path: String, folder: String, precision: Precision = .fp32,
-                                   rejectsNonFinite: Bool = false, _ build: (WeightStore) throws -> Model) throws -> Model {
+                                   rejectsNonFinite: Bool = false, reuse: WeightReuse = .many,
+                                   _ build: (WeightStore) throws -> Model) throws -> Model {
         let spec = WeightStore(collecting: precision)
         _ = try build(spec)
         try spec.check(source, path: path, folder: folder)
-        let store = WeightStore(source, path: path, precision: precision, rejectsNonFinite: rejectsNonFinite)
+        let store = WeightStore(source, path: path, precision: precision, rejectsNonFinite: rejectsNonFinite, reuse: reuse)
         store.tolerated = spec.tolerated
         let model = try build(store)
         try store.finish()

@@ -130,6 +130,10 @@ public struct KernelSelection: Sendable {
     /// channels-last in between, through SanaGraph's AVX-512 kernels (`Ops+ChannelsLast`), instead of oneDNN's
     /// reorders to and from NCHW around each convolution (`SANAGRAPH_CHANNELS_LAST=0`: off, for comparisons).
     public var channelsLast: Bool
+    /// Whether the fp32 linear layers of a model that runs them a few times per load (a text encoder,
+    /// `WeightReuse.few`) keep a bf16 checkpoint's weights as stored (`WeightKernel.storedBF16`) where oneDNN
+    /// cannot pack them from bf16, instead of an fp32 copy (`SANAGRAPH_STORED_WEIGHTS=0`: the copy, for comparisons).
+    public var storedWeights: Bool
 
     public enum VectorISA: Int32, Sendable {
         case portable = 0, avx2 = 1, avx512 = 2
@@ -224,7 +228,8 @@ public struct KernelSelection: Sendable {
             openBLASCoreSource: coreSource, oneDNNVersion: oneDNNVersion, oneDNNISA: oneDNNISA,
             oneDNNProblem: oneDNNProblem, fp32Linear: fp32Linear, bf16: bf16, bf16Linear: bf16Linear,
             amxPermission: amxPermission, vectorISA: vectorISA,
-            channelsLast: vectorISA == .avx512 && env["SANAGRAPH_CHANNELS_LAST"] != "0")
+            channelsLast: vectorISA == .avx512 && env["SANAGRAPH_CHANNELS_LAST"] != "0",
+            storedWeights: env["SANAGRAPH_STORED_WEIGHTS"] != "0")
     }
 
     /// Keeps freed blocks below 32 MiB in glibc's heap for reuse (see `Kernels`), unless the user tuned malloc.

@@ -14,6 +14,11 @@ public enum WeightKernel: Sendable, Equatable {
     /// bf16 arithmetic without a bf16 unit: weights and inputs rounded to bf16, products summed by the fp32
     /// kernels. Exact products (8-bit × 8-bit mantissas fit fp32), fp32 sums: what bf16 hardware computes.
     case emulatedBF16
+    /// bf16 weights left where they are stored (a checkpoint's file mapping) and decoded to fp32 one panel at a time
+    /// inside each GEMM (OpenBLAS): `.plain`'s fp32 arithmetic without an fp32 copy (or a packed one) of the model.
+    /// For layers that run a few GEMMs per load (a text encoder's, once per prompt), where writing that copy costs
+    /// more than the GEMMs gain from it (`WeightStore`'s `WeightReuse.few`).
+    case storedBF16
 
     /// The kernel for `precision` on this machine (`Kernels`), for linear layers or (`conv`) convolutions.
     static func choose(_ precision: Precision, conv: Bool) -> WeightKernel {
@@ -47,6 +52,8 @@ public final class LinearWeight: @unchecked Sendable {
     let packed: OpaquePointer?
     /// bf16 weights in AMX tile order (`.amxTiles`).
     let tiles: UnsafeMutablePointer<UInt16>?
+    /// `[out, in]` bf16 weights as stored, and what keeps them mapped (`.storedBF16`).
+    let stored: (bits: UnsafePointer<UInt16>, owner: AnyObject)?
 
     /// Prepares `weight` `[out, in]`. A bf16 request on a CPU without bf16 arithmetic gives an fp32 layer.
     public convenience init(_ weight: Tensor, precision: Precision = .fp32) {
@@ -59,8 +66,10 @@ public final class LinearWeight: @unchecked Sendable {
         precondition(weight.rank == 2, "LinearWeight: expected [out, in], got \(weight.shape)")
         let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
         (self.outFeatures, self.inFeatures) = (outFeatures, inFeatures)
-        var mode: WeightKernel = requested == .amxTiles && precision != .bf16 ? .plain : requested
+        var mode: WeightKernel = requested == .amxTiles && precision != .bf16 ? .plain
+            : requested == .storedBF16 ? .plain : requested  // `.storedBF16` needs stored bf16: init(storedBF16:…)
         var packed: OpaquePointer?
+        stored = nil
         var kernel = ""
         tiles = mode == .amxTiles
             ? weight.withUnsafeBufferPointer { Self.packForAMX($0.baseAddress!, bf16Source: false, outFeatures, inFeatures) }
@@ -78,7 +87,7 @@ public final class LinearWeight: @unchecked Sendable {
         self.packed = packed
         self.precision = precision
         switch mode {
-        case .oneDNN, .amxTiles: tensor = nil
+        case .oneDNN, .amxTiles, .storedBF16: tensor = nil
         case .plain: tensor = weight
         case .emulatedBF16: tensor = BF16.rounded(weight)
         }
@@ -86,9 +95,19 @@ public final class LinearWeight: @unchecked Sendable {
         switch mode {
         case .oneDNN: self.kernel = kernel
         case .amxTiles: self.kernel = Self.amxKernelName
-        case .plain: self.kernel = blas
+        case .plain, .storedBF16: self.kernel = blas
         case .emulatedBF16: self.kernel = "bf16 emulation (\(blas))"
         }
+    }
+
+    /// Keeps `[out, in]` bf16 weights where they are (`bits`: 2-byte aligned, valid while `owner` lives, e.g. a
+    /// checkpoint's mapping) for fp32 arithmetic on them (`WeightKernel.storedBF16`). Nil when `bits` is misaligned.
+    public init?(storedBF16 bits: UnsafeRawPointer, outFeatures: Int, inFeatures: Int, owner: AnyObject) {
+        guard Int(bitPattern: bits) % 2 == 0, outFeatures > 0, inFeatures > 0 else { return nil }
+        (self.outFeatures, self.inFeatures, precision, mode) = (outFeatures, inFeatures, .fp32, .storedBF16)
+        (tensor, packed, tiles) = (nil, nil, nil)
+        stored = (bits.assumingMemoryBound(to: UInt16.self), owner)
+        kernel = "OpenBLAS \(Kernels.selection.openBLASCore) on bf16 weights decoded per panel"
     }
 
     /// Prepares `[out, in]` weights stored as bf16 (e.g. a checkpoint's mapped bytes, 2-byte aligned) straight into
@@ -107,11 +126,12 @@ public final class LinearWeight: @unchecked Sendable {
         case .amxTiles:
             (packed, kernel) = (nil, Self.amxKernelName)
             tiles = Self.packForAMX(bits, bf16Source: true, outFeatures, inFeatures)
+            stored = nil
         case .oneDNN:
             guard let (packed, kernel) = Self.packForOneDNN(bits, bf16Source: true, outFeatures, inFeatures, precision)
             else { return nil }
-            (self.packed, self.kernel, tiles) = (packed, kernel, nil)
-        case .plain, .emulatedBF16:
+            (self.packed, self.kernel, tiles, stored) = (packed, kernel, nil, nil)
+        case .plain, .emulatedBF16, .storedBF16:
             return nil
         }
         (self.outFeatures, self.inFeatures, self.precision) = (outFeatures, inFeatures, precision)
@@ -151,6 +171,7 @@ public final class LinearWeight: @unchecked Sendable {
     /// Bytes the weights occupy.
     public var byteCount: Int {
         if tiles != nil { return sg_amx_packed_bytes(outFeatures, inFeatures) }
+        if stored != nil { return outFeatures * inFeatures * 2 }
         return packed.map { sg_linear_bytes($0) } ?? tensor!.byteCount
     }
 
@@ -160,6 +181,10 @@ public final class LinearWeight: @unchecked Sendable {
         var out = Tensor(uninitialized: [outFeatures, inFeatures])
         if let tiles {
             out.withUnsafeMutableBufferPointer { sg_amx_unpack(tiles, outFeatures, inFeatures, $0.baseAddress) }
+            return out
+        }
+        if let stored {
+            DTypeConversion.decode(.bf16, from: stored.bits, count: out.count, into: out.storage.pointer)
             return out
         }
         let status = out.withUnsafeMutableBufferPointer { sg_linear_unpack(packed, $0.baseAddress) }
@@ -193,6 +218,9 @@ extension Ops {
             y = linear(x, weight: w.tensor!, bias: bias)
         case .emulatedBF16:
             y = linear(BF16.rounded(x), weight: w.tensor!, bias: bias)
+        case .storedBF16:
+            y = Tensor(uninitialized: Array(x.shape.dropLast()) + [w.outFeatures])
+            storedBF16Linear(x, rows: x.shape.dropLast().reduce(1, *), weight: w, bias: bias, into: y)
         case .oneDNN, .amxTiles:
             let rows = x.shape.dropLast().reduce(1, *)
             y = Tensor(uninitialized: Array(x.shape.dropLast()) + [w.outFeatures])
@@ -243,6 +271,52 @@ extension Ops {
                     blocks.upperBound, activation == .silu ? 1 : 0)
         }
         withExtendedLifetime((scratch, bias, w)) {}
+        sg_gemm_time_add(Int64(DispatchTime.now().uptimeNanoseconds - start))
+    }
+}
+
+extension Ops {
+    /// `linear` on weights kept as bf16 (`WeightKernel.storedBF16`) into `out`: each worker takes a share of the
+    /// output columns and, one panel of ≤ 1024 outputs × 256 inputs at a time, decodes the weights into fp32 scratch
+    /// (exact) and adds that panel's part of the product with OpenBLAS. Panels this size cost 1–5 % over fp32
+    /// weights in memory (Zen 3, Gemma-2-2B's shapes) and stay in the worker's L2.
+    fileprivate static func storedBF16Linear(_ x: Tensor, rows: Int, weight w: LinearWeight, bias: Tensor?, into out: Tensor) {
+        let (k, n) = (w.inFeatures, w.outFeatures)
+        guard rows > 0 else { return }
+        let start = DispatchTime.now().uptimeNanoseconds
+        fillRows(out.storage.pointer, rows: rows, columns: n, bias: bias)
+        let (panelColumns, panelDepth) = (1024, 256)
+        // Column shares of a multiple of 16, one per worker (fewer when the layer is narrow).
+        let shares = Swift.max(1, Swift.min(Parallel.workerCount, n / 16))
+        let share = ((n + shares - 1) / shares + 15) / 16 * 16
+        let bits = SendablePointer(UnsafeMutablePointer(mutating: w.stored!.bits)), y = SendablePointer(out.storage.pointer)
+        x.withUnsafeBufferPointer { px in
+            let a = SendablePointer(UnsafeMutablePointer(mutating: px.baseAddress!))
+            Parallel.forEachRange(shares, minChunk: 1) { range in
+                let scratch = TensorStorage(uninitializedCount: Swift.min(panelColumns, share) * Swift.min(panelDepth, k))
+                for s in range {
+                    let end = Swift.min(n, (s + 1) * share)
+                    var n0 = s * share
+                    while n0 < end {
+                        let columns = Swift.min(panelColumns, end - n0)
+                        var k0 = 0
+                        while k0 < k {
+                            let depth = Swift.min(panelDepth, k - k0)
+                            for c in 0..<columns {
+                                let src = bits.pointer + (n0 + c) * k + k0, dst = scratch.pointer + c * depth
+                                for i in 0..<depth { dst[i] = Float(bitPattern: UInt32(src[i]) << 16) }
+                            }
+                            sgemm(transposeA: false, transposeB: true, m: rows, n: columns, k: depth, a: a.pointer + k0,
+                                  lda: k, b: scratch.pointer, ldb: depth, beta: 1, c: y.pointer + n0, ldc: n)
+                            k0 += depth
+                        }
+                        n0 += columns
+                    }
+                }
+                withExtendedLifetime(scratch) {}
+            }
+        }
+        withExtendedLifetime((w, bias)) {}
         sg_gemm_time_add(Int64(DispatchTime.now().uptimeNanoseconds - start))
     }
 }
@@ -303,7 +377,8 @@ public final class ConvWeight: @unchecked Sendable {
         let inChannels = weight.shape[1] * groups
         (self.outChannels, self.inChannels, self.kernelHeight, self.kernelWidth) = (outChannels, inChannels, kernelHeight, kernelWidth)
         (self.stride, self.padding, self.groups, self.bias) = (stride, padding, groups, bias)
-        var mode = requested == .amxTiles ? .oneDNN : requested  // the AMX kernel is for linear layers
+        // The AMX kernel and stored bf16 weights are for linear layers.
+        var mode = requested == .amxTiles ? .oneDNN : requested == .storedBF16 ? .plain : requested
         var packed: OpaquePointer?
         var impl = [CChar](repeating: 0, count: 128), error = [CChar](repeating: 0, count: 256)
         if mode == .oneDNN {
@@ -320,7 +395,7 @@ public final class ConvWeight: @unchecked Sendable {
         self.precision = precision
         switch mode {
         case .oneDNN, .amxTiles: self.weight = nil
-        case .plain: self.weight = weight
+        case .plain, .storedBF16: self.weight = weight
         case .emulatedBF16: self.weight = BF16.rounded(weight)
         }
         let ours = "SanaGraph fp32 (OpenBLAS \(Kernels.selection.openBLASCore))"
@@ -358,7 +433,7 @@ extension Ops {
     /// `torch.nn.functional.conv2d(x, weight, bias, stride, padding, groups=groups)` with a prepared filter.
     public static func conv2d(_ x: Tensor, _ w: ConvWeight) -> Tensor {
         switch w.mode {
-        case .plain:
+        case .plain, .storedBF16:
             return conv2d(x, weight: w.weight!, bias: w.bias, stride: w.stride, padding: w.padding, groups: w.groups)
         case .emulatedBF16:
             return conv2d(BF16.rounded(x), weight: w.weight!, bias: w.bias, stride: w.stride, padding: w.padding,
