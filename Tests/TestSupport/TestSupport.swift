@@ -13,13 +13,7 @@ public enum TestSupport {
     /// Whether fp32 layers of a model loaded with `WeightReuse.few` keep a bf16 checkpoint's weights as stored on
     /// this machine: where oneDNN cannot pack them straight from bf16 (CPUs without AVX-512, or OpenBLAS running
     /// fp32), unless `SANAGRAPH_STORED_WEIGHTS=0`.
-    public static var keepsStoredBF16Weights: Bool {
-        let bits: [UInt16] = [0x3F80, 0x4000]
-        let direct = bits.withUnsafeBytes {
-            LinearWeight(bf16Weights: $0.baseAddress!, outFeatures: 1, inFeatures: 2, precision: .fp32)
-        }
-        return direct == nil && Kernels.selection.storedWeights
-    }
+    public static var keepsStoredBF16Weights: Bool { !LinearWeight.fp32PacksFromBF16 && Kernels.selection.storedWeights }
 
     /// `Tests/Fixtures`.
     public static let fixturesDirectory: URL = repositoryRoot.appendingPathComponent("Tests/Fixtures")

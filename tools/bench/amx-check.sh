@@ -26,6 +26,9 @@
 #                                            machine's PyTorch, each group of rows on its own cores (see below)
 #
 # Env (run): THREADS (default 2, as the issue's measurements; "all" = every CPU), REPS (default 5).
+# On the target, OPENBLAS_CORETYPE is unset unless KEEP_OPENBLAS_CORETYPE=1: the lent AMX hosts' environment sets
+# it to Haswell, and SanaGraph respects it as a user's setting, so they would measure OpenBLAS's AVX2 kernels
+# instead of the ones chosen from the CPU's features (PyTorch's MKL does not read it).
 # The bundle needs glibc ≥ 2.35 on the target (the static Swift runtime's floor); the libraries travel with it
 # and are found through LD_LIBRARY_PATH, so nothing needs installing there.
 set -euo pipefail
@@ -60,6 +63,11 @@ write_bundle() {
     echo "bundle: $2 ($(du -h "$2" | cut -f1)); contents:" >&2
     tar -tvJf "$2" | awk '{ printf "  %10s  %s\n", $3, $6 }' >&2
 }
+
+if [ -n "${OPENBLAS_CORETYPE:-}" ] && [ "${KEEP_OPENBLAS_CORETYPE:-0}" != 1 ] && [[ "$MODE" != pack* ]]; then
+    echo "note: unsetting OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE (KEEP_OPENBLAS_CORETYPE=1 keeps it)" >&2
+    unset OPENBLAS_CORETYPE
+fi
 
 case "$MODE" in
 pack)
@@ -107,7 +115,8 @@ tests)
     tar -C "$DIR" -xJf "$BUNDLE"
     export LD_LIBRARY_PATH="$DIR/amx-check/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export SANAGRAPH_REPOSITORY_ROOT="$PWD"
-    echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), lscpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
+    echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), lscpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)," \
+         "$(grep -m1 '^cpu family' /proc/cpuinfo | tr -d '\t') $(grep -m1 '^model[[:space:]]' /proc/cpuinfo | tr -d '\t')"
     "$DIR/amx-check/bin/SanaGraphPackageTests.xctest" --testing-library swift-testing "$@"
     ;;
 run)

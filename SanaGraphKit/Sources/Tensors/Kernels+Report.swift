@@ -19,8 +19,11 @@ extension KernelSelection {
         lines.append(("vector", "\(vectorISA.name) in SanaGraph's element-wise and attention kernels"))
         let probe = Tensor(repeating: 0.5, shape: [64, 64])
         let fp32 = LinearWeight(probe, precision: .fp32)
+        let textEncoder = LinearWeight.fp32PacksFromBF16 ? "packed from the file"
+            : storedWeights ? "used as stored, decoded per panel in the GEMMs" : "decoded to an fp32 copy at load"
         lines.append(("fp32", "linear layers: \(fp32.kernel); convolutions: SanaGraph (Winograd / im2col / direct) on "
-                        + "OpenBLAS \(openBLASCore); attention: SanaGraph's kernels (GEMMs on OpenBLAS)"))
+                        + "OpenBLAS \(openBLASCore); attention: SanaGraph's kernels (GEMMs on OpenBLAS); "
+                        + "a text encoder's bf16 weights: \(textEncoder)"))
         switch bf16 {
         case .native:
             let l = LinearWeight(probe, precision: .bf16)

@@ -66,8 +66,8 @@ public final class LinearWeight: @unchecked Sendable {
         precondition(weight.rank == 2, "LinearWeight: expected [out, in], got \(weight.shape)")
         let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
         (self.outFeatures, self.inFeatures) = (outFeatures, inFeatures)
-        var mode: WeightKernel = requested == .amxTiles && precision != .bf16 ? .plain
-            : requested == .storedBF16 ? .plain : requested  // `.storedBF16` needs stored bf16: init(storedBF16:…)
+        // `.storedBF16` needs weights stored as bf16: `init(storedBF16:…)`.
+        var mode: WeightKernel = (requested == .amxTiles && precision != .bf16) || requested == .storedBF16 ? .plain : requested
         var packed: OpaquePointer?
         stored = nil
         var kernel = ""
@@ -137,6 +137,15 @@ public final class LinearWeight: @unchecked Sendable {
         (self.outFeatures, self.inFeatures, self.precision) = (outFeatures, inFeatures, precision)
         (self.mode, self.tensor) = (mode, nil)
     }
+
+    /// Whether fp32 layers pack straight from bf16 weights on this machine (`init(bf16Weights:…)`: oneDNN with JIT
+    /// reorders, i.e. AVX-512); where not, a `WeightReuse.few` model keeps them as stored (`.storedBF16`).
+    public static let fp32PacksFromBF16: Bool = {
+        let bits = [UInt16](repeating: 0x3F00, count: 64 * 64)
+        return bits.withUnsafeBytes {
+            LinearWeight(bf16Weights: $0.baseAddress!, outFeatures: 64, inFeatures: 64, precision: .fp32)
+        } != nil
+    }()
 
     static let amxKernelName = "SanaGraph AMX tiles (bf16)"
 
@@ -278,8 +287,8 @@ extension Ops {
 extension Ops {
     /// `linear` on weights kept as bf16 (`WeightKernel.storedBF16`) into `out`: each worker takes a share of the
     /// output columns and, one panel of ≤ 1024 outputs × 256 inputs at a time, decodes the weights into fp32 scratch
-    /// (exact) and adds that panel's part of the product with OpenBLAS. Panels this size cost 1–5 % over fp32
-    /// weights in memory (Zen 3, Gemma-2-2B's shapes) and stay in the worker's L2.
+    /// (exact, 1 MiB of scratch per worker) and adds that panel's part of the product with OpenBLAS. Panels this
+    /// size cost 1–5 % over fp32 weights in memory (Zen 3, Gemma-2-2B's shapes; docs/kernels-core.md).
     fileprivate static func storedBF16Linear(_ x: Tensor, rows: Int, weight w: LinearWeight, bias: Tensor?, into out: Tensor) {
         let (k, n) = (w.inFeatures, w.outFeatures)
         guard rows > 0 else { return }
