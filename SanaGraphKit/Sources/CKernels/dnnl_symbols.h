@@ -28,7 +28,11 @@
     X(dnnl_primitive_execute)                  \
     X(dnnl_primitive_get_primitive_desc)       \
     X(dnnl_primitive_attr_create)              \
-    X(dnnl_primitive_attr_set_scratchpad_mode)
+    X(dnnl_primitive_attr_set_scratchpad_mode) \
+    X(dnnl_primitive_attr_set_post_ops)        \
+    X(dnnl_post_ops_create)                    \
+    X(dnnl_post_ops_append_eltwise)            \
+    X(dnnl_post_ops_destroy)
 
 #define SG_DECLARE(name) extern __typeof__(name) *sg_p_##name;
 SG_DNNL_SYMBOLS(SG_DECLARE)

@@ -64,17 +64,32 @@ void sg_onednn_time(double *seconds, long *calls) {
 // such primitives "cannot migrate between threads"), but ours are shared by every layer of a shape and run from
 // whichever thread runs the node: results came out wrong when they ran elsewhere (LayerWeightsTests, concurrentUse).
 static pthread_once_t attr_once = PTHREAD_ONCE_INIT;
-static dnnl_primitive_attr_t user_scratchpad;
+static dnnl_primitive_attr_t user_scratchpad, user_scratchpad_silu;
 
 static void make_user_scratchpad_attr(void) {
     if (D(dnnl_primitive_attr_create)(&user_scratchpad) != dnnl_success) { user_scratchpad = NULL; return; }
     D(dnnl_primitive_attr_set_scratchpad_mode)(user_scratchpad, dnnl_scratchpad_mode_user);
+    // The same with SiLU (swish, α = 1) applied to the output as it is written: no second pass over it.
+    dnnl_post_ops_t silu = NULL;
+    if (D(dnnl_primitive_attr_create)(&user_scratchpad_silu) != dnnl_success) { user_scratchpad_silu = NULL; return; }
+    D(dnnl_primitive_attr_set_scratchpad_mode)(user_scratchpad_silu, dnnl_scratchpad_mode_user);
+    if (D(dnnl_post_ops_create)(&silu) != dnnl_success
+        || D(dnnl_post_ops_append_eltwise)(silu, 1.0f, dnnl_eltwise_swish, 1.0f, 0.0f) != dnnl_success
+        || D(dnnl_primitive_attr_set_post_ops)(user_scratchpad_silu, silu) != dnnl_success)
+        user_scratchpad_silu = NULL;  // leaked attr on failure: once per process
+    if (silu) D(dnnl_post_ops_destroy)(silu);
 }
 
 /// The attributes every primitive desc here is made with (read-only once made: oneDNN copies them).
 static const_dnnl_primitive_attr_t primitive_attr(void) {
     pthread_once(&attr_once, make_user_scratchpad_attr);
     return user_scratchpad;
+}
+
+/// `primitive_attr` with a SiLU post-op (NULL if oneDNN refused it).
+static const_dnnl_primitive_attr_t primitive_attr_silu(void) {
+    pthread_once(&attr_once, make_user_scratchpad_attr);
+    return user_scratchpad_silu;
 }
 
 /// Executes `p` on this thread's stream with a scratchpad of its own, and waits.
@@ -153,7 +168,7 @@ static void *pack(const void *src, const dnnl_memory_desc_t *from, const dnnl_me
 
 typedef struct {
     long m;
-    int bias;
+    int bias, silu;
     dnnl_primitive_t matmul;
     dnnl_primitive_t src_reorder;  // f32 → bf16 rows (bf16 only)
     dnnl_memory_desc_t src_md, dst_md, bias_md, src_f32_md;
@@ -185,10 +200,13 @@ static linear_layout *layouts[MAX_LAYOUTS];
 static int layout_count;
 static pthread_mutex_t layouts_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static dnnl_status_t linear_shape_make(const linear_layout *l, long m, int bias, const dnnl_memory_desc_t *weights_md,
-                                       linear_shape *out, dnnl_primitive_desc_t *pd_out) {
+static dnnl_status_t linear_shape_make(const linear_layout *l, long m, int bias, int silu,
+                                       const dnnl_memory_desc_t *weights_md, linear_shape *out,
+                                       dnnl_primitive_desc_t *pd_out) {
     memset(out, 0, sizeof *out);
-    out->m = m; out->bias = bias;
+    out->m = m; out->bias = bias; out->silu = silu;
+    const_dnnl_primitive_attr_t attr = silu ? primitive_attr_silu() : primitive_attr();
+    if (!attr) return dnnl_unimplemented;
     dnnl_dims_t src = {m, l->k}, dst = {m, l->n}, b = {1, l->n};
     dnnl_data_type_t t = l->bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_status_t st;
@@ -200,7 +218,7 @@ static dnnl_status_t linear_shape_make(const linear_layout *l, long m, int bias,
     st = D(dnnl_matmul_desc_init)(&desc, &out->src_md, weights_md, bias ? &out->bias_md : NULL, &out->dst_md);
     if (st != dnnl_success) return st;
     dnnl_primitive_desc_t pd;
-    if ((st = D(dnnl_primitive_desc_create)(&pd, &desc, primitive_attr(), sg_dnnl_engine, NULL)) != dnnl_success) return st;
+    if ((st = D(dnnl_primitive_desc_create)(&pd, &desc, attr, sg_dnnl_engine, NULL)) != dnnl_success) return st;
     if (pd_out) { *pd_out = pd; return dnnl_success; }
     st = D(dnnl_primitive_create)(&out->matmul, pd);
     D(dnnl_primitive_desc_destroy)(pd);
@@ -222,7 +240,7 @@ static linear_layout *linear_layout_get(long n, long k, int bf16, dnnl_status_t 
     // The layout the primitive wants for a typical row count (it did not depend on the row count in oneDNN 2.6).
     linear_shape probe;
     dnnl_primitive_desc_t pd = NULL;
-    if (*st == dnnl_success) *st = linear_shape_make(l, 256, 0, &any, &probe, &pd);
+    if (*st == dnnl_success) *st = linear_shape_make(l, 256, 0, 0, &any, &probe, &pd);
     if (*st == dnnl_success && is_reference(pd)) {
         D(dnnl_primitive_desc_destroy)(pd);
         *st = dnnl_unimplemented;  // the caller's own GEMM is faster than oneDNN's reference code
@@ -234,7 +252,7 @@ static linear_layout *linear_layout_get(long n, long k, int bf16, dnnl_status_t 
     // Other row counts must accept the same packed layout; else keep the weights plain ([k, n] read transposed).
     for (long m = 1; m <= 8192; m *= 64) {
         dnnl_primitive_desc_t check = NULL;
-        if (linear_shape_make(l, m, 1, &l->weights_md, &probe, &check) != dnnl_success || is_reference(check)) {
+        if (linear_shape_make(l, m, 1, 0, &l->weights_md, &probe, &check) != dnnl_success || is_reference(check)) {
             if (check) D(dnnl_primitive_desc_destroy)(check);
             *st = D(dnnl_memory_desc_init_by_tag)(&l->weights_md, 2, wd, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_ba);
             break;
@@ -335,18 +353,18 @@ size_t sg_linear_scratch_bytes(const sg_linear *l, long m) { return l->bf16 ? (s
 
 /// The primitives for `m` rows, shared by the layers of one layout: made on first use, kept (up to MAX_SHAPES;
 /// beyond that made per call).
-static linear_shape *linear_shape_get(linear_layout *l, long m, int bias, int *transient, dnnl_status_t *st) {
+static linear_shape *linear_shape_get(linear_layout *l, long m, int bias, int silu, int *transient, dnnl_status_t *st) {
     *transient = 0;
     pthread_mutex_lock(&layouts_lock);
     for (int i = 0; i < l->count; i++) {
-        if (l->shapes[i]->m == m && l->shapes[i]->bias == bias) {
+        if (l->shapes[i]->m == m && l->shapes[i]->bias == bias && l->shapes[i]->silu == silu) {
             linear_shape *s = l->shapes[i];
             pthread_mutex_unlock(&layouts_lock);
             return s;
         }
     }
     linear_shape *s = malloc(sizeof *s);
-    *st = s ? linear_shape_make(l, m, bias, &l->weights_md, s, NULL) : dnnl_out_of_memory;
+    *st = s ? linear_shape_make(l, m, bias, silu, &l->weights_md, s, NULL) : dnnl_out_of_memory;
     if (*st != dnnl_success) { free(s); s = NULL; }
     else if (l->count < MAX_SHAPES) l->shapes[l->count++] = s;
     else *transient = 1;
@@ -354,11 +372,11 @@ static linear_shape *linear_shape_get(linear_layout *l, long m, int bias, int *t
     return s;
 }
 
-int sg_linear_run(sg_linear *l, const float *x, long m, const float *bias, float *y, void *scratch) {
+int sg_linear_run(sg_linear *l, const float *x, long m, const float *bias, int silu, float *y, void *scratch) {
     long long start = now_ns();
     dnnl_status_t st = dnnl_success;
     int transient;
-    linear_shape *s = linear_shape_get(l->layout, m, bias != NULL, &transient, &st);
+    linear_shape *s = linear_shape_get(l->layout, m, bias != NULL, silu != 0, &transient, &st);
     if (!s) return (int)st;
     dnnl_memory_t src = NULL, src32 = NULL, dst = NULL, b = NULL;
     if (l->bf16) {

@@ -241,12 +241,18 @@ extension Ops {
                 return y
             } else {
                 let scratch = TensorStorage(uninitializedCount: (sg_linear_scratch_bytes(w.packed, rows) + 3) / 4)
-                let status = x.withUnsafeBufferPointer { px in
-                    y.withUnsafeMutableBufferPointer { po in
-                        sg_linear_run(w.packed, px.baseAddress, rows, bias.map { $0.storage.pointer + $0.offset },
-                                      po.baseAddress, scratch.pointer)
+                func run(silu: Bool) -> Int32 {
+                    x.withUnsafeBufferPointer { px in
+                        y.withUnsafeMutableBufferPointer { po in
+                            sg_linear_run(w.packed, px.baseAddress, rows, bias.map { $0.storage.pointer + $0.offset },
+                                          silu ? 1 : 0, po.baseAddress, scratch.pointer)
+                        }
                     }
                 }
+                // SiLU as oneDNN's post-op where it takes one (else applied below).
+                var status = activation == .silu ? run(silu: true) : -1
+                if status == 0 { return y }
+                status = run(silu: false)
                 withExtendedLifetime((scratch, bias)) {}
                 precondition(status == 0, "linear: oneDNN failed (status \(status)) on x \(x.shape), weights [\(w.outFeatures), \(w.inFeatures)]")
             }
