@@ -86,7 +86,6 @@ pack)
     # The AMX kernel's own check and timing (tools/bench/amx-gemm.c), for machines without a compiler.
     K=SanaGraphKit/Sources/CKernels
     clang -O2 -I "$K/include" -o "$STAGE/amx-check/bin/amx-gemm" tools/bench/amx-gemm.c "$K/amx.c" "$K/cpu.c" -lpthread -lm
-    # The libraries SanaGraph opens with dlopen, and everything they need beyond glibc, under their sonames.
     collect_libs "$STAGE/amx-check"
     write_bundle "$STAGE" "$BUNDLE"
     ;;
