@@ -87,7 +87,7 @@ struct LayerWeightsTests {
         }
     }
 
-    @Test("a linear layer with SiLU gives SiLU of its output on every kernel (fused into the AMX kernel's stores)",
+    @Test("a linear layer with SiLU gives SiLU of its output on every kernel (fused into the AMX kernel's stores and oneDNN's post-op)",
           arguments: fp32Modes.map { (Precision.fp32, $0) } + bf16Modes.map { (Precision.bf16, $0) })
     func siluActivation(precision: Precision, mode: WeightKernel) {
         var rng = SeededValues(seed: 96)
