@@ -182,6 +182,7 @@ typedef struct {
     dnnl_primitive_t pack;          // plain fp32 [k, n] (ba) → weights_md
     dnnl_primitive_t pack_bf16;     // plain bf16 [k, n] (ba) → weights_md, made on first use where JIT-ed
     int pack_bf16_tried;
+    int silu_refused;               // no fast matmul with the SiLU post-op: `sg_linear_run` says so at once
     char impl[128];
     linear_shape *shapes[MAX_SHAPES];
     int count;
@@ -219,6 +220,10 @@ static dnnl_status_t linear_shape_make(const linear_layout *l, long m, int bias,
     if (st != dnnl_success) return st;
     dnnl_primitive_desc_t pd;
     if ((st = D(dnnl_primitive_desc_create)(&pd, &desc, attr, sg_dnnl_engine, NULL)) != dnnl_success) return st;
+    if (silu && is_reference(pd)) {  // the post-op only in oneDNN's reference code: SiLU as a pass of its own is faster
+        D(dnnl_primitive_desc_destroy)(pd);
+        return dnnl_unimplemented;
+    }
     if (pd_out) { *pd_out = pd; return dnnl_success; }
     st = D(dnnl_primitive_create)(&out->matmul, pd);
     D(dnnl_primitive_desc_destroy)(pd);
@@ -356,6 +361,11 @@ size_t sg_linear_scratch_bytes(const sg_linear *l, long m) { return l->bf16 ? (s
 static linear_shape *linear_shape_get(linear_layout *l, long m, int bias, int silu, int *transient, dnnl_status_t *st) {
     *transient = 0;
     pthread_mutex_lock(&layouts_lock);
+    if (silu && l->silu_refused) {
+        pthread_mutex_unlock(&layouts_lock);
+        *st = dnnl_unimplemented;
+        return NULL;
+    }
     for (int i = 0; i < l->count; i++) {
         if (l->shapes[i]->m == m && l->shapes[i]->bias == bias && l->shapes[i]->silu == silu) {
             linear_shape *s = l->shapes[i];
@@ -365,6 +375,7 @@ static linear_shape *linear_shape_get(linear_layout *l, long m, int bias, int si
     }
     linear_shape *s = malloc(sizeof *s);
     *st = s ? linear_shape_make(l, m, bias, silu, &l->weights_md, s, NULL) : dnnl_out_of_memory;
+    if (*st == dnnl_unimplemented && silu) l->silu_refused = 1;  // not asked again per call
     if (*st != dnnl_success) { free(s); s = NULL; }
     else if (l->count < MAX_SHAPES) l->shapes[l->count++] = s;
     else *transient = 1;

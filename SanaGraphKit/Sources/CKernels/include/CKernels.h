@@ -79,7 +79,8 @@ size_t sg_linear_bytes(const sg_linear *linear);
 size_t sg_linear_scratch_bytes(const sg_linear *linear, long m);
 /// The packed weights back as fp32 [n, k] (bf16 values when packed as bf16); 0 on success.
 int sg_linear_unpack(const sg_linear *linear, float *weight);
-/// `y [m, n] = x [m, k] · Wᵀ (+ bias [n])`, then SiLU when `silu` is 1 (a oneDNN post-op: applied as y is written);
+/// `y [m, n] = x [m, k] · Wᵀ (+ bias [n])`, then SiLU when `silu` is 1 (a oneDNN post-op: applied as y is written;
+/// `dnnl_unimplemented` where only oneDNN's reference code takes it — run without and apply SiLU after);
 /// `scratch` holds `sg_linear_scratch_bytes` bytes. 0 on success.
 int sg_linear_run(sg_linear *linear, const float *x, long m, const float *bias, int silu, float *y, void *scratch);
 
