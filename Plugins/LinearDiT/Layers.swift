@@ -108,11 +108,19 @@ struct GLUMBConv: Sendable {
     /// The same function on tokens `[B, N, D]` of an `height × width` grid, without leaving the tokens-first
     /// layout: the 1×1 convs are linears over tokens, the depthwise conv and GLU gate one fused pass.
     func tokensFirst(_ x: Tensor, height: Int, width: Int) -> Tensor {
-        let a = SectionProfile.measure("FFN conv_inverted + SiLU") {
-            Ops.linear(x, weight: conv_inverted, bias: conv_inverted_bias, activation: .silu)
-        }
-        let gated = SectionProfile.measure("FFN depthwise + GLU") {
-            Ops.depthwiseConv3x3GLUChannelsLast(a, height: height, width: width, taps: depthTaps, bias: conv_depth_bias)
+        let gated: Tensor
+        if conv_inverted.mode == .amxTiles && Kernels.selection.fusedGLUMBConv {  // one pass, the product kept in L2
+            gated = SectionProfile.measure("FFN conv_inverted + SiLU + depthwise + GLU") {
+                Ops.linearSiLUDepthwiseGLU(x, weight: conv_inverted, bias: conv_inverted_bias, height: height,
+                                           width: width, taps: depthTaps, depthBias: conv_depth_bias)
+            }
+        } else {
+            let a = SectionProfile.measure("FFN conv_inverted + SiLU") {
+                Ops.linear(x, weight: conv_inverted, bias: conv_inverted_bias, activation: .silu)
+            }
+            gated = SectionProfile.measure("FFN depthwise + GLU") {
+                Ops.depthwiseConv3x3GLUChannelsLast(a, height: height, width: width, taps: depthTaps, bias: conv_depth_bias)
+            }
         }
         return SectionProfile.measure("FFN conv_point") { Ops.linear(gated, weight: conv_point, bias: nil) }
     }

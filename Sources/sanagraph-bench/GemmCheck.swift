@@ -1,6 +1,7 @@
 // `sanagraph-bench gemm [--reps N]`: GFLOP/s of the model's GEMM and convolution shapes on every kernel this
-// machine has (fp32: OpenBLAS, oneDNN; bf16: SanaGraph's AMX kernel, native oneDNN, emulation), with the bf16 layers' accuracy, as a
-// Markdown table. tools/bench/amx-check.sh runs it on machines without a Swift toolchain. A benchmark, not a test.
+// machine has (fp32: OpenBLAS, oneDNN; bf16: SanaGraph's AMX kernel — also with its weights cold, as in a model's
+// forward —, native oneDNN, emulation), with the bf16 layers' accuracy, as a Markdown table.
+// tools/bench/amx-check.sh runs it on machines without a Swift toolchain. A benchmark, not a test.
 
 import Foundation
 import Tensors
@@ -26,8 +27,9 @@ enum GemmCheck {
               + "the double-precision product of the bf16-rounded operands (the arithmetic's own error; fp32 sums) and "
               + "against the fp32 product (bf16 rounding of the operands, ~2e-3 expected).")
         print()
-        print("| shape | " + variants.map(\.label).joined(separator: " | ") + " | bf16 vs exact | bf16 vs fp32 | bf16 kernel |")
-        print("|---|" + String(repeating: "---:|", count: variants.count) + "---:|---:|---|")
+        let labels = variants.flatMap { $0.mode == .amxTiles ? [$0.label, $0.label + ", cold weights"] : [$0.label] }
+        print("| shape | " + labels.joined(separator: " | ") + " | bf16 vs exact | bf16 vs fp32 | bf16 kernel |")
+        print("|---|" + String(repeating: "---:|", count: labels.count) + "---:|---:|---|")
         // Linear layers: (rows, in, out) of Sana-600M at 512 / 1024 px (batch 2), Gemma-2-2B (741 tokens).
         for (m, k, n, what) in [(512, 1152, 1152, "DiT 512 attn"), (512, 1152, 5760, "DiT 512 FFN in"),
                                 (512, 2880, 1152, "DiT 512 FFN out"), (2048, 1152, 5760, "DiT 1024 FFN in"),
@@ -38,6 +40,16 @@ enum GemmCheck {
                 let layer = LinearWeight(w, precision: v.precision, mode: v.mode)
                 let ms = time(reps) { Bench.keep(Ops.linear(x, weight: layer, bias: nil)) }
                 cells.append(String(format: "%.0f", 2.0 * Double(m * k * n) / ms / 1e6))
+                if v.mode == .amxTiles {
+                    // As in a model's forward, each weight met once and from memory: cycle through 8 copies.
+                    let copies = (0..<8).map { _ in LinearWeight(w, precision: v.precision, mode: v.mode) }
+                    var next = 0
+                    let cold = time(reps * 4) {
+                        Bench.keep(Ops.linear(x, weight: copies[next % copies.count], bias: nil))
+                        next += 1
+                    }
+                    cells.append(String(format: "%.0f", 2.0 * Double(m * k * n) / cold / 1e6))
+                }
                 if v.precision == .bf16 && bf16Out == nil {
                     bf16Out = Ops.linear(x, weight: layer, bias: nil)
                     bf16Kernel = layer.kernel
@@ -54,7 +66,8 @@ enum GemmCheck {
             var cells: [String] = []
             var kernel = ""
             for v in variants {
-                if (v.precision == .fp32 && v.mode == .oneDNN) || v.mode == .amxTiles { cells.append("–"); continue }
+                if v.mode == .amxTiles { cells += ["–", "–"]; continue }
+                if v.precision == .fp32 && v.mode == .oneDNN { cells.append("–"); continue }
                 let layer = ConvWeight(w, bias: nil, stride: (1, 1), padding: (1, 1), groups: 1, precision: v.precision,
                                        mode: v.mode, typicalInput: (side, side))
                 if v.precision == .bf16 && kernel.isEmpty { kernel = layer.kernel }

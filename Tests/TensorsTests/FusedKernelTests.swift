@@ -86,6 +86,27 @@ struct FusedKernelTests {
         }
     }
 
+    /// The DiT's GLUMBConv first half on the AMX kernel (tile instructions emulated where the CPU has none), 32
+    /// channels at a time with the product kept in a small buffer, against the same kernel's full product followed
+    /// by the depthwise GLU pass. Rows (2·5·3 = 30) and depth (40) are not multiples of the tiles; 96 outputs is no
+    /// multiple of 64, so it takes the unfused path.
+    @Test("AMX linear + SiLU + depthwise GLU in one pass equals the two steps",
+          arguments: [(64, true), (128, true), (128, false), (96, true)])
+    func amxGLUMBConvMatchesSteps(_ n: Int, _ withBias: Bool) {
+        let (b, h, w, k) = (2, 5, 3, 40)
+        var r = SeededValues(seed: UInt64(n * 10 + (withBias ? 1 : 0)))
+        let x = r.tensor([b, h * w, k], scale: 2), weight = r.tensor([n, k], scale: 0.5)
+        let bias = r.tensor([n]), taps = r.tensor([9, n]), depthBias = r.tensor([n])
+        let layer = LinearWeight(weight, precision: .bf16, mode: .amxTiles)
+        let fused = Ops.linearSiLUDepthwiseGLU(x, weight: layer, bias: withBias ? bias : nil, height: h, width: w,
+                                               taps: taps, depthBias: withBias ? depthBias : nil)
+        let product = Ops.linear(x, weight: layer, bias: withBias ? bias : nil, activation: .silu)
+        let steps = Ops.depthwiseConv3x3GLUChannelsLast(product, height: h, width: w, taps: taps,
+                                                        bias: withBias ? depthBias : nil)
+        #expect(fused.shape == [b, h * w, n / 2])
+        #expect(TestSupport.relativeError(fused, steps) <= 1e-6)
+    }
+
     @Test("SDPA skipping trailing padding keys equals the full computation")
     func paddingSkipMatchesFullMask() {
         var r = SeededValues(seed: 13)

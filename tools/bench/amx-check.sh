@@ -3,7 +3,7 @@
 #
 #   tools/bench/amx-check.sh pack [BUNDLE]   on a build machine: build sanagraph-bench with --static-swift-stdlib,
 #                                            collect the shared libraries it opens (OpenBLAS, oneDNN and theirs),
-#                                            add bin/amx-gemm (tools/bench/amx-gemm.c), write BUNDLE (default
+#                                            add bin/amx-gemm and bin/gemm-libraries (tools/bench/*.c), write BUNDLE (default
 #                                            .build-amx/amx-check.tar.xz) and print its size
 #   tools/bench/amx-check.sh run [BUNDLE]    on the target machine, from the repository root: unpack, then print
 #                                            `sanagraph info`'s report (CPU, AMX permission, kernels for fp32 and
@@ -85,7 +85,9 @@ pack)
     for product in sanagraph-bench sanagraph; do strip -o "$STAGE/amx-check/bin/$product" "$BIN/$product"; done
     # The AMX kernel's own check and timing (tools/bench/amx-gemm.c), for machines without a compiler.
     K=SanaGraphKit/Sources/CKernels
-    clang -O2 -I "$K/include" -o "$STAGE/amx-check/bin/amx-gemm" tools/bench/amx-gemm.c "$K/amx.c" "$K/cpu.c" -lpthread -lm
+    clang -O2 -I "$K/include" -o "$STAGE/amx-check/bin/amx-gemm" tools/bench/amx-gemm.c "$K/amx.c" "$K/depthwise.c" "$K/cpu.c" -lpthread -lm
+    # The GEMM libraries side by side (tools/bench/gemm-libraries.c; BLIS is not carried: run it with NOBLIS=1).
+    clang -O2 -o "$STAGE/amx-check/bin/gemm-libraries" tools/bench/gemm-libraries.c -ldnnl -ldl -lm -lpthread
     collect_libs "$STAGE/amx-check"
     write_bundle "$STAGE" "$BUNDLE"
     ;;

@@ -5,7 +5,8 @@
 // machines without Swift; not part of the build.
 //
 //   clang -O2 -I SanaGraphKit/Sources/CKernels/include -o /tmp/amx-gemm tools/bench/amx-gemm.c \
-//       SanaGraphKit/Sources/CKernels/amx.c SanaGraphKit/Sources/CKernels/cpu.c -lpthread -lm
+//       SanaGraphKit/Sources/CKernels/amx.c SanaGraphKit/Sources/CKernels/depthwise.c \
+//       SanaGraphKit/Sources/CKernels/cpu.c -lpthread -lm
 //   THREADS=2 /tmp/amx-gemm
 //
 // NOCHECK=1 leaves out the error columns (timings only).

@@ -8,7 +8,8 @@
 // 4096 rows, as SanaGraph packs once for every row count). REPS (calls per round, default 5; the median of 5 rounds is printed), SPLIT=1 adds OpenBLAS run
 // single-threaded on two threads splitting the rows (SanaGraph's scheme; run with OPENBLAS_NUM_THREADS=1),
 // NOBLIS=1 skips BLIS, CONV=0 skips the convolutions. GFLOP/s; the error columns are max|Δ|/max|ref| against
-// an fp64 product of the fp32 inputs (sampled rows).
+// an fp64 product of the fp32 inputs (sampled rows). The "gemm:jit" column forces oneDNN's own sgemm (MKL's
+// kernels) where it would pick another; tools/bench/gemm-torch.py times PyTorch on the same shapes.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <math.h>
@@ -52,6 +53,7 @@ static dnnl_primitive_t reorder(const dnnl_memory_desc_t *from, const dnnl_memor
 
 // oneDNN matmul y[M,N] = x[M,K] W[N,K]ᵀ: weights prepacked (format any, reordered outside the timing) or plain
 // ("ba"); bf16 converts x inside the timing, as SanaGraph does.
+static const char *force_impl;  // an implementation name prefix to take instead of oneDNN's first choice
 static double onednn_matmul_probe(int M, int K, int N, const float *A, const float *W, float *C, int bf16, int prepack,
                                   int probe_m, char *impl, size_t implsz);
 static double onednn_matmul(int M, int K, int N, const float *A, const float *W, float *C, int bf16, int prepack, char *impl, size_t implsz) {
@@ -80,7 +82,22 @@ static double onednn_matmul_probe(int M, int K, int N, const float *A, const flo
         dnnl_primitive_desc_destroy(ppd);
     }
     dnnl_matmul_desc_t md; CHK(dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd));
-    dnnl_primitive_desc_t pd; CHK(dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL));
+    dnnl_primitive_desc_t pd = NULL;
+    if (force_impl) {  // the first implementation whose name starts with force_impl (none: no timing)
+        dnnl_primitive_desc_iterator_t it;
+        CHK(dnnl_primitive_desc_iterator_create(&it, &md, NULL, eng, NULL));
+        do {
+            dnnl_primitive_desc_t c = dnnl_primitive_desc_iterator_fetch(it);
+            const char *name = NULL; dnnl_primitive_desc_query(c, dnnl_query_impl_info_str, 0, &name);
+            if (name && !strncmp(name, force_impl, strlen(force_impl))) { pd = c; break; }
+            dnnl_primitive_desc_destroy(c);
+        } while (dnnl_primitive_desc_iterator_next(it) == dnnl_success);
+        dnnl_primitive_desc_iterator_destroy(it);
+        if (!pd) { snprintf(impl, implsz, "no %s", force_impl); return 1e9; }
+    } else if (dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL) != dnnl_success) {
+        snprintf(impl, implsz, "none");  // e.g. bf16 on a CPU without AVX-512
+        return 1e9;
+    }
     const char *info = NULL; dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info);
     const dnnl_memory_desc_t *wl = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     char tag[64] = "";
@@ -197,8 +214,8 @@ int main(void) {
     printf("OpenBLAS core %s; oneDNN %d.%d.%d (ISA 0x%x); BLIS %s; calls per round %d, median of %d rounds\n", corename(),
            v->major, v->minor, v->patch, dnnl_get_effective_cpu_isa(), bl ? "openmp" : "skipped", REPS, ROUNDS);
     if (getenv("PROBE")) return probe_table();
-    printf("| M×K×N | OpenBLAS | OpenBLAS split | BLIS | oneDNN f32 plain | oneDNN f32 packed | oneDNN bf16 packed | err f32 packed | err bf16 | kernels |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    printf("| M×K×N | OpenBLAS | OpenBLAS split | BLIS | oneDNN f32 plain | oneDNN f32 packed | oneDNN f32 gemm:jit | oneDNN bf16 packed | err f32 packed | err bf16 | kernels |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     // Linear layers (rows × in × out): Sana-600M at 512 px (batch 2) and 1024 px, cross K/V, Gemma-2-2B (741 tokens),
     // DC-AE EViT qkv at 512 px.
     int shapes[][3] = {{512, 1152, 1152}, {512, 1152, 5760}, {512, 2880, 1152}, {600, 1152, 1152}, {2048, 1152, 5760},
@@ -214,13 +231,17 @@ int main(void) {
         double t_pl = onednn_matmul(M, K, N, A, W, C, 0, 0, ipl, sizeof ipl);
         double t_pk = onednn_matmul(M, K, N, A, W, C, 0, 1, i32, sizeof i32);
         double e32 = error(C, A, W, M, K, N);
+        char ijit[128];
+        force_impl = "gemm:jit";  // oneDNN's own sgemm on plain weights, which it would not pick on AVX-512
+        double t_jit = onednn_matmul(M, K, N, A, W, C, 0, 0, ijit, sizeof ijit);
+        force_impl = NULL;
         double t_bf = onednn_matmul(M, K, N, A, W, C, 1, 1, i16, sizeof i16);
         double e16 = error(C, A, W, M, K, N);
         char split[16] = "–", blis[16] = "–";
         if (t_sp) snprintf(split, sizeof split, "%.0f", fl / t_sp);
         if (t_bl) snprintf(blis, sizeof blis, "%.0f", fl / t_bl);
-        printf("| %d×%d×%d | %.0f | %s | %s | %.0f | %.0f | %.0f | %.1e | %.1e | %s, %s |\n", M, K, N, fl / t_ob, split,
-               blis, fl / t_pl, fl / t_pk, fl / t_bf, e32, e16, i32, i16);
+        printf("| %d×%d×%d | %.0f | %s | %s | %.0f | %.0f | %.0f | %.0f | %.1e | %.1e | %s, %s, %s, %s |\n", M, K, N, fl / t_ob,
+               split, blis, fl / t_pl, fl / t_pk, fl / t_jit, fl / t_bf, e32, e16, ipl, i32, ijit, i16);
         fflush(stdout);
         free(A); free(W); free(C);
     }

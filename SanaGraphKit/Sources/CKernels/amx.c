@@ -194,9 +194,6 @@ void sg_amx_convert(const float *x, long ldx, long m0, long m1, long m, long k, 
     convert_rows(x, ldx, m0, m1, k, kp, a);
 }
 
-void sg_amx_gemm_emulated(const uint16_t *a, long m, long k, const uint16_t *w, long n, const float *bias, float *y,
-                          long ldy, long nb0, long nb1, int activation);
-
 #ifdef SG_AMX
 
 typedef struct {
@@ -211,7 +208,7 @@ AMX_TARGET static void silu_rows_avx512(float *y, long ldy) {
     for (int r = 0; r < 16; r++) _mm512_storeu_ps(y + r * ldy, sg_silu16(_mm512_loadu_ps(y + r * ldy)));
 }
 
-#define GEMM_NAME sg_amx_gemm
+#define GEMM_NAME amx_gemm_tiles
 #define GEMM_ATTRIBUTES AMX_TARGET
 #define TILE_STATE
 #define TILE_CONFIGURE() do { tile_config cfg_; memset(&cfg_, 0, sizeof cfg_); cfg_.palette = 1; \
@@ -227,10 +224,6 @@ AMX_TARGET static void silu_rows_avx512(float *y, long ldy) {
 #else
 
 int sg_amx_usable(void) { return 0; }
-void sg_amx_gemm(const uint16_t *a, long m, long k, const uint16_t *w, long n, const float *bias, float *y, long ldy,
-                 long nb0, long nb1, int activation) {
-    sg_amx_gemm_emulated(a, m, k, w, n, bias, y, ldy, nb0, nb1, activation);
-}
 
 #endif
 
@@ -284,7 +277,7 @@ static void silu_rows(float *y, long ldy) {
         for (int c = 0; c < 16; c++) y[r * ldy + c] = y[r * ldy + c] / (1.0f + expf(-y[r * ldy + c]));
 }
 
-#define GEMM_NAME sg_amx_gemm_emulated
+#define GEMM_NAME amx_gemm_emulated
 #define GEMM_ATTRIBUTES
 #define TILE_STATE emulated_tiles tiles_;
 #define TILE_CONFIGURE() do { } while (0)
@@ -295,3 +288,49 @@ static void silu_rows(float *y, long ldy) {
 #define TILE_DP(c, a, b) emulated_dp(&tiles_, c, a, b)
 #define ACTIVATE_ROWS(p, ld) silu_rows(p, ld)
 #include "amx_gemm.h"
+
+/// The tile kernel, or its emulation where `emulated` (or where this build has no AMX code).
+static void amx_gemm(int emulated, const uint16_t *a, long m, long k, const uint16_t *w, long n, const float *bias,
+                     float *y, long ldy, long ycol0, long nb0, long nb1, int activation, long pf_next) {
+#ifdef SG_AMX
+    if (!emulated) { amx_gemm_tiles(a, m, k, w, n, bias, y, ldy, ycol0, nb0, nb1, activation, pf_next); return; }
+#endif
+    amx_gemm_emulated(a, m, k, w, n, bias, y, ldy, ycol0, nb0, nb1, activation, pf_next);
+}
+
+void sg_amx_gemm(const uint16_t *a, long m, long k, const uint16_t *w, long n, const float *bias, float *y, long ldy,
+                 long nb0, long nb1, int activation) {
+    amx_gemm(0, a, m, k, w, n, bias, y, ldy, 0, nb0, nb1, activation, -1);
+}
+
+void sg_amx_gemm_emulated(const uint16_t *a, long m, long k, const uint16_t *w, long n, const float *bias, float *y,
+                          long ldy, long nb0, long nb1, int activation) {
+    amx_gemm(1, a, m, k, w, n, bias, y, ldy, 0, nb0, nb1, activation, -1);
+}
+
+size_t sg_amx_glumb_scratch_floats(long m) { return (size_t)m * 2 * BLOCK_N; }
+
+void sg_amx_glumb(int emulated, const uint16_t *a, long m, long k, const uint16_t *w, long n, const float *bias,
+                  const float *taps, const float *depth_bias, long height, long width, float *out, long j0, long j1,
+                  float *scratch, sg_isa isa) {
+    long half = n / 2, gate0 = half / BLOCK_N;  // the gate's first column block
+    float pair_taps[9 * 2 * BLOCK_N], pair_bias[2 * BLOCK_N];
+    for (long j = j0; j < j1; j++) {
+        long c0 = j * BLOCK_N;
+        // Value block j and its gate block side by side in scratch [m, 64], SiLU applied; the gate's weights are
+        // fetched during the value's GEMM and the next pair's during the gate's.
+        amx_gemm(emulated, a, m, k, w, n, bias, scratch, 2 * BLOCK_N, c0, j, j + 1, 1, gate0 + j);
+        amx_gemm(emulated, a, m, k, w, n, bias, scratch + BLOCK_N, 2 * BLOCK_N, half + c0, gate0 + j, gate0 + j + 1, 1,
+                 j + 1 < j1 ? j + 1 : -1);
+        for (int t = 0; t < 9; t++) {
+            memcpy(pair_taps + t * 2 * BLOCK_N, taps + t * n + c0, BLOCK_N * 4);
+            memcpy(pair_taps + t * 2 * BLOCK_N + BLOCK_N, taps + t * n + half + c0, BLOCK_N * 4);
+        }
+        if (depth_bias) {
+            memcpy(pair_bias, depth_bias + c0, BLOCK_N * 4);
+            memcpy(pair_bias + BLOCK_N, depth_bias + half + c0, BLOCK_N * 4);
+        }
+        sg_depthwise3x3_glu_rows(scratch, 2 * BLOCK_N, pair_taps, depth_bias ? pair_bias : NULL, height, width, BLOCK_N,
+                                 0, m, out + c0, half, isa);
+    }
+}

@@ -1,24 +1,29 @@
-// The AMX GEMM's body, included twice by amx.c: with the tile instructions (GEMM_NAME sg_amx_gemm) and with
-// them emulated in C (sg_amx_gemm_emulated). See amx.c for the layouts.
+// The AMX GEMM's body, included twice by amx.c: with the tile instructions (GEMM_NAME amx_gemm_tiles) and with
+// them emulated in C (amx_gemm_emulated). See amx.c for the layouts.
 #ifndef STORE_TILE
-/// Stores accumulator tile `t` (a macro argument: tile numbers are immediates) to y at (row, col), clipped to m × n;
-/// SiLU (ACTIVATE_ROWS) in place after the store, into y or, when clipped, into `part` before its rows are copied.
+/// Stores accumulator tile `t` (a macro argument: tile numbers are immediates) to y at (row, col − ycol0), clipped
+/// to m × n; SiLU (ACTIVATE_ROWS) in place after the store, into y or, when clipped, into `part` before its rows are
+/// copied.
 #define STORE_TILE(t, row, col)                                                                              \
     do {                                                                                                     \
+        float *at_ = y + (row) * ldy + (col) - ycol0;                                                        \
         if ((row) + 16 <= m && (col) + 16 <= n) {                                                            \
-            TILE_STORE(t, y + (row) * ldy + (col), ldy * 4);                                                 \
-            if (activation) ACTIVATE_ROWS(y + (row) * ldy + (col), ldy);                                     \
+            TILE_STORE(t, at_, ldy * 4);                                                                     \
+            if (activation) ACTIVATE_ROWS(at_, ldy);                                                         \
         } else if ((row) < m && (col) < n) {                                                                 \
             TILE_STORE(t, part, 64);                                                                         \
             if (activation) ACTIVATE_ROWS(part, 16);                                                         \
             long rows_ = m - (row) < 16 ? m - (row) : 16, cols_ = n - (col) < 16 ? n - (col) : 16;           \
-            for (long i_ = 0; i_ < rows_; i_++) memcpy(y + ((row) + i_) * ldy + (col), part + i_ * 16, (size_t)cols_ * 4); \
+            for (long i_ = 0; i_ < rows_; i_++) memcpy(at_ + i_ * ldy, part + i_ * 16, (size_t)cols_ * 4);   \
         }                                                                                                    \
     } while (0)
 #endif
 
-GEMM_ATTRIBUTES void GEMM_NAME(const uint16_t *a, long m, long k, const uint16_t *w, long n, const float *bias, float *y,
-                               long ldy, long nb0, long nb1, int activation) {
+// Column `col` of the product is stored at column `col − ycol0` of y (0 for y [m, n]; a block's first column to
+// write one block into a narrow buffer). `pf_next`: the column block whose weights to prefetch during the last
+// block's last pass (the caller's next call), or −1.
+GEMM_ATTRIBUTES static void GEMM_NAME(const uint16_t *a, long m, long k, const uint16_t *w, long n, const float *bias,
+                                      float *y, long ldy, long ycol0, long nb0, long nb1, int activation, long pf_next) {
     long kp = round_up(k, TILE_K), kb_count = kp / TILE_K, mp = round_up(m, 32);
     TILE_STATE
     TILE_CONFIGURE();
@@ -39,7 +44,7 @@ GEMM_ATTRIBUTES void GEMM_NAME(const uint16_t *a, long m, long k, const uint16_t
             // step, so that no block waits on memory at its start; at most 8 lines a step, as more slowed passes
             // of 32 rows (Gemma's 9216-deep MLP output) by a third.
             const char *pf = NULL, *pf_end = NULL;
-            long pf_lines = 0, next = nb + 1 < nb1 ? nb + 1 : m1 < mp ? nb0 : -1;
+            long pf_lines = 0, next = nb + 1 < nb1 ? nb + 1 : m1 < mp ? nb0 : pf_next;
             if (next >= 0 && kb_count > 0) {
                 pf = (const char *)(w + next * kb_count * 2 * TILE_ELEMENTS);
                 pf_end = pf + kb_count * 2 * TILE_ELEMENTS * 2;

@@ -134,6 +134,10 @@ public struct KernelSelection: Sendable {
     /// `WeightReuse.few`) keep a bf16 checkpoint's weights as stored (`WeightKernel.storedBF16`) where oneDNN
     /// cannot pack them from bf16, instead of an fp32 copy (`SANAGRAPH_STORED_WEIGHTS=0`: the copy, for comparisons).
     public var storedWeights: Bool
+    /// Whether the DiT's GLUMBConv runs `conv_inverted` → SiLU → depthwise → GLU as one pass where `conv_inverted`
+    /// is on the AMX kernel (`Ops.linearSiLUDepthwiseGLU`). Off unless `SANAGRAPH_FUSED_GLUMBCONV=1`: not yet
+    /// measured on an AMX machine (docs/performance.md).
+    public var fusedGLUMBConv: Bool
 
     public enum VectorISA: Int32, Sendable {
         case portable = 0, avx2 = 1, avx512 = 2
@@ -229,7 +233,7 @@ public struct KernelSelection: Sendable {
             oneDNNProblem: oneDNNProblem, fp32Linear: fp32Linear, bf16: bf16, bf16Linear: bf16Linear,
             amxPermission: amxPermission, vectorISA: vectorISA,
             channelsLast: vectorISA == .avx512 && env["SANAGRAPH_CHANNELS_LAST"] != "0",
-            storedWeights: env["SANAGRAPH_STORED_WEIGHTS"] != "0")
+            storedWeights: env["SANAGRAPH_STORED_WEIGHTS"] != "0", fusedGLUMBConv: env["SANAGRAPH_FUSED_GLUMBCONV"] == "1")
     }
 
     /// Keeps freed blocks below 32 MiB in glibc's heap for reuse (see `Kernels`), unless the user tuned malloc.

@@ -264,21 +264,28 @@ extension Ops {
     /// The AMX kernel: the tile instructions where the machine runs bf16 on them, else their emulation (tests).
     static let amxGEMM = Kernels.selection.bf16Linear == .amxTiles ? sg_amx_gemm : sg_amx_gemm_emulated
 
-    /// `linear` on the AMX kernel into `out`: the rows rounded to bf16 once, then column blocks of 32 split over
-    /// the workers (each streams its share of the weights once past the rows, which stay in its L2).
-    private static func amxLinear(_ x: Tensor, rows: Int, weight w: LinearWeight, bias: Tensor?,
-                                  activation: LinearActivation, into out: Tensor) {
-        let k = w.inFeatures, n = w.outFeatures
-        let start = DispatchTime.now().uptimeNanoseconds
+    /// The rows of `x` rounded to bf16 in the AMX kernel's padded layout (`sg_amx_convert`, split over the workers).
+    private static func amxRows(_ x: Tensor, rows: Int, k: Int) -> TensorStorage {
         let scratch = TensorStorage(uninitializedCount: (sg_amx_src_bytes(rows, k) + 3) / 4)
         let a = SendablePointer(UnsafeMutableRawPointer(scratch.pointer).assumingMemoryBound(to: UInt16.self))
-        let tiles = SendablePointer(w.tiles!)
         x.withUnsafeBufferPointer { px in
             let src = SendablePointer(UnsafeMutablePointer(mutating: px.baseAddress!))
             Parallel.forEachRange(rows, minChunk: Swift.max(1, 32_768 / k)) { r in
                 sg_amx_convert(src.pointer, k, r.lowerBound, r.upperBound, rows, k, a.pointer)
             }
         }
+        return scratch
+    }
+
+    /// `linear` on the AMX kernel into `out`: the rows rounded to bf16 once, then column blocks of 32 split over
+    /// the workers (each streams its share of the weights once past the rows, which stay in its L2).
+    private static func amxLinear(_ x: Tensor, rows: Int, weight w: LinearWeight, bias: Tensor?,
+                                  activation: LinearActivation, into out: Tensor) {
+        let k = w.inFeatures, n = w.outFeatures
+        let start = DispatchTime.now().uptimeNanoseconds
+        let scratch = amxRows(x, rows: rows, k: k)
+        let a = SendablePointer(UnsafeMutableRawPointer(scratch.pointer).assumingMemoryBound(to: UInt16.self))
+        let tiles = SendablePointer(w.tiles!)
         let biasPointer = bias.map { SendablePointer($0.storage.pointer + $0.offset) }
         let y = SendablePointer(out.storage.pointer)
         Parallel.forEachRange((n + 31) / 32, minChunk: 1) { blocks in
@@ -291,6 +298,44 @@ extension Ops {
 }
 
 extension Ops {
+    /// GLUMBConv's first half on tokens `x [B, H·W, D]` of a `height × width` grid: `silu(x Wᵀ + bias)` (`[B, H·W,
+    /// 2C]`), then `depthwiseConv3x3GLUChannelsLast` with `taps [9, 2C]` and `depthBias [2C]`; returns `[B, H·W, C]`.
+    ///
+    /// On the AMX kernel (2C a multiple of 64) it runs 32 output channels at a time: the product's value and gate
+    /// blocks for them go to a small per-worker buffer in L2 and the depthwise conv and GLU run on it there
+    /// (`sg_amx_glumb`), so the `[B, H·W, 2C]` product is never written to memory and read back — the largest
+    /// tensor of a DiT block. Elsewhere the two steps run one after the other.
+    public static func linearSiLUDepthwiseGLU(_ x: Tensor, weight w: LinearWeight, bias: Tensor?, height: Int, width: Int,
+                                              taps: Tensor, depthBias: Tensor?) -> Tensor {
+        let (k, n) = (w.inFeatures, w.outFeatures)
+        let rows = x.shape.dropLast().reduce(1, *)
+        guard w.mode == .amxTiles, n % 64 == 0, k > 0, x.rank == 3, x.shape[1] == height * width, rows > 0,
+              taps.shape == [9, n], depthBias.map({ $0.count == n }) ?? true, bias.map({ $0.count == n }) ?? true
+        else {
+            let a = linear(x, weight: w, bias: bias, activation: .silu)
+            return depthwiseConv3x3GLUChannelsLast(a, height: height, width: width, taps: taps, bias: depthBias)
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let out = Tensor(uninitialized: [x.shape[0], height * width, n / 2])
+        let scratch = amxRows(x, rows: rows, k: k)
+        let a = SendablePointer(UnsafeMutableRawPointer(scratch.pointer).assumingMemoryBound(to: UInt16.self))
+        let tiles = SendablePointer(w.tiles!), y = SendablePointer(out.storage.pointer)
+        let biasPointer = bias.map { SendablePointer($0.storage.pointer + $0.offset) }
+        let tapsPointer = SendablePointer(taps.storage.pointer + taps.offset)
+        let depthBiasPointer = depthBias.map { SendablePointer($0.storage.pointer + $0.offset) }
+        let emulated: Int32 = Kernels.selection.bf16Linear == .amxTiles ? 0 : 1
+        let isa = Kernels.selection.vectorISA.c
+        Parallel.forEachRange(n / 64, minChunk: 1) { blocks in
+            let buffer = TensorStorage(uninitializedCount: sg_amx_glumb_scratch_floats(rows))
+            sg_amx_glumb(emulated, a.pointer, rows, k, tiles.pointer, n, biasPointer?.pointer, tapsPointer.pointer,
+                         depthBiasPointer?.pointer, height, width, y.pointer, blocks.lowerBound, blocks.upperBound,
+                         buffer.pointer, isa)
+        }
+        withExtendedLifetime((scratch, bias, w, taps, depthBias)) {}
+        sg_gemm_time_add(Int64(DispatchTime.now().uptimeNanoseconds - start))
+        return out
+    }
+
     /// `linear` on weights kept as bf16 (`WeightKernel.storedBF16`) into `out`: each worker takes a share of the
     /// output columns and, one panel of ≤ 1024 outputs × 256 inputs at a time, decodes the weights into fp32 scratch
     /// (exact, 1 MiB of scratch per worker) and adds that panel's part of the product with OpenBLAS. Panels this

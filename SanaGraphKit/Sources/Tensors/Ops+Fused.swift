@@ -96,8 +96,8 @@ extension Ops {
         let pb = bias.map { SendablePointer($0.storage.pointer + $0.offset) }
         if let isa {
             Parallel.forEachRange(b * height * width, minChunk: Swift.max(1, 4_096 / Swift.max(c, 1))) { pixels in
-                sg_depthwise3x3_glu_nhwc(px.pointer, pw.pointer, pb?.pointer, height, width, c, pixels.lowerBound,
-                                         pixels.upperBound, po.pointer, isa.c)
+                sg_depthwise3x3_glu_rows(px.pointer, c2, pw.pointer, pb?.pointer, height, width, c, pixels.lowerBound,
+                                         pixels.upperBound, po.pointer, c, isa.c)
             }
             return out
         }

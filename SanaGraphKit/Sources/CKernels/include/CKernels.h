@@ -139,15 +139,26 @@ void sg_amx_gemm(const uint16_t *a, long m, long k, const uint16_t *packed, long
 /// `sg_amx_gemm` with every tile instruction emulated in C: checks the packing and blocking on any CPU (slow).
 void sg_amx_gemm_emulated(const uint16_t *a, long m, long k, const uint16_t *packed, long n, const float *bias,
                           float *y, long ldy, long nb0, long nb1, int activation);
+/// Floats of `sg_amx_glumb`'s per-thread scratch for `m` rows.
+size_t sg_amx_glumb_scratch_floats(long m);
+/// GLUMBConv's first half (the DiT's `conv_inverted` → SiLU → depthwise 3×3 → GLU) for output channel blocks
+/// [j0, j1) (32 channels each): for each, the GEMM's value block and its gate block (`a` · packedᵀ + bias, SiLU)
+/// into `scratch` (`sg_amx_glumb_scratch_floats`, [m, 64]), then `sg_depthwise3x3_glu_rows` on it (taps [9, n]
+/// tap-major, `depth_bias` [n] or NULL) into columns 32·j… of `out` [m, n/2]; m = B·height·width, n a multiple of
+/// 64. The product never goes to memory. `emulated`: the tile instructions in C (any CPU; tests). Threads may run
+/// disjoint block ranges at once, each with its own scratch.
+void sg_amx_glumb(int emulated, const uint16_t *a, long m, long k, const uint16_t *packed, long n, const float *bias,
+                  const float *taps, const float *depth_bias, long height, long width, float *out, long j0, long j1,
+                  float *scratch, sg_isa isa);
 
 // MARK: Depthwise 3×3 conv + GLU on channels-last tokens (depthwise.c)
 
-/// Output pixels [p0, p1) (counted over B·H·W) of GLUMBConv's middle: `x` [B, H·W, 2C] fp32 convolved depthwise
-/// with the 3×3 `taps` [9, 2C] (tap-major, (dy + 1)·3 + dx + 1; stride 1, zero padding) plus `bias` [2C] (or NULL),
-/// then `out` [B, H·W, C] = a · silu(g), a and g the first and second `c` channels. Threads may compute disjoint
-/// pixel ranges at once.
-void sg_depthwise3x3_glu_nhwc(const float *x, const float *taps, const float *bias, long height, long width, long c,
-                              long p0, long p1, float *out, sg_isa isa);
+/// Output pixels [p0, p1) (counted over B·H·W) of GLUMBConv's middle: `x` [B, H·W, 2C] fp32 (rows `ldx` ≥ 2C
+/// apart) convolved depthwise with the 3×3 `taps` [9, 2C] (tap-major, (dy + 1)·3 + dx + 1; stride 1, zero padding)
+/// plus `bias` [2C] (or NULL), then `out` [B, H·W, C] (rows `ldo` ≥ C apart) = a · silu(g), a and g the first and
+/// second `c` channels. Threads may compute disjoint pixel ranges at once.
+void sg_depthwise3x3_glu_rows(const float *x, long ldx, const float *taps, const float *bias, long height, long width,
+                              long c, long p0, long p1, float *out, long ldo, sg_isa isa);
 
 // MARK: Element-wise steps (elementwise.c); `isa` picks AVX-512, AVX2 + FMA or portable C
 
