@@ -261,8 +261,11 @@ extension Ops {
         return y
     }
 
-    /// The AMX kernel: the tile instructions where the machine runs bf16 on them, else their emulation (tests).
-    static let amxGEMM = Kernels.selection.bf16Linear == .amxTiles ? sg_amx_gemm : sg_amx_gemm_emulated
+    /// Whether the AMX kernel's tile instructions run emulated in C: where the machine does not run bf16 on them
+    /// (tests).
+    static let amxEmulated = Kernels.selection.bf16Linear != .amxTiles
+    /// The AMX kernel: the tile instructions, or their emulation (`amxEmulated`).
+    static let amxGEMM = amxEmulated ? sg_amx_gemm_emulated : sg_amx_gemm
 
     /// The rows of `x` rounded to bf16 in the AMX kernel's padded layout (`sg_amx_convert`, split over the workers).
     private static func amxRows(_ x: Tensor, rows: Int, k: Int) -> TensorStorage {
@@ -323,8 +326,7 @@ extension Ops {
         let biasPointer = bias.map { SendablePointer($0.storage.pointer + $0.offset) }
         let tapsPointer = SendablePointer(taps.storage.pointer + taps.offset)
         let depthBiasPointer = depthBias.map { SendablePointer($0.storage.pointer + $0.offset) }
-        let emulated: Int32 = Kernels.selection.bf16Linear == .amxTiles ? 0 : 1
-        let isa = Kernels.selection.vectorISA.c
+        let emulated: Int32 = amxEmulated ? 1 : 0, isa = Kernels.selection.vectorISA.c
         Parallel.forEachRange(n / 64, minChunk: 1) { blocks in
             let buffer = TensorStorage(uninitializedCount: sg_amx_glumb_scratch_floats(rows))
             sg_amx_glumb(emulated, a.pointer, rows, k, tiles.pointer, n, biasPointer?.pointer, tapsPointer.pointer,
@@ -363,8 +365,8 @@ extension Ops {
                         while k0 < k {
                             let depth = Swift.min(panelDepth, k - k0)
                             for c in 0..<columns {
-                                let src = bits.pointer + (n0 + c) * k + k0, dst = scratch.pointer + c * depth
-                                for i in 0..<depth { dst[i] = Float(bitPattern: UInt32(src[i]) << 16) }
+                                DTypeConversion.decodeSerial(.bf16, bits.pointer + (n0 + c) * k + k0, count: depth,
+                                                             scratch.pointer + c * depth)
                             }
                             sgemm(transposeA: false, transposeB: true, m: rows, n: columns, k: depth, a: a.pointer + k0,
                                   lda: k, b: scratch.pointer, ldb: depth, beta: 1, c: y.pointer + n0, ldc: n)
