@@ -3,7 +3,7 @@
 //   sanagraph-bench kernels [--reps N] [--filter SUBSTRING|=NAME] [--list]
 //   sanagraph-bench serve      (model rows driven by tools/reference/bench_models.py; see ModelServer.swift)
 //   sanagraph-bench info [--threads N]   the kernels in use (the report of `sanagraph info`)
-//   sanagraph-bench gemm [--reps N]      model GEMM/conv shapes on every kernel here (GemmCheck.swift)
+//   sanagraph-bench gemm [--reps N] [--only LABEL]   model GEMM/conv shapes on every kernel here (GemmCheck.swift)
 //   sanagraph-bench bf16-check           bf16 accuracy of the shipped model against PyTorch (BF16Check.swift)
 //
 // Prints one JSON object per line: {"name", "shape", "ms" (median), "min_ms", "reps", "gflop"}; the first line
@@ -48,7 +48,7 @@ struct Bench {
         }
         if args.first == "bf16-check" { exit(BF16Check.run()) }
         guard args.first == "kernels" else {
-            FileHandle.standardError.write(Data("usage: sanagraph-bench kernels [--reps N] [--filter SUBSTRING|=NAME] [--list] | info [--threads N] | gemm [--reps N] | bf16-check | serve\n".utf8))
+            FileHandle.standardError.write(Data("usage: sanagraph-bench kernels [--reps N] [--filter SUBSTRING|=NAME] [--list] | info [--threads N] | gemm [--reps N] [--only LABEL] | bf16-check | serve\n".utf8))
             exit(2)
         }
         args.removeFirst()

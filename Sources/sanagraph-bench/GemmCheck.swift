@@ -1,4 +1,4 @@
-// `sanagraph-bench gemm [--reps N]`: GFLOP/s of the model's GEMM and convolution shapes on every kernel this
+// `sanagraph-bench gemm [--reps N] [--only LABEL-SUBSTRING]`: GFLOP/s of the model's GEMM and convolution shapes on every kernel this
 // machine has (fp32: OpenBLAS, oneDNN; bf16: SanaGraph's AMX kernel — also with its weights cold, as in a model's
 // forward —, native oneDNN, emulation), with the bf16 layers' accuracy, as a Markdown table.
 // tools/bench/amx-check.sh runs it on machines without a Swift toolchain. A benchmark, not a test.
@@ -14,14 +14,24 @@ enum GemmCheck {
     }
 
     static func run(_ arguments: [String]) {
-        var reps = 5
-        if arguments.count == 2, arguments[0] == "--reps", let n = Int(arguments[1]), n > 0 { reps = n }
+        var reps = 5, only: String?
+        var rest = arguments[...]
+        while let flag = rest.popFirst() {
+            switch (flag, rest.popFirst()) {
+            case ("--reps", let value?) where Int(value).map({ $0 > 0 }) ?? false: reps = Int(value)!
+            case ("--only", let value?): only = value
+            default:
+                FileHandle.standardError.write(Data("usage: sanagraph-bench gemm [--reps N] [--only LABEL-SUBSTRING]\n".utf8))
+                exit(2)
+            }
+        }
         let s = Kernels.selection
         var variants = [Variant(label: "fp32 OpenBLAS", precision: .fp32, mode: .plain)]
         if s.oneDNNVersion != nil { variants.append(Variant(label: "fp32 oneDNN", precision: .fp32, mode: .oneDNN)) }
         if s.bf16Linear == .amxTiles { variants.append(Variant(label: "bf16 AMX tiles", precision: .bf16, mode: .amxTiles)) }
         if case .native(let isa) = s.bf16 { variants.append(Variant(label: "bf16 oneDNN \(isa)", precision: .bf16, mode: .oneDNN)) }
         variants.append(Variant(label: "bf16 emulated", precision: .bf16, mode: .emulatedBF16))
+        if let only { variants = variants.filter { $0.label.localizedCaseInsensitiveContains(only) } }
 
         print("GFLOP/s, median of \(reps) after a warm-up, \(s.threads) threads. bf16 error: max|Δ|/max|ref| against "
               + "the double-precision product of the bf16-rounded operands (the arithmetic's own error; fp32 sums) and "
@@ -55,7 +65,11 @@ enum GemmCheck {
                     bf16Kernel = layer.kernel
                 }
             }
-            let (exact, fp32) = errors(bf16Out!, x: x, w: w, rows: Swift.min(m, 64))
+            guard let bf16Out else {
+                print("| \(what) \(m)×\(k)×\(n) | " + cells.joined(separator: " | ") + " | | | |")
+                continue
+            }
+            let (exact, fp32) = errors(bf16Out, x: x, w: w, rows: Swift.min(m, 64))
             print("| \(what) \(m)×\(k)×\(n) | " + cells.joined(separator: " | ")
                   + String(format: " | %.1e | %.1e | ", exact, fp32) + bf16Kernel + " |")
         }

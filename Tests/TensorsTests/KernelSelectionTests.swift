@@ -100,6 +100,8 @@ struct KernelSelectionTests {
         #expect(KernelSelection.chooseBF16Linear(env: [:], bf16: .emulated) == .oneDNN)
         #expect(KernelSelection.chooseBF16Linear(env: [:], bf16: .unavailable(reason: "test")) == .oneDNN)
         #expect(host.bf16Linear == KernelSelection.chooseBF16Linear(env: ProcessInfo.processInfo.environment, bf16: host.bf16))
+        // The DiT's GLUMBConv in one pass wherever its first GEMM is on the AMX kernel, unless turned off.
+        #expect(host.fusedGLUMBConv == (ProcessInfo.processInfo.environment["SANAGRAPH_FUSED_GLUMBCONV"] != "0"))
     }
 
     @Test("threads: SANAGRAPH_THREADS, else the CPUs this process may use")

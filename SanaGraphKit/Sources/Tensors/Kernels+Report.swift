@@ -29,7 +29,7 @@ extension KernelSelection {
             let l = LinearWeight(probe, precision: .bf16)
             let conv = ConvWeight(Tensor(repeating: 0.5, shape: [16, 16, 3, 3]), bias: nil, padding: 1, precision: .bf16)
             let glumb = bf16Linear == .amxTiles
-                ? "; the DiT's GLUMBConv: " + (fusedGLUMBConv ? "one pass (SANAGRAPH_FUSED_GLUMBCONV=1)" : "two passes") : ""
+                ? "; the DiT's GLUMBConv: " + (fusedGLUMBConv ? "one pass" : "two passes (SANAGRAPH_FUSED_GLUMBCONV=0)") : ""
             lines.append(("bf16", "linear layers: \(l.kernel); dense convolutions: \(conv.kernel)\(glumb)"))
         case .emulated:
             lines.append(("bf16", "emulated: operands rounded to bf16, fp32 kernels (same accuracy as bf16, fp32 speed)"))
