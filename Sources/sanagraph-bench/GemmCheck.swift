@@ -1,6 +1,7 @@
-// `sanagraph-bench gemm [--reps N] [--only LABEL-SUBSTRING]`: GFLOP/s of the model's GEMM and convolution shapes on every kernel this
-// machine has (fp32: OpenBLAS, oneDNN; bf16: SanaGraph's AMX kernel — also with its weights cold, as in a model's
-// forward —, native oneDNN, emulation), with the bf16 layers' accuracy, as a Markdown table.
+// `sanagraph-bench gemm [--reps N] [--only LABEL-SUBSTRING]`: GFLOP/s of the model's GEMM and convolution shapes on
+// every kernel this machine has (fp32: OpenBLAS, oneDNN; bf16: SanaGraph's AMX kernel — also with its weights cold,
+// as in a model's forward —, native oneDNN, emulation; `--only`: the columns whose label contains the substring), with
+// the bf16 layers' accuracy, as a Markdown table.
 // tools/bench/amx-check.sh runs it on machines without a Swift toolchain. A benchmark, not a test.
 
 import Foundation
@@ -18,7 +19,7 @@ enum GemmCheck {
         var rest = arguments[...]
         while let flag = rest.popFirst() {
             switch (flag, rest.popFirst()) {
-            case ("--reps", let value?) where Int(value).map({ $0 > 0 }) ?? false: reps = Int(value)!
+            case ("--reps", let value?) where (Int(value) ?? 0) > 0: reps = Int(value)!
             case ("--only", let value?): only = value
             default:
                 FileHandle.standardError.write(Data("usage: sanagraph-bench gemm [--reps N] [--only LABEL-SUBSTRING]\n".utf8))
@@ -31,7 +32,14 @@ enum GemmCheck {
         if s.bf16Linear == .amxTiles { variants.append(Variant(label: "bf16 AMX tiles", precision: .bf16, mode: .amxTiles)) }
         if case .native(let isa) = s.bf16 { variants.append(Variant(label: "bf16 oneDNN \(isa)", precision: .bf16, mode: .oneDNN)) }
         variants.append(Variant(label: "bf16 emulated", precision: .bf16, mode: .emulatedBF16))
-        if let only { variants = variants.filter { $0.label.localizedCaseInsensitiveContains(only) } }
+        if let only {
+            let labels = variants.map(\.label)
+            variants = variants.filter { $0.label.localizedCaseInsensitiveContains(only) }
+            guard !variants.isEmpty else {
+                FileHandle.standardError.write(Data("gemm: no kernel here matches --only \(only); these run here: \(labels.joined(separator: ", "))\n".utf8))
+                exit(2)
+            }
+        }
 
         print("GFLOP/s, median of \(reps) after a warm-up, \(s.threads) threads. bf16 error: max|Δ|/max|ref| against "
               + "the double-precision product of the bf16-rounded operands (the arithmetic's own error; fp32 sums) and "
