@@ -21,6 +21,13 @@
 #                                            needed): the swift-testing suites on that CPU's kernels, e.g. the
 #                                            AVX-512 and AMX paths a CI machine without them never runs; args such
 #                                            as --skip CLITests (those need the toolchain and the CLI build)
+#   tools/bench/amx-check.sh profile BUNDLE fp32|bf16 [SETTINGS ...]
+#                                            on the target machine: a Sana-600M DiT forward at 512 px by part
+#                                            (tools/bench/dit-profile.sh; random weights and inputs made once with
+#                                            that machine's PyTorch) under each SETTINGS in turn — a space-separated
+#                                            list of VAR=VALUE, "" for the defaults — then the first again, so
+#                                            kernel settings are compared in one call, e.g.
+#                                            profile BUNDLE bf16 "" "SANAGRAPH_FUSED_GLUMBCONV=0"
 #   tools/bench/amx-check.sh models BUNDLE ROWS [ROWS ...]
 #                                            on the target machine: `make bench`'s model rows against that
 #                                            machine's PyTorch, each group of rows on its own cores (see below)
@@ -185,8 +192,41 @@ models)
     for ((g = 0; g < group; g++)); do echo "== group $g (cores from $((${CORE_OFFSET:-0} + g * THREADS)))"; grep -E '^\||^  [a-z0-9-]+:|rror' "$LOGS/group-$g.txt"; done
     exit "$status"
     ;;
+profile)
+    [ -f "$BUNDLE" ] || { echo "error: $BUNDLE not found; build it with '$0 pack' and carry it here" >&2; exit 2; }
+    PRECISION="${3:-}"
+    [[ "$PRECISION" == fp32 || "$PRECISION" == bf16 ]] || { echo "usage: $0 profile BUNDLE fp32|bf16 [SETTINGS ...]" >&2; exit 2; }
+    shift 3
+    DIR="${UNPACK:-/tmp/amx-check-unpacked}"
+    mkdir -p "$DIR" && tar -C "$DIR" -xJf "$BUNDLE"
+    export LD_LIBRARY_PATH="$DIR/amx-check/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    THREADS="${THREADS:-2}"
+    WORK="${BENCH_WORK:-/tmp/sanagraph-bench}-profile"
+    mkdir -p "$WORK"
+    WORK="$WORK" python3 -c '
+import os, sys
+sys.path.insert(0, "tools/reference")
+import bench_models as b
+work = os.environ["WORK"]
+stamp = os.path.join(work, "transformer", "stamp")
+if not (os.path.exists(stamp) and open(stamp).read() == b.WEIGHTS_STAMP):
+    b.make_weights(os.path.join(work, "transformer"))
+if not os.path.exists(os.path.join(work, "dit-inputs-16.safetensors")):
+    b.make_inputs(os.path.join(work, "dit-inputs-16.safetensors"), 16)
+'
+    "$DIR/amx-check/bin/sanagraph-bench" info --threads "$THREADS"
+    settings=("$@")
+    [ ${#settings[@]} -gt 0 ] || settings=("")
+    for s in "${settings[@]}" "${settings[0]}"; do
+        echo "== dit-profile $PRECISION, ${s:-defaults}"
+        # shellcheck disable=SC2086  # each SETTINGS is a list of VAR=VALUE words
+        env $s SANAGRAPH_THREADS="$THREADS" BENCH="$DIR/amx-check/bin/sanagraph-bench" \
+            taskset -c "${CORE_OFFSET:-0}-$((${CORE_OFFSET:-0} + THREADS - 1))" \
+            bash tools/bench/dit-profile.sh "$WORK/transformer" "$WORK/dit-inputs-16.safetensors" "$PRECISION" fp16
+    done
+    ;;
 *)
-    echo "usage: $0 pack [BUNDLE] | pack-tests [BUNDLE] | run [BUNDLE] | tests BUNDLE [ARGS ...] | models BUNDLE ROWS [ROWS ...]" >&2
+    echo "usage: $0 pack [BUNDLE] | pack-tests [BUNDLE] | run [BUNDLE] | tests BUNDLE [ARGS ...] | profile BUNDLE fp32|bf16 [SETTINGS ...] | models BUNDLE ROWS [ROWS ...]" >&2
     exit 2
     ;;
 esac
