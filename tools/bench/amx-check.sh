@@ -63,6 +63,14 @@ collect_libs() {
     done
 }
 
+# On the target: unpacks BUNDLE (made by `$0 MODE`, MODE the first argument) into DIR (the second) and puts its
+# libraries on LD_LIBRARY_PATH.
+unpack_bundle() {
+    [ -f "$BUNDLE" ] || { echo "error: $BUNDLE not found; build it with '$0 $1' and carry it here" >&2; exit 2; }
+    mkdir -p "$2" && tar -C "$2" -xJf "$BUNDLE"
+    export LD_LIBRARY_PATH="$2/amx-check/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+}
+
 # Writes STAGE/amx-check as the xz tarball BUNDLE and lists it.
 write_bundle() {
     mkdir -p "$(dirname "$2")"
@@ -116,23 +124,19 @@ pack-tests)
     write_bundle "$STAGE" "$BUNDLE"
     ;;
 tests)
-    [ -f "$BUNDLE" ] || { echo "error: $BUNDLE not found; build it with '$0 pack-tests' and carry it here" >&2; exit 2; }
     shift 2
     DIR="$(mktemp -d)"
     trap 'rm -rf "$DIR"' EXIT
-    tar -C "$DIR" -xJf "$BUNDLE"
-    export LD_LIBRARY_PATH="$DIR/amx-check/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    unpack_bundle pack-tests "$DIR"
     export SANAGRAPH_REPOSITORY_ROOT="$PWD"
     echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), lscpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)," \
          "$(grep -m1 '^cpu family' /proc/cpuinfo | tr -d '\t') $(grep -m1 '^model[[:space:]]' /proc/cpuinfo | tr -d '\t')"
     "$DIR/amx-check/bin/SanaGraphPackageTests.xctest" --testing-library swift-testing "$@"
     ;;
 run)
-    [ -f "$BUNDLE" ] || { echo "error: $BUNDLE not found; build it with '$0 pack' and carry it here" >&2; exit 2; }
     DIR="$(mktemp -d)"
     trap 'rm -rf "$DIR"' EXIT
-    tar -C "$DIR" -xJf "$BUNDLE"
-    export LD_LIBRARY_PATH="$DIR/amx-check/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    unpack_bundle pack "$DIR"
     B="$DIR/amx-check/bin/sanagraph-bench"
     THREADS="${THREADS:-2}"
     if [ "$THREADS" = all ]; then unset SANAGRAPH_THREADS; else export SANAGRAPH_THREADS="$THREADS"; fi
@@ -161,11 +165,9 @@ models)
     # further argument is a group of comma-separated rows; the groups run at once, each on its own THREADS cores
     # (taskset; CORE_OFFSET shifts them), so a many-core machine measures in minutes what takes an hour in sequence. Both sides of a row
     # share its cores, interleaved, as in `make bench`. Logs: $LOGS/group-N.txt (default /tmp/amx-models).
-    [ -f "$BUNDLE" ] || { echo "error: $BUNDLE not found; build it with '$0 pack' and carry it here" >&2; exit 2; }
     shift 2
     DIR="${UNPACK:-/tmp/amx-check-unpacked}"
-    mkdir -p "$DIR" && tar -C "$DIR" -xJf "$BUNDLE"
-    export LD_LIBRARY_PATH="$DIR/amx-check/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    unpack_bundle pack "$DIR"
     THREADS="${THREADS:-2}"
     LOGS="${LOGS:-/tmp/amx-models}"
     WORK="${BENCH_WORK:-/tmp/sanagraph-bench}"
@@ -193,13 +195,11 @@ models)
     exit "$status"
     ;;
 profile)
-    [ -f "$BUNDLE" ] || { echo "error: $BUNDLE not found; build it with '$0 pack' and carry it here" >&2; exit 2; }
     PRECISION="${3:-}"
     [[ "$PRECISION" == fp32 || "$PRECISION" == bf16 ]] || { echo "usage: $0 profile BUNDLE fp32|bf16 [SETTINGS ...]" >&2; exit 2; }
     shift 3
     DIR="${UNPACK:-/tmp/amx-check-unpacked}"
-    mkdir -p "$DIR" && tar -C "$DIR" -xJf "$BUNDLE"
-    export LD_LIBRARY_PATH="$DIR/amx-check/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    unpack_bundle pack "$DIR"
     THREADS="${THREADS:-2}"
     WORK="${BENCH_WORK:-/tmp/sanagraph-bench}-profile"
     mkdir -p "$WORK"
