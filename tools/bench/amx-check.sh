@@ -14,13 +14,14 @@
 #   tools/bench/amx-check.sh pack-tests [BUNDLE]
 #                                            on a build machine: `swift test`'s release test binary (built with
 #                                            testing enabled, as `make test` builds it), libSanaGraphKit.so, the
-#                                            Swift runtime and the libraries they open, into BUNDLE (default
-#                                            .build-amx/tests.tar.xz)
+#                                            `sanagraph` CLI the CLI suites run, the Swift runtime and the
+#                                            libraries they open, into BUNDLE (default .build-amx/tests.tar.xz)
 #   tools/bench/amx-check.sh tests BUNDLE [SWIFT-TESTING ARGS ...]
 #                                            on the target machine, from the repository root (Tests/Fixtures
 #                                            needed): the swift-testing suites on that CPU's kernels, e.g. the
 #                                            AVX-512 and AMX paths a CI machine without them never runs; args such
-#                                            as --skip CLITests (those need the toolchain and the CLI build)
+#                                            as --skip 'shippedSanaShapes|PluginTests' (those need the shipped
+#                                            model's weights and the toolchain)
 #   tools/bench/amx-check.sh profile BUNDLE fp32|bf16 [SETTINGS ...]
 #                                            on the target machine: a Sana-600M DiT forward at 512 px by part
 #                                            (tools/bench/dit-profile.sh; random weights and inputs made once with
@@ -115,9 +116,11 @@ pack-tests)
     mkdir -p "$STAGE/amx-check/bin" "$STAGE/amx-check/lib"
     strip -o "$STAGE/amx-check/bin/SanaGraphPackageTests.xctest" "$BIN/SanaGraphPackageTests.xctest"
     strip -o "$STAGE/amx-check/lib/libSanaGraphKit.so" "$BIN/libSanaGraphKit.so"
+    # The CLI suites look for `sanagraph` beside the test binary.
+    strip -o "$STAGE/amx-check/bin/sanagraph" "$BIN/sanagraph"
     # The Swift runtime, Foundation and the test libraries come from the toolchain (not ldconfig's paths).
     RUNTIME="$(dirname "$(readlink -f "$(command -v swift)")")/../lib/swift/linux"
-    for dep in $(ldd "$BIN/SanaGraphPackageTests.xctest" | awk '/=>/ { print $3 }' | grep -F "$(readlink -f "$RUNTIME")"); do
+    for dep in $(ldd "$BIN/SanaGraphPackageTests.xctest" "$BIN/sanagraph" | awk '/=>/ { print $3 }' | sort -u | grep -F "$(readlink -f "$RUNTIME")"); do
         cp -L "$dep" "$STAGE/amx-check/lib/"
     done
     collect_libs "$STAGE/amx-check"
