@@ -106,9 +106,10 @@ struct AttentionTests {
     }
 }
 
-/// attention.c's few-keys kernel on its own (the op takes it on AVX-512 machines for ≤ 64 kept keys): each path
-/// this CPU has against the attention in double precision, with strided rows, a tail of keys past 16 and a value
-/// width that is not a multiple of 16; with bf16 operands against the same sums of the rounded operands.
+/// attention.c's few-keys kernel on its own (the op takes it on AVX-512 and AVX2 machines for ≤ 64 kept keys): each
+/// path this CPU has against the attention in double precision, with strided rows, a row count and key counts off
+/// the 4-row and 8/16-key blocks, and value widths that are no multiple of 8; with bf16 operands against the same
+/// sums of the rounded operands (AVX2 hands those to the portable code).
 @Suite("Attention over a few keys")
 struct FewKeysAttentionTests {
     static func reference(q: [Float], k: [Float], v: [Float], mask: [Float], rows: Int, n: Int, d: Int, dv: Int,
@@ -131,7 +132,7 @@ struct FewKeysAttentionTests {
         return out
     }
 
-    @Test("portable and AVX-512 paths match a double-precision reference", arguments: [(5, 7, 3, false), (72, 72, 37, false), (72, 72, 37, true), (16, 33, 64, false)])
+    @Test("each path (portable, AVX2, AVX-512) matches a double-precision reference", arguments: [(5, 7, 3, false), (12, 19, 9, false), (72, 72, 37, false), (72, 72, 37, true), (16, 33, 64, false)])
     func matchesReference(_ d: Int, _ dv: Int, _ n: Int, _ bf16: Bool) {
         var r = SeededValues(seed: UInt64(d * 100 + n))
         let rows = 23, stride = 3  // rows of q, k, v and out spaced by a few extra columns
@@ -152,8 +153,7 @@ struct FewKeysAttentionTests {
         let round: (Float) -> Float = bf16 ? { (x: Float) -> Float in AttentionTests.bf16(Tensor(shape: [1], values: [x])).scalars[0] } : { $0 }
         let expected = Self.reference(q: q, k: k, v: v, mask: mask, rows: rows, n: n, d: d, dv: dv, alpha: Double(alpha), round: round)
         let largest = expected.map(abs).max()!
-        let cpu = Kernels.selection.cpu
-        for isa in cpu.avx512Core ? [SG_ISA_PORTABLE, SG_ISA_AVX512] : [SG_ISA_PORTABLE] {
+        for isa in ElementwiseKernelTests.isas {
             var out = [Float](repeating: .nan, count: rows * (dv + stride))
             var scratch = [Float](repeating: 0, count: sg_attention_few_keys_scratch(d))
             let status = sg_attention_few_keys(qs, d + stride, rows, d, ks, d + stride, vs, dv + stride, n, dv, alpha, mask, 1,
@@ -168,11 +168,10 @@ struct FewKeysAttentionTests {
 
     @Test("the padding check fails when a dropped key could carry weight, and n past 64 is refused")
     func paddingCheck() {
-        let d = 8, n = 4
+        let d = 10, n = 4  // d off the 8 / 16 lanes: the |q| sums' tails
         let q = [Float](repeating: 1, count: d), k = [Float](repeating: 0.5, count: n * d), v = [Float](repeating: 1, count: n * d)
         var out = [Float](repeating: 0, count: d), scratch = [Float](repeating: 0, count: sg_attention_few_keys_scratch(d))
-        let isas = Kernels.selection.cpu.avx512Core ? [SG_ISA_PORTABLE, SG_ISA_AVX512] : [SG_ISA_PORTABLE]
-        for isa in isas {
+        for isa in ElementwiseKernelTests.isas {
             // Dropped keys of norm 2e4 with mask −10000: |q|·|k|·alpha ≈ 2e4 can reach them.
             #expect(sg_attention_few_keys(q, d, 1, d, k, d, v, d, n, d, 0.35, nil, 0, 1, 2e4, -10_000, &out, d, &scratch, 0, isa) == 0)
             // Small dropped keys behind −10000: exact.

@@ -1,7 +1,8 @@
 // Softmax attention of one head over a few keys (≤ 64), fp32, start to finish per query row: the DiT's
 // cross-attention once the caption's padding keys are dropped (a prompt is a few dozen of its 300 tokens).
 // There the general path's per-row steps (two tiny GEMMs, scale, mask, softmax, the padding check) cost more
-// than the arithmetic; here a row's scores live in at most four 16-lane registers.
+// than the arithmetic; here a row's scores live in at most four 16-lane registers (AVX-512) or in a 64-float
+// row buffer filled 8 keys at a time (AVX2).
 #include "CKernels.h"
 
 #include <math.h>
@@ -155,6 +156,92 @@ AVX512 static int few_keys_avx512(const float *q, long q_stride, long rows, long
     }
     return 1;
 }
+
+#define AVX2 SG_TARGET_AVX2
+
+AVX2 static inline float hmax8(__m256 x) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+AVX2 static inline float hsum8(__m256 x) {
+    __m128 m = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
+}
+
+/// few_keys_avx512 with 8 lanes, fp32 operands only (no bf16 tiles on an AVX2 CPU). Sixteen registers cannot hold
+/// four rows' scores over 64 keys, so the scores go a block of 8 keys at a time (four rows' sums in registers) to
+/// `p`, and the softmax runs there.
+AVX2 static int few_keys_avx2(const float *q, long q_stride, long rows, long d, const float *k, long k_stride,
+                              const float *v, long v_stride, long n, long dv, float alpha, const float *mask,
+                              long mask_stride, int check, float pad_key_norm, float pad_mask_max, float *out,
+                              long out_stride, float *kt) {
+    long blocks = (n + 7) / 8;
+    for (long c = 0; c < d; c++)
+        for (long j = 0; j < blocks * 8; j++) kt[c * MAX_KEYS + j] = j < n ? k[j * k_stride + c] : 0;
+    float bias[MAX_KEYS];
+    for (long j = 0; j < blocks * 8; j++) bias[j] = j >= n ? -INFINITY : mask ? mask[j * mask_stride] : 0;
+    for (long r0 = 0; r0 < rows; r0 += ROWS) {
+        // Rows past the end repeat the last one: computed, never stored.
+        const float *qr[ROWS];
+        for (long i = 0; i < ROWS; i++) qr[i] = q + (r0 + i < rows ? r0 + i : rows - 1) * q_stride;
+        float p[ROWS][MAX_KEYS];
+        for (long b = 0; b < blocks; b++) {
+            __m256 sc[ROWS];
+            for (long i = 0; i < ROWS; i++) sc[i] = _mm256_setzero_ps();
+            for (long c = 0; c < d; c++) {
+                __m256 kc = _mm256_loadu_ps(kt + c * MAX_KEYS + b * 8);
+                for (long i = 0; i < ROWS; i++) sc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(qr[i] + c), kc, sc[i]);
+            }
+            __m256 bb = _mm256_loadu_ps(bias + b * 8);
+            for (long i = 0; i < ROWS; i++) _mm256_storeu_ps(p[i] + b * 8, _mm256_fmadd_ps(sc[i], _mm256_set1_ps(alpha), bb));
+        }
+        for (long i = 0; i < ROWS; i++) {
+            __m256 mx = _mm256_loadu_ps(p[i]);
+            for (long b = 1; b < blocks; b++) mx = _mm256_max_ps(mx, _mm256_loadu_ps(p[i] + b * 8));
+            float row_max = hmax8(mx);
+            if (check) {
+                __m256 q2 = _mm256_setzero_ps();
+                for (long c = 0; c < d; c += 8) {
+                    __m256 x = _mm256_maskload_ps(qr[i] + c, sg_lanes8(d - c));
+                    q2 = _mm256_fmadd_ps(x, x, q2);
+                }
+                if (!padding_exact(alpha, hsum8(q2), pad_key_norm, pad_mask_max, row_max)) return 0;
+            }
+            if (row_max == -INFINITY) {  // every key masked with −inf: zeros, as the general path
+                memset(p[i], 0, sizeof p[i]);
+                continue;
+            }
+            __m256 sum = _mm256_setzero_ps(), m = _mm256_set1_ps(row_max);
+            for (long b = 0; b < blocks; b++) {
+                __m256 e = sg_exp8(_mm256_sub_ps(_mm256_loadu_ps(p[i] + b * 8), m));
+                _mm256_storeu_ps(p[i] + b * 8, e);
+                sum = _mm256_add_ps(sum, e);
+            }
+            __m256 inv = _mm256_set1_ps(1 / hsum8(sum));
+            for (long b = 0; b < blocks; b++) _mm256_storeu_ps(p[i] + b * 8, _mm256_mul_ps(_mm256_loadu_ps(p[i] + b * 8), inv));
+        }
+        for (long c = 0; c < dv; c += 8) {
+            __m256i mc = sg_lanes8(dv - c);
+            int whole = c + 8 <= dv;
+            __m256 acc[ROWS];
+            for (long i = 0; i < ROWS; i++) acc[i] = _mm256_setzero_ps();
+            for (long j = 0; j < n; j++) {
+                const float *vj = v + j * v_stride + c;
+                __m256 x = whole ? _mm256_loadu_ps(vj) : _mm256_maskload_ps(vj, mc);
+                for (long i = 0; i < ROWS; i++) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(p[i] + j), x, acc[i]);
+            }
+            for (long i = 0; i < ROWS && r0 + i < rows; i++) {
+                float *o = out + (r0 + i) * out_stride + c;
+                if (whole) _mm256_storeu_ps(o, acc[i]);
+                else _mm256_maskstore_ps(o, mc, acc[i]);
+            }
+        }
+    }
+    return 1;
+}
 #endif
 
 long sg_attention_few_keys_scratch(long d) { return d * MAX_KEYS; }
@@ -168,6 +255,9 @@ int sg_attention_few_keys(const float *q, long q_stride, long rows, long d, cons
     if (isa == SG_ISA_AVX512)
         return few_keys_avx512(q, q_stride, rows, d, k, k_stride, v, v_stride, n, dv, alpha, mask, mask_stride,
                                check_padding, pad_key_norm, pad_mask_max, out, out_stride, scratch, bf16_operands);
+    if (isa == SG_ISA_AVX2 && !bf16_operands)
+        return few_keys_avx2(q, q_stride, rows, d, k, k_stride, v, v_stride, n, dv, alpha, mask, mask_stride,
+                             check_padding, pad_key_norm, pad_mask_max, out, out_stride, scratch);
 #endif
     (void)scratch;
     return few_keys_portable(q, q_stride, rows, d, k, k_stride, v, v_stride, n, dv, alpha, mask, mask_stride,

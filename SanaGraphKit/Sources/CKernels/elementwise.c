@@ -13,11 +13,6 @@
 #define AVX512 SG_TARGET_AVX512
 #define AVX2 SG_TARGET_AVX2
 
-/// Lane mask of the first `count` (0...8) lanes, for AVX2 masked loads and stores.
-AVX2 static inline __m256i lanes8(long count) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 // MARK: SiLU
 
 // Masked moves only for the tail: masked stores of whole vectors cost more on AMD cores.
@@ -34,7 +29,7 @@ AVX2 static inline __m256 silu8(__m256 v) {
 AVX2 static void silu_avx2(const float *x, float *y, long n) {
     long i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, silu8(_mm256_loadu_ps(x + i)));
-    if (i < n) _mm256_maskstore_ps(y + i, lanes8(n - i), silu8(_mm256_maskload_ps(x + i, lanes8(n - i))));
+    if (i < n) _mm256_maskstore_ps(y + i, sg_lanes8(n - i), silu8(_mm256_maskload_ps(x + i, sg_lanes8(n - i))));
 }
 
 // MARK: DC-AE channel RMSNorm on NCHW
@@ -83,7 +78,7 @@ AVX2 static void channel_rms_norm_avx2(const float *x, const float *residual, co
     for (long p = p0; p < p1; p += 64) {
         __m256i m[8];
         __m256 acc[8];
-        for (int v = 0; v < 8; v++) { m[v] = lanes8(p1 - p - 8 * v); acc[v] = _mm256_setzero_ps(); }
+        for (int v = 0; v < 8; v++) { m[v] = sg_lanes8(p1 - p - 8 * v); acc[v] = _mm256_setzero_ps(); }
         for (long ch = 0; ch < c; ch++)
             for (int v = 0; v < 8; v++) {
                 __m256 t = _mm256_maskload_ps(x + ch * plane + p + 8 * v, m[v]);

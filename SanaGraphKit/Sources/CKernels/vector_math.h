@@ -36,6 +36,12 @@ static inline __mmask16 sg_lanes16(long count) {
     return count >= 16 ? 0xffff : count <= 0 ? 0 : (__mmask16)((1u << count) - 1);
 }
 
+/// Lane mask of the first `count` (clamped to 0...8) lanes, for AVX2 masked loads and stores.
+SG_TARGET_AVX2 static inline __m256i sg_lanes8(long count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(count < 0 ? 0 : count > 8 ? 8 : count)),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 // The polynomial on x already clamped to [−87.3, 88], leaving n and p (e^x = p · 2^n).
 #define SG_EXP_POLYNOMIAL(V, set1, fmadd, fnmadd, mul, add, round, x)                                         \
     V n = round(mul(x, set1(1.44269504088896341f)));                                                         \

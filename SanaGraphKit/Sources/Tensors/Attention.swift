@@ -168,9 +168,10 @@ extension Ops {
                                    p: sg_amx_src_bytes(rowsPerItem, lk), v: sg_amx_packed_bytes(dv, lk)) : (q: 0, k: 0, p: 0, v: 0)
 
         // A few keys (a short caption once its padding is dropped): each row start to finish in registers
-        // (attention.c; AVX-512 only), with `products`' rounding (bf16 operands for `.bf16Tiles`).
+        // (attention.c: AVX-512 with `products`' rounding — bf16 operands for `.bf16Tiles` —, AVX2 in fp32).
+        let fewKeysISA = Kernels.selection.vectorISA
         let fewKeys = softcap == nil && (maskInfo.map { $0.strides[2] == 0 } ?? true)
-            && Kernels.selection.vectorISA == .avx512
+            && (fewKeysISA == .avx512 || (fewKeysISA == .avx2 && !tiles))
 
         Parallel.forEachRange(pairs * blocks, minChunk: 1) { items in
             let fewScratch = fewKeys ? TensorStorage(uninitializedCount: sg_attention_few_keys_scratch(d)) : nil
@@ -195,8 +196,7 @@ extension Ops {
                     if sg_attention_few_keys(qh, q.rowStride, rows, d, kh, k.rowStride, vh, v.rowStride, n, dv, alpha,
                                              m, maskInfo?.strides[3] ?? 0, dropped == nil ? 0 : 1,
                                              dropped?.keyNorm[pair] ?? 0, dropped?.maskMax[pair] ?? 0, oh,
-                                             o.rowStride, fewScratch.pointer, tiles ? 1 : 0,
-                                             KernelSelection.VectorISA.avx512.c) == 1 {
+                                             o.rowStride, fewScratch.pointer, tiles ? 1 : 0, fewKeysISA.c) == 1 {
                         continue
                     }
                 }

@@ -195,7 +195,8 @@ long sg_attention_few_keys_scratch(long d);
 /// pad_mask_max) have exactly zero weight (exponent < −100); returns 0 as soon as one does not (the caller redoes
 /// the rows over every key), 1 when done, −1 when n is out of range. With `bf16_operands`, q, k, v and the
 /// probabilities are rounded to bf16 before their products (fp32 sums), as the AMX tile path computes.
-/// `isa`: AVX-512 or portable C. `scratch`: `sg_attention_few_keys_scratch(d)` floats.
+/// `isa`: AVX-512, AVX2 (fp32 operands; bf16 ones take portable C there) or portable C. `scratch`:
+/// `sg_attention_few_keys_scratch(d)` floats.
 int sg_attention_few_keys(const float *q, long q_stride, long rows, long d, const float *k, long k_stride,
                           const float *v, long v_stride, long n, long dv, float alpha, const float *mask,
                           long mask_stride, int check_padding, float pad_key_norm, float pad_mask_max, float *out,
