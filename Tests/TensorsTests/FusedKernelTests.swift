@@ -326,6 +326,7 @@ struct BufferPoolTests {
 /// the vector paths run masked tails, SiLU across exp's under- and overflow.
 @Suite("Element-wise C kernels")
 struct ElementwiseKernelTests {
+    /// Every path of the C kernels this CPU runs (portable C always); the attention tests use it too.
     static var isas: [sg_isa] {
         let cpu = Kernels.selection.cpu
         return [SG_ISA_PORTABLE] + (cpu.avx2 && cpu.fma ? [SG_ISA_AVX2] : []) + (cpu.avx512Core ? [SG_ISA_AVX512] : [])
