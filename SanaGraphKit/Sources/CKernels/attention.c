@@ -165,12 +165,6 @@ AVX2 static inline float hmax8(__m256 x) {
     return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
 }
 
-AVX2 static inline float hsum8(__m256 x) {
-    __m128 m = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
-    return _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
-}
-
 /// few_keys_avx512 with 8 lanes, fp32 operands only (no bf16 tiles on an AVX2 CPU). Sixteen registers cannot hold
 /// four rows' scores over 64 keys, so the scores go a block of 8 keys at a time (four rows' sums in registers) to
 /// `p`, and the softmax runs there.
@@ -208,7 +202,7 @@ AVX2 static int few_keys_avx2(const float *q, long q_stride, long rows, long d, 
                     __m256 x = _mm256_maskload_ps(qr[i] + c, sg_lanes8(d - c));
                     q2 = _mm256_fmadd_ps(x, x, q2);
                 }
-                if (!padding_exact(alpha, hsum8(q2), pad_key_norm, pad_mask_max, row_max)) return 0;
+                if (!padding_exact(alpha, sg_hsum8(q2), pad_key_norm, pad_mask_max, row_max)) return 0;
             }
             if (row_max == -INFINITY) {  // every key masked with −inf: zeros, as the general path
                 memset(p[i], 0, sizeof p[i]);
@@ -220,7 +214,7 @@ AVX2 static int few_keys_avx2(const float *q, long q_stride, long rows, long d, 
                 _mm256_storeu_ps(p[i] + b * 8, e);
                 sum = _mm256_add_ps(sum, e);
             }
-            __m256 inv = _mm256_set1_ps(1 / hsum8(sum));
+            __m256 inv = _mm256_set1_ps(1 / sg_hsum8(sum));
             for (long b = 0; b < blocks; b++) _mm256_storeu_ps(p[i] + b * 8, _mm256_mul_ps(_mm256_loadu_ps(p[i] + b * 8), inv));
         }
         for (long c = 0; c < dv; c += 8) {

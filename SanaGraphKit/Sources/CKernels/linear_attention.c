@@ -18,8 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#include <immintrin.h>
+#include "vector_math.h"
+
+#ifdef SG_VECTOR_X86
 #define SG_LA_X86 1
 #endif
 
@@ -97,7 +98,7 @@ static void la_portable(const float *q, long qs, const float *k, long ks, const 
 #define V_DIV(a, b) _mm512_div_ps(a, b)
 #define V_RELU(x) _mm512_max_ps(x, _mm512_setzero_ps())  // max(NaN, 0) = 0, as in the portable path
 #define V_HSUM(x) _mm512_reduce_add_ps(x)
-#define V_MASK(count) ((vmask)((count) >= L ? 0xffff : (count) <= 0 ? 0 : (1u << (count)) - 1))
+#define V_MASK(count) sg_lanes16(count)
 #include "linear_attention.c"
 #undef LA
 #undef LA_TARGET
@@ -138,13 +139,8 @@ static void la_portable(const float *q, long qs, const float *k, long ks, const 
 #define V_ADD(a, b) _mm256_add_ps(a, b)
 #define V_DIV(a, b) _mm256_div_ps(a, b)
 #define V_RELU(x) _mm256_max_ps(x, _mm256_setzero_ps())
-#define V_HSUM(x) la_hsum_avx2(x)
-#define V_MASK(count) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-__attribute__((target("avx2,fma"), always_inline)) static inline float la_hsum_avx2(__m256 x) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
+#define V_HSUM(x) sg_hsum8(x)
+#define V_MASK(count) sg_lanes8(count)
 #include "linear_attention.c"
 #endif  // SG_LA_X86
 

@@ -5,6 +5,7 @@
 #ifndef SANAGRAPH_VECTOR_MATH_H
 #define SANAGRAPH_VECTOR_MATH_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -40,6 +41,13 @@ static inline __mmask16 sg_lanes16(long count) {
 SG_TARGET_AVX2 static inline __m256i sg_lanes8(long count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(count < 0 ? 0 : count > 8 ? 8 : count)),
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/// The sum of the 8 lanes (pairwise: halves, then pairs, then the last two).
+SG_TARGET_AVX2 static inline float sg_hsum8(__m256 x) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
 // The polynomial on x already clamped to [−87.3, 88], leaving n and p (e^x = p · 2^n).
